@@ -1,0 +1,47 @@
+"""Shared pytest setup: the --slow flag, paths to ../shared/data, common fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_DATA = Path(os.environ.get("TEXT2NODE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data; skip the test when it is absent (a user's clone)."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} is absent: this test reads the shared real data (present in CI)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_taxonomy():
+    """A 20-concept taxonomy (a DAG: one concept has two parents) from tests/fixtures."""
+    from spacy_text2node import Taxonomy
+
+    return Taxonomy.from_csv(FIXTURES / "tiny_taxonomy.csv")
+
+
+@pytest.fixture(scope="session")
+def icd10cm():
+    """The full ICD-10-CM taxonomy (about 6 s to load; shared by the session)."""
+    pytest.importorskip("simple_icd_10_cm", reason="needs the icd extra")
+    from spacy_text2node import Taxonomy
+
+    return Taxonomy.from_icd10cm()
