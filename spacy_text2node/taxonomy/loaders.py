@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import re
 from pathlib import Path
@@ -31,29 +30,34 @@ def _check_file(path: PathLike) -> Path:
     return p
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    """Open a text file (gzip by magic bytes), strictly UTF-8 (a BOM is allowed)."""
+def _open_binary(path: Path):
+    """Open a file for binary reading, through gzip when it starts with gzip's magic bytes."""
     with path.open("rb") as f:
         magic = f.read(2)
-    raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
 
 
 def _lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """Yield (line_number, line without newline); a decoding error names the line."""
-    f = _open_text(path)
+    """Yield (line_number, line without newline), strictly UTF-8 (a BOM is allowed).
+
+    Lines are decoded one by one, so a decoding error names the line it is on.
+    """
     n = 0
     try:
-        with f:
-            for n, line in enumerate(f, 1):
+        with _open_binary(path) as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise TaxonomyError(
+                        f"{path}, line {n}: not valid UTF-8 ({e.reason} at byte {e.start} of the line). "
+                        "Convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+                    ) from None
+                if n == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
                 yield n, line.rstrip("\r\n")
-    except UnicodeDecodeError as e:
-        raise TaxonomyError(
-            f"{path}, line {n + 1}: not valid UTF-8 ({e.reason} at byte {e.start}). "
-            "Convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
-        ) from None
     except (OSError, EOFError) as e:
-        raise TaxonomyError(f"{path}: cannot be read ({e}). Is it a truncated or corrupt gzip file?") from None
+        raise TaxonomyError(f"{path}: cannot be read after line {n} ({e}). Is it a truncated or corrupt gzip file?") from None
 
 
 def _split_multi(value: Optional[str], sep: str = MULTI_SEP) -> List[str]:
@@ -165,12 +169,12 @@ def load_obo(
                 stanzas.append((n, current))
             seen_header = True
             continue
+        if not seen_header and not stanzas and n == 1 and not line.startswith("format-version"):
+            raise TaxonomyError(f"{p}, line 1: does not look like OBO (expected 'format-version: ...'). Is this the right --format?")
         if ":" not in line:
             b.problem(n, f"malformed line {line[:60]!r}: expected 'tag: value'")
             continue
         if not seen_header:
-            if n == 1 and not line.startswith("format-version"):
-                raise TaxonomyError(f"{p}, line 1: does not look like OBO (expected 'format-version: ...'). Is this the right --format?")
             continue
         if current is None:
             continue

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install spacy-text2node with every extra into the current Python (use a venv if you like).
+# torch is pinned first to the CPU build so nothing pulls a multi-GB CUDA build.
+set -euo pipefail
+PY=${PYTHON:-python3}
+cd "$(dirname "$0")/.."
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
+  "$PY" -m pip install -q "torch==2.13.0"
+fi
+"$PY" -m pip install -q -e ".[all]"
+"$PY" -c "import spacy_text2node, spacy; print('spacy-text2node', spacy_text2node.__version__, 'installed; spaCy', spacy.__version__)"

@@ -1,0 +1,1 @@
+"""thinc model architectures."""

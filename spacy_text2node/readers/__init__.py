@@ -1,0 +1,1 @@
+"""Corpus readers (@readers) for spacy train / evaluate."""
