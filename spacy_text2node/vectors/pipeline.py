@@ -1,0 +1,203 @@
+"""Put vector tables into spaCy pipelines, and the registered loaders for configs."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import spacy
+from spacy.language import Language
+from spacy.util import registry
+from spacy.vectors import Vectors
+
+from .io import VectorsError, read_vectors
+
+logger = logging.getLogger("spacy_text2node")
+
+PathLike = Union[str, Path]
+
+
+def make_vectors_table(
+    words: Sequence[str], matrix: np.ndarray, *, strings=None, lowercase: bool = False, name: Optional[str] = None
+) -> Vectors:
+    """A default-mode spaCy `Vectors` table with one row per word.
+
+    words (Sequence[str]): the keys, in row order.
+    matrix (np.ndarray): (len(words), dim) vectors.
+    strings (Optional[StringStore]): the vocab's strings to register the keys in.
+    lowercase (bool): look tokens up by their lowercase form (attr LOWER).
+    name (Optional[str]): the table's name.
+    RETURNS (Vectors): the table.
+    """
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    if len(words) != matrix.shape[0]:
+        raise VectorsError(f"{len(words)} words but {matrix.shape[0]} vectors.")
+    if strings is not None:
+        keys = [strings.add(w) for w in words]
+    else:
+        from spacy.strings import StringStore
+
+        strings = StringStore(words)
+        keys = [strings[w] for w in words]
+    kwargs: Dict[str, Any] = dict(strings=strings, data=matrix, keys=keys, attr="LOWER" if lowercase else "ORTH")
+    if name:
+        kwargs["name"] = name
+    return Vectors(**kwargs)
+
+
+def load_vectors(
+    source: Optional[PathLike] = None, format: str = "glove-6b-50d", *, max_words: Optional[int] = None
+) -> Tuple[List[str], np.ndarray]:
+    """Read a vectors file (or the GloVe 6B 50-d default) as `(words, matrix)`.
+
+    source (Optional[str / Path]): the file; None for 'glove-6b-50d'.
+    format (str): 'glove', 'word2vec', 'word2vec-binary', 'fasttext-vec',
+        'glove-6b-50d' or 'auto'.
+    max_words (Optional[int]): keep the first N words.
+    RETURNS (Tuple[List[str], np.ndarray]): words and a float32 matrix.
+    """
+    return read_vectors(source, format, max_words=max_words)
+
+
+def _base_nlp(base: Union[None, PathLike, Language], lang: str) -> Language:
+    if base is None:
+        return spacy.blank(lang)
+    if isinstance(base, Language):
+        return base
+    path = Path(base)
+    if not path.exists():
+        raise VectorsError(f"{path}: no such pipeline directory (--into). Check the path.")
+    return spacy.load(path)
+
+
+def build_vectors_pipeline(
+    words: Optional[Sequence[str]] = None,
+    matrix: Optional[np.ndarray] = None,
+    *,
+    table: Optional[Vectors] = None,
+    base: Union[None, PathLike, Language] = None,
+    lang: str = "en",
+    lowercase: bool = True,
+    name: Optional[str] = None,
+    subwords: Optional[str] = "ngram",
+    component_config: Optional[Dict[str, Any]] = None,
+    wordpieces: Optional[Tuple[Sequence[str], np.ndarray]] = None,
+    show_progress: bool = False,
+) -> Language:
+    """A pipeline holding a vector table, with the `text2node_vectors` subword component.
+
+    words (Optional[Sequence[str]]): the table's words (with `matrix`).
+    matrix (Optional[np.ndarray]): their vectors.
+    table (Optional[Vectors]): a ready table instead (e.g. floret vectors).
+    base (None / str / Path / Language): an existing pipeline (or its directory) to put
+        the vectors into; default a blank pipeline.
+    lang (str): language of the blank pipeline.
+    lowercase (bool): the table's words are lowercased; look tokens up lowercased.
+    name (Optional[str]): the vectors' name.
+    subwords (Optional[str]): 'ngram', 'wordpiece' or None (no component).
+    component_config (Optional[Dict[str, Any]]): settings of the component.
+    wordpieces (Optional[Tuple]): (pieces, piece table) for 'wordpiece'.
+    show_progress (bool): progress bars.
+    RETURNS (Language): the pipeline (save it with `nlp.to_disk`).
+    """
+    nlp = _base_nlp(base, lang)
+    if table is None:
+        if words is None or matrix is None:
+            raise VectorsError("build_vectors_pipeline needs words and matrix, or a table.")
+        table = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=lowercase, name=name)
+    else:
+        table.strings = nlp.vocab.strings
+        if name:
+            table.name = name
+    nlp.vocab.vectors = table
+    if subwords:
+        pipe_name = "text2node_vectors"
+        if pipe_name in nlp.pipe_names:
+            nlp.remove_pipe(pipe_name)
+        from . import component  # noqa: F401  (registers the factory)
+
+        cfg = dict(component_config or {})
+        cfg["mode"] = subwords if table.mode == "default" else "ngram"
+        cfg.setdefault("lowercase", lowercase)
+        comp = nlp.add_pipe("text2node_vectors", config=cfg)
+        if subwords == "wordpiece" and table.mode == "default":
+            if wordpieces is None:
+                comp.initialize(nlp=nlp, show_progress=show_progress)
+            else:
+                comp.set_wordpieces(*wordpieces)
+        else:
+            comp.initialize(nlp=nlp, show_progress=show_progress)
+    return nlp
+
+
+VectorsLoader = Callable[[Language], Language]
+
+
+def _loader(get: Callable[[], Tuple[List[str], np.ndarray]], lowercase: bool) -> VectorsLoader:
+    def load_into(nlp: Language) -> Language:
+        words, matrix = get()
+        nlp.vocab.vectors = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=lowercase)
+        return nlp
+
+    load_into.load = get  # type: ignore[attr-defined]
+    return load_into
+
+
+@registry.misc("spacy-text2node.GloVeVectors.v1")
+def make_glove_vectors(
+    path: Optional[str] = None, format: str = "glove-6b-50d", max_words: Optional[int] = None, lowercase: bool = True
+) -> VectorsLoader:
+    """A loader `nlp -> nlp` that puts a vectors file (default GloVe 6B 50-d) into
+    `nlp.vocab.vectors`; usable as `[initialize.before_init]`. `loader.load()`
+    returns `(words, matrix)`."""
+    return _loader(lambda: read_vectors(path, format, max_words=max_words), lowercase)
+
+
+@registry.misc("spacy-text2node.TrainedVectors.v1")
+def make_trained_vectors(
+    paths: Optional[List[str]] = None,
+    taxonomy: Optional[Any] = None,
+    algorithm: str = "fasttext",
+    dim: int = 100,
+    epochs: int = 10,
+    min_count: int = 1,
+    seed: int = 0,
+) -> VectorsLoader:
+    """A loader `nlp -> nlp` that trains gensim vectors on files and/or a taxonomy
+    (e.g. `taxonomy = {"@misc": "spacy-text2node.ICD10CM.v1"}`) and puts them into
+    `nlp.vocab.vectors` (the trained words; add `text2node_vectors` for subwords)."""
+    from .train import build_corpus, train_gensim
+
+    def get() -> Tuple[List[str], np.ndarray]:
+        sents = build_corpus(paths or [], taxonomy=taxonomy)
+        model = train_gensim(sents, algorithm=algorithm, dim=dim, epochs=epochs, min_count=min_count, seed=seed)
+        return list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32)
+
+    return _loader(get, True)
+
+
+@registry.misc("spacy-text2node.DistilledVectors.v1")
+def make_distilled_vectors(
+    method: str = "first-layer",
+    model_path: Optional[str] = None,
+    taxonomy: Optional[Any] = None,
+    max_words: int = 50_000,
+    pca: Optional[int] = None,
+) -> VectorsLoader:
+    """A loader `nlp -> nlp` that distills static vectors from a local transformer
+    (default all-MiniLM-L6-v2): method 'first-layer' or 'contextless'."""
+    from .distill import contextless_vectors, default_vocabulary, first_layer_vectors, load_transformer
+
+    if method not in ("first-layer", "contextless"):
+        raise VectorsError(f"Unknown distill method {method!r}: choose 'first-layer' or 'contextless'.")
+
+    def get() -> Tuple[List[str], np.ndarray]:
+        tok, model = load_transformer(model_path)
+        words = default_vocabulary(taxonomy, max_words=max_words)
+        if method == "first-layer":
+            kept, mat, _p, _t = first_layer_vectors(words, tok, model)
+            return kept, mat
+        return words, contextless_vectors(words, tok, model, pca=pca, show_progress=False)
+
+    return _loader(get, True)
