@@ -1,0 +1,237 @@
+"""Python API around `text2node_linker` for scripts and benchmarks.
+
+`spacy train configs/linker.cfg` stays the main training path; these helpers build,
+train (a thin `nlp.update` loop), calibrate and query a linker pipeline in Python.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import spacy
+from spacy.language import Language
+from spacy.training import Example
+from spacy.util import fix_random_seed, minibatch
+from spacy.vectors import Vectors
+from tqdm import tqdm
+
+from .pipeline.linker import ARCHITECTURES, Text2NodeLinker, _gold_ids  # registers the factory
+from .scoring import ranking_scores
+from .taxonomy import Taxonomy
+
+logger = logging.getLogger("spacy_text2node")
+
+PIPE_NAME = "text2node_linker"
+MODEL_KEYS = ("width", "depth", "window", "max_tokens", "dropout")
+
+
+def _vectors_nlp(word_vectors: Union[Language, str, Path, None], lang: str = "en") -> Language:
+    if isinstance(word_vectors, Language):
+        nlp = spacy.blank(word_vectors.lang)
+        nlp.vocab.vectors = word_vectors.vocab.vectors
+        if "text2node_vectors" in word_vectors.pipe_names:
+            # keep the subword component (OOV tokens get vectors from their pieces)
+            nlp.add_pipe("text2node_vectors", source=word_vectors)
+        return nlp
+    if word_vectors is None:
+        return spacy.blank(lang)
+    path = Path(word_vectors)
+    if (path / "config.cfg").exists():
+        return _vectors_nlp(spacy.load(path))
+    if (path / "key2row").exists() or (path / "vectors").exists() or (path / "vectors.npy").exists():
+        nlp = spacy.blank(lang)
+        nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings).from_disk(path)
+        return nlp
+    raise ValueError(
+        f"{path}: not a spaCy pipeline (no config.cfg) nor a spaCy vectors directory; "
+        "pass a Language with vectors, or a directory written by nlp.to_disk / Vectors.to_disk."
+    )
+
+
+def build_linker_nlp(
+    taxonomy: Taxonomy,
+    node_vectors: Any,
+    word_vectors: Union[Language, str, Path, None],
+    *,
+    architecture: str = "cnn",
+    node_space: str = "node2vec+text",
+    spans: str = "doc",
+    **cfg: Any,
+) -> Language:
+    """A pipeline with the word vectors and an initialised (not trained) text2node_linker.
+
+    taxonomy (Taxonomy): the concepts to link to.
+    node_vectors (np.ndarray / NodeVectors / None): node2vec vectors in taxonomy order
+        (None: a text-only node space).
+    word_vectors (Language / str / Path / None): a pipeline whose vocab has vectors (its
+        `text2node_vectors` component is kept), or a path to one or to a vectors directory.
+    architecture (str): "cnn", "bilstm" or "mean".
+    node_space (str): "node2vec" or "node2vec+text".
+    spans (str): what the component links ("doc" for phrase-level mapping).
+    **cfg: model settings (width, depth, window, max_tokens, dropout) and any other
+        text2node_linker setting (k, threshold, fusion_weight, text_weight, ...).
+    RETURNS (Language): the pipeline.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture={architecture!r}: use one of {sorted(ARCHITECTURES)}.")
+    fix_random_seed(int(cfg.get("seed", 0)))
+    nlp = _vectors_nlp(word_vectors)
+    model_cfg: Dict[str, Any] = {"@architectures": ARCHITECTURES[architecture]}
+    for key in MODEL_KEYS:
+        if key in cfg:
+            model_cfg[key] = cfg.pop(key)
+    if architecture == "mean":
+        model_cfg.pop("depth", None)
+        model_cfg.pop("window", None)
+    if architecture == "bilstm":
+        model_cfg.pop("window", None)
+    config = {"model": model_cfg, "node_space": node_space, "spans": spans, **cfg}
+    linker: Text2NodeLinker = nlp.add_pipe(PIPE_NAME, config=config)
+    if "text2node_vectors" in nlp.pipe_names:
+        nlp.get_pipe("text2node_vectors")  # already initialised in its source pipeline
+    t0 = time.time()
+    linker.initialize(lambda: [Example(nlp.make_doc(taxonomy.labels[0]), nlp.make_doc(taxonomy.labels[0]))],
+                      nlp=nlp, taxonomy=taxonomy, node_vectors=node_vectors)
+    logger.info("build_linker_nlp: initialised in %.1f s (node space %s)", time.time() - t0, linker.index.space.shape)
+    return nlp
+
+
+def _linker(nlp: Language) -> Text2NodeLinker:
+    for name, proc in nlp.pipeline:
+        if isinstance(proc, Text2NodeLinker):
+            return proc
+    raise ValueError(f"The pipeline has no text2node_linker (components: {nlp.pipe_names}).")
+
+
+def link_phrases(nlp: Language, phrases: Sequence[str], k: int = 5, batch_size: int = 1024) -> List[List[Tuple[str, float]]]:
+    """Ranked (concept id, score) for each phrase (the whole phrase is one span).
+
+    Runs only the tokenizer (and the components before the linker, if any) and then the
+    linker's own model and index on whole-doc spans: the ranking equals the component's
+    `_.text2node_candidates` for a whole-doc span.
+
+    nlp (Language): a pipeline with a trained text2node_linker.
+    phrases (Sequence[str]): the phrases.
+    k (int): candidates per phrase (candidates below the linker's threshold are dropped).
+    batch_size (int): phrases per model call.
+    RETURNS (List[List[Tuple[str, float]]]): best first.
+    """
+    linker = _linker(nlp)
+    linker._require_ready()
+    before = [name for name, _ in nlp.pipeline[: nlp.pipe_names.index(linker.name)]]
+    ids = linker.taxonomy.ids
+    out: List[List[Tuple[str, float]]] = []
+    for start in range(0, len(phrases), batch_size):
+        batch = list(phrases[start : start + batch_size])
+        if before:
+            with nlp.select_pipes(enable=before):
+                docs = list(nlp.pipe(batch))
+        else:
+            docs = [nlp.make_doc(p) for p in batch]
+        offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
+        texts = [d[:].text for d in docs]
+        for r in linker.rank(docs, offsets, texts, k=k):
+            out.append([(ids[n], s) for n, s in r])
+    return out
+
+
+def _phrase_gold(examples: Iterable[Example]) -> Tuple[List[str], List[List[str]]]:
+    texts, gold = [], []
+    for eg in examples:
+        for ent in eg.reference.ents:
+            g = _gold_ids(ent)
+            if g:
+                texts.append(ent.text)
+                gold.append(g)
+    return texts, gold
+
+
+def evaluate_phrases(nlp: Language, examples: Sequence[Example], k: int = 5, with_taxonomy: bool = True) -> Dict[str, float]:
+    """acc@1, acc@5, MRR (and tree distance) of `link_phrases` on the gold spans of examples."""
+    texts, gold = _phrase_gold(examples)
+    ranked = [[c for c, _ in r] for r in link_phrases(nlp, texts, k=k)]
+    return ranking_scores(ranked, gold, ks=(1, 5), taxonomy=_linker(nlp).taxonomy if with_taxonomy else None)
+
+
+def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, grid: Sequence[float] = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))) -> float:
+    """Choose the fusion weight (node channel vs lexical channel) that maximises MRR on dev.
+
+    nlp (Language): a pipeline with a trained text2node_linker.
+    dev_examples (Sequence[Example]): development examples.
+    grid (Sequence[float]): weights to try.
+    RETURNS (float): the chosen weight (also set in the component's cfg).
+    """
+    linker = _linker(nlp)
+    old = linker.cfg["fusion_weight"]
+    best, best_score = old, -1.0
+    for a in grid:
+        linker.cfg["fusion_weight"] = float(a)
+        s = evaluate_phrases(nlp, dev_examples, with_taxonomy=False)
+        score = s["mrr"] + 1e-3 * s["acc@1"]
+        logger.info("calibrate: fusion_weight=%.2f acc@1=%.4f mrr=%.4f", a, s["acc@1"], s["mrr"])
+        if score > best_score:
+            best, best_score = float(a), score
+    linker.cfg["fusion_weight"] = best
+    return best
+
+
+def train_linker(
+    nlp: Language,
+    train_examples: Sequence[Example],
+    dev_examples: Optional[Sequence[Example]] = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 256,
+    seed: int = 0,
+    learn_rate: float = 0.001,
+    calibrate: bool = True,
+    show_progress: bool = True,
+) -> Language:
+    """Train the linker with a plain `nlp.update` loop (for benchmarks; `spacy train` is
+    the main path). With dev examples, log dev scores per epoch and calibrate the fusion
+    weight at the end.
+
+    nlp (Language): from `build_linker_nlp`.
+    train_examples (Sequence[Example]): training examples.
+    dev_examples (Optional[Sequence[Example]]): development examples.
+    epochs (int): passes over the training data.
+    batch_size (int): examples per update.
+    seed (int): random seed.
+    learn_rate (float): Adam learning rate.
+    calibrate (bool): calibrate the fusion weight on dev_examples.
+    show_progress (bool): tqdm progress bar.
+    RETURNS (Language): the same pipeline, trained.
+    """
+    from thinc.api import Adam
+
+    fix_random_seed(seed)
+    linker = _linker(nlp)
+    rng = random.Random(seed)
+    optimizer = Adam(learn_rate)
+    train = list(train_examples)
+    before = [(n, p) for n, p in nlp.pipeline[: nlp.pipe_names.index(linker.name)]]
+    if before:  # e.g. text2node_vectors: its vector hooks must be on the docs the mapper reads
+        for eg in list(train) + list(dev_examples or []):
+            for _, proc in before:
+                proc(eg.predicted)
+    n_batches = (len(train) + batch_size - 1) // batch_size
+    for epoch in range(epochs):
+        rng.shuffle(train)
+        losses: Dict[str, float] = {}
+        t0 = time.time()
+        bar = tqdm(minibatch(train, size=batch_size), total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_progress, leave=False)
+        for batch in bar:
+            linker.update(batch, sgd=optimizer, losses=losses)
+        msg = f"epoch {epoch + 1}: loss {losses.get(linker.name, 0.0) / max(1, len(train)):.4f} ({time.time() - t0:.1f} s)"
+        if dev_examples:
+            s = evaluate_phrases(nlp, dev_examples, with_taxonomy=False)
+            msg += f", dev acc@1 {s['acc@1']:.4f} acc@5 {s['acc@5']:.4f}"
+        logger.info(msg)
+    if dev_examples and calibrate:
+        a = calibrate_linker(nlp, dev_examples)
+        logger.info("train_linker: fusion_weight calibrated to %.2f", a)
+    return nlp

@@ -1,0 +1,387 @@
+"""Phrase mappers: thinc models that map a span's token vectors to a point in node space.
+
+Every mapper takes `(docs, spans)` where `spans` is a list of `(doc_index, start, end)`
+token offsets, and returns one row per span (`Floats2d`, width `nO` = node-space width).
+The token vectors come from the pipeline's static vectors (default, no trainable
+parameters) or from a `tok2vec` sub-model such as `spacy.Tok2VecListener.v1` or a
+transformer listener (`Model[List[Doc], List[Floats2d]]`).
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import (
+    Linear,
+    Maxout,
+    Model,
+    PyTorchLSTM,
+    Relu,
+    chain,
+    concatenate,
+    expand_window,
+    reduce_max,
+    reduce_mean,
+    residual,
+    with_array,
+    with_padded,
+)
+from thinc.types import Floats2d, Ragged
+
+SpanOffsets = List[Tuple[int, int, int]]
+MapperInput = Tuple[List[Doc], SpanOffsets]
+
+
+def static_span_rows(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows of the static vectors table for the tokens of each span.
+
+    Lookup is by lower-case form first, then by the exact form. Unknown tokens get row -1
+    (a zero vector). Each span keeps at most `max_tokens` tokens and at least one row (an
+    empty span gets a single zero row, so pooling never divides by zero).
+
+    docs (Sequence[Doc]): the documents.
+    spans (SpanOffsets): `(doc_index, start, end)` per span.
+    max_tokens (int): truncation length.
+    RETURNS (Tuple[np.ndarray, np.ndarray]): the rows (int64, -1 = unknown) and the
+        number of rows per span (int32).
+    """
+    lowers: List[int] = []
+    orths: List[int] = []
+    lengths = np.zeros(len(spans), dtype="int32")
+    for j, (i, start, end) in enumerate(spans):
+        end = min(end, start + max_tokens)
+        doc = docs[i]
+        n = 0
+        for t in doc[start:end]:
+            lowers.append(t.lower)
+            orths.append(t.orth)
+            n += 1
+        if n == 0:
+            lowers.append(0)
+            orths.append(0)
+            n = 1
+        lengths[j] = n
+    return _find_rows(docs, lowers, orths), lengths
+
+
+def _hooked_tokens(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> List[Any]:
+    """Token per row (None for padding) when a doc has a token vector hook (e.g. the
+    `text2node_vectors` subword component), else an empty list."""
+    if not any("vector" in doc.user_token_hooks for doc in docs):
+        return []
+    out: List[Any] = []
+    for i, start, end in spans:
+        end = min(end, start + max_tokens)
+        toks = list(docs[i][start:end]) if end > start else []
+        out.extend(toks if toks else [None])
+    return out
+
+
+def _find_rows(docs: Sequence[Doc], lowers: List[int], orths: List[int]) -> np.ndarray:
+    if not docs:
+        return np.zeros((0,), dtype="int64")
+    vectors = docs[0].vocab.vectors
+    if len(lowers) == 0 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        return np.full((len(lowers),), -1, dtype="int64")
+    rows = np.asarray(vectors.find(keys=np.asarray(lowers, dtype="uint64")), dtype="int64")
+    miss = rows < 0
+    if miss.any():
+        rows2 = np.asarray(vectors.find(keys=np.asarray(orths, dtype="uint64")[miss]), dtype="int64")
+        rows[miss] = rows2
+    return rows
+
+
+def spans_with_vectors(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> np.ndarray:
+    """Whether each span has at least one token with a word vector (static table or a
+    token vector hook such as the `text2node_vectors` subword component's)."""
+    rows, lengths = static_span_rows(docs, spans, max_tokens)
+    known = rows >= 0
+    if not known.all():
+        hooked = _hooked_tokens(docs, spans, max_tokens)
+        if hooked:
+            for pos in np.flatnonzero(~known):
+                tok = hooked[pos]
+                if tok is not None and tok.has_vector:
+                    known[pos] = True
+    if len(lengths) == 0:
+        return np.zeros(0, dtype=bool)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.logical_or.reduceat(known, starts) if known.size else np.zeros(len(lengths), dtype=bool)
+
+
+@registry.layers("spacy-text2node.SpanEmbed.v1")
+def SpanEmbed(tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None, max_tokens: int = 32) -> Model[MapperInput, Ragged]:
+    """Gather the token vectors of each span into a Ragged array.
+
+    tok2vec (Optional[Model]): token encoder; None uses the static vectors of the vocab
+        (no trainable parameters).
+    max_tokens (int): spans longer than this are truncated for the mapper.
+    RETURNS (Model[MapperInput, Ragged]): the layer.
+    """
+    layers = [tok2vec] if tok2vec is not None else []
+    return Model(
+        "t2n_span_embed",
+        _span_embed_forward,
+        init=_span_embed_init,
+        layers=layers,
+        attrs={"max_tokens": max_tokens},
+        dims={"nO": None},
+    )
+
+
+def _static_table(docs: Sequence[Doc]) -> np.ndarray:
+    vectors = docs[0].vocab.vectors
+    data = vectors.data
+    if not isinstance(data, np.ndarray):  # pragma: no cover - cupy
+        data = data.get()
+    return data
+
+
+def _span_embed_init(model: Model, X: Optional[MapperInput] = None, Y: Any = None) -> None:
+    if model.layers:
+        model.layers[0].initialize(X=X[0] if X is not None else None)
+        if model.maybe_get_dim("nO") is None and model.layers[0].maybe_get_dim("nO") is not None:
+            model.set_dim("nO", model.layers[0].get_dim("nO"))
+    elif X is not None and X[0]:
+        width = docs_vector_width(X[0]) + 1  # + the "no vector" indicator column
+        if model.maybe_get_dim("nO") is not None and model.get_dim("nO") != width:
+            raise ValueError(
+                f"The mapper expects {model.get_dim('nO') - 1}-d word vectors but the pipeline's vectors "
+                f"are {width - 1}-d. Use the word vectors the model was trained with."
+            )
+        model.set_dim("nO", width)
+
+
+def docs_vector_width(docs: Sequence[Doc]) -> int:
+    """Width of the static vectors table of the docs' vocab (raises if empty)."""
+    width = int(docs[0].vocab.vectors.shape[1]) if docs else 0
+    if width == 0:
+        raise ValueError(
+            "The pipeline has no static word vectors, so the phrase mapper has nothing to read. "
+            "Load word vectors into nlp.vocab (e.g. GloVe) or give the mapper a tok2vec layer."
+        )
+    return width
+
+
+def _span_embed_forward(model: Model, X: MapperInput, is_train: bool):
+    docs, spans = X
+    max_tokens = model.attrs["max_tokens"]
+    if not model.layers:
+        # static vectors plus an indicator column that is 1 for tokens without a vector
+        # (so they never reach a normalisation layer as an all-zero row)
+        width = model.get_dim("nO") - 1
+        rows, lengths = static_span_rows(docs, spans, max_tokens)
+        out = np.zeros((rows.shape[0], width + 1), dtype="float32")
+        out[:, width] = 1.0
+        if rows.size and docs and docs[0].vocab.vectors.shape[0]:
+            table = _static_table(docs)
+            ok = rows >= 0
+            out[ok, :width] = table[rows[ok]]
+            out[ok, width] = 0.0
+        if rows.size and not np.all(rows >= 0):
+            hooked = _hooked_tokens(docs, spans, max_tokens)
+            for pos in np.flatnonzero(rows < 0) if hooked else ():
+                tok = hooked[pos]
+                if tok is not None:
+                    v = np.asarray(tok.vector, dtype="float32")
+                    if v.shape == (width,) and v.any():
+                        out[pos, :width] = v
+                        out[pos, width] = 0.0
+        ragged = Ragged(model.ops.asarray2f(out), model.ops.asarray1i(lengths))
+
+        def backprop_static(dY: Ragged) -> MapperInput:
+            return X
+
+        return ragged, backprop_static
+
+    tok2vec = model.layers[0]
+    tokvecs, bp_tok2vec = tok2vec(docs, is_train)
+    width = tokvecs[0].shape[1] if tokvecs else model.get_dim("nO")
+    pieces = []
+    lengths = np.zeros(len(spans), dtype="int32")
+    index: List[Tuple[int, int, int]] = []
+    for j, (i, start, end) in enumerate(spans):
+        end = min(end, start + max_tokens)
+        if end > start:
+            pieces.append(tokvecs[i][start:end])
+            index.append((i, start, end))
+            lengths[j] = end - start
+        else:
+            pieces.append(model.ops.alloc2f(1, width))
+            index.append((i, -1, -1))
+            lengths[j] = 1
+    data = model.ops.xp.concatenate(pieces, axis=0) if pieces else model.ops.alloc2f(0, width)
+    ragged = Ragged(data, model.ops.asarray1i(lengths))
+
+    def backprop(dY: Ragged) -> MapperInput:
+        d_tokvecs = [model.ops.alloc2f(*t.shape) for t in tokvecs]
+        offset = 0
+        for (i, start, end), n in zip(index, lengths):
+            if start >= 0:
+                d_tokvecs[i][start:end] += dY.dataXd[offset : offset + n]
+            offset += n
+        bp_tok2vec(d_tokvecs)
+        return X
+
+    return ragged, backprop
+
+
+def _output(nO: Optional[int]) -> Model[Floats2d, Floats2d]:
+    out = Linear(nO=nO)
+    out.name = "t2n_output"
+    return out
+
+
+def _input(width: int) -> Model:
+    inp = Maxout(nO=width, nP=2, normalize=False)
+    inp.name = "t2n_input"
+    return inp
+
+
+@registry.architectures("spacy-text2node.PhraseMapperMean.v1")
+def PhraseMapperMean(
+    width: int = 128,
+    nO: Optional[int] = None,
+    max_tokens: int = 32,
+    tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None,
+) -> Model[MapperInput, Floats2d]:
+    """Baseline mapper: mean of the token vectors, then a hidden ReLU layer and a linear output.
+
+    width (int): hidden width.
+    nO (Optional[int]): output width (the node-space width; set at initialize).
+    max_tokens (int): spans are truncated to this many tokens.
+    tok2vec (Optional[Model]): token encoder; None uses the static vectors.
+    RETURNS (Model[MapperInput, Floats2d]): the mapper.
+    """
+    model = chain(
+        SpanEmbed(tok2vec, max_tokens),
+        reduce_mean(),
+        _input(width),
+        Relu(nO=width, normalize=True),
+        _output(nO),
+    )
+    return _finish(model, "mean")
+
+
+@registry.architectures("spacy-text2node.PhraseMapperCNN.v1")
+def PhraseMapperCNN(
+    width: int = 128,
+    depth: int = 2,
+    window: int = 1,
+    nO: Optional[int] = None,
+    max_tokens: int = 32,
+    tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None,
+) -> Model[MapperInput, Floats2d]:
+    """Text2Node's CNN mapper: a projection, `depth` residual convolution blocks
+    (window of `window` tokens on each side, maxout with 2 pieces), then max and mean pooling over the
+    span and a linear layer into node space.
+
+    width (int): hidden width.
+    depth (int): number of convolution blocks.
+    window (int): tokens on each side of the convolution window.
+    nO (Optional[int]): output width (set at initialize).
+    max_tokens (int): spans are truncated to this many tokens.
+    tok2vec (Optional[Model]): token encoder; None uses the static vectors.
+    RETURNS (Model[MapperInput, Floats2d]): the mapper.
+    """
+    conv = [residual(chain(expand_window(window_size=window), with_array(Maxout(nO=width, nP=2, normalize=True)))) for _ in range(depth)]
+    model = chain(
+        SpanEmbed(tok2vec, max_tokens),
+        with_array(_input(width)),
+        *conv,
+        concatenate(reduce_max(), reduce_mean()),
+        Maxout(nO=width, nP=2, normalize=True),
+        _output(nO),
+    )
+    return _finish(model, "cnn")
+
+
+@registry.architectures("spacy-text2node.PhraseMapperBiLSTM.v1")
+def PhraseMapperBiLSTM(
+    width: int = 128,
+    depth: int = 1,
+    nO: Optional[int] = None,
+    max_tokens: int = 32,
+    dropout: float = 0.0,
+    torch_threads: int = 1,
+    tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None,
+) -> Model[MapperInput, Floats2d]:
+    """Text2Node's Bi-LSTM mapper (PyTorch LSTM through thinc), max and mean pooled,
+    then a linear layer into node space.
+
+    width (int): total width of both directions (each direction width // 2).
+    depth (int): LSTM layers.
+    nO (Optional[int]): output width (set at initialize).
+    max_tokens (int): spans are truncated to this many tokens.
+    dropout (float): dropout between LSTM layers.
+    torch_threads (int): if > 0, call `torch.set_num_threads(torch_threads)` (process-wide):
+        on a busy 2-core machine PyTorch's default thread pool made small LSTM batches
+        ~100x slower than one thread. 0 leaves PyTorch's setting alone.
+    tok2vec (Optional[Model]): token encoder; None uses the static vectors.
+    RETURNS (Model[MapperInput, Floats2d]): the mapper.
+    """
+    if width % 2:
+        raise ValueError(f"PhraseMapperBiLSTM width must be even (got {width}).")
+    if torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    model = chain(
+        SpanEmbed(tok2vec, max_tokens),
+        with_array(_input(width)),
+        with_padded(PyTorchLSTM(nO=width, nI=width, bi=True, depth=depth, dropout=dropout)),
+        concatenate(reduce_max(), reduce_mean()),
+        Maxout(nO=width, nP=2, normalize=True),
+        _output(nO),
+    )
+    return _finish(model, "bilstm")
+
+
+def _finish(model: Model, kind: str) -> Model:
+    model.attrs["t2n_kind"] = kind
+    return model
+
+
+def _find(model: Model, name: str) -> Optional[Model]:
+    for node in model.walk():
+        if node.name == name:
+            return node
+    return None
+
+
+def mapper_dims(model: Model) -> Tuple[Optional[int], Optional[int]]:
+    """The (input width, output width) of a mapper, None where unset."""
+    emb = _find(model, "t2n_span_embed")
+    out = _find(model, "t2n_output")
+    nI = emb.maybe_get_dim("nO") if emb is not None else None
+    nO = out.maybe_get_dim("nO") if out is not None else None
+    return nI, nO
+
+
+def set_mapper_dims(model: Model, nI: Optional[int] = None, nO: Optional[int] = None) -> None:
+    """Set the input (word-vector) and output (node-space) widths of a mapper before it is
+    initialized or deserialized.
+
+    model (Model): a mapper built by one of the architectures above.
+    nI (Optional[int]): width of the span embedding (static vectors: vector width + 1).
+    nO (Optional[int]): node-space width.
+    """
+    emb = _find(model, "t2n_span_embed")
+    out = _find(model, "t2n_output")
+    if emb is None or out is None:
+        raise ValueError(
+            "The text2node_linker model is not a spacy-text2node PhraseMapper "
+            "(no t2n_span_embed / t2n_output layer). Use PhraseMapperCNN.v1, PhraseMapperBiLSTM.v1 "
+            "or PhraseMapperMean.v1."
+        )
+    if nI is not None:
+        if "nO" in emb.dim_names and emb.maybe_get_dim("nO") is None:
+            emb.set_dim("nO", nI)
+        # the first dense layer reads the token vectors (pooled for the mean model)
+        inp = _find(model, "t2n_input")
+        if inp is not None and "nI" in inp.dim_names and inp.maybe_get_dim("nI") is None:
+            inp.set_dim("nI", nI)
+    if nO is not None and "nO" in out.dim_names and out.maybe_get_dim("nO") is None:
+        out.set_dim("nO", nO)

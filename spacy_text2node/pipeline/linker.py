@@ -1,0 +1,619 @@
+"""The `text2node_linker` component: map spans to taxonomy concepts (Text2Node).
+
+span tokens -> word vectors -> phrase mapper (CNN / BiLSTM / mean) -> point in node space
+-> annoy candidates fused with a lexical char 3-gram channel -> `span.kb_id_` and
+`span._.text2node_candidates`.
+"""
+
+import logging
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import srsly
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.strings import get_string_id
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer
+
+from ..index import LexicalIndex, NodeIndex, build_node_space, node_text_vectors
+from ..ml.mapper import mapper_dims, set_mapper_dims, spans_with_vectors  # registers the architectures too
+from ..scoring import ranking_scores
+from ..taxonomy import Taxonomy
+
+logger = logging.getLogger("spacy_text2node")
+
+CANDIDATES_EXT = "text2node_candidates"
+GOLD_EXT = "text2node_gold"
+USER_DATA_KEY = "text2node_linker"
+DOC_LABEL = "CONCEPT"
+
+if not Span.has_extension(CANDIDATES_EXT):
+    Span.set_extension(CANDIDATES_EXT, default=None)
+if not Span.has_extension(GOLD_EXT):
+    Span.set_extension(GOLD_EXT, default=None)
+
+DEFAULT_LINKER_MODEL = """
+[model]
+@architectures = "spacy-text2node.PhraseMapperCNN.v1"
+width = 128
+depth = 2
+window = 1
+nO = null
+max_tokens = 32
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_LINKER_MODEL)["model"]
+
+ARCHITECTURES = {
+    "cnn": "spacy-text2node.PhraseMapperCNN.v1",
+    "bilstm": "spacy-text2node.PhraseMapperBiLSTM.v1",
+    "mean": "spacy-text2node.PhraseMapperMean.v1",
+}
+
+SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
+
+
+@Language.factory(
+    "text2node_linker",
+    assigns=["token.ent_kb_id", "span._.text2node_candidates"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "spans": "ents",
+        "k": 5,
+        "threshold": 0.2,
+        "node_space": "node2vec+text",
+        "text_weight": 0.5,
+        "fusion_weight": 0.5,
+        "ann_candidates": 50,
+        "lexical_candidates": 20,
+        "max_df": 0.03,
+        "n_trees": 20,
+        "search_k": -1,
+        "temperature": 0.05,
+        "n_negatives": 1024,
+        "hard_negatives": 8,
+        "distance_weight": 0.2,
+        "seed": 0,
+        "scorer": {"@scorers": "spacy-text2node.linker_scorer.v1"},
+    },
+    default_score_weights={f"text2node_{k}": (1.0 if k == "acc@1" else None) for k in SCORE_KEYS},
+)
+def make_text2node_linker(
+    nlp: Language,
+    name: str,
+    model: Model,
+    *,
+    spans: str,
+    k: int,
+    threshold: float,
+    node_space: str,
+    text_weight: float,
+    fusion_weight: float,
+    ann_candidates: int,
+    lexical_candidates: int,
+    max_df: float,
+    n_trees: int,
+    search_k: int,
+    temperature: float,
+    n_negatives: int,
+    hard_negatives: int,
+    distance_weight: float,
+    seed: int,
+    scorer: Optional[Callable],
+) -> "Text2NodeLinker":
+    """Create a text2node_linker.
+
+    model (Model): a phrase mapper (`spacy-text2node.PhraseMapperCNN.v1`, `...BiLSTM.v1`, `...Mean.v1`).
+    spans (str): what to link: "ents", "doc" (the whole doc as one entity), "noun_chunks"
+        or "spans:<key>" (a span group).
+    k (int): candidates kept per span.
+    threshold (float): a span whose best fused score is below this is NIL (kb_id_ "").
+    node_space (str): "node2vec" or "node2vec+text".
+    text_weight (float): weight of the text part of node space.
+    fusion_weight (float): a in `a * cos_node + (1 - a) * cos_lexical`.
+    ann_candidates (int): candidates from annoy.
+    lexical_candidates (int): candidates from the lexical channel.
+    max_df (float): lexical n-grams in more than this fraction of strings are not used
+        for lexical retrieval (they still count in the score).
+    n_trees (int): annoy trees.
+    search_k (int): annoy search_k (-1: default).
+    temperature (float): InfoNCE temperature.
+    n_negatives (int): random negative concepts per batch.
+    hard_negatives (int): per gold concept, this many taxonomy siblings and this many
+        node-space neighbours are added as negatives.
+    distance_weight (float): weight of the paper's cosine distance to the gold node vector.
+    seed (int): random seed for sampling negatives and building annoy.
+    scorer (Optional[Callable]): the scorer.
+    RETURNS (Text2NodeLinker): the component.
+    """
+    return Text2NodeLinker(
+        nlp.vocab, model, name, spans=spans, k=k, threshold=threshold, node_space=node_space,
+        text_weight=text_weight, fusion_weight=fusion_weight, ann_candidates=ann_candidates,
+        lexical_candidates=lexical_candidates, max_df=max_df, n_trees=n_trees, search_k=search_k,
+        temperature=temperature, n_negatives=n_negatives, hard_negatives=hard_negatives,
+        distance_weight=distance_weight, seed=seed, scorer=scorer,
+    )
+
+
+def _gold_ids(span: Span) -> List[str]:
+    gold = span._.get(GOLD_EXT) if Span.has_extension(GOLD_EXT) else None
+    if gold:
+        return [str(g) for g in gold]
+    return [span.kb_id_] if span.kb_id_ else []
+
+
+def score_linking(examples: Iterable[Example], *, taxonomy: Optional[Taxonomy] = None, **kwargs) -> Dict[str, Any]:
+    """Ranking scores of the linker over the gold spans of the reference docs.
+
+    A gold span (reference `doc.ents` with a kb_id or `_.text2node_gold`) is matched to the
+    prediction at the same character offsets; a span with no prediction counts as wrong.
+    A prediction is right when it is in the span's `_.text2node_gold` (fallback kb_id_).
+
+    examples (Iterable[Example]): the examples, predicted docs annotated by the linker.
+    taxonomy (Optional[Taxonomy]): for the mean tree distance.
+    RETURNS (Dict[str, Any]): text2node_acc@1, acc@5, mrr, tree_distance, nil_rate.
+    """
+    ranked: List[List[str]] = []
+    gold: List[List[str]] = []
+    for eg in examples:
+        preds = eg.predicted.user_data.get(USER_DATA_KEY, {})
+        for ent in eg.reference.ents:
+            g = _gold_ids(ent)
+            if not g:
+                continue
+            cands = preds.get((ent.start_char, ent.end_char)) or []
+            ranked.append([c[0] for c in cands])
+            gold.append(g)
+    if not gold:
+        return {f"text2node_{k}": None for k in SCORE_KEYS}
+    if taxonomy is not None:
+        known = [[x for x in g if x in taxonomy] for g in gold]
+        scores = ranking_scores(ranked, gold, ks=(1, 5), taxonomy=None)
+        pairs = [(r, g) for r, g in zip(ranked, known) if g]
+        tax_scores = ranking_scores([r for r, _ in pairs], [g for _, g in pairs], ks=(1,), taxonomy=taxonomy) if pairs else {}
+        scores["tree_distance"] = tax_scores.get("tree_distance")
+        scores["nil_rate"] = float(np.mean([len(r) == 0 for r in ranked]))
+    else:
+        scores = ranking_scores(ranked, gold, ks=(1, 5), taxonomy=None)
+        scores["tree_distance"] = None
+        scores["nil_rate"] = float(np.mean([len(r) == 0 for r in ranked]))
+    out: Dict[str, Any] = {}
+    for key in SCORE_KEYS:
+        v = scores.get(key)
+        out[f"text2node_{key}"] = None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+    return out
+
+
+@registry.scorers("spacy-text2node.linker_scorer.v1")
+def make_linker_scorer() -> Callable:
+    """The linker scorer: acc@1, acc@5, MRR, mean tree distance and NIL rate."""
+    return score_linking
+
+
+class Text2NodeLinker(TrainablePipe):
+    """Link spans to taxonomy concepts with a trained phrase mapper and a node-space index."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "text2node_linker", *, spans: str = "ents", k: int = 5,
+                 threshold: float = 0.2, node_space: str = "node2vec+text", text_weight: float = 0.5,
+                 fusion_weight: float = 0.5, ann_candidates: int = 50, lexical_candidates: int = 20,
+                 max_df: float = 0.03, n_trees: int = 20, search_k: int = -1, temperature: float = 0.05,
+                 n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, seed: int = 0,
+                 scorer: Optional[Callable] = score_linking) -> None:
+        """Initialize the linker (see `make_text2node_linker` for the arguments)."""
+        if not (spans in ("ents", "doc", "noun_chunks") or spans.startswith("spans:")):
+            raise ValueError(f"text2node_linker: spans={spans!r} is not one of 'ents', 'doc', 'noun_chunks', 'spans:<key>'.")
+        if node_space not in ("node2vec", "node2vec+text"):
+            raise ValueError(f"text2node_linker: node_space={node_space!r} must be 'node2vec' or 'node2vec+text'.")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = dict(
+            spans=spans, k=k, threshold=threshold, node_space=node_space, text_weight=text_weight,
+            fusion_weight=fusion_weight, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
+            max_df=max_df, n_trees=n_trees, search_k=search_k, temperature=temperature, n_negatives=n_negatives,
+            hard_negatives=hard_negatives, distance_weight=distance_weight, seed=seed, nI=None, nO=None,
+            has_node_vectors=None,
+        )
+        self.taxonomy: Optional[Taxonomy] = None
+        self.index: Optional[NodeIndex] = None
+        self._rng = np.random.default_rng(seed)
+        self._sibling_cache: Dict[int, np.ndarray] = {}
+        self._neighbour_cache: Dict[int, np.ndarray] = {}
+
+    # helpers ----------------------------------------------------------------------------
+    def _require_ready(self) -> None:
+        if self.taxonomy is None or self.index is None:
+            raise ValueError(
+                f"The '{self.name}' component has no taxonomy/index yet: call nlp.initialize() with "
+                f"[initialize.components.{self.name}] taxonomy (and node_vectors), or load a trained pipeline."
+            )
+
+    def spans_of(self, doc: Doc) -> List[Span]:
+        """The spans this component links in `doc` (see the `spans` setting)."""
+        mode = self.cfg["spans"]
+        if mode == "ents":
+            return list(doc.ents)
+        if mode == "doc":
+            return [doc[:]]
+        if mode == "noun_chunks":
+            return list(doc.noun_chunks)
+        key = mode.split(":", 1)[1]
+        return list(doc.spans[key]) if key in doc.spans else []
+
+    def _training_spans(self, eg: Example) -> Tuple[List[Tuple[int, int]], List[List[str]]]:
+        """Token offsets in the predicted doc and gold ids of each gold span of an example."""
+        mode = self.cfg["spans"]
+        ref = eg.reference
+        if mode.startswith("spans:"):
+            key = mode.split(":", 1)[1]
+            gold_spans = list(ref.spans[key]) if key in ref.spans else list(ref.ents)
+        else:
+            gold_spans = list(ref.ents)
+        offsets, golds = [], []
+        for span in gold_spans:
+            g = _gold_ids(span)
+            if not g:
+                continue
+            pred = eg.predicted.char_span(span.start_char, span.end_char, alignment_mode="expand")
+            if pred is None:
+                continue
+            offsets.append((pred.start, pred.end))
+            golds.append(g)
+        return offsets, golds
+
+    def _gold_index(self, golds: List[List[str]]) -> Tuple[np.ndarray, List[List[int]]]:
+        tax = self.taxonomy
+        first, alls = [], []
+        for g in golds:
+            idx = []
+            for cid in g:
+                try:
+                    idx.append(tax.index(cid))
+                except KeyError:
+                    raise ValueError(
+                        f"text2node_linker: gold concept {cid!r} is not in taxonomy {tax.name!r} "
+                        f"({len(tax)} concepts). Fix the training data or use the taxonomy it was made for."
+                    ) from None
+            first.append(idx[0])
+            alls.append(idx)
+        return np.asarray(first, dtype="int64"), alls
+
+    # prediction -------------------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]) -> List[List[List[Tuple[int, float]]]]:
+        """Ranked (node index, score) candidates for each span of each doc.
+
+        docs (Iterable[Doc]): the docs.
+        RETURNS (List[List[List[Tuple[int, float]]]]): per doc, per span, candidates.
+        """
+        docs = list(docs)
+        self._require_ready()
+        spans = [self.spans_of(doc) for doc in docs]
+        offsets = [(i, s.start, s.end) for i, ss in enumerate(spans) for s in ss]
+        texts = [s.text for ss in spans for s in ss]
+        flat = self.rank(docs, offsets, texts)
+        out, j = [], 0
+        for ss in spans:
+            out.append(flat[j : j + len(ss)])
+            j += len(ss)
+        return out
+
+    def _max_tokens(self) -> int:
+        for node in self.model.walk():
+            if node.name == "t2n_span_embed":
+                return int(node.attrs["max_tokens"])
+        return 32
+
+    def rank(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: Optional[int] = None) -> List[List[Tuple[int, float]]]:
+        """Ranked (node index, fused score) for spans given as (doc index, start, end).
+
+        Candidates below the threshold are dropped (a NIL span gets an empty list).
+        """
+        if not offsets:
+            return []
+        cfg = self.cfg
+        Y = self.model.predict((list(docs), offsets))
+        Y = np.array(self.model.ops.to_numpy(Y), dtype="float32")
+        # spans without any word vector (punctuation, unknown words) use only the lexical channel
+        Y[~spans_with_vectors(docs, offsets, self._max_tokens())] = 0.0
+        res = self.index.search(
+            Y, texts, k=k or cfg["k"], ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
+            fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"],
+        )
+        thr = cfg["threshold"]
+        return [[(n, s) for n, s in r if s >= thr] for r in res]
+
+    def set_annotations(self, docs: Iterable[Doc], preds: List[List[List[Tuple[int, float]]]]) -> None:
+        """Set kb_id_ and `_.text2node_candidates` on the linked spans."""
+        tax = self.taxonomy
+        mode = self.cfg["spans"]
+        for doc, doc_preds in zip(docs, preds):
+            spans = self.spans_of(doc)
+            store = doc.user_data.setdefault(USER_DATA_KEY, {})
+            cands_per_span = []
+            for span, cands in zip(spans, doc_preds):
+                c = [(tax.id_at(n), tax.label(tax.id_at(n)), float(s)) for n, s in cands]
+                cands_per_span.append(c)
+                store[(span.start_char, span.end_char)] = c
+            best = [c[0][0] if c else "" for c in cands_per_span]
+            if mode == "ents":
+                for span, kb in zip(spans, best):
+                    for token in span:
+                        token.ent_kb_id_ = kb
+                spans = list(doc.ents)
+            elif mode == "doc":
+                doc.ents = [Span(doc, 0, len(doc), label=DOC_LABEL, kb_id=best[0])] if len(doc) else []
+                spans = list(doc.ents) if len(doc) else spans
+            elif mode.startswith("spans:"):
+                key = mode.split(":", 1)[1]
+                new = [Span(doc, s.start, s.end, label=s.label, kb_id=kb) for s, kb in zip(spans, best)]
+                doc.spans[key] = new
+                spans = list(doc.spans[key])
+            for span, c in zip(spans, cands_per_span):
+                span._.set(CANDIDATES_EXT, c)
+
+    # training ---------------------------------------------------------------------------
+    def _negatives(self, gold_first: np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        n = len(self.taxonomy)
+        parts = [gold_first]
+        if cfg["n_negatives"] > 0:
+            parts.append(self._rng.integers(0, n, size=min(cfg["n_negatives"], n)))
+        h = cfg["hard_negatives"]
+        if h > 0:
+            for g in np.unique(gold_first):
+                g = int(g)
+                sib = self._sibling_cache.get(g)
+                if sib is None:
+                    s = set()
+                    for p in self.taxonomy.parent_indices(g):
+                        s.update(self.taxonomy.child_indices(p))
+                    s.discard(g)
+                    sib = np.asarray(sorted(s), dtype="int64")
+                    self._sibling_cache[g] = sib
+                if len(sib) > h:
+                    sib = self._rng.choice(sib, size=h, replace=False)
+                parts.append(sib)
+                nb = self._neighbour_cache.get(g)
+                if nb is None:
+                    nb = np.asarray(self.index.neighbours(g, h), dtype="int64")
+                    self._neighbour_cache[g] = nb
+                parts.append(nb)
+        return np.unique(np.concatenate(parts).astype("int64"))
+
+    def _loss_and_grad(self, Y: np.ndarray, gold_first: np.ndarray, gold_all: List[List[int]]) -> Tuple[float, np.ndarray]:
+        """InfoNCE over in-batch golds + sampled + hard negatives, plus cosine distance."""
+        cfg = self.cfg
+        space = self.index.space
+        b = Y.shape[0]
+        norms = np.linalg.norm(Y, axis=1, keepdims=True) + 1e-8
+        Yn = Y / norms
+        C = self._negatives(gold_first)
+        SC = space[C]
+        logits = (Yn @ SC.T) / cfg["temperature"]
+        pos = np.searchsorted(C, gold_first)
+        # other right answers of a multi-gold span are not negatives
+        for r, idx in enumerate(gold_all):
+            if len(idx) > 1:
+                for j in idx[1:]:
+                    p = np.searchsorted(C, j)
+                    if p < len(C) and C[p] == j and p != pos[r]:
+                        logits[r, p] = -1e9
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        probs = e / e.sum(axis=1, keepdims=True)
+        loss = float(-np.log(probs[np.arange(b), pos] + 1e-12).sum())
+        d_logits = probs
+        d_logits[np.arange(b), pos] -= 1.0
+        d_Yn = (d_logits @ SC) / cfg["temperature"]
+        T = space[gold_first]
+        w = cfg["distance_weight"]
+        if w > 0:
+            loss += float(w * (1.0 - (Yn * T).sum(1)).sum())
+            d_Yn -= w * T
+        d_Yn /= b
+        d_Y = (d_Yn - Yn * (d_Yn * Yn).sum(1, keepdims=True)) / norms
+        return loss, d_Y.astype("float32")
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Learn from a batch of examples (all spans of the batch in one model call)."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        self._require_ready()
+        docs, offsets, golds = [], [], []
+        for i, eg in enumerate(examples):
+            docs.append(eg.predicted)
+            offs, g = self._training_spans(eg)
+            offsets.extend((i, s, e) for s, e in offs)
+            golds.extend(g)
+        if not offsets:
+            return losses
+        gold_first, gold_all = self._gold_index(golds)  # raises on unknown concepts
+        # spans without any word vector are linked by the lexical channel only (their mapper
+        # output is ignored at prediction), so the mapper does not train on them
+        keep = spans_with_vectors(docs, offsets, self._max_tokens())
+        if not keep.all():
+            offsets = [o for o, k in zip(offsets, keep) if k]
+            gold_first = gold_first[keep]
+            gold_all = [g for g, k in zip(gold_all, keep) if k]
+            if not offsets:
+                return losses
+        Y, backprop = self.model.begin_update((docs, offsets))
+        loss, d_Y = self._loss_and_grad(self.model.ops.to_numpy(Y), gold_first, gold_all)
+        backprop(self.model.ops.asarray2f(d_Y))
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, np.ndarray]:
+        """Loss and gradient of the mapper outputs `scores` for the gold spans of `examples`."""
+        golds: List[List[str]] = []
+        for eg in examples:
+            golds.extend(self._training_spans(eg)[1])
+        gold_first, gold_all = self._gold_index(golds)
+        return self._loss_and_grad(self.model.ops.to_numpy(scores), gold_first, gold_all)
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
+                   taxonomy: Optional[Taxonomy] = None, node_vectors: Any = None) -> None:
+        """Build node space and the index, and initialize the mapper.
+
+        get_examples (Callable[[], Iterable[Example]]): training examples (a sample
+            initializes the model; their gold concepts are checked against the taxonomy).
+        nlp (Language): the pipeline (its tokenizer splits the concept labels).
+        taxonomy (Taxonomy): the taxonomy to link to (required).
+        node_vectors (np.ndarray / NodeVectors / None): node2vec vectors, one row per
+            concept in taxonomy order. None builds a text-only node space (a warning is logged).
+        """
+        validate_get_examples(get_examples, "Text2NodeLinker.initialize")
+        if taxonomy is None:
+            raise ValueError(
+                f"text2node_linker.initialize needs a taxonomy: set [initialize.components.{self.name}.taxonomy] "
+                "(e.g. @misc = \"spacy-text2node.TaxonomyDir.v1\") or pass taxonomy=."
+            )
+        if not isinstance(taxonomy, Taxonomy):
+            raise TypeError(f"text2node_linker: taxonomy must be a spacy_text2node.Taxonomy, got {type(taxonomy).__name__}.")
+        self.taxonomy = taxonomy
+        nv = None
+        if node_vectors is not None:
+            if hasattr(node_vectors, "check"):
+                node_vectors.check(taxonomy)
+            nv = np.asarray(node_vectors, dtype="float32")
+            if nv.ndim != 2 or nv.shape[0] != len(taxonomy):
+                raise ValueError(
+                    f"text2node_linker: node_vectors has shape {nv.shape} but the taxonomy has {len(taxonomy)} concepts; "
+                    "compute node vectors for this taxonomy (one row per concept, in taxonomy order)."
+                )
+        elif self.cfg["node_space"] == "node2vec":
+            logger.warning("text2node_linker: no node_vectors given; node space is text-only.")
+        texts, string_node = [], []
+        for i, cid in enumerate(taxonomy.ids):
+            for t in taxonomy.texts(cid):
+                texts.append(t)
+                string_node.append(i)
+        string_node_arr = np.asarray(string_node, dtype="int32")
+        text_vecs = None
+        if self.cfg["node_space"] == "node2vec+text" or nv is None:
+            if self.vocab.vectors.shape[0] == 0:
+                if nv is None:
+                    raise ValueError("text2node_linker: no node_vectors and no word vectors: nothing to build node space from.")
+            else:
+                text_vecs = node_text_vectors(texts, string_node_arr, len(taxonomy), _vectors_table(self.vocab), lambda ws: _find_rows(self.vocab, ws))
+        space = build_node_space(nv, text_vecs, text_weight=self.cfg["text_weight"])
+        logger.info("text2node_linker: node space %s x %s; building lexical channel and annoy index", *space.shape)
+        lexical = LexicalIndex.build(texts, string_node_arr, len(taxonomy), max_df=self.cfg["max_df"])
+        self.index = NodeIndex(space, lexical, n_trees=self.cfg["n_trees"], seed=self.cfg["seed"])
+        self.cfg["nO"] = int(space.shape[1])
+        self.cfg["has_node_vectors"] = nv is not None
+        self._sibling_cache, self._neighbour_cache = {}, {}
+        sample = list(islice(get_examples(), 10))
+        docs, offsets, golds = [], [], []
+        for i, eg in enumerate(sample):
+            docs.append(eg.predicted)
+            offs, g = self._training_spans(eg)
+            offsets.extend((i, s, e) for s, e in offs)
+            golds.extend(g)
+        if golds:
+            self._gold_index(golds)
+        if not offsets:
+            docs, offsets = [Doc(self.vocab, words=["x"])], [(0, 0, 1)]
+        set_mapper_dims(self.model, nI=None, nO=self.cfg["nO"])
+        self.model.initialize(X=(docs, offsets))
+        self.cfg["nI"] = mapper_dims(self.model)[0]
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        """Score a batch of examples (see `score_linking`)."""
+        if self.scorer is None:
+            return {}
+        return self.scorer(examples, taxonomy=self.taxonomy, **kwargs)
+
+    def add_label(self, label: str) -> int:  # pragma: no cover - not label based
+        raise NotImplementedError
+
+    # serialization ----------------------------------------------------------------------
+    def _restore_dims(self) -> None:
+        set_mapper_dims(self.model, nI=self.cfg.get("nI"), nO=self.cfg.get("nO"))
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        self._require_ready()
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "taxonomy": lambda: self.taxonomy.to_bytes(),
+            "index": lambda: self.index.to_bytes(),
+            "model": lambda: self.model.to_bytes(),
+        }
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "Text2NodeLinker":
+        def load_model(b: bytes) -> None:
+            self._restore_dims()
+            self.model.from_bytes(b)
+
+        def load_taxonomy(b: bytes) -> None:
+            self.taxonomy = Taxonomy.from_bytes(b)
+
+        def load_index(b: bytes) -> None:
+            self.index = NodeIndex.from_bytes(b)
+
+        deserialize = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "taxonomy": load_taxonomy,
+            "index": load_index,
+            "model": load_model,
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        self._rng = np.random.default_rng(self.cfg.get("seed", 0))
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        self._require_ready()
+        path = util.ensure_path(path)
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "taxonomy": lambda p: self.taxonomy.to_disk(p),
+            "index": lambda p: self.index.to_disk(p),
+            "model": lambda p: p.open("wb").write(self.model.to_bytes()),
+        }
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "Text2NodeLinker":
+        path = util.ensure_path(path)
+
+        def load_model(p: Path) -> None:
+            self._restore_dims()
+            with p.open("rb") as f:
+                self.model.from_bytes(f.read())
+
+        def load_taxonomy(p: Path) -> None:
+            self.taxonomy = Taxonomy.from_disk(p)
+
+        def load_index(p: Path) -> None:
+            self.index = NodeIndex.from_disk(p)
+
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "taxonomy": load_taxonomy,
+            "index": load_index,
+            "model": load_model,
+        }
+        util.from_disk(path, deserialize, exclude)
+        self._rng = np.random.default_rng(self.cfg.get("seed", 0))
+        return self
+
+
+def _vectors_table(vocab: Vocab) -> np.ndarray:
+    data = vocab.vectors.data
+    return data if isinstance(data, np.ndarray) else data.get()
+
+
+def _find_rows(vocab: Vocab, ws: List[str]) -> np.ndarray:
+    keys = np.asarray([get_string_id(w) for w in ws], dtype="uint64")
+    return np.asarray(vocab.vectors.find(keys=keys), dtype="int64")
