@@ -1,0 +1,479 @@
+"""Streaming readers and writers for bulk linking.
+
+Readers yield one `InputRecord` per input record and never hold the whole input:
+JSONL line by line, CSV/TSV row by row (the `csv` module), Parquet batch by batch
+(`ParquetFile.iter_batches`), a folder of `.txt` files file by file in sorted order.
+Writers append: JSONL with flush + fsync per batch, Parquet as part files in an
+output folder (each part is written to a temporary name and renamed, so a killed
+run never leaves half a part).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+
+logger = logging.getLogger("spacy_text2node")
+
+INPUT_FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt")
+OUTPUT_FORMATS = ("jsonl", "parquet")
+PathLike = Union[str, Path]
+
+
+@dataclass
+class InputRecord:
+    """One input record, before validation.
+
+    index (int): 0-based position of the record in the input.
+    id (Optional[str]): the record's id (the id field, the file name for .txt
+        folders, else the index as a string); None when the record could not be read.
+    text (Any): the raw text value (str, bytes, None or whatever the input held).
+    line (Optional[int]): 1-based line in the input file (JSONL, CSV), else None.
+    error (Optional[str]): why the record could not be read (bad JSON...), else None.
+    """
+
+    index: int
+    id: Optional[str]
+    text: Any
+    line: Optional[int] = None
+    error: Optional[str] = None
+
+
+def _strip_gz(path: Path) -> str:
+    name = path.name.lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def detect_input_format(path: PathLike) -> str:
+    """Guess the input format from the path: a folder of .txt or .parquet files,
+    or a file ending in .jsonl/.ndjson/.json, .csv, .tsv, .parquet (optionally .gz).
+
+    path (PathLike): the input.
+    RETURNS (str): one of INPUT_FORMATS.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if any(path.glob("*.parquet")):
+            return "parquet"
+        return "txt"
+    name = _strip_gz(path)
+    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"), (".tsv", "tsv"), (".parquet", "parquet"), (".pq", "parquet")):
+        if name.endswith(suffix):
+            return fmt
+    raise ValueError(
+        f"Cannot tell the format of input {path} from its name: use a .jsonl, .csv, .tsv "
+        f"or .parquet file (optionally .gz) or a folder of .txt files, or pass the format "
+        f"explicitly (one of {', '.join(INPUT_FORMATS)})."
+    )
+
+
+def detect_output_format(path: PathLike) -> str:
+    """`parquet` for a path ending in .parquet (written as a folder of part files),
+    `jsonl` for .jsonl/.ndjson/.json."""
+    name = Path(path).name.lower()
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    raise ValueError(
+        f"Cannot tell the format of output {path} from its name: end it in .jsonl or .parquet, "
+        f"or pass the output format explicitly (one of {', '.join(OUTPUT_FORMATS)})."
+    )
+
+
+def _open_binary(path: Path):
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _norm_id(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def read_jsonl(path: PathLike, *, id_field: str = "id", text_field: str = "text") -> Iterator[InputRecord]:
+    """Stream a JSONL file (one JSON object per line; blank lines are skipped).
+
+    path (PathLike): the file (.gz is decompressed on the fly).
+    id_field (str): the field holding the record id (absent: the record index).
+    text_field (str): the field holding the text.
+    YIELDS (InputRecord): the records, with `error` set for lines that are not JSON objects.
+    """
+    path = Path(path)
+    index = 0
+    with _open_binary(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            line = raw.decode("utf-8", errors="surrogateescape")
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield InputRecord(index, None, None, lineno, f"bad JSON: {e.msg} (column {e.colno})")
+                index += 1
+                continue
+            if not isinstance(obj, dict):
+                yield InputRecord(index, None, None, lineno, f"bad JSON: a line must hold an object, not {type(obj).__name__}")
+                index += 1
+                continue
+            rid = _norm_id(obj.get(id_field)) if id_field in obj else str(index)
+            yield InputRecord(index, rid, obj.get(text_field), lineno)
+            index += 1
+
+
+def read_csv(
+    path: PathLike, *, id_field: str = "id", text_field: str = "text", delimiter: Optional[str] = None
+) -> Iterator[InputRecord]:
+    """Stream a CSV or TSV file with a header row, row by row.
+
+    path (PathLike): the file (.gz is decompressed on the fly).
+    id_field (str): the id column (absent from the header: the record index).
+    text_field (str): the text column; it must be in the header.
+    delimiter (Optional[str]): the delimiter (default: tab for .tsv, else comma).
+    YIELDS (InputRecord): the records; `line` is the line where the row ends.
+    """
+    path = Path(path)
+    if delimiter is None:
+        delimiter = "\t" if _strip_gz(path).endswith(".tsv") else ","
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with _open_binary(path) as fb:
+        f = io.TextIOWrapper(fb, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        if text_field not in header:
+            raise ValueError(
+                f"{path}, line 1: no text column {text_field!r} in the header {header}. "
+                f"Pass the text column's name (--text-field)."
+            )
+        ti = header.index(text_field)
+        ii = header.index(id_field) if id_field in header else None
+        for index, row in enumerate(reader):
+            if len(row) != len(header):
+                rid = _norm_id(row[ii]) if ii is not None and ii < len(row) else str(index)
+                yield InputRecord(index, rid, None, reader.line_num, f"bad CSV row: {len(row)} fields, the header has {len(header)}")
+                continue
+            rid = row[ii] if ii is not None else str(index)
+            yield InputRecord(index, rid, row[ti], reader.line_num)
+
+
+def _parquet_files(path: Path) -> List[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"{path}: no .parquet files in this folder.")
+        return files
+    return [path]
+
+
+def read_parquet(
+    path: PathLike, *, id_field: str = "id", text_field: str = "text", batch_size: int = 1024
+) -> Iterator[InputRecord]:
+    """Stream a Parquet file, or a folder of Parquet part files in name order,
+    in batches of `batch_size` rows, reading only the id and text columns.
+
+    path (PathLike): a .parquet file or a folder of them.
+    id_field (str): the id column (absent: the record index).
+    text_field (str): the text column; it must exist.
+    batch_size (int): rows per read batch.
+    YIELDS (InputRecord): the records.
+    """
+    import pyarrow.parquet as pq
+
+    index = 0
+    for file in _parquet_files(Path(path)):
+        pf = pq.ParquetFile(file)
+        names = pf.schema_arrow.names
+        if text_field not in names:
+            raise ValueError(f"{file}: no text column {text_field!r} (columns: {names}). Pass the text column's name (--text-field).")
+        cols = [text_field] + ([id_field] if id_field in names else [])
+        for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
+            texts = batch.column(text_field).to_pylist()
+            ids = batch.column(id_field).to_pylist() if id_field in names else None
+            for j, text in enumerate(texts):
+                rid = _norm_id(ids[j]) if ids is not None else str(index)
+                yield InputRecord(index, rid, text, None)
+                index += 1
+
+
+def read_txt_dir(path: PathLike) -> Iterator[InputRecord]:
+    """Stream a folder of .txt files (searched recursively) in sorted order; the id
+    of each record is its path relative to the folder, the text its raw bytes
+    (decoded as UTF-8 at validation).
+
+    path (PathLike): the folder.
+    YIELDS (InputRecord): the records.
+    """
+    root = Path(path)
+    files = sorted(root.rglob("*.txt"), key=lambda p: p.relative_to(root).as_posix())
+    for index, file in enumerate(files):
+        rid = file.relative_to(root).as_posix()
+        try:
+            data = file.read_bytes()
+        except OSError as e:
+            yield InputRecord(index, rid, None, None, f"cannot read file: {e}")
+            continue
+        yield InputRecord(index, rid, data, None)
+
+
+def read_records(
+    path: PathLike,
+    *,
+    input_format: Optional[str] = None,
+    id_field: str = "id",
+    text_field: str = "text",
+) -> Iterator[InputRecord]:
+    """Stream the records of an input in any supported format.
+
+    path (PathLike): a JSONL, CSV, TSV or Parquet file, or a folder of .txt or .parquet files.
+    input_format (Optional[str]): one of INPUT_FORMATS; None guesses from the path.
+    id_field (str): the id field or column.
+    text_field (str): the text field or column.
+    YIELDS (InputRecord): the records in input order.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"Input {path} does not exist.")
+    fmt = input_format or detect_input_format(path)
+    if fmt == "jsonl":
+        return read_jsonl(path, id_field=id_field, text_field=text_field)
+    if fmt in ("csv", "tsv"):
+        return read_csv(path, id_field=id_field, text_field=text_field, delimiter="\t" if fmt == "tsv" else None)
+    if fmt == "parquet":
+        return read_parquet(path, id_field=id_field, text_field=text_field)
+    if fmt == "txt":
+        if not path.is_dir():
+            raise ValueError(f"Input format 'txt' needs a folder of .txt files; {path} is a file.")
+        return read_txt_dir(path)
+    raise ValueError(f"Unknown input format {fmt!r}: use one of {', '.join(INPUT_FORMATS)}.")
+
+
+def check_text(value: Any, max_chars: int) -> Tuple[Optional[str], Optional[str]]:
+    """Validate a raw text value.
+
+    value (Any): the raw value from a reader.
+    max_chars (int): the largest number of characters accepted.
+    RETURNS (Tuple[Optional[str], Optional[str]]): (text, None) when valid, else (None, reason).
+    """
+    if value is None:
+        return None, "missing text"
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            return None, f"text is not valid UTF-8 (byte {e.start})"
+    if not isinstance(value, str):
+        return None, f"text is not a string but {type(value).__name__}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return None, f"text is not valid UTF-8 (character {e.start})"
+    if not value.strip():
+        return None, "empty text"
+    if len(value) > max_chars:
+        return None, f"text has {len(value):,} characters, over the limit of {max_chars:,} (--max-chars)"
+    return value, None
+
+
+# ---------------------------------------------------------------------------
+# Writers and resume
+
+
+def _read_jsonl_tolerant(path: Path, repair: bool) -> Iterator[Dict[str, Any]]:
+    """Yield the objects of a JSONL file written by the runner. A truncated or
+    unreadable last line (a kill while writing) is dropped, and with `repair` the
+    file is cut back to its last complete line; a bad line elsewhere is an error."""
+    if not path.exists():
+        return
+    good_end = 0
+    bad: Optional[Tuple[int, str]] = None
+    with open(path, "rb") as f:
+        lineno = 0
+        for raw in f:
+            lineno += 1
+            if bad is not None:
+                raise ValueError(
+                    f"{path}, line {bad[0]}: cannot read this line ({bad[1]}) and it is not the last one. "
+                    f"The file is damaged: fix or remove that line, then resume."
+                )
+            if not raw.endswith(b"\n"):
+                bad = (lineno, "no end of line: truncated")
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError as e:
+                bad = (lineno, f"bad JSON: {e}")
+                continue
+            good_end += len(raw)
+            yield obj
+    if bad is not None:
+        logger.warning("%s, line %d: dropping a truncated last line (%s)", path, bad[0], bad[1])
+        if repair:
+            os.truncate(path, good_end)
+
+
+def done_output_ids(path: PathLike, output_format: str, repair: bool = True) -> Tuple[Set[str], int]:
+    """The ids already in an output (for --resume), repairing a truncated JSONL tail
+    and removing unfinished Parquet parts.
+
+    path (PathLike): the output file (JSONL) or folder (Parquet).
+    output_format (str): "jsonl" or "parquet".
+    repair (bool): cut a truncated last line / remove temporary part files.
+    RETURNS (Tuple[Set[str], int]): the ids and the number of records.
+    """
+    path = Path(path)
+    ids: Set[str] = set()
+    n = 0
+    if output_format == "jsonl":
+        for obj in _read_jsonl_tolerant(path, repair):
+            ids.add(obj["id"])
+            n += 1
+    else:
+        if not path.exists():
+            return ids, 0
+        import pyarrow.parquet as pq
+
+        for tmp in path.glob(".*.tmp"):
+            if repair:
+                tmp.unlink()
+        for file in sorted(path.glob("part-*.parquet")):
+            col = pq.read_table(file, columns=["id"]).column("id").to_pylist()
+            ids.update(col)
+            n += len(col)
+    return ids, n
+
+
+def done_error_indices(path: PathLike, repair: bool = True) -> Tuple[Set[int], int]:
+    """The input indices already in an errors file (for --resume).
+
+    path (PathLike): the errors JSONL file.
+    repair (bool): cut a truncated last line.
+    RETURNS (Tuple[Set[int], int]): the indices and the number of entries.
+    """
+    idx: Set[int] = set()
+    n = 0
+    for obj in _read_jsonl_tolerant(Path(path), repair):
+        idx.add(int(obj["index"]))
+        n += 1
+    return idx, n
+
+
+def _fsync(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+class JsonlWriter:
+    """Append records to a JSONL file; each `write` is flushed and fsynced.
+
+    path (PathLike): the file.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "ab")
+
+    def write(self, records: Sequence[Dict[str, Any]]) -> None:
+        if not records:
+            return
+        data = b"".join(json.dumps(r, ensure_ascii=False).encode("utf-8") + b"\n" for r in records)
+        self._f.write(data)
+        _fsync(self._f)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ParquetPartsWriter:
+    """Write records as Parquet part files `part-00000.parquet`, ... in a folder
+    (readable as one table by pandas, pyarrow and Spark). Records are buffered
+    until `rows_per_part`; each part is written under a temporary name and renamed.
+
+    path (PathLike): the output folder.
+    rows_per_part (int): records per part file.
+    """
+
+    def __init__(self, path: PathLike, rows_per_part: int = 10_000):
+        from .records import arrow_schema
+
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"Parquet output {self.path} is a file; Parquet output is a folder of part files. Remove it or choose another path.")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.rows_per_part = rows_per_part
+        self.schema = arrow_schema()
+        self._buf: List[Dict[str, Any]] = []
+        self._part = len(list(self.path.glob("part-*.parquet")))
+
+    def _flush_part(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._buf:
+            return
+        table = pa.Table.from_pylist(self._buf, schema=self.schema)
+        name = f"part-{self._part:05d}.parquet"
+        tmp = self.path / f".{name}.tmp"
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path / name)
+        self._part += 1
+        self._buf = []
+
+    def write(self, records: Sequence[Dict[str, Any]]) -> None:
+        self._buf.extend(records)
+        while len(self._buf) >= self.rows_per_part:
+            rest = self._buf[self.rows_per_part :]
+            self._buf = self._buf[: self.rows_per_part]
+            self._flush_part()
+            self._buf = rest
+
+    def close(self) -> None:
+        self._flush_part()
+
+    def __enter__(self) -> "ParquetPartsWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_output(path: PathLike, output_format: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Read a whole bulk output back as a list of records (for tests and small outputs).
+
+    path (PathLike): the JSONL file or Parquet folder.
+    output_format (Optional[str]): "jsonl" or "parquet"; None guesses from the path.
+    RETURNS (List[Dict[str, Any]]): the records in written order.
+    """
+    path = Path(path)
+    fmt = output_format or ("parquet" if path.is_dir() else detect_output_format(path))
+    if fmt == "jsonl":
+        with open(path, "rb") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    import pyarrow.parquet as pq
+
+    out: List[Dict[str, Any]] = []
+    for file in sorted(path.glob("part-*.parquet")):
+        out.extend(pq.read_table(file).to_pylist())
+    return out

@@ -1,0 +1,92 @@
+"""`text2node link MODEL INPUT OUTPUT`: bulk linking, a thin wrapper over spacy_text2node.bulk."""
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from wasabi import msg
+
+from ._app import app
+
+
+@app.command("link", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def link_cmd(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Pipeline: installed package, folder from nlp.to_disk, or a .cfg config."),
+    input_path: Path = typer.Argument(..., help="JSONL, CSV/TSV or Parquet file (.gz ok), or a folder of .txt files."),
+    output: Path = typer.Argument(..., help="Output: a .jsonl file or a .parquet folder of part files."),
+    input_format: Optional[str] = typer.Option(None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."),
+    output_format: Optional[str] = typer.Option(None, "--output-format", help="jsonl or parquet (default: from OUTPUT)."),
+    id_field: str = typer.Option("id", "--id-field", help="Id field/column (absent: the 0-based record index; .txt: the file name)."),
+    text_field: str = typer.Option("text", "--text-field", help="Text field/column."),
+    errors: Optional[Path] = typer.Option(None, "--errors", help="Errors file (JSONL; default OUTPUT.errors.jsonl)."),
+    n_process: int = typer.Option(1, "--n-process", "-n", help="Worker processes (local backend)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per nlp.pipe batch."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run: skip records already written."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output and errors file."),
+    max_chars: int = typer.Option(1_000_000, "--max-chars", help="Longer texts go to the errors file."),
+    span_key: List[str] = typer.Option(["ents"], "--span-key", help="Span source: 'ents' or a span group key (repeatable)."),
+    mentions: Optional[str] = typer.Option(None, "--mentions", help="Treat MODEL as a linker pipeline and put a mention finder in front: noun_chunks, ruler or ner."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Candidates kept per span (default: all the linker gives)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Read at most this many input records."),
+    flush_every: int = typer.Option(256, "--flush-every", help="Records per write (flushed and fsynced)."),
+    backend: str = typer.Option("local", "--backend", help="local (nlp.pipe with --n-process) or spark."),
+    spark_master: str = typer.Option("local[2]", "--spark-master", help="Spark master URL (--backend spark)."),
+    spark_chunk: int = typer.Option(5_000, "--spark-chunk", help="Documents per Spark job (--backend spark)."),
+    stats_json: Optional[Path] = typer.Option(None, "--stats-json", help="Also write the run's counts and timings as JSON here."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Link every document of INPUT with MODEL and write one record per document
+    (id, n_tokens, spans with start, end, text, label, concept_id, concept_label,
+    score and top-k candidates) to OUTPUT; unreadable records go to the errors file.
+    Extra `--section.key value` options override a .cfg MODEL (e.g. --paths.linker DIR)."""
+    from spacy.cli._util import parse_config_overrides
+
+    from ..bulk.runner import link_documents, load_pipeline, local_processor, run_bulk
+
+    try:
+        overrides = parse_config_overrides(ctx.args)
+    except SystemExit:
+        raise typer.Exit(2)
+
+    common = dict(
+        input_format=input_format, output_format=output_format, id_field=id_field, text_field=text_field,
+        errors_path=errors, resume=resume, overwrite=overwrite, flush_every=flush_every, limit=limit, progress=progress,
+    )
+    try:
+        if backend == "local":
+            nlp = load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
+            proc = local_processor(nlp, n_process=n_process, batch_size=batch_size, span_keys=span_key, top_k=top_k)
+            stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
+        elif backend == "spark":
+            from ..bulk.spark import local_spark_session, spark_processor
+
+            load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)  # fail early if it cannot load
+            spark = local_spark_session(spark_master)
+            proc = spark_processor(
+                spark, model, span_keys=span_key, top_k=top_k, max_chars=max_chars, batch_size=batch_size,
+                chunk_size=spark_chunk, overrides=overrides, mentions=mentions,
+            )
+            try:
+                stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
+            finally:
+                spark.stop()
+        else:
+            msg.fail(f"Unknown --backend {backend!r}.", "Use local or spark.", exits=2)
+            return
+    except ValueError as e:
+        msg.fail("Bulk linking failed", str(e), exits=1)
+        return
+    if stats_json:
+        stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
+    msg.info(
+        f"{stats.n_written:,} docs in {stats.seconds:.1f}s: {stats.docs_per_second:,.1f} docs/s, "
+        f"{stats.words_per_second:,.0f} words/s -> {stats.output}"
+    )
+    if stats.n_errors:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stats.reasons.items(), key=lambda kv: -kv[1]))
+        msg.warn(f"{stats.n_errors:,} records in {stats.errors_path} ({reasons})")
+    if stats.balanced:
+        msg.good(stats.summary())
+    else:
+        msg.fail(stats.summary(), "Some records are neither in the output nor in the errors file.", exits=1)
