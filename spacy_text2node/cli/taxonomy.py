@@ -2,7 +2,7 @@
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from wasabi import msg
@@ -23,6 +23,7 @@ def build_cmd(
     format: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(BUILD_FORMATS)}."),
     on_error: str = typer.Option("raise", "--on-error", help="'raise' stops at the first bad row; 'skip' leaves bad rows out and reports them."),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the taxonomy."),
+    subtree: Optional[List[str]] = typer.Option(None, "--subtree", help="Keep only the part under this concept (repeat or comma-separate for several; empty for all), e.g. an ICD-10-CM chapter '4'."),
 ) -> None:
     """Load a taxonomy from SOURCE and save it to OUT_DIR."""
     if format not in BUILD_FORMATS:
@@ -35,6 +36,12 @@ def build_cmd(
         tax = load_taxonomy(None if format == "icd10cm" else source, format, **kwargs)
     except (TaxonomyError, FileNotFoundError) as e:
         msg.fail("Could not build the taxonomy", str(e), exits=1)
+    subtree = [r for part in subtree or [] for r in part.split(",") if r]
+    if subtree:
+        missing = [r for r in subtree if r not in tax]
+        if missing:
+            msg.fail(f"--subtree: {', '.join(missing)} not in the taxonomy.", "Give concept ids of the taxonomy (e.g. an ICD-10-CM chapter '4' or block 'E08-E13').", exits=1)
+        tax = tax.subtree(subtree)
     if name:
         tax.name = name
     tax.to_disk(out_dir)

@@ -1,2 +1,2 @@
 """Corpus readers (@readers) for spacy train / evaluate."""
-from . import linking  # noqa: F401
+from . import classification, linking  # noqa: F401
