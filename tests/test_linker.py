@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
-from spacy.tokens import Span
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
@@ -408,3 +408,24 @@ def test_icd10cm_p3_end_to_end(icd10cm):
     s = evaluate_phrases(nlp, test)
     # measured with 2 epochs on a 1,500-query sample: 0.385 / 0.597 (TF-IDF peer: 0.389 / 0.611)
     assert s["acc@1"] > 0.33 and s["acc@5"] > 0.52
+
+
+def test_linked_doc_serializes(trained):
+    """A linked Doc survives to_bytes/DocBin, as nlp.pipe(n_process=2) needs (bug: tuple keys in user_data)."""
+    from spacy.tokens import DocBin
+
+    nlp, _ = trained
+    linker = nlp.get_pipe("text2node_linker")
+    doc = linker(_gold_doc(nlp, "Patient with juvenile diabetes and gout", 2, 4))
+    back = Doc(nlp.vocab).from_bytes(doc.to_bytes())
+    assert back.ents[0].kb_id_ == "T1DM"
+    assert [tuple(c) for c in back.ents[0]._.text2node_candidates] == [tuple(c) for c in doc.ents[0]._.text2node_candidates]
+    db = DocBin(store_user_data=True, docs=[doc])
+    again = list(DocBin(store_user_data=True).from_bytes(db.to_bytes()).get_docs(nlp.vocab))[0]
+    assert again.ents[0].kb_id_ == "T1DM"
+    # the scorer still reads the predictions of a deserialized doc
+    ref = _gold_doc(nlp, "Patient with juvenile diabetes and gout", 2, 4)
+    ref.ents = [Span(ref, 2, 4, label="DISEASE", kb_id="T1DM")]
+    from spacy_text2node.pipeline.linker import score_linking
+
+    assert score_linking([Example(back, ref)])["text2node_acc@1"] == 1.0

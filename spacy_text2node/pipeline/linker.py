@@ -167,7 +167,7 @@ def score_linking(examples: Iterable[Example], *, taxonomy: Optional[Taxonomy] =
             g = _gold_ids(ent)
             if not g:
                 continue
-            cands = preds.get((ent.start_char, ent.end_char)) or []
+            cands = preds.get(f"{ent.start_char}:{ent.end_char}") or []
             ranked.append([c[0] for c in cands])
             gold.append(g)
     if not gold:
@@ -340,7 +340,8 @@ class Text2NodeLinker(TrainablePipe):
             for span, cands in zip(spans, doc_preds):
                 c = [(tax.id_at(n), tax.label(tax.id_at(n)), float(s)) for n, s in cands]
                 cands_per_span.append(c)
-                store[(span.start_char, span.end_char)] = c
+                # string keys: user_data must survive Doc.to_bytes / DocBin (n_process > 1)
+                store[f"{span.start_char}:{span.end_char}"] = c
             best = [c[0][0] if c else "" for c in cands_per_span]
             if mode == "ents":
                 for span, kb in zip(spans, best):
