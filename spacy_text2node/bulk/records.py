@@ -7,7 +7,7 @@ from spacy.tokens import Doc, Span
 
 CANDIDATES_ATTR = "text2node_candidates"
 
-# The Parquet / Spark schema of one output record, as (name, type) pairs; see docs/bulk.md.
+# The Parquet / Spark schema of one output record, as (name, type) pairs; see the README, Bulk linking.
 CANDIDATE_FIELDS = (("concept_id", "string"), ("concept_label", "string"), ("score", "double"))
 SPAN_FIELDS = (
     ("start", "long"),
