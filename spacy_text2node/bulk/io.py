@@ -10,7 +10,7 @@ run never leaves half a part).
 from __future__ import annotations
 
 import csv
-import gzip
+from ..util import open_binary
 import io
 import json
 import logging
@@ -88,12 +88,6 @@ def detect_output_format(path: PathLike) -> str:
     )
 
 
-def _open_binary(path: Path):
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
 def _norm_id(value: Any) -> Optional[str]:
     if value is None:
         return None
@@ -112,7 +106,7 @@ def read_jsonl(path: PathLike, *, id_field: str = "id", text_field: str = "text"
     """
     path = Path(path)
     index = 0
-    with _open_binary(path) as f:
+    with open_binary(path) as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
@@ -147,7 +141,7 @@ def read_csv(
     if delimiter is None:
         delimiter = "\t" if _strip_gz(path).endswith(".tsv") else ","
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with _open_binary(path) as fb:
+    with open_binary(path) as fb:
         f = io.TextIOWrapper(fb, encoding="utf-8", errors="surrogateescape", newline="")
         reader = csv.reader(f, delimiter=delimiter)
         try:

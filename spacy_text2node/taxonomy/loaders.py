@@ -6,7 +6,7 @@ Each loader is a plain function, a `Taxonomy.from_*` classmethod and a versioned
 from __future__ import annotations
 
 import csv
-import gzip
+from ..util import open_binary
 import json
 import re
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from spacy.util import registry
 
+from ..util import open_binary
 from .core import Synonym, Taxonomy, TaxonomyBuilder, TaxonomyError
 
 PathLike = Union[str, Path]
@@ -30,13 +31,6 @@ def _check_file(path: PathLike) -> Path:
     return p
 
 
-def _open_binary(path: Path):
-    """Open a file for binary reading, through gzip when it starts with gzip's magic bytes."""
-    with path.open("rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
-
-
 def _lines(path: Path) -> Iterator[Tuple[int, str]]:
     """Yield (line_number, line without newline), strictly UTF-8 (a BOM is allowed).
 
@@ -44,7 +38,7 @@ def _lines(path: Path) -> Iterator[Tuple[int, str]]:
     """
     n = 0
     try:
-        with _open_binary(path) as f:
+        with open_binary(path) as f:
             for n, raw in enumerate(f, 1):
                 try:
                     line = raw.decode("utf-8")

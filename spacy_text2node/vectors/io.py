@@ -6,7 +6,7 @@ one row per word. Bad input raises a `VectorsError` naming the file and the line
 """
 from __future__ import annotations
 
-import gzip
+from ..util import open_binary
 import logging
 from pathlib import Path
 from typing import BinaryIO, List, Optional, Tuple, Union
@@ -29,9 +29,7 @@ def _open_binary(path: Path) -> BinaryIO:
         raise VectorsError(f"{path}: no such file. Check the path.")
     if path.is_dir():
         raise VectorsError(f"{path}: is a folder, expected a vectors file.")
-    with path.open("rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+    return open_binary(path)
 
 
 def _decode(raw: bytes, path: Path, line_no: int) -> str:

@@ -4,7 +4,7 @@ taxonomy's own labels, synonyms and definitions, and export them for spaCy
 """
 from __future__ import annotations
 
-import gzip
+from ..util import open_binary
 import json
 import logging
 from pathlib import Path
@@ -32,9 +32,7 @@ def _file_lines(path: Path) -> Iterator[Tuple[int, str]]:
         raise VectorsError(f"{path}: no such corpus file. Check the path.")
     if path.is_dir():
         raise VectorsError(f"{path}: is a folder, expected a text or JSONL file.")
-    with path.open("rb") as f:
-        magic = f.read(2)
-    raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+    raw = open_binary(path)
     with raw:
         for line_no, b in enumerate(raw, 1):
             if line_no == 1 and b.startswith(b"\xef\xbb\xbf"):
