@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import peak_rss_mb  # noqa: E402
 REPO = HERE.parent
 RESULTS = HERE / "results"
 CACHE = RESULTS / "cache"
@@ -70,18 +71,6 @@ def subsample(items: List[Any], limit: int, seed: int = 0) -> List[Any]:
 
     idx = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
     return [items[i] for i in idx]
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process in MB: VmHWM (ru_maxrss would carry the forking
-    parent's peak across fork + exec on Linux)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # workers ------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ Writes benchmarks/results/node2vec.json (or node2vec_quick.json).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import peak_rss_mb  # noqa: E402
 
 
 # contenders (run in a subprocess: `--run ours|pecanpy`) -------------------------------------
@@ -70,17 +71,6 @@ def run_pecanpy(args) -> dict:
     out[np.asarray([int(x) for x in g.nodes])] = emb
     np.save(args.vectors_out, out, allow_pickle=False)
     return {"load_s": t1 - t0, "embed_s": t2 - t1, "nodes_in_graph": len(g.nodes)}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM): unlike ru_maxrss it is not inherited across exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_main(args) -> None:

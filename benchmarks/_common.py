@@ -1,0 +1,18 @@
+"""Helpers shared by the benchmark scripts (run as `python benchmarks/<name>.py`)."""
+import resource
+from pathlib import Path
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process in MB, from VmHWM.
+
+    ru_maxrss is inherited from the forking parent across fork + exec on Linux, so a
+    child started by a big parent would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
