@@ -1,9 +1,10 @@
 """Evaluate trained linkers on the GEM settings beside the two peers (project step `evaluate`).
 
-For each setting (P3, P1, Z) it loads `TRAINING/<setting>/model-best`, links every
+For each setting (P3, P1, Z) it loads `TRAINING/<setting>/<MODEL_NAME>`, links every
 test query of `GEM_DIR/<setting>/test.jsonl`, and runs the TF-IDF character 3-gram
-and MiniLM peers on the same queries over the same candidates (every concept of the
-taxonomy). Writes `OUT/linker.json` (metrics, speed) and `OUT/predictions.jsonl`
+and MiniLM peers on the same queries over the same candidates (`--candidates leaves`:
+the concepts without children, ICD-10-CM's billable codes, which is what GEM maps to;
+`all`: every concept). The linker must use the same setting (its `candidates`). Writes `OUT/linker.json` (metrics, speed) and `OUT/predictions.jsonl`
 (top-10 per query and system, for the report) and prints the headline table.
 """
 import json
@@ -35,6 +36,8 @@ def main(
     peers: str = typer.Option("tfidf,minilm", "--peers", help="Comma-separated peers to run ('' for none)."),
     cache_dir: Path = typer.Option(Path("assets/cache"), "--cache-dir", help="MiniLM index embeddings cache."),
     k: int = typer.Option(10, "--k"),
+    candidates: str = typer.Option("leaves", "--candidates", help="'leaves' or 'all': the peers' candidate concepts (must match the linker's)."),
+    model_name: str = typer.Option("model-calibrated", "--model-name", help="Pipeline folder inside TRAINING/<setting>."),
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     taxonomy = Taxonomy.from_disk(gem_dir / "taxonomy")
@@ -44,12 +47,12 @@ def main(
         from spacy_text2node.baselines import TfidfLinker
 
         with msg.loading("Indexing the TF-IDF peer..."):
-            peer_objs["tfidf"] = TfidfLinker(taxonomy)
+            peer_objs["tfidf"] = TfidfLinker(taxonomy, candidates=candidates)
     if "minilm" in peer_names:
         from spacy_text2node.baselines import MiniLMLinker
 
         msg.info("Encoding the MiniLM peer's index (cached after the first run)...")
-        peer_objs["minilm"] = MiniLMLinker(taxonomy, cache_dir=cache_dir, progress=True)
+        peer_objs["minilm"] = MiniLMLinker(taxonomy, cache_dir=cache_dir, progress=True, candidates=candidates)
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
     with (out_dir / "predictions.jsonl").open("w", encoding="utf8") as pred_file:
         for setting in [s for s in settings.split(",") if s]:
@@ -57,10 +60,13 @@ def main(
             texts = [q["text"] for q in queries]
             gold = [q.get("gold") or [q["concept"]] for q in queries]
             systems = {}
-            model_dir = training_dir / setting / "model-best"
+            model_dir = training_dir / setting / model_name
             t0 = time.perf_counter()
             nlp = spacy.load(model_dir)
             load_s = time.perf_counter() - t0
+            own = nlp.get_pipe("text2node_linker").cfg.get("candidates", "all")
+            if own != candidates:
+                raise ValueError(f"{model_dir}: the linker links to {own!r} concepts but the peers were asked for {candidates!r}; pass --candidates {own}.")
             link_phrases(nlp, texts[:64], k=k)  # warm-up
             t0 = time.perf_counter()
             systems["text2node"] = link_phrases(nlp, texts, k=k)
@@ -76,6 +82,8 @@ def main(
                 scores["phrases_per_s"] = speed[name]
                 if name == "text2node":
                     scores["load_s"] = load_s
+                    scores["calibrated"] = bool(nlp.get_pipe("text2node_linker").cfg.get("calibrated", False))
+                scores["candidates"] = candidates
                 results[setting][name] = scores
                 for q, r in zip(queries, ranked):
                     pred_file.write(json.dumps({"setting": setting, "system": name, "text": q["text"], "gold": q.get("gold") or [q["concept"]], "ranked": [c for c, _ in r], "scores": [round(float(s), 4) for _, s in r]}) + "\n")

@@ -38,6 +38,16 @@ def index_strings(taxonomy: Taxonomy) -> Tuple[List[str], List[str]]:
     return owners, texts
 
 
+def _check_candidates(candidates: str) -> None:
+    if candidates not in ("all", "leaves"):
+        raise ValueError(f"candidates={candidates!r} must be 'all' or 'leaves'.")
+
+
+def _leaf_rows(taxonomy: Taxonomy, owners: Sequence[str]) -> np.ndarray:
+    """Indices of the strings owned by leaf concepts (concepts without children)."""
+    return np.asarray([i for i, c in enumerate(owners) if taxonomy.is_leaf(c)], dtype=np.int64)
+
+
 class _MaxOverStrings:
     """Turn string-level similarity rows into top-k concepts (max over each concept's strings)."""
 
@@ -80,18 +90,24 @@ class TfidfLinker:
     taxonomy (Taxonomy): the candidate concepts (every label and synonym is indexed).
     ngram_range (Tuple[int, int]): character n-gram sizes.
     batch_size (int): queries per sparse product.
+    candidates (str): "all" concepts or only the "leaves" (IDF is fitted on all strings).
     """
 
     name = "tfidf-char3"
 
-    def __init__(self, taxonomy: Taxonomy, *, ngram_range: Tuple[int, int] = (3, 3), batch_size: int = 256):
+    def __init__(self, taxonomy: Taxonomy, *, ngram_range: Tuple[int, int] = (3, 3), batch_size: int = 256, candidates: str = "all"):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        _check_candidates(candidates)
         self.taxonomy = taxonomy
         owners, texts = index_strings(taxonomy)
-        self.n_strings = len(texts)
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, dtype=np.float32)
         self.matrix = self.vectorizer.fit_transform(texts).tocsr()  # strings x features
+        if candidates == "leaves":
+            rows = _leaf_rows(taxonomy, owners)
+            self.matrix = self.matrix[rows]
+            owners = [owners[i] for i in rows]
+        self.n_strings = len(owners)
         self.ranker = _MaxOverStrings(owners)
         self.batch_size = batch_size
 
@@ -188,11 +204,14 @@ class MiniLMLinker:
         keyed by a hash of the strings); None recomputes them.
     encoder (MiniLMEncoder): share one encoder; None loads the packaged model.
     batch_size (int): queries per similarity product.
+    candidates (str): "all" concepts or only the "leaves".
     """
 
     name = "minilm-l6"
 
-    def __init__(self, taxonomy: Taxonomy, *, cache_dir: Optional[Union[str, Path]] = None, encoder: Optional[MiniLMEncoder] = None, batch_size: int = 256, progress: bool = False):
+    def __init__(self, taxonomy: Taxonomy, *, cache_dir: Optional[Union[str, Path]] = None, encoder: Optional[MiniLMEncoder] = None, batch_size: int = 256, progress: bool = False,
+                 candidates: str = "all"):
+        _check_candidates(candidates)
         self.taxonomy = taxonomy
         self.encoder = encoder or MiniLMEncoder()
         owners, texts = index_strings(taxonomy)
@@ -216,6 +235,12 @@ class MiniLMLinker:
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, self.matrix)
+        if candidates == "leaves":
+            rows = _leaf_rows(taxonomy, owners)
+            self.matrix = self.matrix[rows]
+            owners = [owners[i] for i in rows]
+            self.n_strings = len(owners)
+            self.ranker = _MaxOverStrings(owners)
 
     def rank(self, queries: Sequence[str], k: int = 10, progress: bool = False) -> Ranked:
         """Top-k concepts per query, best first, with cosine scores (see TfidfLinker.rank)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -32,6 +33,8 @@ from spacy.util import make_tempdir
 logger = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# added to the reranker score of a candidate with a string equal to the query (normalised)
+EXACT_BONUS = 100.0
 # n-grams in at most this many strings are always used for lexical retrieval
 MIN_DF_CAP = 100
 
@@ -62,6 +65,20 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 def words(text: str) -> List[str]:
     """Lower-cased word tokens (unicode \\w+) used by the lexical channel."""
     return _WORD.findall(text.lower())
+
+
+def stem(word: str) -> str:
+    """A light plural stemmer for word matching ("fractures" -> "fracture", "injuries" -> "injury")."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def word_set(text: str) -> List[str]:
+    """Sorted distinct stemmed lower-cased words of a string (the word-level channel)."""
+    return sorted({stem(w) for w in words(text)})
 
 
 def char_ngrams(text: str, n: int = 3) -> List[str]:
@@ -158,8 +175,12 @@ class LexicalIndex:
         (they still count in the exact cosine).
     """
 
-    def __init__(self, vocab: Dict[str, int], idf: np.ndarray, matrix: sp.csr_matrix, string_node: np.ndarray, n_nodes: int, max_df: float = 0.03, exact: Optional[Dict[str, List[int]]] = None):
+    def __init__(self, vocab: Dict[str, int], idf: np.ndarray, matrix: sp.csr_matrix, string_node: np.ndarray, n_nodes: int, max_df: float = 0.03, exact: Optional[Dict[str, List[int]]] = None,
+                 word_vocab: Optional[Dict[str, int]] = None, word_matrix: Optional[sp.csr_matrix] = None):
         self.vocab = vocab
+        # word level: binary (strings, words) matrix of stemmed words, with word IDF
+        self.word_vocab: Dict[str, int] = word_vocab or {}
+        self.word_matrix = (word_matrix if word_matrix is not None else sp.csr_matrix((matrix.shape[0], 0), dtype="float32")).tocsr().astype("float32")
         self.exact: Dict[str, List[int]] = exact or {}
         self.idf = np.asarray(idf, dtype="float32")
         self.matrix = matrix.tocsr().astype("float32")
@@ -170,6 +191,10 @@ class LexicalIndex:
 
     def _prepare(self) -> None:
         n_strings = self.matrix.shape[0]
+        wdf = np.bincount(self.word_matrix.indices, minlength=self.word_matrix.shape[1]).astype("float64")
+        self.word_idf = (np.log((1 + n_strings) / (1 + wdf)) + 1.0).astype("float32")
+        self._unknown_word_idf = float(np.log(1 + n_strings) + 1.0)
+        self._string_word_idf = np.asarray(self.word_matrix @ self.word_idf).ravel().astype("float32")
         df = np.bincount(self.matrix.indices, minlength=self.matrix.shape[1])
         keep = df <= max(MIN_DF_CAP, self.max_df * n_strings)
         pruned = self.matrix @ sp.diags(keep.astype("float32"))
@@ -205,6 +230,12 @@ class LexicalIndex:
         df = np.bincount(m.indices, minlength=len(vocab)).astype("float64")
         idf = (np.log((1 + len(texts)) / (1 + df)) + 1.0).astype("float32")
         m = _normalize_rows(m @ sp.diags(idf))
+        word_vocab: Dict[str, int] = {}
+        w_indptr, w_indices = [0], []
+        for t in texts:
+            w_indices.extend(word_vocab.setdefault(w, len(word_vocab)) for w in word_set(t))
+            w_indptr.append(len(w_indices))
+        wm = sp.csr_matrix((np.ones(len(w_indices), dtype="float32"), np.asarray(w_indices, dtype="int32"), np.asarray(w_indptr, dtype="int64")), shape=(len(texts), len(word_vocab)))
         exact: Dict[str, List[int]] = {}
         for t, node in zip(texts, string_node):
             key = normalize_text(t)
@@ -212,22 +243,108 @@ class LexicalIndex:
                 nodes = exact.setdefault(key, [])
                 if int(node) not in nodes:
                     nodes.append(int(node))
-        return cls(vocab, idf, m, np.asarray(string_node), n_nodes, max_df=max_df, exact=exact)
+        return cls(vocab, idf, m, np.asarray(string_node), n_nodes, max_df=max_df, exact=exact, word_vocab=word_vocab, word_matrix=wm)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """L2-normalised TF-IDF rows of query strings (unknown n-grams are ignored)."""
+        """TF-IDF rows of query strings, divided by their full norm: n-grams the taxonomy
+        never has count in the norm (with the highest IDF) but match nothing, so a string
+        of unknown n-grams does not look similar to anything."""
         indptr = [0]
         indices: List[int] = []
         data: List[float] = []
-        vocab = self.vocab
-        for t in texts:
-            c = Counter(g for g in char_ngrams(t) if g in vocab)
+        vocab, idf = self.vocab, self.idf
+        unk_idf = float(idf.max()) if len(idf) else 1.0
+        norms = np.ones(len(texts), dtype="float32")
+        for i, t in enumerate(texts):
+            c = Counter(char_ngrams(t))
+            sq = 0.0
             for g, v in c.items():
-                indices.append(vocab[g])
-                data.append(float(v))
+                j = vocab.get(g)
+                if j is None:
+                    sq += (v * unk_idf) ** 2
+                    continue
+                w = float(v) * float(idf[j])
+                indices.append(j)
+                data.append(w)
+                sq += w * w
             indptr.append(len(indices))
+            norms[i] = np.sqrt(sq) if sq > 0 else 1.0
         q = sp.csr_matrix((np.asarray(data, dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")), shape=(len(texts), len(vocab)))
-        return _normalize_rows(q @ sp.diags(self.idf))
+        return sp.csr_matrix(sp.diags(1.0 / norms) @ q)
+
+    def word_transform(self, texts: Sequence[str]) -> Tuple[sp.csr_matrix, np.ndarray]:
+        """Binary (queries, words) matrix of known stemmed words, and each query's total word
+        IDF (unknown words count with the highest IDF)."""
+        indptr, indices, total = [0], [], np.zeros(len(texts), dtype="float32")
+        wv, idf, unk = self.word_vocab, self.word_idf, self._unknown_word_idf
+        for i, t in enumerate(texts):
+            ws = word_set(t)
+            known = [wv[w] for w in ws if w in wv]
+            indices.extend(known)
+            indptr.append(len(indices))
+            total[i] = float(idf[known].sum()) + unk * (len(ws) - len(known))
+        q = sp.csr_matrix((np.ones(len(indices), dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")), shape=(len(texts), len(wv)))
+        return q, total
+
+    def pair_features(self, q: sp.csr_matrix, qw: sp.csr_matrix, q_idf: np.ndarray, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False) -> Dict[str, object]:
+        """Features of (query, node) pairs, from the node's string with the best lexical cosine.
+
+        q, qw, q_idf: `transform`, `word_transform` of the queries.
+        q_idx (np.ndarray), nodes (np.ndarray): the pairs.
+        leave_out_exact (bool): ignore strings identical to the query (cosine 1): used when
+            calibrating on pairs whose text is itself one of the taxonomy's strings.
+        RETURNS (Dict): "lexical", "recall", "precision" (IDF-weighted word overlap over the
+            query's and the string's words) as float32 arrays, and sparse (pairs, words)
+            matrices "label_only" (words of the string missing from the query) and
+            "query_only" (words of the query missing from the string).
+        """
+        n = len(nodes)
+        V = self.word_matrix.shape[1]
+        empty = sp.csr_matrix((n, V), dtype="float32")
+        out: Dict[str, object] = {k: np.zeros(n, dtype="float32") for k in ("lexical", "recall", "precision")}
+        out["label_only"], out["query_only"] = empty, empty
+        if n == 0:
+            return out
+        starts = self._node_indptr[nodes]
+        counts = self._node_indptr[nodes + 1] - starts
+        total = int(counts.sum())
+        if total == 0:
+            return out
+        pair_of = np.repeat(np.arange(n), counts)
+        offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        strings = self._node_strings[np.repeat(starts, counts) + offs]
+        sims = np.asarray(self.matrix[strings].multiply(q[q_idx[pair_of]]).sum(axis=1)).ravel().astype("float32")
+        if leave_out_exact:
+            sims[sims >= 0.9999] = -1.0
+        order = np.lexsort((-sims, pair_of))
+        first = np.ones(total, dtype=bool)
+        first[1:] = pair_of[order][1:] != pair_of[order][:-1]
+        best_pos = order[first]  # one per pair that has strings, in pair order
+        has = np.zeros(n, dtype=bool)
+        has[pair_of[best_pos]] = True
+        best_sim = np.full(n, -1.0, dtype="float32")
+        best_str = np.zeros(n, dtype="int64")
+        best_sim[pair_of[best_pos]] = sims[best_pos]
+        best_str[pair_of[best_pos]] = strings[best_pos]
+        valid = has & (best_sim >= 0)
+        out["lexical"] = np.where(valid, best_sim, 0.0).astype("float32")
+        if V == 0:
+            return out
+        W = self.word_matrix[best_str]
+        W = sp.csr_matrix(sp.diags(valid.astype("float32")) @ W)
+        Q = qw[q_idx]
+        both = W.multiply(Q).tocsr()
+        overlap = np.asarray(both @ self.word_idf).ravel()
+        s_idf = self._string_word_idf[best_str]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["recall"] = np.where(valid & (q_idf[q_idx] > 0), overlap / q_idf[q_idx], 0.0).astype("float32")
+            out["precision"] = np.where(valid & (s_idf > 0), overlap / s_idf, 0.0).astype("float32")
+        lo = (W - both).tocsr()
+        lo.eliminate_zeros()
+        qo = (sp.csr_matrix(sp.diags(valid.astype("float32")) @ Q) - both).tocsr()
+        qo.eliminate_zeros()
+        out["label_only"], out["query_only"] = lo, qo
+        return out
 
     def exact_matches(self, texts: Sequence[str]) -> List[np.ndarray]:
         """Nodes with a string equal to each query after normalisation (case, punctuation)."""
@@ -288,6 +405,9 @@ class LexicalIndex:
             "string_node": _npy_bytes(self.string_node),
             "exact": srsly.json_dumps(self.exact).encode("utf8"),
             "cfg": srsly.json_dumps({"n_nodes": self.n_nodes, "max_df": self.max_df, "shape": list(m.shape)}).encode("utf8"),
+            "word_vocab": srsly.json_dumps(sorted(self.word_vocab, key=self.word_vocab.get)).encode("utf8"),
+            "word_indptr": _npy_bytes(self.word_matrix.indptr.astype("int64")),
+            "word_indices": _npy_bytes(self.word_matrix.indices.astype("int32")),
         }
 
     @classmethod
@@ -296,7 +416,13 @@ class LexicalIndex:
         cfg = srsly.json_loads(msg["cfg"].decode("utf8"))
         m = sp.csr_matrix((_npy_load(msg["data"]), _npy_load(msg["indices"]), _npy_load(msg["indptr"])), shape=tuple(cfg["shape"]))
         exact = srsly.json_loads(msg["exact"].decode("utf8")) if "exact" in msg else {}
-        return cls({g: j for j, g in enumerate(vocab_list)}, _npy_load(msg["idf"]), m, _npy_load(msg["string_node"]), cfg["n_nodes"], max_df=cfg["max_df"], exact=exact)
+        word_vocab, wm = None, None
+        if "word_vocab" in msg:
+            wl = srsly.json_loads(msg["word_vocab"].decode("utf8"))
+            word_vocab = {w: j for j, w in enumerate(wl)}
+            wi = _npy_load(msg["word_indices"])
+            wm = sp.csr_matrix((np.ones(len(wi), dtype="float32"), wi, _npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl)))
+        return cls({g: j for j, g in enumerate(vocab_list)}, _npy_load(msg["idf"]), m, _npy_load(msg["string_node"]), cfg["n_nodes"], max_df=cfg["max_df"], exact=exact, word_vocab=word_vocab, word_matrix=wm)
 
 
 def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -304,6 +430,100 @@ def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     return sp.csr_matrix(sp.diags(1.0 / norms).astype("float32") @ m)
+
+
+class Reranker:
+    """Learned scoring of (query, candidate) pairs, fitted on development pairs.
+
+    score = w . [lexical, node, recall, precision, leaf]
+            + sum of a weight per word of the candidate's string missing from the query
+            + sum of a weight per word of the query missing from the candidate's string
+
+    The word weights (over the lexical index's stemmed word vocabulary) learn a
+    taxonomy's conventions, e.g. which qualifiers a coder assumes when the text does not
+    say ("unspecified", "initial encounter"). Fitted as a softmax over each query's
+    candidates with L2 penalties (`Reranker.fit`).
+    """
+
+    FEATURES = ("lexical", "node", "recall", "precision", "leaf")
+
+    def __init__(self, dense: np.ndarray, label_words: np.ndarray, query_words: np.ndarray):
+        self.dense = np.asarray(dense, dtype="float32")
+        self.label_words = np.asarray(label_words, dtype="float32")
+        self.query_words = np.asarray(query_words, dtype="float32")
+        if self.dense.shape != (len(self.FEATURES),):
+            raise ValueError(f"Reranker: {len(self.FEATURES)} dense weights expected, got shape {self.dense.shape}.")
+
+    @staticmethod
+    def dense_features(feats: Dict[str, object]) -> np.ndarray:
+        return np.stack([np.asarray(feats[k], dtype="float32") for k in Reranker.FEATURES], axis=1)
+
+    def score(self, feats: Dict[str, object]) -> np.ndarray:
+        F = self.dense_features(feats)
+        out = F @ self.dense
+        lo, qo = feats["label_only"], feats["query_only"]
+        if lo.shape[1] == len(self.label_words):
+            out = out + lo @ self.label_words + qo @ self.query_words
+        return np.asarray(out, dtype="float32")
+
+    @classmethod
+    def fit(cls, feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, *, l2_dense: float = 1e-3, l2_words: float = 0.05,
+            init: Optional[np.ndarray] = None, max_iter: int = 300) -> "Reranker":
+        """Fit on candidate lists: softmax over each query's candidates, maximising the
+        probability of its gold candidates.
+
+        feats (Dict): `NodeIndex.pair_table` features of all pairs, queries contiguous.
+        bounds (np.ndarray): pairs of query i are bounds[i]:bounds[i+1].
+        gold (np.ndarray): bool per pair, True for a right candidate. Queries without a
+            right candidate in their list carry no signal and are skipped.
+        l2_dense, l2_words (float): L2 penalties (per query) on the dense and word weights.
+        RETURNS (Reranker): the fitted reranker.
+        """
+        from scipy.optimize import minimize
+
+        nq = len(bounds) - 1
+        q_of = np.repeat(np.arange(nq), np.diff(bounds))
+        has_gold = np.bincount(q_of, weights=gold.astype("float64"), minlength=nq) > 0
+        keep = has_gold[q_of]
+        if not has_gold.any():
+            raise ValueError("Reranker.fit: no query has a right candidate in its list; nothing to learn from.")
+        F = cls.dense_features(feats)[keep].astype("float64")
+        LO = sp.csr_matrix(feats["label_only"])[keep].astype("float64")
+        QO = sp.csr_matrix(feats["query_only"])[keep].astype("float64")
+        g = gold[keep]
+        _, q_idx = np.unique(q_of[keep], return_inverse=True)
+        n_q = int(q_idx.max()) + 1
+        d, V = F.shape[1], LO.shape[1]
+        x0 = np.zeros(d + 2 * V)
+        x0[:d] = init if init is not None else np.array([0.5, 0.5, 0.0, 0.0, 0.0])
+
+        def fun(x: np.ndarray) -> Tuple[float, np.ndarray]:
+            w, a, b = x[:d], x[d : d + V], x[d + V :]
+            z = F @ w + LO @ a + QO @ b
+            zmax = np.full(n_q, -np.inf)
+            np.maximum.at(zmax, q_idx, z)
+            e = np.exp(z - zmax[q_idx])
+            tot = np.bincount(q_idx, weights=e, minlength=n_q)
+            pos = np.bincount(q_idx, weights=e * g, minlength=n_q)
+            loss = -np.sum(np.log(pos / tot + 1e-300)) / n_q
+            # d loss / d z = p - p_gold_normalised
+            dz = (e / tot[q_idx] - g * e / pos[q_idx]) / n_q
+            grad = np.concatenate([F.T @ dz, LO.T @ dz, QO.T @ dz])
+            loss += 0.5 * l2_dense * np.sum(w**2) + 0.5 * l2_words * (np.sum(a**2) + np.sum(b**2))
+            grad[:d] += l2_dense * w
+            grad[d:] += l2_words * x[d:]
+            return float(loss), grad
+
+        res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+        x = res.x
+        return cls(x[:d], x[d : d + V], x[d + V :])
+
+    def to_dict(self) -> Dict[str, bytes]:
+        return {"dense": _npy_bytes(self.dense), "label_words": _npy_bytes(self.label_words), "query_words": _npy_bytes(self.query_words)}
+
+    @classmethod
+    def from_dict(cls, msg: Dict[str, bytes]) -> "Reranker":
+        return cls(_npy_load(msg["dense"]), _npy_load(msg["label_words"]), _npy_load(msg["query_words"]))
 
 
 class NodeIndex:
@@ -315,8 +535,11 @@ class NodeIndex:
     seed (int): annoy seed.
     """
 
-    def __init__(self, space: np.ndarray, lexical: LexicalIndex, *, n_trees: int = 20, seed: int = 0, annoy: Optional[AnnoyIndex] = None):
+    def __init__(self, space: np.ndarray, lexical: LexicalIndex, *, n_trees: int = 20, seed: int = 0, annoy: Optional[AnnoyIndex] = None,
+                 reranker: Optional[Reranker] = None, is_leaf: Optional[np.ndarray] = None):
         self.space = np.ascontiguousarray(space, dtype="float32")
+        self.reranker = reranker
+        self.is_leaf = None if is_leaf is None else np.asarray(is_leaf, dtype=bool)
         self.lexical = lexical
         self.n_trees = int(n_trees)
         self.seed = int(seed)
@@ -347,6 +570,63 @@ class NodeIndex:
         """Annoy neighbours of a node (itself excluded)."""
         return [j for j in self.annoy.get_nns_by_item(node, k + 1) if j != node][:k]
 
+    def pair_table(
+        self,
+        Y: np.ndarray,
+        texts: Sequence[str],
+        *,
+        ann_candidates: int = 50,
+        lexical_candidates: int = 20,
+        fusion_weight: float = 0.5,
+        search_k: int = -1,
+        allowed: Optional[np.ndarray] = None,
+        leave_out_exact: bool = False,
+    ) -> Dict[str, object]:
+        """Candidates of each query and their features (see `search`).
+
+        allowed (Optional[np.ndarray]): bool per node; only these nodes are candidates
+            (e.g. the leaves, ICD-10-CM's billable codes).
+        leave_out_exact (bool): calibration mode: the query's own string (identical text)
+            is neither an exact-match candidate nor counted in the lexical features.
+        RETURNS (Dict): "qi", "ni" (query and node of each pair, queries contiguous),
+            "bounds", "exact" (bool per pair), "fused" (the fixed fusion score), and the
+            `LexicalIndex.pair_features` plus "node" (cosine in node space) and "leaf".
+        """
+        b = len(texts)
+        if Y.shape[0] != b:
+            raise ValueError(f"search got {Y.shape[0]} vectors but {b} texts.")
+        Yn = l2_normalize(Y)
+        lexical = self.lexical
+        q = lexical.transform(texts)
+        qw, q_idf = lexical.word_transform(texts)
+        over = 1 if allowed is None else 3  # fetch more when some candidates are filtered out
+        use_lex = fusion_weight < 1.0 or self.reranker is not None
+        lex = lexical.retrieve(q, lexical_candidates * over) if use_lex else [np.zeros(0, dtype="int64")] * b
+        exact = [np.zeros(0, dtype="int64")] * b if leave_out_exact else lexical.exact_matches(texts)
+        q_list, n_list = [], []
+        for i in range(b):
+            cands = self.ann(Yn[i], ann_candidates * over, search_k) if fusion_weight > 0.0 or self.reranker is not None else []
+            c = np.unique(np.concatenate([np.asarray(cands, dtype="int64"), lex[i], exact[i]]))
+            if allowed is not None:
+                c = c[allowed[c]]
+            q_list.append(np.full(len(c), i, dtype="int64"))
+            n_list.append(c)
+        qi = np.concatenate(q_list) if q_list else np.zeros(0, dtype="int64")
+        ni = np.concatenate(n_list) if n_list else np.zeros(0, dtype="int64")
+        feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
+        feats["node"] = np.einsum("ij,ij->i", Yn[qi], self.space[ni]).astype("float32") if len(ni) else np.zeros(0, dtype="float32")
+        feats["leaf"] = self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
+        ex = np.zeros(len(ni), dtype=bool)
+        for i in range(b):
+            if len(exact[i]):
+                sl = qi == i
+                ex[sl] = np.isin(ni[sl], exact[i])
+        feats.update(
+            qi=qi, ni=ni, exact=ex, bounds=np.concatenate([[0], np.cumsum([len(c) for c in n_list])]).astype("int64"),
+            fused=(fusion_weight * feats["node"] + (1.0 - fusion_weight) * feats["lexical"]).astype("float32"),
+        )
+        return feats
+
     def search(
         self,
         Y: np.ndarray,
@@ -357,47 +637,55 @@ class NodeIndex:
         lexical_candidates: int = 20,
         fusion_weight: float = 0.5,
         search_k: int = -1,
+        allowed: Optional[np.ndarray] = None,
+        threshold: Optional[float] = None,
     ) -> List[List[Tuple[int, float]]]:
-        """Ranked (node index, fused score) per query.
+        """Ranked (node index, score) per query.
+
+        Without a reranker the score is `fusion_weight * cos_node + (1 - fusion_weight) *
+        cos_lexical`. With a fitted reranker (`calibrate`), candidates are ordered by its
+        score (exact matches of a normalised string first) and the score shown is the
+        reranker's probability among the query's candidates.
 
         Y (np.ndarray): (b, d) mapper outputs (any norm; zero rows use only the lexical channel).
         texts (Sequence[str]): the query strings (for the lexical channel).
         k (int): results per query.
         ann_candidates (int): candidates from annoy.
         lexical_candidates (int): candidates from the lexical inverted index.
-        fusion_weight (float): a in `a * cos_node + (1 - a) * cos_lexical`.
+        fusion_weight (float): a in the fixed fusion above.
         search_k (int): annoy search_k (-1: annoy default).
+        allowed (Optional[np.ndarray]): bool per node: only these can be returned.
+        threshold (Optional[float]): candidates whose similarity (the larger of the fixed
+            fusion score and the lexical cosine) is below this are dropped; a query left
+            with none is NIL.
         RETURNS (List[List[Tuple[int, float]]]): best first; ties broken by node index.
         """
         b = len(texts)
-        if Y.shape[0] != b:
-            raise ValueError(f"search got {Y.shape[0]} vectors but {b} texts.")
         if b == 0:
+            if Y.shape[0] != 0:
+                raise ValueError(f"search got {Y.shape[0]} vectors but 0 texts.")
             return []
-        Yn = l2_normalize(Y)
-        q = self.lexical.transform(texts)
-        lex = self.lexical.retrieve(q, lexical_candidates) if fusion_weight < 1.0 else [np.zeros(0, dtype="int64")] * b
-        exact = self.lexical.exact_matches(texts)
-        q_list = []
-        n_list = []
-        for i in range(b):
-            cands = self.ann(Yn[i], ann_candidates, search_k) if fusion_weight > 0.0 else []
-            c = np.unique(np.concatenate([np.asarray(cands, dtype="int64"), lex[i], exact[i]]))
-            q_list.append(np.full(len(c), i, dtype="int64"))
-            n_list.append(c)
-        qi = np.concatenate(q_list)
-        ni = np.concatenate(n_list)
-        cos_node = np.einsum("ij,ij->i", Yn[qi], self.space[ni]) if len(ni) else np.zeros(0, dtype="float32")
-        cos_lex = self.lexical.pair_scores(q, qi, ni) if fusion_weight < 1.0 else np.zeros(len(ni), dtype="float32")
-        fused = (fusion_weight * cos_node + (1.0 - fusion_weight) * cos_lex).astype("float32")
+        t = self.pair_table(Y, texts, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
+                            fusion_weight=fusion_weight, search_k=search_k, allowed=allowed)
+        ni, bounds, fused = t["ni"], t["bounds"], t["fused"]
+        if self.reranker is not None:
+            order_score = self.reranker.score(t) + EXACT_BONUS * t["exact"]
+        else:
+            order_score = fused
+        # the evidence a candidate needs: its best similarity, lexical or fused (in [0, 1])
+        keep = np.maximum(fused, t["lexical"]) >= threshold if threshold is not None else np.ones(len(ni), dtype=bool)
         out: List[List[Tuple[int, float]]] = []
-        bounds = np.concatenate([[0], np.cumsum([len(c) for c in n_list])])
         for i in range(b):
             a, e = bounds[i], bounds[i + 1]
-            f = fused[a:e]
-            nodes = ni[a:e]
-            order = np.lexsort((nodes, -f))[:k]
-            out.append([(int(nodes[j]), float(f[j])) for j in order])
+            m = keep[a:e]
+            nodes, z = ni[a:e][m], order_score[a:e][m]
+            if self.reranker is not None and len(z):
+                p = np.exp(z - z.max())
+                shown = p / p.sum()
+            else:
+                shown = z
+            order = np.lexsort((nodes, -z))[:k]
+            out.append([(int(nodes[j]), float(shown[j])) for j in order])
         return out
 
     # serialization -------------------------------------------------------------------
@@ -411,6 +699,10 @@ class NodeIndex:
             "annoy": annoy_bytes,
             "lexical": self.lexical.to_dict(),
         }
+        if self.reranker is not None:
+            msg["reranker"] = self.reranker.to_dict()
+        if self.is_leaf is not None:
+            msg["is_leaf"] = _npy_bytes(self.is_leaf)
         return srsly.msgpack_dumps(msg)
 
     @classmethod
@@ -421,7 +713,9 @@ class NodeIndex:
         with make_tempdir() as tmp:
             (tmp / "annoy.ann").write_bytes(msg["annoy"])
             annoy.load(str(tmp / "annoy.ann"), prefault=True)  # mmap stays valid after unlink
-        return cls(_npy_load(msg["space"]), LexicalIndex.from_dict(msg["lexical"]), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy)
+        reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
+        is_leaf = _npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
+        return cls(_npy_load(msg["space"]), LexicalIndex.from_dict(msg["lexical"]), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf)
 
     def to_disk(self, path: Union[str, Path]) -> None:
         path = Path(path)
@@ -433,6 +727,15 @@ class NodeIndex:
         lex.mkdir(exist_ok=True)
         for key, value in self.lexical.to_dict().items():
             (lex / key).write_bytes(value)
+        if self.is_leaf is not None:
+            np.save(path / "is_leaf.npy", self.is_leaf, allow_pickle=False)
+        rr = path / "reranker"
+        if rr.exists():  # never leave a stale reranker from an earlier save
+            shutil.rmtree(rr)
+        if self.reranker is not None:
+            rr.mkdir()
+            for key, value in self.reranker.to_dict().items():
+                (rr / key).write_bytes(value)
 
     @classmethod
     def from_disk(cls, path: Union[str, Path]) -> "NodeIndex":
@@ -444,4 +747,6 @@ class NodeIndex:
         annoy = AnnoyIndex(cfg["dim"], "angular")
         annoy.load(str(path / "annoy.ann"))
         lex = {p.name: p.read_bytes() for p in (path / "lexical").iterdir()}
-        return cls(np.load(path / "space.npy", allow_pickle=False), LexicalIndex.from_dict(lex), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy)
+        reranker = Reranker.from_dict({p.name: p.read_bytes() for p in (path / "reranker").iterdir()}) if (path / "reranker").exists() else None
+        is_leaf = np.load(path / "is_leaf.npy", allow_pickle=False) if (path / "is_leaf.npy").exists() else None
+        return cls(np.load(path / "space.npy", allow_pickle=False), LexicalIndex.from_dict(lex), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf)

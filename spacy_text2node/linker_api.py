@@ -122,16 +122,10 @@ def link_phrases(nlp: Language, phrases: Sequence[str], k: int = 5, batch_size: 
     """
     linker = _linker(nlp)
     linker._require_ready()
-    before = [name for name, _ in nlp.pipeline[: nlp.pipe_names.index(linker.name)]]
     ids = linker.taxonomy.ids
     out: List[List[Tuple[str, float]]] = []
     for start in range(0, len(phrases), batch_size):
-        batch = list(phrases[start : start + batch_size])
-        if before:
-            with nlp.select_pipes(enable=before):
-                docs = list(nlp.pipe(batch))
-        else:
-            docs = [nlp.make_doc(p) for p in batch]
+        docs = _phrase_docs(nlp, linker, list(phrases[start : start + batch_size]))
         offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
         texts = [d[:].text for d in docs]
         for r in linker.rank(docs, offsets, texts, k=k):
@@ -157,26 +151,30 @@ def evaluate_phrases(nlp: Language, examples: Sequence[Example], k: int = 5, wit
     return ranking_scores(ranked, gold, ks=(1, 5), taxonomy=_linker(nlp).taxonomy if with_taxonomy else None)
 
 
-def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, grid: Sequence[float] = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))) -> float:
-    """Choose the fusion weight (node channel vs lexical channel) that maximises MRR on dev.
+def _phrase_docs(nlp: Language, linker: Text2NodeLinker, phrases: Sequence[str]) -> List:
+    before = [name for name, _ in nlp.pipeline[: nlp.pipe_names.index(linker.name)]]
+    if before:
+        with nlp.select_pipes(enable=before):
+            return list(nlp.pipe(phrases))
+    return [nlp.make_doc(p) for p in phrases]
+
+
+def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, l2_words: float = 0.05) -> Dict[str, float]:
+    """Fit the linker's reranker (the learned fusion of its channels) on development
+    examples the mapper did not train on (see `Text2NodeLinker.calibrate`).
 
     nlp (Language): a pipeline with a trained text2node_linker.
-    dev_examples (Sequence[Example]): development examples.
-    grid (Sequence[float]): weights to try.
-    RETURNS (float): the chosen weight (also set in the component's cfg).
+    dev_examples (Sequence[Example]): development examples (gold spans with concepts).
+    l2_words (float): L2 penalty of the per-word weights.
+    RETURNS (Dict[str, float]): dev acc@1 before/after and the learned dense weights.
     """
     linker = _linker(nlp)
-    old = linker.cfg["fusion_weight"]
-    best, best_score = old, -1.0
-    for a in grid:
-        linker.cfg["fusion_weight"] = float(a)
-        s = evaluate_phrases(nlp, dev_examples, with_taxonomy=False)
-        score = s["mrr"] + 1e-3 * s["acc@1"]
-        logger.info("calibrate: fusion_weight=%.2f acc@1=%.4f mrr=%.4f", a, s["acc@1"], s["mrr"])
-        if score > best_score:
-            best, best_score = float(a), score
-    linker.cfg["fusion_weight"] = best
-    return best
+    texts, gold = _phrase_gold(dev_examples)
+    if not texts:
+        raise ValueError("calibrate_linker: the development examples have no gold spans with a concept.")
+    docs = _phrase_docs(nlp, linker, texts)
+    offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
+    return linker.calibrate(docs, offsets, [d[:].text for d in docs], gold, l2_words=l2_words)
 
 
 def train_linker(
@@ -202,7 +200,7 @@ def train_linker(
     batch_size (int): examples per update.
     seed (int): random seed.
     learn_rate (float): Adam learning rate.
-    calibrate (bool): calibrate the fusion weight on dev_examples.
+    calibrate (bool): fit the reranker on dev_examples (`calibrate_linker`).
     show_progress (bool): tqdm progress bar.
     RETURNS (Language): the same pipeline, trained.
     """
@@ -232,6 +230,6 @@ def train_linker(
             msg += f", dev acc@1 {s['acc@1']:.4f} acc@5 {s['acc@5']:.4f}"
         logger.info(msg)
     if dev_examples and calibrate:
-        a = calibrate_linker(nlp, dev_examples)
-        logger.info("train_linker: fusion_weight calibrated to %.2f", a)
+        info = calibrate_linker(nlp, dev_examples)
+        logger.info("train_linker: calibrated on dev: %s", info)
     return nlp

@@ -329,21 +329,61 @@ def test_api_build_train_calibrate(tiny_taxonomy):
         build_linker_nlp(tiny_taxonomy, None, src, architecture="transformer")
 
 
-def test_calibration_picks_lexical_when_mapper_untrained(tiny_taxonomy):
+def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy, tmp_path):
     src = _vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
-    dev = _examples(nlp, [(t, c) for t, c in _tax_pairs(tiny_taxonomy)])
     linker = nlp.get_pipe("text2node_linker")
-    linker.cfg["fusion_weight"] = 0.0  # the lexical channel alone finds every exact string
-    assert evaluate_phrases(nlp, dev)["acc@1"] == 1.0
-    linker.cfg["fusion_weight"] = 1.0
-    untrained = evaluate_phrases(nlp, dev)["mrr"]
-    a = calibrate_linker(nlp, dev)
-    assert a < 0.5  # an untrained mapper is noise: the exact lexical matches must win
-    assert evaluate_phrases(nlp, dev)["mrr"] > untrained
+    linker.cfg["fusion_weight"] = 1.0  # node channel only: an untrained mapper is noise
+    dev = _examples(nlp, [("type 2 diabetes", "T2DM"), ("type 1 diabetes", "T1DM"), ("bacterial pneumonias", "BPNEU"),
+                          ("chronic obstructive pulmonary diseases", "COPD"), ("viral infections", "VIR"), ("bronchial asthmas", "ASTH"),
+                          ("high cholesterols", "HYPCH"), ("tuberculoses", "TB"), ("Podagra", "GOUT")])
+    test = _examples(nlp, [("diabetes type 2", "T2DM"), ("influenzas", "FLU"), ("obesities", "OBES"),
+                           ("lung infections", "PNEU"), ("juvenile diabetes mellitus", "T1DM")])
+    before = evaluate_phrases(nlp, test)["mrr"]
+    info = calibrate_linker(nlp, dev)
+    assert info["queries"] == 9 and info["w_lexical"] > info["w_node"]
+    assert info["acc@1_after"] >= info["acc@1_before"]
+    after = evaluate_phrases(nlp, test)
+    assert after["mrr"] > before and after["acc@1"] >= 0.8
+    assert linker.cfg["calibrated"] and linker.index.reranker is not None
+    # the reranker travels with the pipeline
+    nlp.to_disk(tmp_path / "p")
+    again = spacy.load(tmp_path / "p")
+    phrases = ["diabetes type 2", "influenzas", "podagra"]
+    assert link_phrases(again, phrases) == link_phrases(nlp, phrases)
+    with pytest.raises(ValueError, match="not in taxonomy"):
+        calibrate_linker(nlp, _examples(nlp, [("flu", "NOPE")]))
 
 
-# --------------------------------------------------------------------------- config
+def test_leave_out_exact_and_word_features(tiny_taxonomy):
+    lex = _lexical(tiny_taxonomy)
+    q = lex.transform(["Podagra", "gouts of lung"])
+    qw, q_idf = lex.word_transform(["Podagra", "gouts of lung"])
+    gout = tiny_taxonomy.index("GOUT")
+    nodes = np.array([gout, gout])
+    f = lex.pair_features(q, qw, q_idf, np.array([0, 1]), nodes)
+    assert f["lexical"][0] == pytest.approx(1.0, abs=1e-5) and f["recall"][0] == pytest.approx(1.0)
+    # "gouts of lung": the label "Gout" covers "gout" (stemmed) but not "of", "lung"; it has no extra word
+    assert 0.0 < f["recall"][1] < 1.0 and f["precision"][1] == pytest.approx(1.0)
+    assert f["query_only"][1].nnz == 2 and f["label_only"][1].nnz == 0
+    loo = lex.pair_features(q, qw, q_idf, np.array([0, 1]), nodes, leave_out_exact=True)
+    # "Podagra" itself is left out: GOUT is scored by its other string, "Gout"
+    assert loo["lexical"][0] < 0.5 and loo["lexical"][1] == f["lexical"][1]
+    from spacy_text2node.index import word_set
+
+    assert word_set("Fractures of ribs, injuries") == ["fracture", "injury", "of", "rib"]
+
+
+def test_candidates_leaves_only(tiny_taxonomy):
+    src = _vectors_nlp()
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16, candidates="leaves", k=20, threshold=0.0)
+    leaves = {c for c in tiny_taxonomy.ids if tiny_taxonomy.is_leaf(c)}
+    ranked = link_phrases(nlp, ["Disease", "Respiratory disease", "diabetes"], k=20)
+    assert all(r and {c for c, _ in r} <= leaves for r in ranked)
+    assert ranked[2][0][0] in {"T1DM", "T2DMC"}
+    with pytest.raises(ValueError, match="candidates"):
+        build_linker_nlp(tiny_taxonomy, None, src, candidates="billable")
+
 def test_default_model_config_parses():
     from thinc.api import Config
 
@@ -429,3 +469,20 @@ def test_linked_doc_serializes(trained):
     from spacy_text2node.pipeline.linker import score_linking
 
     assert score_linking([Example(back, ref)])["text2node_acc@1"] == 1.0
+
+
+def test_result_cache_same_results_and_invalidated_by_training(trained):
+    nlp, examples = trained
+    linker = nlp.get_pipe("text2node_linker")
+    texts = ["flu", "grippe", "flu", "type 2 diabetes", "flu"]
+    linker.cfg["cache_size"] = 0
+    plain = link_phrases(nlp, texts, k=3)
+    linker.cfg["cache_size"] = 100
+    cached = link_phrases(nlp, texts, k=3)
+    assert cached == plain and len(linker._results) == 3  # three distinct texts
+    assert link_phrases(nlp, texts, k=3) == plain
+    linker.cfg["k"] = linker.cfg["k"]  # same settings: the cache survives
+    assert len(linker._results) == 3
+    nlp.update(examples[:4], sgd=Adam(0.01))
+    link_phrases(nlp, ["flu"], k=3)
+    assert len(linker._results) == 1  # emptied by the update

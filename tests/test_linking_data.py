@@ -110,6 +110,12 @@ def test_gem_subtree_files(tmp_path, icd10cm):
             lines = [json.loads(x) for x in fa.read_text().splitlines()]
             assert all(set(x["gold"]) <= set(sub.ids) and x["concept"] == x["gold"][0] for x in lines)
         assert stats[setting]["test"] == len((tmp_path / "a" / setting / "test.jsonl").read_text().splitlines())
+        # dev is held out from train (it calibrates the fusion): no pair in both, no label pairs
+        rows = {part: [json.loads(x) for x in (tmp_path / "a" / setting / f"{part}.jsonl").read_text().splitlines()] for part in ("train", "dev")}
+        train_keys = {(x["text"], x["concept"]) for x in rows["train"]}
+        assert rows["dev"] and not any((x["text"], x["concept"]) in train_keys for x in rows["dev"])
+        assert all(x["source"] != "icd10cm-label" for x in rows["dev"])
+        assert stats[setting]["train"] == len(rows["train"]) and stats[setting]["dev"] == len(rows["dev"])
     # every file reads back through the registered reader, checked against the taxonomy
     reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
     corpus = reader(path=str(tmp_path / "a" / "Z" / "test.jsonl"), taxonomy_path=str(tmp_path / "a" / "taxonomy"))

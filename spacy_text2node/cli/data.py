@@ -17,7 +17,7 @@ def gem_cmd(
     out_dir: Path = typer.Argument(..., help="Folder to write P3/, P1/, Z/, taxonomy/ and stats.json to."),
     seed: int = typer.Option(0, "--seed", help="Seed of the P1 split (by ICD-9 code) and the Z held-out leaves."),
     subtree: Optional[List[str]] = typer.Option(None, "--subtree", help="Keep only this ICD-10-CM subtree (chapter '4', block 'E08-E13', ...); repeat or comma-separate for several; empty for all."),
-    dev_size: int = typer.Option(1000, "--dev-size", help="Training pairs sampled into each dev.jsonl."),
+    dev_size: int = typer.Option(2000, "--dev-size", help="Non-label training pairs held out into each dev.jsonl (calibration)."),
 ) -> None:
     """ICD-9-CM -> ICD-10-CM benchmark from the CMS GEMs (settings P3, P1, Z)."""
     from ..datasets import write_gem_splits

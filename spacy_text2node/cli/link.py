@@ -90,3 +90,34 @@ def link_cmd(
         msg.good(stats.summary())
     else:
         msg.fail(stats.summary(), "Some records are neither in the output nor in the errors file.", exits=1)
+
+
+@app.command("calibrate-linker")
+def calibrate_linker_cmd(
+    model: Path = typer.Argument(..., help="Trained linker pipeline folder (e.g. training/P1/model-best)."),
+    dev_path: Path = typer.Argument(..., help="Development pairs (JSONL: text, concept[, gold]) the mapper did not train on."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to save the calibrated pipeline (default: overwrite MODEL)."),
+    l2_words: float = typer.Option(0.05, "--l2-words", help="L2 penalty of the per-word reranker weights."),
+    limit: int = typer.Option(0, "--limit", help="Use at most this many development pairs (0: all)."),
+) -> None:
+    """Fit the linker's reranker (learned fusion of the lexical, node-space and word
+    channels) on development pairs and save the pipeline."""
+    import spacy
+
+    from ..linker_api import _linker, calibrate_linker
+    from ..readers.linking import phrase_example, read_pairs
+
+    if not (model / "config.cfg").exists():
+        msg.fail(f"{model}: not a pipeline folder (no config.cfg).", exits=1)
+    nlp = spacy.load(model)
+    try:
+        pairs = read_pairs(dev_path, taxonomy=_linker(nlp).taxonomy, limit=limit)
+        examples = [phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"])) for p in pairs]
+        with msg.loading(f"Calibrating on {len(examples)} development pairs..."):
+            info = calibrate_linker(nlp, examples, l2_words=l2_words)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    msg.table([(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in info.items()], header=("", "value"), divider=True)
+    out = output or model
+    nlp.to_disk(out)
+    msg.good(f"Saved the calibrated pipeline to {out}")

@@ -249,10 +249,32 @@ def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8
     return out
 
 
-def _dev_sample(train: List[Dict[str, object]], n: int, seed: int) -> List[Dict[str, object]]:
+def split_dev(train: List[Dict[str, object]], n: int, seed: int) -> Tuple[List[Dict[str, object]], List[Dict[str, object]]]:
+    """Hold a seeded sample of `n` non-label pairs (inclusion terms, GEM pairs) out of training.
+
+    Concept labels always stay in training (every concept keeps its anchor). The held-out
+    pairs are the development set that calibrates the linker's fusion: they must be unseen
+    by the mapper, or its scores on them would look better than on test queries.
+
+    train (List[Dict]): the training pairs.
+    n (int): pairs to hold out (at most the number of non-label pairs).
+    seed (int): seed of the sample.
+    RETURNS (Tuple[List[Dict], List[Dict]]): (train without dev, dev), both in input order.
+    """
+    def key(p: Dict[str, object]) -> Tuple[str, str]:
+        return (str(p["text"]), str(p["concept"]))
+
+    label_keys = {key(p) for p in train if p["source"] == "icd10cm-label"}
+    keys = sorted({key(p) for p in train if p["source"] != "icd10cm-label"} - label_keys)
     rng = np.random.default_rng(seed + 1)
-    idx = np.sort(rng.choice(len(train), size=min(n, len(train)), replace=False))
-    return [train[i] for i in idx]
+    take = {keys[i] for i in rng.choice(len(keys), size=min(n, len(keys)), replace=False)} if keys and n > 0 else set()
+    dev, seen = [], set()
+    for p in train:  # a pair listed twice goes to dev once
+        k = key(p)
+        if k in take and k not in seen:
+            seen.add(k)
+            dev.append(p)
+    return [p for p in train if key(p) not in take], dev
 
 
 def write_gem_splits(
@@ -261,7 +283,7 @@ def write_gem_splits(
     *,
     subtree: Optional[Sequence[str]] = None,
     taxonomy: Optional[Taxonomy] = None,
-    dev_size: int = 1000,
+    dev_size: int = 2000,
 ) -> Dict[str, object]:
     """Write the GEM benchmark as JSONL pair files, one folder per setting.
 
@@ -269,14 +291,14 @@ def write_gem_splits(
     {"text", "concept", "gold", "source"[, "icd9"]}), `OUT/Z/heldout.txt` (held-out
     ICD-10-CM codes, one a line), `OUT/taxonomy/` (the index taxonomy, for
     `spacy-text2node.TaxonomyDir.v1`) and `OUT/stats.json`. `dev.jsonl` is a seeded
-    sample of `dev_size` training pairs (it is not held out from training: it only
-    gives `spacy train` something to score).
+    sample of `dev_size` non-label pairs held out of train.jsonl (see `split_dev`): it is
+    what `spacy train` scores and what `text2node link calibrate` fits the fusion on.
 
     out_dir (str / Path): the folder to write to (created).
     seed (int): seed of the splits.
     subtree (Sequence[str]): restrict to these ICD-10-CM roots (e.g. ["4"]).
     taxonomy (Taxonomy): ICD-10-CM; None loads it from simple-icd-10-cm.
-    dev_size (int): pairs in each dev.jsonl.
+    dev_size (int): pairs held out into each dev.jsonl.
     RETURNS (Dict[str, object]): the stats written to stats.json.
     """
     out = Path(out_dir)
@@ -288,10 +310,14 @@ def write_gem_splits(
         d = out / setting
         d.mkdir(parents=True, exist_ok=True)
         s = splits[setting]
-        srsly.write_jsonl(d / "train.jsonl", s["train"])
+        train, dev = split_dev(s["train"], dev_size, seed)
+        srsly.write_jsonl(d / "train.jsonl", train)
         srsly.write_jsonl(d / "test.jsonl", s["test"])
-        srsly.write_jsonl(d / "dev.jsonl", _dev_sample(s["train"], dev_size, seed))
-        stats[setting] = {"train": len(s["train"]), "test": len(s["test"]), "train_gem": sum(1 for p in s["train"] if p["source"] == "gem")}
+        srsly.write_jsonl(d / "dev.jsonl", dev)
+        stats[setting] = {
+            "train": len(train), "dev": len(dev), "test": len(s["test"]),
+            "train_gem": sum(1 for p in train if p["source"] == "gem"), "dev_gem": sum(1 for p in dev if p["source"] == "gem"),
+        }
         if "heldout" in s:
             (d / "heldout.txt").write_text("".join(f"{r['concept']}\n" for r in s["heldout"]), encoding="utf8")
             stats[setting]["heldout"] = len(s["heldout"])

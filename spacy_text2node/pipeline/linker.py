@@ -67,6 +67,7 @@ SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
         "spans": "ents",
         "k": 5,
         "threshold": 0.2,
+        "candidates": "all",
         "node_space": "node2vec+text",
         "text_weight": 0.5,
         "fusion_weight": 0.5,
@@ -79,6 +80,7 @@ SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
         "n_negatives": 1024,
         "hard_negatives": 8,
         "distance_weight": 0.2,
+        "cache_size": 50000,
         "seed": 0,
         "scorer": {"@scorers": "spacy-text2node.linker_scorer.v1"},
     },
@@ -92,6 +94,7 @@ def make_text2node_linker(
     spans: str,
     k: int,
     threshold: float,
+    candidates: str,
     node_space: str,
     text_weight: float,
     fusion_weight: float,
@@ -104,6 +107,7 @@ def make_text2node_linker(
     n_negatives: int,
     hard_negatives: int,
     distance_weight: float,
+    cache_size: int,
     seed: int,
     scorer: Optional[Callable],
 ) -> "Text2NodeLinker":
@@ -113,7 +117,11 @@ def make_text2node_linker(
     spans (str): what to link: "ents", "doc" (the whole doc as one entity), "noun_chunks"
         or "spans:<key>" (a span group).
     k (int): candidates kept per span.
-    threshold (float): a span whose best fused score is below this is NIL (kb_id_ "").
+    threshold (float): candidates whose similarity (the larger of the fixed fusion score
+        and the lexical cosine, both in [0, 1]) is below this are dropped; a span left
+        with none is NIL (kb_id_ "").
+    candidates (str): "all" concepts, or only the "leaves" (concepts without children,
+        e.g. ICD-10-CM's billable codes).
     node_space (str): "node2vec" or "node2vec+text".
     text_weight (float): weight of the text part of node space.
     fusion_weight (float): a in `a * cos_node + (1 - a) * cos_lexical`.
@@ -128,16 +136,19 @@ def make_text2node_linker(
     hard_negatives (int): per gold concept, this many taxonomy siblings and this many
         node-space neighbours are added as negatives.
     distance_weight (float): weight of the paper's cosine distance to the gold node vector.
+    cache_size (int): results of this many distinct span texts are kept, so a mention
+        that repeats (common in clinical notes) is linked once per process. Used only with
+        a static-vector mapper (its output depends on the span's words alone); 0 disables.
     seed (int): random seed for sampling negatives and building annoy.
     scorer (Optional[Callable]): the scorer.
     RETURNS (Text2NodeLinker): the component.
     """
     return Text2NodeLinker(
-        nlp.vocab, model, name, spans=spans, k=k, threshold=threshold, node_space=node_space,
+        nlp.vocab, model, name, spans=spans, k=k, threshold=threshold, candidates=candidates, node_space=node_space,
         text_weight=text_weight, fusion_weight=fusion_weight, ann_candidates=ann_candidates,
         lexical_candidates=lexical_candidates, max_df=max_df, n_trees=n_trees, search_k=search_k,
         temperature=temperature, n_negatives=n_negatives, hard_negatives=hard_negatives,
-        distance_weight=distance_weight, seed=seed, scorer=scorer,
+        distance_weight=distance_weight, cache_size=cache_size, seed=seed, scorer=scorer,
     )
 
 
@@ -200,14 +211,16 @@ class Text2NodeLinker(TrainablePipe):
     """Link spans to taxonomy concepts with a trained phrase mapper and a node-space index."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "text2node_linker", *, spans: str = "ents", k: int = 5,
-                 threshold: float = 0.2, node_space: str = "node2vec+text", text_weight: float = 0.5,
+                 threshold: float = 0.2, candidates: str = "all", node_space: str = "node2vec+text", text_weight: float = 0.5,
                  fusion_weight: float = 0.5, ann_candidates: int = 50, lexical_candidates: int = 20,
                  max_df: float = 0.03, n_trees: int = 20, search_k: int = -1, temperature: float = 0.05,
-                 n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, seed: int = 0,
+                 n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, cache_size: int = 50000, seed: int = 0,
                  scorer: Optional[Callable] = score_linking) -> None:
         """Initialize the linker (see `make_text2node_linker` for the arguments)."""
         if not (spans in ("ents", "doc", "noun_chunks") or spans.startswith("spans:")):
             raise ValueError(f"text2node_linker: spans={spans!r} is not one of 'ents', 'doc', 'noun_chunks', 'spans:<key>'.")
+        if candidates not in ("all", "leaves"):
+            raise ValueError(f"text2node_linker: candidates={candidates!r} must be 'all' or 'leaves'.")
         if node_space not in ("node2vec", "node2vec+text"):
             raise ValueError(f"text2node_linker: node_space={node_space!r} must be 'node2vec' or 'node2vec+text'.")
         self.vocab = vocab
@@ -215,10 +228,10 @@ class Text2NodeLinker(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg: Dict[str, Any] = dict(
-            spans=spans, k=k, threshold=threshold, node_space=node_space, text_weight=text_weight,
+            spans=spans, k=k, threshold=threshold, candidates=candidates, node_space=node_space, text_weight=text_weight,
             fusion_weight=fusion_weight, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
             max_df=max_df, n_trees=n_trees, search_k=search_k, temperature=temperature, n_negatives=n_negatives,
-            hard_negatives=hard_negatives, distance_weight=distance_weight, seed=seed, nI=None, nO=None,
+            hard_negatives=hard_negatives, distance_weight=distance_weight, cache_size=cache_size, seed=seed, nI=None, nO=None,
             has_node_vectors=None,
         )
         self.taxonomy: Optional[Taxonomy] = None
@@ -226,6 +239,8 @@ class Text2NodeLinker(TrainablePipe):
         self._rng = np.random.default_rng(seed)
         self._sibling_cache: Dict[int, np.ndarray] = {}
         self._neighbour_cache: Dict[int, np.ndarray] = {}
+        self._results: Dict[str, List[Tuple[int, float]]] = {}
+        self._results_key: Any = None
 
     # helpers ----------------------------------------------------------------------------
     def _require_ready(self) -> None:
@@ -318,16 +333,120 @@ class Text2NodeLinker(TrainablePipe):
         if not offsets:
             return []
         cfg = self.cfg
+        k = k or cfg["k"]
+        cache = self._result_cache(k)
+        if cache is None:
+            return self._search(docs, offsets, texts, k)
+        todo = [i for i, t in enumerate(texts) if t not in cache]
+        if todo:
+            # distinct texts once each (a batch often repeats a mention)
+            first: Dict[str, int] = {}
+            for i in todo:
+                first.setdefault(texts[i], i)
+            idx = list(first.values())
+            res = self._search(docs, [offsets[i] for i in idx], [texts[i] for i in idx], k)
+            if len(cache) + len(idx) > cfg["cache_size"]:
+                cache.clear()
+            for i, r in zip(idx, res):
+                cache[texts[i]] = r
+        return [list(cache[t]) for t in texts]
+
+    def _search(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: int) -> List[List[Tuple[int, float]]]:
+        cfg = self.cfg
+        Y = self._mapped(docs, offsets)
+        return self.index.search(
+            Y, texts, k=k, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
+            fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=self._allowed(), threshold=cfg["threshold"],
+        )
+
+    def _result_cache(self, k: int) -> Optional[Dict[str, List[Tuple[int, float]]]]:
+        """The span-text result cache, emptied whenever a setting, the index or the model
+        changed; None when disabled or when the mapper reads context (a tok2vec layer)."""
+        if int(self.cfg.get("cache_size", 0) or 0) <= 0 or not self._static_mapper():
+            return None
+        key = (k, id(self.index), id(self.index.reranker), tuple(sorted((a, str(b)) for a, b in self.cfg.items())))
+        if key != self._results_key:
+            self._results = {}
+            self._results_key = key
+        return self._results
+
+    def _static_mapper(self) -> bool:
+        for node in self.model.walk():
+            if node.name == "t2n_span_embed":
+                return len(node.layers) == 0
+        return False
+
+    def _mapped(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]]) -> np.ndarray:
+        """Mapper outputs; spans without any word vector (punctuation, unknown words) get a
+        zero row, so only the lexical channel links them."""
         Y = self.model.predict((list(docs), offsets))
         Y = np.array(self.model.ops.to_numpy(Y), dtype="float32")
-        # spans without any word vector (punctuation, unknown words) use only the lexical channel
         Y[~spans_with_vectors(docs, offsets, self._max_tokens())] = 0.0
-        res = self.index.search(
-            Y, texts, k=k or cfg["k"], ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
-            fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"],
-        )
-        thr = cfg["threshold"]
-        return [[(n, s) for n, s in r if s >= thr] for r in res]
+        return Y
+
+    def _allowed(self) -> Optional[np.ndarray]:
+        if self.cfg.get("candidates", "all") == "all":
+            return None
+        if self.index.is_leaf is None:
+            self.index.is_leaf = _leaf_mask(self.taxonomy)
+        return self.index.is_leaf
+
+    def calibrate(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], golds: Sequence[Sequence[str]],
+                  *, l2_words: float = 0.05) -> Dict[str, float]:
+        """Fit the reranker (the learned fusion of the lexical, node-space and word-overlap
+        channels) on development spans that the mapper did not train on.
+
+        A development text that is itself one of the taxonomy's strings would be found by
+        exact match; it is left out of its own candidates' features (leave-one-out), so the
+        reranker learns how to link text that is worded differently.
+
+        docs, offsets, texts: the spans, as for `rank`.
+        golds (Sequence[Sequence[str]]): right concept ids per span.
+        l2_words (float): L2 penalty of the per-word weights.
+        RETURNS (Dict[str, float]): queries, queries with a right candidate, and dev
+            acc@1 before and after (on the leave-one-out candidates).
+        """
+        from ..index import Reranker
+
+        self._require_ready()
+        if not texts:
+            raise ValueError("text2node_linker.calibrate: no development spans.")
+        cfg = self.cfg
+        tax = self.taxonomy
+        gold_idx = self._gold_index([list(g) for g in golds])[1]
+        Y = self._mapped(docs, offsets)
+        saved, self.index.reranker = self.index.reranker, None
+        try:
+            t = self.index.pair_table(Y, texts, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
+                                      fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=self._allowed(), leave_out_exact=True)
+        except Exception:
+            self.index.reranker = saved
+            raise
+        qi, ni, bounds = t["qi"], t["ni"], t["bounds"]
+        gold = np.zeros(len(ni), dtype=bool)
+        for i, g in enumerate(gold_idx):
+            a, e = bounds[i], bounds[i + 1]
+            gold[a:e] = np.isin(ni[a:e], g)
+
+        def acc1(score: np.ndarray) -> float:
+            hits = 0
+            for i in range(len(texts)):
+                a, e = bounds[i], bounds[i + 1]
+                if e > a:
+                    j = a + int(np.lexsort((ni[a:e], -score[a:e]))[0])
+                    hits += bool(gold[j])
+            return hits / len(texts)
+
+        fw = float(cfg["fusion_weight"])
+        rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=np.array([1.0 - fw, fw, 0.0, 0.0, 0.0]))
+        self.index.reranker = rr
+        self._results_key = None
+        n_with = int(sum(gold[bounds[i]:bounds[i + 1]].any() for i in range(len(texts))))
+        info = {"queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t))}
+        info.update({f"w_{k}": float(w) for k, w in zip(Reranker.FEATURES, rr.dense)})
+        self.cfg["calibrated"] = True
+        logger.info("text2node_linker.calibrate: %s", info)
+        return info
 
     def set_annotations(self, docs: Iterable[Doc], preds: List[List[List[Tuple[int, float]]]]) -> None:
         """Set kb_id_ and `_.text2node_candidates` on the linked spans."""
@@ -447,6 +566,7 @@ class Text2NodeLinker(TrainablePipe):
             gold_all = [g for g, k in zip(gold_all, keep) if k]
             if not offsets:
                 return losses
+        self._results_key = None  # the model changes: cached results are stale
         Y, backprop = self.model.begin_update((docs, offsets))
         loss, d_Y = self._loss_and_grad(self.model.ops.to_numpy(Y), gold_first, gold_all)
         backprop(self.model.ops.asarray2f(d_Y))
@@ -511,10 +631,11 @@ class Text2NodeLinker(TrainablePipe):
         space = build_node_space(nv, text_vecs, text_weight=self.cfg["text_weight"])
         logger.info("text2node_linker: node space %s x %s; building lexical channel and annoy index", *space.shape)
         lexical = LexicalIndex.build(texts, string_node_arr, len(taxonomy), max_df=self.cfg["max_df"])
-        self.index = NodeIndex(space, lexical, n_trees=self.cfg["n_trees"], seed=self.cfg["seed"])
+        self.index = NodeIndex(space, lexical, n_trees=self.cfg["n_trees"], seed=self.cfg["seed"], is_leaf=_leaf_mask(taxonomy))
         self.cfg["nO"] = int(space.shape[1])
         self.cfg["has_node_vectors"] = nv is not None
         self._sibling_cache, self._neighbour_cache = {}, {}
+        self._results_key = None
         sample = list(islice(get_examples(), 10))
         docs, offsets, golds = [], [], []
         for i, eg in enumerate(sample):
@@ -572,6 +693,7 @@ class Text2NodeLinker(TrainablePipe):
         }
         util.from_bytes(bytes_data, deserialize, exclude)
         self._rng = np.random.default_rng(self.cfg.get("seed", 0))
+        self._results_key = None
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
@@ -607,7 +729,12 @@ class Text2NodeLinker(TrainablePipe):
         }
         util.from_disk(path, deserialize, exclude)
         self._rng = np.random.default_rng(self.cfg.get("seed", 0))
+        self._results_key = None
         return self
+
+
+def _leaf_mask(taxonomy: Taxonomy) -> np.ndarray:
+    return np.asarray([taxonomy.is_leaf(c) for c in taxonomy.ids], dtype=bool)
 
 
 def _vectors_table(vocab: Vocab) -> np.ndarray:
