@@ -55,13 +55,31 @@ def ncbi_dir() -> Path:
     return d
 
 
+def ncbi_calibration_split(d: Path) -> None:
+    """Hold 20% of the distinct NCBI training mentions (seeded) out of training: they
+    calibrate the reranker (the NCBI dev split is the test set here)."""
+    from spacy_text2node.datasets.gem import split_dev
+    from spacy_text2node.readers.linking import read_pairs
+    import srsly
+
+    if (d / "fit.jsonl").exists():
+        return
+    train = read_pairs(d / "train.jsonl")
+    n = len({(p["text"], p["concept"]) for p in train}) // 5
+    fit, calib = split_dev(train, n, seed=0)
+    srsly.write_jsonl(d / "fit.jsonl", fit)
+    srsly.write_jsonl(d / "calibration.jsonl", calib)
+
+
 def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Path]:
     if setting == "NCBI":
         d = ncbi_dir()
-        return {"train": d / "train.jsonl", "dev": d / "dev.jsonl", "test": d / "dev.jsonl", "taxonomy": d / "taxonomy", "extra_train": "taxonomy"}
+        ncbi_calibration_split(d)
+        return {"train": d / "fit.jsonl", "dev": d / "calibration.jsonl", "test": d / "dev.jsonl", "taxonomy": d / "taxonomy", "extra_train": "taxonomy",
+                "candidates": "all"}
     d = gem_dir(subtree)
     s = d / setting
-    return {"train": s / "train.jsonl", "dev": s / "dev.jsonl", "test": s / "test.jsonl", "taxonomy": d / "taxonomy"}
+    return {"train": s / "train.jsonl", "dev": s / "dev.jsonl", "test": s / "test.jsonl", "taxonomy": d / "taxonomy", "candidates": "leaves"}
 
 
 def subsample(items: List[Any], limit: int, seed: int = 0) -> List[Any]:
@@ -84,17 +102,18 @@ def run_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
     tax = Taxonomy.from_disk(files["taxonomy"])
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
     t0 = time.perf_counter()
+    cands = spec.get("candidates") or files["candidates"]
     if spec["contender"] == "tfidf":
-        peer = TfidfLinker(tax)
+        peer = TfidfLinker(tax, candidates=cands)
     else:
-        peer = MiniLMLinker(tax, cache_dir=CACHE, progress=True)
+        peer = MiniLMLinker(tax, cache_dir=CACHE, progress=True, candidates=cands)
     build_s = time.perf_counter() - t0
     queries = [p["text"] for p in test]
     t0 = time.perf_counter()
     ranked = peer.rank(queries, k=10, progress=True)
     rank_s = time.perf_counter() - t0
     scores = ranking_scores([[c for c, _ in r] for r in ranked], [p["gold"] for p in test], ks=(1, 5, 10), taxonomy=tax)
-    out = {**scores, "index_strings": peer.n_strings, "index_build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
+    out = {**scores, "candidates": cands, "index_strings": peer.n_strings, "index_build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
     if spec["contender"] == "minilm":
         out["index_from_cache"] = peer.from_cache
         out["index_encode_s"] = peer.encode_seconds
@@ -133,7 +152,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     if files.get("extra_train") == "taxonomy":  # NCBI: MEDIC names and synonyms + train mentions
         train = taxonomy_pairs(tax) + train
     train = subsample(train, spec.get("train_limit", 0))
-    dev = subsample(read_pairs(files["dev"]), 500, seed=1)
+    dev = read_pairs(files["dev"])  # held out of train: the reranker is calibrated on it
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
     t0 = time.perf_counter()
     words, matrix = glove_6b_50d()
@@ -141,18 +160,29 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     vectors_s = time.perf_counter() - t0
     nv, n2v_s = (None, 0.0) if space == "text" else node_vectors_for(tax, spec["setting"], spec)
     t0 = time.perf_counter()
-    nlp = build_linker_nlp(tax, nv, wv, architecture=arch, node_space="node2vec+text" if space == "text" else space)
+    cands = spec.get("candidates") or files["candidates"]
+    nlp = build_linker_nlp(tax, nv, wv, architecture=arch, node_space="node2vec+text" if space == "text" else space, candidates=cands)
     build_s = time.perf_counter() - t0
     mk = lambda p: phrase_example(nlp, p["text"], p["concept"], p["gold"])  # noqa: E731
     t0 = time.perf_counter()
-    train_linker(nlp, [mk(p) for p in train], [mk(p) for p in dev], epochs=spec["epochs"], seed=0, show_progress=True)
+    train_ex = [mk(p) for p in train]
+    linker = nlp.get_pipe("text2node_linker")
+    if linker.cfg.get("memory", True):  # build_linker_nlp initialised without the training phrases
+        linker.index.memory = linker._build_memory(train_ex, linker.index.lexical)
+    train_linker(nlp, train_ex, [mk(p) for p in dev], epochs=spec["epochs"], seed=0, show_progress=True, calibrate=False)
     train_s = time.perf_counter() - t0
+    from spacy_text2node.linker_api import calibrate_linker
+
+    t0 = time.perf_counter()
+    out_cal = calibrate_linker(nlp, [mk(p) for p in dev])
+    calibrate_s = time.perf_counter() - t0
+    linker.cfg["cache_size"] = 0  # speed is measured without the repeated-mention cache
     queries = [p["text"] for p in test]
     t0 = time.perf_counter()
     ranked = link_phrases(nlp, queries, k=10)
     rank_s = time.perf_counter() - t0
     scores = ranking_scores([[c for c, _ in r] for r in ranked], [p["gold"] for p in test], ks=(1, 5, 10), taxonomy=tax)
-    out: Dict[str, Any] = {**scores, "train_pairs": len(train), "train_s": train_s, "node2vec_s": n2v_s, "word_vectors_s": vectors_s, "build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
+    out: Dict[str, Any] = {**scores, "candidates": cands, "calibration": out_cal, "calibrate_s": calibrate_s, "train_pairs": len(train), "train_s": train_s, "node2vec_s": n2v_s, "word_vectors_s": vectors_s, "build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
     # save, reload in a fresh process, compare predictions
     pdir = RESULTS / "pipelines" / f"{spec['setting']}-{arch}-{space.replace('+', '_')}"
     pdir.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +253,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="subsample this many test queries (seeded); 0 = all")
     ap.add_argument("--train-limit", type=int, default=0, help="subsample training pairs for our linker; 0 = all")
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--candidates", default="", help="'leaves' or 'all' for every setting (default: leaves for GEM, all for NCBI)")
     ap.add_argument("--subtree", default=None, help="ICD-10-CM subtree for the GEM settings (e.g. 4)")
     ap.add_argument("--subwords", default="", help="word-vector subword component for OOV tokens: '' (none, plain GloVe), ngram or wordpiece")
     ap.add_argument("--walks", type=int, default=10)
@@ -249,7 +280,7 @@ def main() -> None:
     for s in settings:
         results[s] = {}
         for c in contenders:
-            spec = {"setting": s, "contender": c, "limit": a.limit, "train_limit": a.train_limit, "epochs": a.epochs, "subtree": a.subtree, "walks": a.walks, "subwords": a.subwords, "walk_length": a.walk_length, "dim": a.dim}
+            spec = {"setting": s, "contender": c, "limit": a.limit, "train_limit": a.train_limit, "epochs": a.epochs, "subtree": a.subtree, "walks": a.walks, "subwords": a.subwords, "candidates": a.candidates, "walk_length": a.walk_length, "dim": a.dim}
             print(f"== {s} / {c}", flush=True)
             results[s][c] = run_one(spec)
             print(json.dumps(results[s][c]), flush=True)

@@ -435,7 +435,7 @@ def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:
 class Reranker:
     """Learned scoring of (query, candidate) pairs, fitted on development pairs.
 
-    score = w . [lexical, node, recall, precision, leaf]
+    score = w . [lexical, node, recall, precision, leaf, memory]
             + sum of a weight per word of the candidate's string missing from the query
             + sum of a weight per word of the query missing from the candidate's string
 
@@ -445,7 +445,7 @@ class Reranker:
     candidates with L2 penalties (`Reranker.fit`).
     """
 
-    FEATURES = ("lexical", "node", "recall", "precision", "leaf")
+    FEATURES = ("lexical", "node", "recall", "precision", "leaf", "memory")
 
     def __init__(self, dense: np.ndarray, label_words: np.ndarray, query_words: np.ndarray):
         self.dense = np.asarray(dense, dtype="float32")
@@ -495,7 +495,7 @@ class Reranker:
         n_q = int(q_idx.max()) + 1
         d, V = F.shape[1], LO.shape[1]
         x0 = np.zeros(d + 2 * V)
-        x0[:d] = init if init is not None else np.array([0.5, 0.5, 0.0, 0.0, 0.0])
+        x0[:d] = init if init is not None else np.array([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])
 
         def fun(x: np.ndarray) -> Tuple[float, np.ndarray]:
             w, a, b = x[:d], x[d : d + V], x[d + V :]
@@ -536,8 +536,10 @@ class NodeIndex:
     """
 
     def __init__(self, space: np.ndarray, lexical: LexicalIndex, *, n_trees: int = 20, seed: int = 0, annoy: Optional[AnnoyIndex] = None,
-                 reranker: Optional[Reranker] = None, is_leaf: Optional[np.ndarray] = None):
+                 reranker: Optional[Reranker] = None, is_leaf: Optional[np.ndarray] = None, memory: Optional[LexicalIndex] = None):
         self.space = np.ascontiguousarray(space, dtype="float32")
+        # training phrases as extra lexical strings of their concepts (feature "memory")
+        self.memory = memory
         self.reranker = reranker
         self.is_leaf = None if is_leaf is None else np.asarray(is_leaf, dtype=bool)
         self.lexical = lexical
@@ -603,10 +605,16 @@ class NodeIndex:
         use_lex = fusion_weight < 1.0 or self.reranker is not None
         lex = lexical.retrieve(q, lexical_candidates * over) if use_lex else [np.zeros(0, dtype="int64")] * b
         exact = [np.zeros(0, dtype="int64")] * b if leave_out_exact else lexical.exact_matches(texts)
+        memory = self.memory
+        if memory is not None:
+            qm = memory.transform(texts)
+            mem = memory.retrieve(qm, lexical_candidates * over)
+        else:
+            mem = [np.zeros(0, dtype="int64")] * b
         q_list, n_list = [], []
         for i in range(b):
             cands = self.ann(Yn[i], ann_candidates * over, search_k) if fusion_weight > 0.0 or self.reranker is not None else []
-            c = np.unique(np.concatenate([np.asarray(cands, dtype="int64"), lex[i], exact[i]]))
+            c = np.unique(np.concatenate([np.asarray(cands, dtype="int64"), lex[i], exact[i], mem[i]]))
             if allowed is not None:
                 c = c[allowed[c]]
             q_list.append(np.full(len(c), i, dtype="int64"))
@@ -616,6 +624,7 @@ class NodeIndex:
         feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
         feats["node"] = np.einsum("ij,ij->i", Yn[qi], self.space[ni]).astype("float32") if len(ni) else np.zeros(0, dtype="float32")
         feats["leaf"] = self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
+        feats["memory"] = memory.pair_scores(qm, qi, ni) if memory is not None else np.zeros(len(ni), dtype="float32")
         ex = np.zeros(len(ni), dtype=bool)
         for i in range(b):
             if len(exact[i]):
@@ -703,6 +712,8 @@ class NodeIndex:
             msg["reranker"] = self.reranker.to_dict()
         if self.is_leaf is not None:
             msg["is_leaf"] = _npy_bytes(self.is_leaf)
+        if self.memory is not None:
+            msg["memory"] = self.memory.to_dict()
         return srsly.msgpack_dumps(msg)
 
     @classmethod
@@ -715,7 +726,9 @@ class NodeIndex:
             annoy.load(str(tmp / "annoy.ann"), prefault=True)  # mmap stays valid after unlink
         reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
         is_leaf = _npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
-        return cls(_npy_load(msg["space"]), LexicalIndex.from_dict(msg["lexical"]), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf)
+        memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
+        return cls(_npy_load(msg["space"]), LexicalIndex.from_dict(msg["lexical"]), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf,
+                   memory=memory)
 
     def to_disk(self, path: Union[str, Path]) -> None:
         path = Path(path)
@@ -729,6 +742,13 @@ class NodeIndex:
             (lex / key).write_bytes(value)
         if self.is_leaf is not None:
             np.save(path / "is_leaf.npy", self.is_leaf, allow_pickle=False)
+        mem = path / "memory"
+        if mem.exists():
+            shutil.rmtree(mem)
+        if self.memory is not None:
+            mem.mkdir()
+            for key, value in self.memory.to_dict().items():
+                (mem / key).write_bytes(value)
         rr = path / "reranker"
         if rr.exists():  # never leave a stale reranker from an earlier save
             shutil.rmtree(rr)
@@ -749,4 +769,6 @@ class NodeIndex:
         lex = {p.name: p.read_bytes() for p in (path / "lexical").iterdir()}
         reranker = Reranker.from_dict({p.name: p.read_bytes() for p in (path / "reranker").iterdir()}) if (path / "reranker").exists() else None
         is_leaf = np.load(path / "is_leaf.npy", allow_pickle=False) if (path / "is_leaf.npy").exists() else None
-        return cls(np.load(path / "space.npy", allow_pickle=False), LexicalIndex.from_dict(lex), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf)
+        memory = LexicalIndex.from_dict({p.name: p.read_bytes() for p in (path / "memory").iterdir()}) if (path / "memory").exists() else None
+        return cls(np.load(path / "space.npy", allow_pickle=False), LexicalIndex.from_dict(lex), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf,
+                   memory=memory)

@@ -68,6 +68,7 @@ SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
         "k": 5,
         "threshold": 0.2,
         "candidates": "all",
+        "memory": True,
         "node_space": "node2vec+text",
         "text_weight": 0.5,
         "fusion_weight": 0.5,
@@ -95,6 +96,7 @@ def make_text2node_linker(
     k: int,
     threshold: float,
     candidates: str,
+    memory: bool,
     node_space: str,
     text_weight: float,
     fusion_weight: float,
@@ -122,6 +124,9 @@ def make_text2node_linker(
         with none is NIL (kb_id_ "").
     candidates (str): "all" concepts, or only the "leaves" (concepts without children,
         e.g. ICD-10-CM's billable codes).
+    memory (bool): keep the training phrases (those that are not already a string of their
+        concept) as a second lexical index; its cosine is a reranker feature and its
+        matches are candidates. Used only once the linker is calibrated.
     node_space (str): "node2vec" or "node2vec+text".
     text_weight (float): weight of the text part of node space.
     fusion_weight (float): a in `a * cos_node + (1 - a) * cos_lexical`.
@@ -144,7 +149,7 @@ def make_text2node_linker(
     RETURNS (Text2NodeLinker): the component.
     """
     return Text2NodeLinker(
-        nlp.vocab, model, name, spans=spans, k=k, threshold=threshold, candidates=candidates, node_space=node_space,
+        nlp.vocab, model, name, spans=spans, k=k, threshold=threshold, candidates=candidates, memory=memory, node_space=node_space,
         text_weight=text_weight, fusion_weight=fusion_weight, ann_candidates=ann_candidates,
         lexical_candidates=lexical_candidates, max_df=max_df, n_trees=n_trees, search_k=search_k,
         temperature=temperature, n_negatives=n_negatives, hard_negatives=hard_negatives,
@@ -211,7 +216,7 @@ class Text2NodeLinker(TrainablePipe):
     """Link spans to taxonomy concepts with a trained phrase mapper and a node-space index."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "text2node_linker", *, spans: str = "ents", k: int = 5,
-                 threshold: float = 0.2, candidates: str = "all", node_space: str = "node2vec+text", text_weight: float = 0.5,
+                 threshold: float = 0.2, candidates: str = "all", memory: bool = True, node_space: str = "node2vec+text", text_weight: float = 0.5,
                  fusion_weight: float = 0.5, ann_candidates: int = 50, lexical_candidates: int = 20,
                  max_df: float = 0.03, n_trees: int = 20, search_k: int = -1, temperature: float = 0.05,
                  n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, cache_size: int = 50000, seed: int = 0,
@@ -228,7 +233,7 @@ class Text2NodeLinker(TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg: Dict[str, Any] = dict(
-            spans=spans, k=k, threshold=threshold, candidates=candidates, node_space=node_space, text_weight=text_weight,
+            spans=spans, k=k, threshold=threshold, candidates=candidates, memory=memory, node_space=node_space, text_weight=text_weight,
             fusion_weight=fusion_weight, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
             max_df=max_df, n_trees=n_trees, search_k=search_k, temperature=temperature, n_negatives=n_negatives,
             hard_negatives=hard_negatives, distance_weight=distance_weight, cache_size=cache_size, seed=seed, nI=None, nO=None,
@@ -396,24 +401,43 @@ class Text2NodeLinker(TrainablePipe):
         """Fit the reranker (the learned fusion of the lexical, node-space and word-overlap
         channels) on development spans that the mapper did not train on.
 
-        A development text that is itself one of the taxonomy's strings would be found by
-        exact match; it is left out of its own candidates' features (leave-one-out), so the
-        reranker learns how to link text that is worded differently.
+        Only spans worded differently from every taxonomy string are used: a text that is
+        one of the taxonomy's strings is found by exact match at prediction anyway, and
+        its candidates' features are biased (the node-space text vector of its concept is
+        built from that very string), so learning from it would overrate the node channel.
+
+        Raises ValueError when no such span is left (e.g. dev pairs that are all
+        inclusion terms of the taxonomy): the linker then keeps the fixed fusion.
 
         docs, offsets, texts: the spans, as for `rank`.
         golds (Sequence[Sequence[str]]): right concept ids per span.
         l2_words (float): L2 penalty of the per-word weights.
-        RETURNS (Dict[str, float]): queries, queries with a right candidate, and dev
-            acc@1 before and after (on the leave-one-out candidates).
+        RETURNS (Dict[str, float]): spans given, spans used, spans with a right candidate,
+            and their acc@1 before and after.
         """
         from ..index import Reranker
+
+        from ..index import normalize_text
 
         self._require_ready()
         if not texts:
             raise ValueError("text2node_linker.calibrate: no development spans.")
+        gold_idx = self._gold_index([list(g) for g in golds])[1]  # raises on unknown concepts
+        exact = self.index.lexical.exact
+        keep = [i for i, t in enumerate(texts) if normalize_text(t) not in exact]
+        if not keep:
+            raise ValueError(
+                f"text2node_linker.calibrate: all {len(texts)} development texts are strings of the taxonomy itself "
+                "(labels or synonyms); calibration needs text worded differently (e.g. mentions from documents, "
+                "or codes of another terminology). The linker keeps its fixed fusion."
+            )
+        n_given = len(texts)
+        docs_used = list(docs)
+        offsets = [offsets[i] for i in keep]
+        texts = [texts[i] for i in keep]
+        gold_idx = [gold_idx[i] for i in keep]
+        docs = docs_used
         cfg = self.cfg
-        tax = self.taxonomy
-        gold_idx = self._gold_index([list(g) for g in golds])[1]
         Y = self._mapped(docs, offsets)
         saved, self.index.reranker = self.index.reranker, None
         try:
@@ -438,11 +462,11 @@ class Text2NodeLinker(TrainablePipe):
             return hits / len(texts)
 
         fw = float(cfg["fusion_weight"])
-        rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=np.array([1.0 - fw, fw, 0.0, 0.0, 0.0]))
+        rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=np.array([1.0 - fw, fw, 0.0, 0.0, 0.0, 0.0]))
         self.index.reranker = rr
         self._results_key = None
         n_with = int(sum(gold[bounds[i]:bounds[i + 1]].any() for i in range(len(texts))))
-        info = {"queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t))}
+        info = {"given": n_given, "queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t))}
         info.update({f"w_{k}": float(w) for k, w in zip(Reranker.FEATURES, rr.dense)})
         self.cfg["calibrated"] = True
         logger.info("text2node_linker.calibrate: %s", info)
@@ -636,6 +660,8 @@ class Text2NodeLinker(TrainablePipe):
         self.cfg["has_node_vectors"] = nv is not None
         self._sibling_cache, self._neighbour_cache = {}, {}
         self._results_key = None
+        if self.cfg.get("memory", True):
+            self.index.memory = self._build_memory(get_examples(), lexical)
         sample = list(islice(get_examples(), 10))
         docs, offsets, golds = [], [], []
         for i, eg in enumerate(sample):
@@ -650,6 +676,38 @@ class Text2NodeLinker(TrainablePipe):
         set_mapper_dims(self.model, nI=None, nO=self.cfg["nO"])
         self.model.initialize(X=(docs, offsets))
         self.cfg["nI"] = mapper_dims(self.model)[0]
+
+    def _build_memory(self, examples: Iterable[Example], lexical: "LexicalIndex") -> Optional["LexicalIndex"]:
+        """A lexical index of the training phrases that are not already one of their
+        concept's strings (None when there are none)."""
+        from ..index import normalize_text
+
+        tax = self.taxonomy
+        own = {}
+        for key, nodes in lexical.exact.items():
+            for n in nodes:
+                own.setdefault(n, set()).add(key)
+        seen, texts, nodes = set(), [], []
+        for eg in examples:
+            offs, golds = self._training_spans(eg)
+            for (s, e), g in zip(offs, golds):
+                text = eg.predicted[s:e].text
+                key = normalize_text(text)
+                if not key:
+                    continue
+                for cid in g:
+                    if cid not in tax:
+                        continue
+                    n = tax.index(cid)
+                    if key in own.get(n, ()) or (key, n) in seen:
+                        continue
+                    seen.add((key, n))
+                    texts.append(text)
+                    nodes.append(n)
+        if not texts:
+            return None
+        logger.info("text2node_linker: memory of %d training phrases", len(texts))
+        return LexicalIndex.build(texts, np.asarray(nodes, dtype="int32"), len(tax), max_df=self.cfg["max_df"])
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         """Score a batch of examples (see `score_linking`)."""
