@@ -62,6 +62,26 @@ CLI = (
 )
 
 
+def trained_linker_copy(src: Path) -> Path:
+    """A copy of a trained (phrase-level) linker pipeline that links doc.ents instead."""
+    import srsly
+
+    if not (src / "config.cfg").exists():
+        raise SystemExit(f"{src}: not a pipeline folder (no config.cfg).")
+    dst = CACHE / "bulk_linker_trained"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    cfg_text = (dst / "config.cfg").read_text(encoding="utf8")
+    head, sep, rest = cfg_text.partition("[components.text2node_linker]")
+    rest = rest.replace('spans = "doc"', 'spans = "ents"', 1)
+    (dst / "config.cfg").write_text(head + sep + rest, encoding="utf8")
+    comp_cfg = srsly.read_json(dst / "text2node_linker" / "cfg")
+    comp_cfg["spans"] = "ents"
+    srsly.write_json(dst / "text2node_linker" / "cfg", comp_cfg)
+    return dst
+
+
 def run_contender(args, out_dir: Path, name: str):
     """Run `text2node link ...` in a subprocess; return its stats and memory."""
     stats_path = out_dir / f"{name}.stats.json"
@@ -100,15 +120,20 @@ def main() -> None:
     ap.add_argument("--rss-sizes", default="1000,5000", help="input sizes for the memory runs")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--skip", default="", help="comma-separated contenders to skip (spark, rss, ...)")
+    ap.add_argument("--linker", default="", help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project); "
+                    "copied with spans='ents'. Default: an untrained CNN linker built once.")
     args = ap.parse_args()
     notes = Path(args.shared) / "mtsamples" / "mtsamples.csv.gz"
     if not notes.exists():
         raise SystemExit(f"{notes} is absent: this benchmark needs the shared MTSamples notes.")
     skip = set(filter(None, args.skip.split(",")))
+    global LINKER
+    if args.linker:
+        LINKER = trained_linker_copy(Path(args.linker))
     # rebuild the cached linker whenever the linker's code changed
     key = hashlib.sha1(b"".join((REPO / "spacy_text2node" / f).read_bytes() for f in LINKER_CODE)).hexdigest()
     key_file = CACHE / "bulk_linker_icd10cm.key"
-    if not (LINKER / "config.cfg").exists() or not key_file.exists() or key_file.read_text() != key:
+    if not args.linker and (not (LINKER / "config.cfg").exists() or not key_file.exists() or key_file.read_text() != key):
         print(f"building the ICD-10-CM linker into {LINKER} ...", flush=True)
         CACHE.mkdir(parents=True, exist_ok=True)
         if LINKER.exists():

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import srsly
 from annoy import AnnoyIndex
+from numba import njit
 from spacy.util import make_tempdir
 
 logger = logging.getLogger(__name__)
@@ -313,7 +314,7 @@ class LexicalIndex:
         pair_of = np.repeat(np.arange(n), counts)
         offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         strings = self._node_strings[np.repeat(starts, counts) + offs]
-        sims = np.asarray(self.matrix[strings].multiply(q[q_idx[pair_of]]).sum(axis=1)).ravel().astype("float32")
+        sims = pair_dots(self.matrix, strings, q, q_idx[pair_of])
         if leave_out_exact:
             sims[sims >= 0.9999] = -1.0
         order = np.lexsort((-sims, pair_of))
@@ -385,9 +386,7 @@ class LexicalIndex:
         pair_of = np.repeat(np.arange(len(nodes)), counts)
         offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         strings = self._node_strings[np.repeat(starts, counts) + offs]
-        m = self.matrix[strings]
-        qq = q[q_idx[pair_of]]
-        sims = np.asarray(m.multiply(qq).sum(axis=1)).ravel().astype("float32")
+        sims = pair_dots(self.matrix, strings, q, q_idx[pair_of])
         np.maximum.at(scores, pair_of, sims)
         return scores
 
@@ -423,6 +422,39 @@ class LexicalIndex:
             wi = _npy_load(msg["word_indices"])
             wm = sp.csr_matrix((np.ones(len(wi), dtype="float32"), wi, _npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl)))
         return cls({g: j for j, g in enumerate(vocab_list)}, _npy_load(msg["idf"]), m, _npy_load(msg["string_node"]), cfg["n_nodes"], max_df=cfg["max_df"], exact=exact, word_vocab=word_vocab, word_matrix=wm)
+
+
+@njit(cache=True, nogil=True)
+def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows_a, rows_b):  # pragma: no cover - numba
+    """Dot products of CSR rows rows_a[i] of A and rows_b[i] of B (sorted indices)."""
+    out = np.zeros(len(rows_a), dtype=np.float32)
+    for p in range(len(rows_a)):
+        i, j = rows_a[p], rows_b[p]
+        x, xe = a_ptr[i], a_ptr[i + 1]
+        y, ye = b_ptr[j], b_ptr[j + 1]
+        acc = 0.0
+        while x < xe and y < ye:
+            ax, by = a_idx[x], b_idx[y]
+            if ax == by:
+                acc += a_val[x] * b_val[y]
+                x += 1
+                y += 1
+            elif ax < by:
+                x += 1
+            else:
+                y += 1
+        out[p] = acc
+    return out
+
+
+def pair_dots(a: sp.csr_matrix, rows_a: np.ndarray, b: sp.csr_matrix, rows_b: np.ndarray) -> np.ndarray:
+    """Row-by-row dot products a[rows_a[i]] . b[rows_b[i]] without building the rows."""
+    if not a.has_sorted_indices:
+        a.sort_indices()
+    if not b.has_sorted_indices:
+        b.sort_indices()
+    return _pair_dots(a.indptr, a.indices, a.data.astype(np.float32, copy=False), b.indptr, b.indices, b.data.astype(np.float32, copy=False),
+                      np.asarray(rows_a, dtype=np.int64), np.asarray(rows_b, dtype=np.int64))
 
 
 def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -601,7 +633,7 @@ class NodeIndex:
         lexical = self.lexical
         q = lexical.transform(texts)
         qw, q_idf = lexical.word_transform(texts)
-        over = 1 if allowed is None else 3  # fetch more when some candidates are filtered out
+        over = 1 if allowed is None else 2  # fetch more when some candidates are filtered out
         use_lex = fusion_weight < 1.0 or self.reranker is not None
         lex = lexical.retrieve(q, lexical_candidates * over) if use_lex else [np.zeros(0, dtype="int64")] * b
         exact = [np.zeros(0, dtype="int64")] * b if leave_out_exact else lexical.exact_matches(texts)
@@ -625,11 +657,9 @@ class NodeIndex:
         feats["node"] = np.einsum("ij,ij->i", Yn[qi], self.space[ni]).astype("float32") if len(ni) else np.zeros(0, dtype="float32")
         feats["leaf"] = self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
         feats["memory"] = memory.pair_scores(qm, qi, ni) if memory is not None else np.zeros(len(ni), dtype="float32")
-        ex = np.zeros(len(ni), dtype=bool)
-        for i in range(b):
-            if len(exact[i]):
-                sl = qi == i
-                ex[sl] = np.isin(ni[sl], exact[i])
+        n_nodes = np.int64(len(self))
+        ex_keys = np.concatenate([i * n_nodes + np.asarray(e, dtype="int64") for i, e in enumerate(exact) if len(e)] or [np.zeros(0, dtype="int64")])
+        ex = np.isin(qi * n_nodes + ni, ex_keys) if len(ex_keys) else np.zeros(len(ni), dtype=bool)
         feats.update(
             qi=qi, ni=ni, exact=ex, bounds=np.concatenate([[0], np.cumsum([len(c) for c in n_list])]).astype("int64"),
             fused=(fusion_weight * feats["node"] + (1.0 - fusion_weight) * feats["lexical"]).astype("float32"),
