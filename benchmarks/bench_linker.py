@@ -155,8 +155,11 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     dev = read_pairs(files["dev"])  # held out of train: the reranker is calibrated on it
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
     t0 = time.perf_counter()
-    words, matrix = glove_6b_50d()
-    wv = build_vectors_pipeline(words, matrix, subwords=spec.get("subwords") or None, show_progress=False)
+    if spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
+        wv = spacy.load(spec["vectors"])
+    else:
+        words, matrix = glove_6b_50d()
+        wv = build_vectors_pipeline(words, matrix, subwords=spec.get("subwords") or None, show_progress=False)
     vectors_s = time.perf_counter() - t0
     nv, n2v_s = (None, 0.0) if space == "text" else node_vectors_for(tax, spec["setting"], spec)
     t0 = time.perf_counter()
@@ -253,6 +256,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="subsample this many test queries (seeded); 0 = all")
     ap.add_argument("--train-limit", type=int, default=0, help="subsample training pairs for our linker; 0 = all")
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--vectors", default="", help="word vectors for our linker: a spaCy pipeline folder (default: GloVe 6B 50-d)")
     ap.add_argument("--candidates", default="", help="'leaves' or 'all' for every setting (default: leaves for GEM, all for NCBI)")
     ap.add_argument("--subtree", default=None, help="ICD-10-CM subtree for the GEM settings (e.g. 4)")
     ap.add_argument("--subwords", default="", help="word-vector subword component for OOV tokens: '' (none, plain GloVe), ngram or wordpiece")
@@ -280,7 +284,7 @@ def main() -> None:
     for s in settings:
         results[s] = {}
         for c in contenders:
-            spec = {"setting": s, "contender": c, "limit": a.limit, "train_limit": a.train_limit, "epochs": a.epochs, "subtree": a.subtree, "walks": a.walks, "subwords": a.subwords, "candidates": a.candidates, "walk_length": a.walk_length, "dim": a.dim}
+            spec = {"setting": s, "contender": c, "limit": a.limit, "train_limit": a.train_limit, "epochs": a.epochs, "subtree": a.subtree, "walks": a.walks, "subwords": a.subwords, "candidates": a.candidates, "vectors": str(Path(a.vectors).resolve()) if a.vectors else "", "walk_length": a.walk_length, "dim": a.dim}
             print(f"== {s} / {c}", flush=True)
             results[s][c] = run_one(spec)
             print(json.dumps(results[s][c]), flush=True)

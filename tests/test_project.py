@@ -26,7 +26,7 @@ def test_project_all_on_a_subtree(tmp_path):
     shutil.copy(REPO / "project.yml", proj / "project.yml")
     shutil.copytree(REPO / "configs", proj / "configs")
     shutil.copytree(REPO / "scripts", proj / "scripts")
-    small = ["--vars.subtree", "4", "--vars.peers", "tfidf", "--vars.epochs", "2", "--vars.eval_frequency", "2", "--vars.node_walks", "4",
+    small = ["--vars.subtree", "4", "--vars.peers", "tfidf", "--vars.epochs", "2", "--vars.eval_frequency", "2", "--vars.node_walks", "4", "--vars.vector_words", "3000",
              "--vars.package_name", PACKAGE]
     try:
         out = _run(["all", *small], proj)

@@ -250,7 +250,8 @@ def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8
 
 
 def split_dev(train: List[Dict[str, object]], n: int, seed: int) -> Tuple[List[Dict[str, object]], List[Dict[str, object]]]:
-    """Hold a seeded sample of `n` non-label pairs (inclusion terms, GEM pairs) out of training.
+    """Hold a seeded sample of `n` non-label pairs out of training: GEM pairs where the
+    setting has them (text worded unlike the taxonomy), else inclusion terms.
 
     Concept labels always stay in training (every concept keeps its anchor). The held-out
     pairs are the development set that calibrates the linker's fusion: they must be unseen
@@ -266,6 +267,10 @@ def split_dev(train: List[Dict[str, object]], n: int, seed: int) -> Tuple[List[D
 
     label_keys = {key(p) for p in train if p["source"] == "icd10cm-label"}
     keys = sorted({key(p) for p in train if p["source"] != "icd10cm-label"} - label_keys)
+    # prefer pairs worded unlike the taxonomy (GEM descriptions): only they can calibrate
+    reworded = sorted({key(p) for p in train if not str(p["source"]).startswith("icd10cm-")} - label_keys)
+    if reworded:
+        keys = reworded
     rng = np.random.default_rng(seed + 1)
     take = {keys[i] for i in rng.choice(len(keys), size=min(n, len(keys)), replace=False)} if keys and n > 0 else set()
     dev, seen = [], set()
