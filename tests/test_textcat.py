@@ -126,7 +126,7 @@ def test_lexical_idf_running_and_fitted():
     nlp.add_pipe("textcat", config={"model": lexical_cfg(True)})
     examples = make_examples(nlp, False)
     opt = nlp.initialize(lambda: examples)
-    bag = nlp.get_pipe("textcat").model.get_ref("lexical_bag")
+    bag = nlp.get_pipe("textcat").model.get_ref("lexical_features")
     # spaCy hands the model a 10-doc sample; running counts grow while training.
     assert bag.get_param("ndocs")[0] == len(examples)
     nlp.update(examples, sgd=opt)
@@ -147,8 +147,8 @@ def test_lexical_features_are_tfidf_normalised():
     nlp = spacy.blank("en")
     nB = 2 ** 20  # no hash collisions among these few features
     model = spacy.registry.resolve({"m": {**lexical_cfg(True), "n_buckets": nB}})["m"]
-    model.get_ref("lexical_bag").initialize()
-    bag = model.get_ref("lexical_bag")
+    model.get_ref("lexical_features").initialize()
+    bag = model.get_ref("lexical_features")
     docs = [nlp.make_doc("red red red apple"), nlp.make_doc("apple"), nlp.make_doc("")]
     X = T._tfidf_matrix(bag, docs)
     assert X.shape == (3, nB)
@@ -167,13 +167,130 @@ def test_batch_features_match_single_docs():
     crosses a doc boundary)."""
     nlp = spacy.blank("en")
     model = spacy.registry.resolve({"m": lexical_cfg(True)})["m"]
-    bag = model.get_ref("lexical_bag")
+    bag = model.get_ref("lexical_features")
     bag.initialize()
     texts = ["a b c", "c d", "", "b c a b"]
     docs = [nlp.make_doc(t) for t in texts]
     batch = T._tfidf_matrix(bag, docs).toarray()
     for i, doc in enumerate(docs):
         assert np.allclose(batch[i], T._tfidf_matrix(bag, [doc]).toarray()[0])
+
+
+def _trained_linear(nlp, table_update="sgd", prior_correction=0.0, steps=1):
+    model = {**lexical_cfg(True), "width": 0, "table_update": table_update,
+             "prior_correction": prior_correction}
+    nlp.add_pipe("textcat", config={"model": model})
+    examples = make_examples(nlp, False)
+    opt = nlp.initialize(lambda: examples)
+    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in examples],
+              labels=nlp.get_pipe("textcat").labels)
+    return examples, opt
+
+
+def test_sparse_sgd_touches_only_the_batch_rows():
+    """One update moves exactly the table rows of the batch's buckets, by
+    -table_lr * clip(X^T (P - Y)), the cross-entropy gradient of a linear softmax."""
+    nlp = spacy.blank("en")
+    examples, opt = _trained_linear(nlp)
+    model = nlp.get_pipe("textcat").model
+    feats, lin = model.get_ref("lexical_features"), model.get_ref("linear")
+    W0 = lin.get_param("T").copy()
+    batch = examples[:2]
+    docs = [eg.predicted for eg in batch]
+    X = T._tfidf_matrix(feats, docs)
+    P = model.predict(docs)
+    labels = nlp.get_pipe("textcat").labels
+    Y = np.asarray([[eg.reference.cats[l] for l in labels] for eg in batch], dtype="float32")
+    g = np.asarray(X.T @ (P - Y))
+    norm = np.sqrt((g * g).sum())
+    if norm > opt.grad_clip:
+        g *= opt.grad_clip / norm
+    nlp.update(batch, sgd=opt)
+    W1 = lin.get_param("T")
+    touched = np.unique(X.indices)
+    moved = np.flatnonzero(np.abs(W1 - W0).sum(axis=1) > 0)
+    assert set(moved) <= set(touched) and len(moved) > 0.9 * len(touched)
+    assert np.allclose(W1[touched] - W0[touched], -1.0 * g[touched], atol=1e-6)
+
+
+def test_lazy_adam_tables_learn():
+    nlp = spacy.blank("en")
+    examples, opt = _trained_linear(nlp, table_update="adam")
+    opt.learn_rate = 0.05
+    first = None
+    for _ in range(30):
+        losses = {}
+        nlp.update(examples, sgd=opt, losses=losses)
+        first = losses["textcat"] if first is None else first
+    assert losses["textcat"] < 0.2 * first
+
+
+def test_prior_correction_shifts_logits_by_the_log_prior(tmp_path):
+    nlp = spacy.blank("en")
+    # 4 sport, 1 business, 1 tech: a skewed prior
+    extra = [("the winger scored twice", "sport"), ("the team won the cup", "sport")]
+    global SINGLE
+    saved = SINGLE
+    SINGLE = saved + extra
+    try:
+        examples, opt = _trained_linear(nlp, prior_correction=1.0)
+    finally:
+        SINGLE = saved
+    for _ in range(20):
+        nlp.update(examples, sgd=opt)
+    model = nlp.get_pipe("textcat").model
+    out = model.get_ref("output")
+    labels = list(nlp.get_pipe("textcat").labels)
+    counts = np.asarray([sum(eg.reference.cats[l] for eg in examples) for l in labels])
+    assert np.allclose(out.get_param("log_prior"), np.log((counts + 1) / (counts.sum() + len(labels))))
+    docs = [nlp.make_doc("a goal for the team"), nlp.make_doc("profit and sales")]
+    corrected = model.predict(docs)
+    out.attrs["prior_correction"] = 0.0
+    raw = model.predict(docs)
+    out.attrs["prior_correction"] = 1.0
+    expected = raw / np.exp(out.get_param("log_prior"))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert np.allclose(corrected, expected, atol=1e-5)
+    # the rare classes gain, the common one loses
+    sport = labels.index("sport")
+    assert (corrected[:, sport] < raw[:, sport]).all()
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("textcat", config={"model": {**lexical_cfg(True), "width": 0, "prior_correction": 1.0}})
+    nlp2.from_bytes(nlp.to_bytes())
+    assert np.allclose(nlp2.get_pipe("textcat").model.predict(docs), corrected, atol=1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        T.fit_idf(model, [eg.reference for eg in examples], labels=labels[:2])
+
+
+def test_min_df_drops_rare_buckets():
+    nlp = spacy.blank("en")
+    nB = 2 ** 20
+    model = spacy.registry.resolve({"m": {**lexical_cfg(True), "n_buckets": nB, "min_df": 2}})["m"]
+    feats = model.get_ref("lexical_features")
+    feats.initialize()
+    docs = [nlp.make_doc(t) for t in ("red apple", "red pear", "green apple")]
+    T.fit_idf(model, docs)
+    row = T._tfidf_matrix(feats, [nlp.make_doc("red kiwi")])
+    cols = set(row.indices)
+    red, kiwi = (T._hash_keys(np.asarray([nlp.vocab.strings[w]], dtype="uint64"), T._WORD_SEED, nB)[0]
+                 for w in ("red", "kiwi"))
+    assert red in cols and kiwi not in cols  # "red" in 2 docs, "kiwi" in none
+    assert np.isclose(np.sqrt((row.data ** 2).sum()), np.sqrt(2), atol=1e-5)
+
+
+def test_word_table_growth_keeps_features():
+    """The per-model word table grows past its first capacity without changing
+    the features of words it already holds."""
+    nlp = spacy.blank("en")
+    model = spacy.registry.resolve({"m": lexical_cfg(True)})["m"]
+    feats = model.get_ref("lexical_features")
+    feats.initialize()
+    doc = nlp.make_doc("the quick brown fox")
+    before = T._tfidf_matrix(feats, [doc]).toarray()
+    many = [nlp.make_doc(" ".join(f"w{i}x{j}" for j in range(50))) for i in range(100)]
+    T._tfidf_matrix(feats, many)
+    assert T._word_table(feats).n > 5000
+    assert np.allclose(T._tfidf_matrix(feats, [doc]).toarray(), before)
 
 
 def test_architecture_bad_arguments():
@@ -183,6 +300,14 @@ def test_architecture_bad_arguments():
         spacy.registry.resolve({"m": {**lexical_cfg(True), "attr": "SHAPEX"}})
     with pytest.raises(ValueError, match="char_min"):
         spacy.registry.resolve({"m": {**lexical_cfg(True), "char_min": 6, "char_max": 3}})
+    with pytest.raises(ValueError, match="linear"):
+        spacy.registry.resolve({"m": {**lexical_cfg(True), "width": 0, "linear": False}})
+    with pytest.raises(ValueError, match="table_update"):
+        spacy.registry.resolve({"m": {**lexical_cfg(True), "table_update": "adagrad"}})
+    with pytest.raises(ValueError, match="exclusive"):
+        spacy.registry.resolve({"m": {**lexical_cfg(False), "prior_correction": 1.0}})
+    with pytest.raises(ValueError, match="no features"):
+        spacy.registry.resolve({"m": {**lexical_cfg(True), "ngram_size": 0, "char_max": 0}})
 
 
 def test_mlr_without_vectors_is_a_clear_error():
@@ -317,10 +442,19 @@ def test_config_init_nlp(name):
     config = load_config(CONFIGS / name, overrides={"paths.data": str(CONFIG_DATA[name])}, interpolate=False)
     nlp = init_nlp(config)
     assert nlp.pipe_names == ["textcat"]
-    bag = nlp.get_pipe("textcat").model.get_ref("lexical_bag")
+    bag = nlp.get_pipe("textcat").model.get_ref("lexical_features")
     # the after_init callback fitted the IDF on the whole training split (48 of 60 rows)
     assert bag.attrs["idf_fixed"] and bag.get_param("ndocs")[0] == 48
     assert len(nlp.get_pipe("textcat").labels) == 3
+    # ... and the class prior that prior_correction uses, in the component's label order
+    from spacy.util import resolve_dot_names
+
+    labels = nlp.get_pipe("textcat").labels
+    log_prior = nlp.get_pipe("textcat").model.get_ref("output").get_param("log_prior")
+    train_corpus = resolve_dot_names(config.interpolate(), ["corpora.train"])[0]
+    counts = Counter(max(eg.reference.cats, key=eg.reference.cats.get) for eg in train_corpus(nlp))
+    counts = np.asarray([counts[l] for l in labels], dtype="float64")
+    assert np.allclose(log_prior, np.log((counts + 1) / (counts.sum() + len(labels))), atol=1e-5)
 
 
 def test_spacy_train_on_fixture(tmp_path):
@@ -355,9 +489,11 @@ def test_distillation_with_minilm():
 
 @pytest.mark.slow
 def test_lexical_dense_on_bengali_real_data():
-    """End to end on Karim Bengali v1: train 5 epochs, macro-F1 on the 20% split."""
+    """End to end on Karim Bengali v1 with the benchmark's settings (linear path,
+    SGD tables, prior_correction 0.75, 10 epochs): macro-F1 on the 20% split."""
     from sklearn.metrics import f1_score
     from spacy.util import minibatch
+    from thinc.api import Adam
 
     path = shared_file("bengali_hate_karim", "bengali_hate_v1.0.csv")
     fix_random_seed(0)
@@ -365,16 +501,36 @@ def test_lexical_dense_on_bengali_real_data():
     read = spacy.registry.readers.get("spacy-text2node.KarimBengali.v1")
     train = list(read(path=str(path), split="train")(nlp))
     dev = list(read(path=str(path), split="dev")(nlp))
-    nlp.add_pipe("textcat", config={"model": {**lexical_cfg(True), "n_buckets": 262144, "width": 64}})
-    opt = nlp.initialize(lambda: train)
-    opt.learn_rate = 0.003
-    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in train])
+    nlp.add_pipe("textcat", config={"model": {**lexical_cfg(True), "n_buckets": 262144, "width": 0,
+                                               "prior_correction": 0.75}})
+    opt = Adam(0.005)
+    nlp.initialize(lambda: train, sgd=opt)
+    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in train],
+              labels=nlp.get_pipe("textcat").labels)
     rng = random.Random(0)
-    for _ in range(5):
+    for _ in range(10):
         rng.shuffle(train)
-        for batch in minibatch(train, 32):
+        for batch in minibatch(train, 64):
             nlp.update(batch, sgd=opt)
     gold = [max(eg.reference.cats, key=eg.reference.cats.get) for eg in dev]
     pred = [max(d.cats, key=d.cats.get) for d in nlp.pipe([eg.reference.text for eg in dev])]
-    # 5 balanced-ish classes: chance macro-F1 is about 0.2
-    assert f1_score(gold, pred, average="macro") > 0.6
+    # 5 classes, chance macro-F1 about 0.2; the TF-IDF + LinearSVC baseline gets 0.768
+    assert f1_score(gold, pred, average="macro") > 0.75
+
+
+@pytest.mark.parametrize("width", [0, 16])
+def test_fused_prediction_matches_the_sparse_matrix_path(width):
+    """Prediction computes table products inside the feature kernel; it must equal
+    the training path's sparse-matrix forward."""
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("textcat", config={"model": {**lexical_cfg(True), "width": width}})
+    examples = make_examples(nlp, False)
+    opt = nlp.initialize(lambda: examples)
+    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in examples])
+    for _ in range(5):
+        nlp.update(examples, sgd=opt)
+    model = nlp.get_pipe("textcat").model
+    docs = [nlp.make_doc(t) for t in ["the striker scored", "", "profit and sales fell", "zzz qqq"]]
+    trained, _ = model.begin_update(docs)  # no dropout in this model: same function
+    assert np.allclose(model.predict(docs), trained, atol=1e-5)
