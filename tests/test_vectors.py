@@ -171,6 +171,25 @@ def test_component_gives_every_token_a_vector(glove_nlp, glove300):
     assert doc[1:3].has_vector and doc.has_vector
 
 
+def test_docs_vectors_match_doc_vector(glove_nlp, tmp_path):
+    """The bulk path (`phrase_vectors` / `docs_vectors`) gives exactly `doc.vector`,
+    for known, unseen, cased, punctuation-only, space and empty texts."""
+    from spacy_text2node.vectors import phrase_vectors
+
+    texts = ["The president said zzyzxq , Government", "...", "", "  ", "Zzyzxq!", "of the", "qwertyuiop, asdfgh"]
+    fresh = spacy.load(glove_nlp.to_disk(tmp_path / "g") or tmp_path / "g")
+    bulk = phrase_vectors(fresh, texts, batch_size=3)  # cold cache, several batches
+    again = phrase_vectors(fresh, texts)  # warm cache
+    for text, a, b in zip(texts, bulk, again):
+        np.testing.assert_allclose(a, glove_nlp(text).vector, rtol=1e-5, atol=1e-6, err_msg=text)
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+    assert not np.any(bulk[2]) and np.any(bulk[0])
+    assert phrase_vectors(fresh, []).shape == (0, 50)
+    # without the component it falls back to doc.vector
+    plain = build_vectors_pipeline(*read_vectors(GLOVE_TXT, "glove"), subwords=None)
+    np.testing.assert_allclose(phrase_vectors(plain, ["the president"])[0], plain("the president").vector, rtol=1e-6)
+
+
 def test_component_ngrams_generalize_to_unseen_inflections():
     """Fit n-grams on GloVe's 20k most frequent words minus some plurals: the piece
     vector of each left-out word points to its own GloVe vector more than to the others."""
@@ -335,6 +354,95 @@ def test_contextless_vectors_and_pca(minilm):
         contextless_vectors(words, tok, model, pca=500, show_progress=False)
 
 
+def test_encode_texts_cache(minilm, tmp_path):
+    from spacy_text2node.vectors.distill import encode_texts
+
+    tok, model = minilm
+    texts = ["acute bronchitis", "fracture of the left femur, initial encounter", "gout"]
+    first = encode_texts(texts, tok, model, cache_dir=tmp_path)
+    files = list(tmp_path.glob("*.npy"))
+    assert len(files) == 1
+    np.testing.assert_allclose(np.load(files[0]), first)
+    # batched by length, returned in input order: same as one at a time
+    for t, v in zip(texts, first):
+        np.testing.assert_allclose(v, encode_texts([t], tok, model)[0], rtol=1e-4, atol=1e-5)
+    np.save(files[0], first * 2)  # a later call reads the cache, not the model
+    np.testing.assert_allclose(encode_texts(texts, tok, model, cache_dir=tmp_path), first * 2)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    encode_texts(texts[:2], tok, model, cache_dir=tmp_path)  # other texts, other file
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_fit_phrase_vectors_learns_pooling_weights():
+    """Targets are weighted means of hidden word vectors in which a 'stop word' has
+    weight ~0: starting from noisy vectors, the fit raises held-out cosine and shrinks
+    the stop word (its length is its learned pooling weight)."""
+    from spacy_text2node.vectors.distill import fit_phrase_vectors
+
+    rng = np.random.default_rng(0)
+    V, d = 60, 16
+    true = rng.normal(size=(V, d)).astype(np.float32)
+    weights = np.ones(V, dtype=np.float32)
+    weights[0] = 0.02  # word 0 is in every phrase but carries (almost) nothing
+    rows, targets = [], []
+    for _ in range(3000):
+        r = [0] + list(rng.choice(np.arange(1, V), size=rng.integers(1, 4), replace=False))
+        rows.append(r)
+        targets.append((true[r] * weights[r, None]).sum(0))
+    init = (true + rng.normal(scale=0.8, size=true.shape)).astype(np.float32)
+    init[0] = true[0] * 3  # the stop word starts long: plain mean pooling drowns the rest
+    out, hist = fit_phrase_vectors(init, rows, np.array(targets), epochs=15, lr=0.05, batch_size=64,
+                                   val_fraction=0.1, seed=0)
+    assert out.shape == init.shape and out.dtype == np.float32
+    assert hist[0]["val_cos"] < 0.8 and max(h["val_cos"] for h in hist) > 0.97
+    norms = np.linalg.norm(out, axis=1)
+    assert norms[0] < 0.2 * np.median(norms[1:])
+    with pytest.raises(VectorsError, match="targets"):
+        fit_phrase_vectors(init, rows[:5], np.zeros((4, d)))
+    with pytest.raises(VectorsError, match="nothing to distill"):
+        fit_phrase_vectors(init, [[]], np.zeros((1, d)))
+
+
+def test_cli_distill_phrase_writes_a_loadable_pipeline(minilm, tmp_path, tiny_taxonomy):
+    """`text2node vectors distill --method phrase` on a taxonomy's labels: the written
+    pipeline loads with spacy.load, and its pooled label vectors are closer to MiniLM's
+    label embeddings than the contextless vectors it started from."""
+    from typer.testing import CliRunner
+
+    from spacy_text2node.cli._app import app
+    import spacy_text2node.cli.vectors  # noqa: F401
+    from spacy_text2node.vectors import phrase_vectors
+    from spacy_text2node.vectors.distill import encode_texts
+
+    tok, model = minilm
+    tax_dir = tmp_path / "tax"
+    tiny_taxonomy.to_disk(tax_dir)
+    runner = CliRunner()
+    common = ["--taxonomy", str(tax_dir), "--max-words", "150", "--cache-dir", str(tmp_path / "cache"), "--subwords", "ngram"]
+    r = runner.invoke(app, ["vectors", "distill", str(tmp_path / "cl"), "--method", "contextless"] + common)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["vectors", "distill", str(tmp_path / "ph"), "--method", "phrase", "--epochs", "30",
+                            "--val-fraction", "0"] + common)
+    assert r.exit_code == 0, r.output
+    assert "Training phrases: 20" in r.output
+    ph, cl = spacy.load(tmp_path / "ph"), spacy.load(tmp_path / "cl")
+    assert ph.pipe_names == ["text2node_vectors"] and ph.vocab.vectors.shape[1] == 384
+    labels = list(tiny_taxonomy.labels)
+    target = encode_texts(labels, tok, model)
+
+    def mean_cos(m):
+        m = m / np.linalg.norm(m, axis=1, keepdims=True)
+        t = target / np.linalg.norm(target, axis=1, keepdims=True)
+        return float((m * t).sum(1).mean())
+
+    assert mean_cos(phrase_vectors(ph, labels)) > mean_cos(phrase_vectors(cl, labels)) + 0.02
+    assert ph("an unseenword").vector.any()  # n-gram subwords for unseen words
+    bad = runner.invoke(app, ["vectors", "distill", str(tmp_path / "x"), "--method", "phrase", "--pca", "8"] + common)
+    assert bad.exit_code == 2 and "--pca" in bad.output
+    bad = runner.invoke(app, ["vectors", "distill", str(tmp_path / "x"), "--method", "phrase"])
+    assert bad.exit_code == 2 and "training phrases" in bad.output
+
+
 # --- CLI ---------------------------------------------------------------------------
 
 
@@ -410,3 +518,13 @@ def test_registered_trained_and_distilled_loaders(tiny_taxonomy, minilm):
     assert "influenza" in words[:60]  # the taxonomy's own words come first
     with pytest.raises(VectorsError, match="distill method"):
         registry.misc.get("spacy-text2node.DistilledVectors.v1")(method="last-layer")
+    with pytest.raises(VectorsError, match="pca"):
+        registry.misc.get("spacy-text2node.DistilledVectors.v1")(method="phrase", pca=8)
+    phrase = registry.misc.get("spacy-text2node.DistilledVectors.v1")(
+        method="phrase", taxonomy=tiny_taxonomy, max_words=60, epochs=1, val_fraction=0
+    )
+    words, matrix = phrase.load()
+    from spacy_text2node.vectors.distill import default_vocabulary
+
+    assert words[:60] == default_vocabulary(tiny_taxonomy, max_words=60)  # then words only the labels have
+    assert matrix.shape == (len(words), 384) and np.isfinite(matrix).all()

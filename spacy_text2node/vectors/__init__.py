@@ -11,6 +11,7 @@ from .pipeline import (
     make_glove_vectors,
     make_trained_vectors,
     make_vectors_table,
+    phrase_vectors,
 )
 from .component import SubwordVectors, make_text2node_vectors
 
@@ -34,6 +35,7 @@ __all__ = [
     "make_glove_vectors",
     "make_trained_vectors",
     "make_vectors_table",
+    "phrase_vectors",
     "SubwordVectors",
     "make_text2node_vectors",
 ]

@@ -105,6 +105,18 @@ def first_layer_vectors(words: Sequence[str], tokenizer, model) -> Tuple[List[st
     return kept, mat[found], pieces, table
 
 
+def _cache_file(texts: Sequence[str], model, max_length: int, cache_dir: PathLike) -> Path:
+    import hashlib
+
+    h = hashlib.sha1()
+    name = str(getattr(model.config, "_name_or_path", "")) + f"|{model.config.hidden_size}|{max_length}"
+    h.update(name.encode("utf-8"))
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return Path(cache_dir) / f"encoded_{len(texts)}_{h.hexdigest()[:20]}.npy"
+
+
 def encode_texts(
     texts: Sequence[str],
     tokenizer,
@@ -114,12 +126,31 @@ def encode_texts(
     max_length: int = 64,
     show_progress: bool = False,
     desc: str = "encoding",
+    cache_dir: Optional[PathLike] = None,
 ) -> np.ndarray:
     """Mean-pooled last-layer embeddings (the sentence-transformers pooling of
-    all-MiniLM-L6-v2, special tokens included), batched by length, no gradients."""
+    all-MiniLM-L6-v2, special tokens included), no gradients.
+
+    Texts are encoded in batches of similar length (sorted by word-piece count, so
+    batches carry few padding tokens) and truncated to `max_length` pieces.
+    cache_dir (Optional[str / Path]): keep the result as an .npy file there, keyed by
+        a hash of the texts, the model and `max_length`; a later call with the same
+        texts reads it back instead of encoding.
+    RETURNS (np.ndarray): (len(texts), hidden size) float32, in the order of `texts`.
+    """
     import torch
 
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    texts = list(texts)
+    cache = None
+    if cache_dir is not None:
+        cache = _cache_file(texts, model, max_length, cache_dir)
+        if cache.exists():
+            out = np.load(cache, allow_pickle=False)
+            if out.shape == (len(texts), model.config.hidden_size):
+                return out
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False, truncation=True,
+                                              max_length=max_length)["input_ids"]] if texts else []
+    order = np.argsort(lengths, kind="stable")
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, disable=not show_progress, leave=False):
@@ -129,6 +160,11 @@ def encode_texts(
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out[idx] = pooled.cpu().numpy()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npy")
+        np.save(tmp, out, allow_pickle=False)
+        tmp.replace(cache)
     return out
 
 
@@ -141,11 +177,12 @@ def contextless_vectors(
     batch_size: int = 512,
     seed: int = 0,
     show_progress: bool = True,
+    cache_dir: Optional[PathLike] = None,
 ) -> np.ndarray:
     """Contextless static vectors: each word alone through the model, mean-pooled,
     optionally reduced to `pca` dimensions (centred PCA fitted on these words)."""
     vecs = encode_texts(list(words), tokenizer, model, batch_size=batch_size, max_length=32,
-                        show_progress=show_progress, desc="contextless")
+                        show_progress=show_progress, desc="contextless", cache_dir=cache_dir)
     if pca:
         from sklearn.decomposition import PCA
 
@@ -153,3 +190,186 @@ def contextless_vectors(
             raise VectorsError(f"--pca {pca} must be below the model's dimension {vecs.shape[1]}.")
         vecs = PCA(n_components=pca, random_state=seed).fit_transform(vecs).astype(np.float32)
     return vecs
+
+
+# --- phrase distillation (X2Static-style) ---------------------------------------------
+
+
+def phrase_tokens(texts: Sequence[str], *, lowercase: bool = True) -> List[List[str]]:
+    """The words of each text as the `text2node_vectors` component pools them: spaCy's
+    English tokenizer, punctuation and space left out (all non-space tokens of a text
+    made only of punctuation), lowercased."""
+    import spacy
+
+    tokenizer = spacy.blank("en").tokenizer
+    out: List[List[str]] = []
+    for doc in tokenizer.pipe(texts, batch_size=1000):
+        toks = [t for t in doc if not (t.is_punct or t.is_space)] or [t for t in doc if t.text.strip()]
+        out.append([t.lower_ if lowercase else t.text for t in toks])
+    return out
+
+
+def fit_phrase_vectors(
+    init: np.ndarray,
+    phrase_rows: Sequence[Sequence[int]],
+    targets: np.ndarray,
+    *,
+    word_targets: Optional[np.ndarray] = None,
+    epochs: int = 8,
+    lr: float = 0.03,
+    batch_size: int = 256,
+    val_fraction: float = 0.05,
+    max_val: int = 5000,
+    patience: int = 2,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> Tuple[np.ndarray, List[dict]]:
+    """Learn static word vectors whose mean over a phrase's words points where the
+    transformer's embedding of the whole phrase points (X2Static-style distillation).
+
+    The loss is 1 - cos(mean of the phrase's word vectors, target). Cosine ignores a
+    pooled vector's length, so each word's vector length acts as a learned pooling
+    weight (frequent, uninformative words learn short vectors, as SIF weighting sets
+    by hand). Only the cosine of pooled vectors is fitted, which is what retrieval uses.
+
+    init (np.ndarray): (V, d) starting vectors, e.g. contextless vectors.
+    phrase_rows (Sequence[Sequence[int]]): each phrase's words as rows of `init`
+        (phrases with no row are dropped).
+    targets (np.ndarray): (n_phrases, d) the transformer's phrase embeddings.
+    word_targets (Optional[np.ndarray]): (V, d) targets of the words alone (each word
+        is then also a one-word training phrase); keeps words that are rare in the
+        phrases close to their own meaning. Typically `init` itself.
+    epochs (int): most passes over the data.
+    lr (float): Adam learning rate, relative to the RMS of `init` (scale-free).
+    batch_size (int): phrases per step.
+    val_fraction (float): seeded fraction of the phrases held out to pick the epoch
+        (early stopping on mean cosine); 0 trains on all for `epochs`.
+    max_val (int): cap on held-out phrases.
+    patience (int): stop after this many epochs without improvement.
+    seed (int): shuffling, split and torch seed.
+    RETURNS (Tuple[np.ndarray, List[dict]]): the best vectors (float32) and the
+        per-epoch history (train loss, held-out mean cosine).
+    """
+    import torch
+
+    init = np.ascontiguousarray(init, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.float32)
+    if len(phrase_rows) != targets.shape[0]:
+        raise VectorsError(f"{len(phrase_rows)} phrases but {targets.shape[0]} targets.")
+    if targets.shape[1] != init.shape[1]:
+        raise VectorsError(f"targets have {targets.shape[1]} dimensions but the vectors have {init.shape[1]}.")
+    keep = [i for i, r in enumerate(phrase_rows) if len(r)]
+    if not keep:
+        raise VectorsError("No phrase has a word in the vocabulary: nothing to distill.")
+    rows = [np.asarray(phrase_rows[i], dtype=np.int64) for i in keep]
+    tgt = targets[keep]
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    n = len(rows)
+    perm = rng.permutation(n)
+    n_val = min(max_val, int(round(n * val_fraction))) if val_fraction > 0 else 0
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    if word_targets is not None:
+        word_targets = np.asarray(word_targets, dtype=np.float32)
+        rows = rows + [np.array([w], dtype=np.int64) for w in range(init.shape[0])]
+        tgt = np.concatenate([tgt, word_targets])
+        train_idx = np.concatenate([train_idx, np.arange(n, n + init.shape[0])])
+    tgt_t = torch.nn.functional.normalize(torch.from_numpy(tgt), dim=1)
+    scale = float(np.sqrt(np.mean(init.astype(np.float64) ** 2))) or 1.0
+    weight = torch.nn.Parameter(torch.from_numpy(init.copy()))
+    opt = torch.optim.Adam([weight], lr=lr * scale)
+
+    def batch(idx):
+        flat = np.concatenate([rows[i] for i in idx])
+        offsets = np.cumsum([0] + [len(rows[i]) for i in idx[:-1]])
+        return torch.from_numpy(flat), torch.from_numpy(offsets)
+
+    def pooled(idx):
+        flat, offsets = batch(idx)
+        return torch.nn.functional.embedding_bag(flat, weight, offsets, mode="mean")
+
+    def val_cos() -> float:
+        if not n_val:
+            return float("nan")
+        with torch.no_grad():
+            cos = [torch.nn.functional.cosine_similarity(pooled(val_idx[s : s + 4096]), tgt_t[val_idx[s : s + 4096]]).sum()
+                   for s in range(0, n_val, 4096)]
+        return float(sum(cos)) / n_val
+
+    history = [{"epoch": 0, "train_loss": None, "val_cos": val_cos()}]
+    best, best_cos, bad = init.copy(), history[0]["val_cos"], 0
+    for epoch in range(1, epochs + 1):
+        order = train_idx[rng.permutation(len(train_idx))]
+        total = 0.0
+        for s in tqdm(range(0, len(order), batch_size), desc=f"distill epoch {epoch}", disable=not show_progress, leave=False):
+            idx = order[s : s + batch_size]
+            loss = (1 - torch.nn.functional.cosine_similarity(pooled(idx), tgt_t[idx])).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        cos = val_cos()
+        history.append({"epoch": epoch, "train_loss": total / len(order), "val_cos": cos})
+        logger.info("distill epoch %d: train loss %.4f, held-out cos %.4f", epoch, total / len(order), cos)
+        if not n_val or cos > best_cos:
+            best, best_cos, bad = weight.detach().numpy().copy(), cos, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    return best.astype(np.float32), history
+
+
+def distill_phrase_vectors(
+    texts: Sequence[str],
+    tokenizer,
+    model,
+    *,
+    words: Optional[Sequence[str]] = None,
+    taxonomy=None,
+    max_words: int = 50_000,
+    epochs: int = 8,
+    lr: float = 0.03,
+    batch_size: int = 256,
+    val_fraction: float = 0.05,
+    word_anchors: bool = True,
+    seed: int = 0,
+    cache_dir: Optional[PathLike] = None,
+    show_progress: bool = False,
+) -> Tuple[List[str], np.ndarray, dict]:
+    """Contextless vectors, then fitted so that the mean of a phrase's word vectors
+    matches the transformer's embedding of that phrase (`fit_phrase_vectors`).
+
+    texts (Sequence[str]): the training phrases (e.g. a taxonomy's labels, or corpus
+        sentences); keep evaluation queries out of them.
+    words (Optional[Sequence[str]]): the vocabulary; default `default_vocabulary
+        (taxonomy, max_words)`. Words of the phrases missing from it are added.
+    word_anchors (bool): each vocabulary word is also a one-word phrase whose target
+        is its contextless vector.
+    cache_dir (Optional[str / Path]): cache the transformer's outputs there (.npy).
+    RETURNS (Tuple[List[str], np.ndarray, dict]): words, vectors, and a summary
+        (phrase and word counts, history).
+    """
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        raise VectorsError("No phrases to distill on: give a taxonomy or corpus with text.")
+    toks = phrase_tokens(texts)
+    vocab = list(words) if words is not None else default_vocabulary(taxonomy, max_words=max_words)
+    index = {w: i for i, w in enumerate(vocab)}
+    extra: Counter = Counter(t for ts in toks for t in ts if t not in index)
+    for w, _n in extra.most_common():
+        index[w] = len(vocab)
+        vocab.append(w)
+    n_base = len(vocab) - len(extra)
+    init = contextless_vectors(vocab[:n_base], tokenizer, model, show_progress=show_progress, cache_dir=cache_dir)
+    if extra:
+        more = contextless_vectors(vocab[n_base:], tokenizer, model, show_progress=show_progress, cache_dir=cache_dir)
+        init = np.concatenate([init, more])
+    targets = encode_texts(texts, tokenizer, model, show_progress=show_progress, desc="phrases", cache_dir=cache_dir)
+    rows = [[index[t] for t in ts] for ts in toks]
+    matrix, history = fit_phrase_vectors(
+        init, rows, targets, word_targets=init if word_anchors else None, epochs=epochs, lr=lr,
+        batch_size=batch_size, val_fraction=val_fraction, seed=seed, show_progress=show_progress,
+    )
+    info = {"phrases": len(texts), "words": len(vocab), "words_added_from_phrases": len(extra), "history": history}
+    return vocab, matrix, info

@@ -131,6 +131,23 @@ def build_vectors_pipeline(
     return nlp
 
 
+def phrase_vectors(nlp: Language, texts: Sequence[str], *, batch_size: int = 1000) -> np.ndarray:
+    """`nlp(text).vector` of many short texts at once, as a float32 (n, dim) matrix.
+
+    With the `text2node_vectors` component the texts are only tokenized and the
+    component pools them in bulk (`SubwordVectors.docs_vectors`: same values as
+    `doc.vector`, several times faster); without it each `doc.vector` is used.
+    """
+    texts = list(texts)
+    if "text2node_vectors" in nlp.pipe_names:
+        comp = nlp.get_pipe("text2node_vectors")
+        out = [comp.docs_vectors(list(nlp.tokenizer.pipe(texts[s : s + batch_size], batch_size=batch_size)))
+               for s in range(0, len(texts), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, nlp.vocab.vectors_length), dtype=np.float32)
+    mats = [d.vector for d in nlp.pipe(texts, batch_size=batch_size)]
+    return np.asarray(mats, dtype=np.float32).reshape(len(texts), -1)
+
+
 VectorsLoader = Callable[[Language], Language]
 
 
@@ -184,13 +201,24 @@ def make_distilled_vectors(
     taxonomy: Optional[Any] = None,
     max_words: int = 50_000,
     pca: Optional[int] = None,
+    corpus: Optional[List[str]] = None,
+    epochs: int = 8,
+    lr: float = 0.03,
+    val_fraction: float = 0.05,
+    cache_dir: Optional[str] = None,
 ) -> VectorsLoader:
     """A loader `nlp -> nlp` that distills static vectors from a local transformer
-    (default all-MiniLM-L6-v2): method 'first-layer' or 'contextless'."""
-    from .distill import contextless_vectors, default_vocabulary, first_layer_vectors, load_transformer
+    (default all-MiniLM-L6-v2): method 'first-layer', 'contextless', or 'phrase'
+    (contextless vectors fitted so that the mean word vector of each of the taxonomy's
+    labels and `corpus` lines matches the model's embedding of it; `epochs`, `lr`,
+    `val_fraction` as in `fit_phrase_vectors`)."""
+    from .distill import contextless_vectors, default_vocabulary, distill_phrase_vectors, first_layer_vectors, load_transformer
+    from .train import iter_corpus_texts
 
-    if method not in ("first-layer", "contextless"):
-        raise VectorsError(f"Unknown distill method {method!r}: choose 'first-layer' or 'contextless'.")
+    if method not in ("first-layer", "contextless", "phrase"):
+        raise VectorsError(f"Unknown distill method {method!r}: choose 'first-layer', 'contextless' or 'phrase'.")
+    if method == "phrase" and pca:
+        raise VectorsError("pca cannot be used with method 'phrase' (the targets are full-size embeddings).")
 
     def get() -> Tuple[List[str], np.ndarray]:
         tok, model = load_transformer(model_path)
@@ -198,6 +226,12 @@ def make_distilled_vectors(
         if method == "first-layer":
             kept, mat, _p, _t = first_layer_vectors(words, tok, model)
             return kept, mat
-        return words, contextless_vectors(words, tok, model, pca=pca, show_progress=False)
+        if method == "contextless":
+            return words, contextless_vectors(words, tok, model, pca=pca, show_progress=False, cache_dir=cache_dir)
+        phrases = (list(taxonomy.labels) if taxonomy is not None else []) + list(iter_corpus_texts(corpus or []))
+        words, mat, _info = distill_phrase_vectors(
+            phrases, tok, model, words=words, epochs=epochs, lr=lr, val_fraction=val_fraction, cache_dir=cache_dir
+        )
+        return words, mat
 
     return _loader(get, True)
