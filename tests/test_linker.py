@@ -140,6 +140,21 @@ def test_mapper_shapes_and_bytes(make):
     assert np.allclose(m2.predict(X), m.predict(X))
 
 
+@pytest.mark.parametrize("make", [PhraseMapperCNN, PhraseMapperBiLSTM, PhraseMapperMean])
+def test_mapper_output_does_not_depend_on_the_batch(make):
+    # a short span alone, and batched with a long one (padding must not leak into it)
+    nlp = _vectors_nlp()
+    short, long_ = nlp.make_doc("flu"), nlp.make_doc("type 2 diabetes mellitus with gout and flu")
+    m = make(width=16, nO=7)
+    m.initialize(X=([short, long_], [(0, 0, 1), (1, 0, len(long_))]))
+    alone = m.predict(([short], [(0, 0, 1)]))
+    batched = m.predict(([short, long_], [(0, 0, 1), (1, 0, len(long_))]))
+    assert np.allclose(alone[0], batched[0], atol=1e-5)
+    # and gradients still flow through every layer
+    Y, bp = m.begin_update(([short, long_], [(0, 0, 1), (1, 0, len(long_))]))
+    bp(np.ones_like(Y))
+
+
 def test_mapper_truncates_long_spans():
     nlp = _vectors_nlp()
     doc = nlp.make_doc(" ".join(["flu"] * 500 + ["gout"]))

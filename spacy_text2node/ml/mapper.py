@@ -17,7 +17,6 @@ from thinc.api import (
     Linear,
     Maxout,
     Model,
-    PyTorchLSTM,
     Relu,
     chain,
     concatenate,
@@ -331,12 +330,69 @@ def PhraseMapperBiLSTM(
     model = chain(
         SpanEmbed(tok2vec, max_tokens),
         with_array(_input(width)),
-        with_padded(PyTorchLSTM(nO=width, nI=width, bi=True, depth=depth, dropout=dropout)),
+        with_padded(PackedBiLSTM(nO=width, nI=width, depth=depth, dropout=dropout)),
         concatenate(reduce_max(), reduce_mean()),
         Maxout(nO=width, nP=2, normalize=True),
         _output(nO),
     )
     return _finish(model, "bilstm")
+
+
+_PACKED_LSTM_CLASS: Any = None
+
+
+def _packed_lstm_class() -> Any:
+    """A torch module: a bidirectional LSTM over packed sequences (built on first use, so
+    importing this module does not import torch)."""
+    global _PACKED_LSTM_CLASS
+    if _PACKED_LSTM_CLASS is None:
+        import torch
+
+        class _PackedBiLSTMModule(torch.nn.Module):
+            def __init__(self, nI: int, nH: int, depth: int, dropout: float):
+                super().__init__()
+                self.lstm = torch.nn.LSTM(nI, nH, depth, bidirectional=True, dropout=dropout)
+
+            def forward(self, X: Any, lengths: Any) -> Tuple[Any, None]:
+                rnn = torch.nn.utils.rnn
+                packed = rnn.pack_padded_sequence(X, lengths, enforce_sorted=False)
+                out, _ = self.lstm(packed)
+                Y, _ = rnn.pad_packed_sequence(out, total_length=X.shape[0])
+                return Y, None
+
+        _PACKED_LSTM_CLASS = _PackedBiLSTMModule
+    return _PACKED_LSTM_CLASS
+
+
+def _convert_packed_inputs(model: Model, Xp: Any, is_train: bool) -> Tuple[Any, Any]:
+    import torch
+    from thinc.api import ArgsKwargs, torch2xp, xp2torch
+    from thinc.types import Padded
+
+    shim = model.shims[0]
+
+    def backward(d_inputs: Any) -> Any:
+        return Padded(torch2xp(d_inputs.args[0]), Xp.size_at_t, Xp.lengths, Xp.indices)
+
+    lengths = torch.as_tensor(np.asarray(Xp.lengths, dtype="int64"))  # packing needs them on the CPU
+    X = xp2torch(Xp.data, requires_grad=True, device=shim.device)
+    return ArgsKwargs(args=(X, lengths), kwargs={}), backward
+
+
+def PackedBiLSTM(nO: int, nI: int, depth: int = 1, dropout: float = 0.0) -> Model:
+    """A bidirectional PyTorch LSTM (Padded -> Padded) that packs the sequences, so a
+    span's output does not depend on how long the other spans of its batch are (thinc's
+    PyTorchLSTM runs the backward direction over the padding too)."""
+    from thinc.api import PyTorchWrapper
+    from thinc.layers.pytorchwrapper import convert_rnn_outputs
+
+    if nO % 2:
+        raise ValueError(f"PackedBiLSTM nO must be even (got {nO}).")
+    module = _packed_lstm_class()(nI, nO // 2, depth, dropout)
+    model = PyTorchWrapper(module, convert_inputs=_convert_packed_inputs, convert_outputs=convert_rnn_outputs)
+    model.set_dim("nO", nO)
+    model.set_dim("nI", nI)
+    return model
 
 
 def _finish(model: Model, kind: str) -> Model:
