@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -43,9 +43,13 @@ def _check_candidates(candidates: str) -> None:
         raise ValueError(f"candidates={candidates!r} must be 'all' or 'leaves'.")
 
 
-def _leaf_rows(taxonomy: Taxonomy, owners: Sequence[str]) -> np.ndarray:
-    """Indices of the strings owned by leaf concepts (concepts without children)."""
-    return np.asarray([i for i, c in enumerate(owners) if taxonomy.is_leaf(c)], dtype=np.int64)
+def _restrict(taxonomy: Taxonomy, owners: List[str], matrix: Any, candidates: str) -> Tuple[Any, List[str]]:
+    """The index rows and owners of the candidate concepts: all, or only the strings of
+    leaf concepts (concepts without children)."""
+    if candidates == "all":
+        return matrix, owners
+    rows = np.asarray([i for i, c in enumerate(owners) if taxonomy.is_leaf(c)], dtype=np.int64)
+    return matrix[rows], [owners[i] for i in rows]
 
 
 class _MaxOverStrings:
@@ -102,11 +106,8 @@ class TfidfLinker:
         self.taxonomy = taxonomy
         owners, texts = index_strings(taxonomy)
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, dtype=np.float32)
-        self.matrix = self.vectorizer.fit_transform(texts).tocsr()  # strings x features
-        if candidates == "leaves":
-            rows = _leaf_rows(taxonomy, owners)
-            self.matrix = self.matrix[rows]
-            owners = [owners[i] for i in rows]
+        # IDF is fitted on every string; only the candidates' rows are kept
+        self.matrix, owners = _restrict(taxonomy, owners, self.vectorizer.fit_transform(texts).tocsr(), candidates)
         self.n_strings = len(owners)
         self.ranker = _MaxOverStrings(owners)
         self.batch_size = batch_size
@@ -215,8 +216,6 @@ class MiniLMLinker:
         self.taxonomy = taxonomy
         self.encoder = encoder or MiniLMEncoder()
         owners, texts = index_strings(taxonomy)
-        self.n_strings = len(texts)
-        self.ranker = _MaxOverStrings(owners)
         self.batch_size = batch_size
         self.encode_seconds = 0.0
         cache = Path(cache_dir) / f"minilm-{strings_key(texts)}.npy" if cache_dir else None
@@ -235,12 +234,9 @@ class MiniLMLinker:
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, self.matrix)
-        if candidates == "leaves":
-            rows = _leaf_rows(taxonomy, owners)
-            self.matrix = self.matrix[rows]
-            owners = [owners[i] for i in rows]
-            self.n_strings = len(owners)
-            self.ranker = _MaxOverStrings(owners)
+        self.matrix, owners = _restrict(taxonomy, owners, self.matrix, candidates)
+        self.n_strings = len(owners)
+        self.ranker = _MaxOverStrings(owners)
 
     def rank(self, queries: Sequence[str], k: int = 10, progress: bool = False) -> Ranked:
         """Top-k concepts per query, best first, with cosine scores (see TfidfLinker.rank)."""
