@@ -432,20 +432,18 @@ class Text2NodeLinker(TrainablePipe):
                 "or codes of another terminology). The linker keeps its fixed fusion."
             )
         n_given = len(texts)
-        docs_used = list(docs)
         offsets = [offsets[i] for i in keep]
         texts = [texts[i] for i in keep]
         gold_idx = [gold_idx[i] for i in keep]
-        docs = docs_used
         cfg = self.cfg
-        Y = self._mapped(docs, offsets)
+        Y = self._mapped(list(docs), offsets)
+        # candidates as an uncalibrated linker retrieves them; a failed fit keeps the old reranker
         saved, self.index.reranker = self.index.reranker, None
         try:
             t = self.index.pair_table(Y, texts, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
                                       fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=self._allowed(), leave_out_exact=True)
-        except Exception:
+        finally:
             self.index.reranker = saved
-            raise
         qi, ni, bounds = t["qi"], t["ni"], t["bounds"]
         gold = np.zeros(len(ni), dtype=bool)
         for i, g in enumerate(gold_idx):
