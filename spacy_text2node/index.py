@@ -126,6 +126,35 @@ def build_node_space(
     return l2_normalize(np.concatenate(parts, axis=1))
 
 
+def principal_components(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """Rows projected on their `dim` leading principal components (after centring), for a
+    smaller node space. All-zero rows (nodes without a known word) stay zero, and neither
+    they nor the centring count in the components. A `dim` at or above the width returns
+    the rows unchanged.
+
+    vectors (np.ndarray): (n, width).
+    dim (int): components to keep (> 0).
+    RETURNS (np.ndarray): (n, min(dim, width)) float32.
+    """
+    vectors = np.asarray(vectors, dtype="float32")
+    if dim <= 0:
+        raise ValueError(f"principal_components: dim must be positive (got {dim}).")
+    if dim >= vectors.shape[1]:
+        return vectors
+    unit = l2_normalize(vectors)
+    live = np.any(unit != 0, axis=1)
+    if not live.any():
+        return np.zeros((len(vectors), dim), dtype="float32")
+    x = unit[live].astype("float64")
+    mean = x.mean(0)
+    x -= mean
+    _, eigvecs = np.linalg.eigh(x.T @ x)  # ascending eigenvalues
+    basis = eigvecs[:, ::-1][:, :dim]
+    out = np.zeros((len(vectors), dim), dtype="float32")
+    out[live] = (x @ basis).astype("float32")
+    return out
+
+
 def node_text_vectors(
     texts: Sequence[str],
     string_node: np.ndarray,

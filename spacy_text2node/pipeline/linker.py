@@ -22,7 +22,7 @@ from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..index import LexicalIndex, NodeIndex, build_node_space, node_text_vectors
+from ..index import LexicalIndex, NodeIndex, build_node_space, node_text_vectors, principal_components
 from ..ml.mapper import mapper_dims, set_mapper_dims, spans_with_vectors  # registers the architectures too
 from ..scoring import ranking_scores
 from ..taxonomy import Taxonomy
@@ -71,6 +71,7 @@ SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
         "memory": True,
         "node_space": "node2vec+text",
         "text_weight": 0.5,
+        "text_dim": 0,
         "fusion_weight": 0.5,
         "ann_candidates": 50,
         "lexical_candidates": 20,
@@ -99,6 +100,7 @@ def make_text2node_linker(
     memory: bool,
     node_space: str,
     text_weight: float,
+    text_dim: int,
     fusion_weight: float,
     ann_candidates: int,
     lexical_candidates: int,
@@ -129,6 +131,9 @@ def make_text2node_linker(
         matches are candidates. Used only once the linker is calibrated.
     node_space (str): "node2vec" or "node2vec+text".
     text_weight (float): weight of the text part of node space.
+    text_dim (int): keep this many principal components of the text part of node space
+        (0: the word vectors' full width). Shrinks the index and speeds up annoy and the
+        mapper's output layer.
     fusion_weight (float): a in `a * cos_node + (1 - a) * cos_lexical`.
     ann_candidates (int): candidates from annoy.
     lexical_candidates (int): candidates from the lexical channel.
@@ -150,7 +155,7 @@ def make_text2node_linker(
     """
     return Text2NodeLinker(
         nlp.vocab, model, name, spans=spans, k=k, threshold=threshold, candidates=candidates, memory=memory, node_space=node_space,
-        text_weight=text_weight, fusion_weight=fusion_weight, ann_candidates=ann_candidates,
+        text_weight=text_weight, text_dim=text_dim, fusion_weight=fusion_weight, ann_candidates=ann_candidates,
         lexical_candidates=lexical_candidates, max_df=max_df, n_trees=n_trees, search_k=search_k,
         temperature=temperature, n_negatives=n_negatives, hard_negatives=hard_negatives,
         distance_weight=distance_weight, cache_size=cache_size, seed=seed, scorer=scorer,
@@ -217,7 +222,7 @@ class Text2NodeLinker(TrainablePipe):
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "text2node_linker", *, spans: str = "ents", k: int = 5,
                  threshold: float = 0.2, candidates: str = "all", memory: bool = True, node_space: str = "node2vec+text", text_weight: float = 0.5,
-                 fusion_weight: float = 0.5, ann_candidates: int = 50, lexical_candidates: int = 20,
+                 text_dim: int = 0, fusion_weight: float = 0.5, ann_candidates: int = 50, lexical_candidates: int = 20,
                  max_df: float = 0.03, n_trees: int = 20, search_k: int = -1, temperature: float = 0.05,
                  n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, cache_size: int = 50000, seed: int = 0,
                  scorer: Optional[Callable] = score_linking) -> None:
@@ -228,13 +233,15 @@ class Text2NodeLinker(TrainablePipe):
             raise ValueError(f"text2node_linker: candidates={candidates!r} must be 'all' or 'leaves'.")
         if node_space not in ("node2vec", "node2vec+text"):
             raise ValueError(f"text2node_linker: node_space={node_space!r} must be 'node2vec' or 'node2vec+text'.")
+        if int(text_dim) < 0:
+            raise ValueError(f"text2node_linker: text_dim={text_dim!r} must be 0 (full width) or a positive number of components.")
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
         self.cfg: Dict[str, Any] = dict(
             spans=spans, k=k, threshold=threshold, candidates=candidates, memory=memory, node_space=node_space, text_weight=text_weight,
-            fusion_weight=fusion_weight, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
+            text_dim=int(text_dim), fusion_weight=fusion_weight, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
             max_df=max_df, n_trees=n_trees, search_k=search_k, temperature=temperature, n_negatives=n_negatives,
             hard_negatives=hard_negatives, distance_weight=distance_weight, cache_size=cache_size, seed=seed, nI=None, nO=None,
             has_node_vectors=None,
@@ -650,6 +657,8 @@ class Text2NodeLinker(TrainablePipe):
                     raise ValueError("text2node_linker: no node_vectors and no word vectors: nothing to build node space from.")
             else:
                 text_vecs = node_text_vectors(texts, string_node_arr, len(taxonomy), _vectors_table(self.vocab), lambda ws: _find_rows(self.vocab, ws))
+                if self.cfg.get("text_dim", 0):
+                    text_vecs = principal_components(text_vecs, self.cfg["text_dim"])
         space = build_node_space(nv, text_vecs, text_weight=self.cfg["text_weight"])
         logger.info("text2node_linker: node space %s x %s; building lexical channel and annoy index", *space.shape)
         lexical = LexicalIndex.build(texts, string_node_arr, len(taxonomy), max_df=self.cfg["max_df"])
