@@ -18,7 +18,7 @@ import spacy_text2node.nodes.io  # noqa: F401  (spacy-text2node.NodeVectors.v1)
 import spacy_text2node.readers.linking  # noqa: F401  (spacy-text2node.PhraseConcepts.v1)
 import spacy_text2node.taxonomy.loaders  # noqa: F401
 import spacy_text2node.vectors.pipeline  # noqa: F401  (spacy-text2node.GloVeVectors.v1)
-from spacy_text2node.index import LexicalIndex, NodeIndex, build_node_space, char_ngrams, l2_normalize
+from spacy_text2node.index import LexicalIndex, NodeIndex, build_node_space, char_ngrams, l2_normalize, principal_components
 from spacy_text2node.linker_api import build_linker_nlp, calibrate_linker, evaluate_phrases, link_phrases, train_linker
 from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, set_mapper_dims
 from spacy_text2node.pipeline.linker import DEFAULT_LINKER_MODEL, Text2NodeLinker
@@ -153,6 +153,14 @@ def test_mapper_output_does_not_depend_on_the_batch(make):
     # and gradients still flow through every layer
     Y, bp = m.begin_update(([short, long_], [(0, 0, 1), (1, 0, len(long_))]))
     bp(np.ones_like(Y))
+
+
+def test_bilstm_without_torch_names_the_fix(monkeypatch):
+    # torch is an optional dependency: a pipeline with the CNN or mean mapper never imports it
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    with pytest.raises(ImportError, match="pip install torch"):
+        PhraseMapperBiLSTM(width=16)
+    assert PhraseMapperMean(width=16) is not None and PhraseMapperCNN(width=16) is not None
 
 
 def test_mapper_truncates_long_spans():
@@ -389,6 +397,40 @@ def test_leave_out_exact_and_word_features(tiny_taxonomy):
     from spacy_text2node.index import word_set
 
     assert word_set("Fractures of ribs, injuries") == ["fracture", "injury", "of", "rib"]
+
+
+def test_principal_components():
+    rng = np.random.default_rng(0)
+    # 3 informative directions in 10 dims, plus rows without any known word (zero)
+    x = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 10)) + 0.01 * rng.normal(size=(200, 10))
+    x[:5] = 0.0
+    y = principal_components(x, 3)
+    assert y.shape == (200, 3) and y.dtype == np.float32
+    assert not y[:5].any()  # zero rows stay zero
+    # 3 components keep the cosine geometry of the (centred, unit) rows
+    u = l2_normalize(x[5:])
+    u = u - u.mean(0)
+    assert np.allclose(u @ u.T, y[5:] @ y[5:].T, atol=0.02)
+    assert principal_components(x, 12).shape == (200, 10)  # dim at or above the width: unchanged
+    with pytest.raises(ValueError, match="dim"):
+        principal_components(x, 0)
+
+
+def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
+    src = _vectors_nlp()
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, architecture="mean", width=16, text_dim=4, k=3)
+    linker = nlp.get_pipe("text2node_linker")
+    assert linker.index.space.shape == (len(tiny_taxonomy), 8 + 4)
+    assert linker.cfg["nO"] == 12
+    train_linker(nlp, _examples(nlp, _tax_pairs(tiny_taxonomy)), epochs=20, batch_size=16, learn_rate=0.01, show_progress=False, calibrate=False)
+    before = link_phrases(nlp, ["flu", "type 2 diabetes"], k=3)
+    assert before[0][0][0] == "FLU"
+    nlp.to_disk(tmp_path / "p")
+    nlp2 = spacy.load(tmp_path / "p")
+    assert nlp2.get_pipe("text2node_linker").cfg["text_dim"] == 4
+    assert link_phrases(nlp2, ["flu", "type 2 diabetes"], k=3) == before
+    with pytest.raises(ValueError, match="text_dim"):
+        build_linker_nlp(tiny_taxonomy, None, src, architecture="mean", text_dim=-1)
 
 
 def test_candidates_leaves_only(tiny_taxonomy):

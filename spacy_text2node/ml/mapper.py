@@ -323,9 +323,15 @@ def PhraseMapperBiLSTM(
     """
     if width % 2:
         raise ValueError(f"PhraseMapperBiLSTM width must be even (got {width}).")
-    if torch_threads > 0:
+    try:
         import torch
-
+    except ImportError as e:
+        raise ImportError(
+            "spacy-text2node.PhraseMapperBiLSTM.v1 needs PyTorch, which is optional: install the CPU build first "
+            "(pip install torch==2.13.0, or pip install 'spacy-text2node[torch]'), or use PhraseMapperCNN.v1 / "
+            "PhraseMapperMean.v1, which run on thinc alone."
+        ) from e
+    if torch_threads > 0:
         torch.set_num_threads(torch_threads)
     model = chain(
         SpanEmbed(tok2vec, max_tokens),
