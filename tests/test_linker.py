@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 import spacy
 from spacy.tokens import Doc, Span
@@ -18,7 +19,7 @@ import spacy_text2node.nodes.io  # noqa: F401  (spacy-text2node.NodeVectors.v1)
 import spacy_text2node.readers.linking  # noqa: F401  (spacy-text2node.PhraseConcepts.v1)
 import spacy_text2node.taxonomy.loaders  # noqa: F401
 import spacy_text2node.vectors.pipeline  # noqa: F401  (spacy-text2node.GloVeVectors.v1)
-from spacy_text2node.index import LexicalIndex, NodeIndex, build_node_space, char_ngrams, l2_normalize, principal_components
+from spacy_text2node.index import LexicalIndex, NodeIndex, Reranker, _npy_bytes, build_node_space, char_ngrams, l2_normalize, principal_components
 from spacy_text2node.linker_api import build_linker_nlp, calibrate_linker, evaluate_phrases, link_phrases, train_linker
 from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, set_mapper_dims
 from spacy_text2node.pipeline.linker import DEFAULT_LINKER_MODEL, Text2NodeLinker
@@ -431,6 +432,23 @@ def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
     assert link_phrases(nlp2, ["flu", "type 2 diabetes"], k=3) == before
     with pytest.raises(ValueError, match="text_dim"):
         build_linker_nlp(tiny_taxonomy, None, src, architecture="mean", text_dim=-1)
+
+
+def test_reranker_products_and_six_weight_rerankers_load():
+    rng = np.random.default_rng(0)
+    n = 7
+    feats = {k: rng.random(n).astype("float32") for k in Reranker.FEATURES}
+    feats["label_only"] = feats["query_only"] = sp.csr_matrix((n, 3), dtype="float32")
+    F = Reranker.dense_features(feats)
+    assert F.shape == (n, Reranker.N_DENSE) and len(Reranker.dense_names()) == Reranker.N_DENSE
+    assert np.allclose(F[:, Reranker.dense_names().index("lexical*node")], feats["lexical"] * feats["node"])
+    # a reranker saved with the six plain weights scores exactly as it did
+    w6 = rng.normal(size=6).astype("float32")
+    old = Reranker.from_dict({"dense": _npy_bytes(w6), "label_words": _npy_bytes(np.zeros(3, "float32")), "query_words": _npy_bytes(np.zeros(3, "float32"))})
+    plain = np.stack([feats[k] for k in Reranker.FEATURES], axis=1)
+    assert np.allclose(old.score(feats), plain @ w6, atol=1e-6)
+    with pytest.raises(ValueError, match="dense weights"):
+        Reranker(np.zeros(4), np.zeros(3), np.zeros(3))
 
 
 def test_candidates_leaves_only(tiny_taxonomy):

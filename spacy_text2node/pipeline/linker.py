@@ -467,12 +467,12 @@ class Text2NodeLinker(TrainablePipe):
             return hits / len(texts)
 
         fw = float(cfg["fusion_weight"])
-        rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=np.array([1.0 - fw, fw, 0.0, 0.0, 0.0, 0.0]))
+        rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=Reranker.initial_dense(fw))
         self.index.reranker = rr
         self._results_key = None
         n_with = int(sum(gold[bounds[i]:bounds[i + 1]].any() for i in range(len(texts))))
         info = {"given": n_given, "queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t))}
-        info.update({f"w_{k}": float(w) for k, w in zip(Reranker.FEATURES, rr.dense)})
+        info.update({f"w_{k}": float(w) for k, w in zip(Reranker.dense_names(), rr.dense)})
         self.cfg["calibrated"] = True
         logger.info("text2node_linker.calibrate: %s", info)
         return info
