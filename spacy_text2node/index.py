@@ -620,8 +620,12 @@ class NodeIndex:
     """
 
     def __init__(self, space: np.ndarray, lexical: LexicalIndex, *, n_trees: int = 20, seed: int = 0, annoy: Optional[AnnoyIndex] = None,
-                 reranker: Optional[Reranker] = None, is_leaf: Optional[np.ndarray] = None, memory: Optional[LexicalIndex] = None):
+                 reranker: Optional[Reranker] = None, is_leaf: Optional[np.ndarray] = None, memory: Optional[LexicalIndex] = None,
+                 ann_items: Optional[np.ndarray] = None):
         self.space = np.ascontiguousarray(space, dtype="float32")
+        # the nodes annoy holds, in item order (None: every node); e.g. only the leaves when
+        # only they can be linked to: a smaller index, and no over-fetching of filtered nodes
+        self.ann_items = None if ann_items is None else np.asarray(ann_items, dtype="int64")
         # training phrases as extra lexical strings of their concepts (feature "memory")
         self.memory = memory
         self.reranker = reranker
@@ -641,7 +645,8 @@ class NodeIndex:
     def _build_annoy(self) -> AnnoyIndex:
         idx = AnnoyIndex(self.dim, "angular")
         idx.set_seed(self.seed)
-        for i, row in enumerate(self.space):
+        rows = self.space if self.ann_items is None else self.space[self.ann_items]
+        for i, row in enumerate(rows):
             idx.add_item(i, row)
         idx.build(self.n_trees, n_jobs=1)
         return idx
@@ -650,11 +655,14 @@ class NodeIndex:
         """Annoy neighbours of one vector (empty for a zero vector)."""
         if k <= 0 or not np.any(y):
             return []
-        return self.annoy.get_nns_by_vector(y, k, search_k=search_k)
+        items = self.annoy.get_nns_by_vector(y, k, search_k=search_k)
+        return items if self.ann_items is None else self.ann_items[items].tolist()
 
     def neighbours(self, node: int, k: int) -> List[int]:
         """Annoy neighbours of a node (itself excluded)."""
-        return [j for j in self.annoy.get_nns_by_item(node, k + 1) if j != node][:k]
+        if self.ann_items is None:
+            return [j for j in self.annoy.get_nns_by_item(node, k + 1) if j != node][:k]
+        return [j for j in self.ann(self.space[node], k + 1) if j != node][:k]
 
     def pair_table(
         self,
@@ -686,6 +694,7 @@ class NodeIndex:
         q = lexical.transform(texts)
         qw, q_idf = lexical.word_transform(texts)
         over = 1 if allowed is None else 2  # fetch more when some candidates are filtered out
+        ann_over = 1 if self.ann_items is not None else over  # annoy holds only the candidates
         use_lex = fusion_weight < 1.0 or self.reranker is not None
         lex = lexical.retrieve(q, lexical_candidates * over) if use_lex else [np.zeros(0, dtype="int64")] * b
         exact = [np.zeros(0, dtype="int64")] * b if leave_out_exact else lexical.exact_matches(texts)
@@ -695,25 +704,25 @@ class NodeIndex:
             mem = memory.retrieve(qm, lexical_candidates * over)
         else:
             mem = [np.zeros(0, dtype="int64")] * b
-        q_list, n_list = [], []
-        for i in range(b):
-            cands = self.ann(Yn[i], ann_candidates * over, search_k) if fusion_weight > 0.0 or self.reranker is not None else []
-            c = np.unique(np.concatenate([np.asarray(cands, dtype="int64"), lex[i], exact[i], mem[i]]))
-            if allowed is not None:
-                c = c[allowed[c]]
-            q_list.append(np.full(len(c), i, dtype="int64"))
-            n_list.append(c)
-        qi = np.concatenate(q_list) if q_list else np.zeros(0, dtype="int64")
-        ni = np.concatenate(n_list) if n_list else np.zeros(0, dtype="int64")
+        use_ann = fusion_weight > 0.0 or self.reranker is not None
+        parts = [lex, exact, mem, [np.asarray(self.ann(Yn[i], ann_candidates * ann_over, search_k), dtype="int64") for i in range(b)] if use_ann else []]
+        # one sort for the whole batch: (query, node) keys, unique, queries contiguous
+        n_nodes = np.int64(len(self))
+        keys = np.concatenate([np.repeat(np.arange(b, dtype="int64"), [len(c) for c in part]) * n_nodes + np.concatenate(part)
+                               for part in parts if len(part) and sum(len(c) for c in part)] or [np.zeros(0, dtype="int64")])
+        keys = np.unique(keys)
+        qi, ni = keys // n_nodes, keys % n_nodes
+        if allowed is not None:
+            m = allowed[ni]
+            qi, ni = qi[m], ni[m]
         feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
         feats["node"] = np.einsum("ij,ij->i", Yn[qi], self.space[ni]).astype("float32") if len(ni) else np.zeros(0, dtype="float32")
         feats["leaf"] = self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
         feats["memory"] = memory.pair_scores(qm, qi, ni) if memory is not None else np.zeros(len(ni), dtype="float32")
-        n_nodes = np.int64(len(self))
         ex_keys = np.concatenate([i * n_nodes + np.asarray(e, dtype="int64") for i, e in enumerate(exact) if len(e)] or [np.zeros(0, dtype="int64")])
         ex = np.isin(qi * n_nodes + ni, ex_keys) if len(ex_keys) else np.zeros(len(ni), dtype=bool)
         feats.update(
-            qi=qi, ni=ni, exact=ex, bounds=np.concatenate([[0], np.cumsum([len(c) for c in n_list])]).astype("int64"),
+            qi=qi, ni=ni, exact=ex, bounds=np.searchsorted(qi, np.arange(b + 1)).astype("int64"),
             fused=(fusion_weight * feats["node"] + (1.0 - fusion_weight) * feats["lexical"]).astype("float32"),
         )
         return feats
@@ -796,6 +805,8 @@ class NodeIndex:
             msg["is_leaf"] = _npy_bytes(self.is_leaf)
         if self.memory is not None:
             msg["memory"] = self.memory.to_dict()
+        if self.ann_items is not None:
+            msg["ann_items"] = _npy_bytes(self.ann_items)
         return srsly.msgpack_dumps(msg)
 
     @classmethod
@@ -809,8 +820,9 @@ class NodeIndex:
         reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
         is_leaf = _npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
         memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
+        ann_items = _npy_load(msg["ann_items"]) if "ann_items" in msg else None
         return cls(_npy_load(msg["space"]), LexicalIndex.from_dict(msg["lexical"]), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf,
-                   memory=memory)
+                   memory=memory, ann_items=ann_items)
 
     def to_disk(self, path: Union[str, Path]) -> None:
         path = Path(path)
@@ -824,6 +836,10 @@ class NodeIndex:
             (lex / key).write_bytes(value)
         if self.is_leaf is not None:
             np.save(path / "is_leaf.npy", self.is_leaf, allow_pickle=False)
+        if (path / "ann_items.npy").exists():
+            (path / "ann_items.npy").unlink()
+        if self.ann_items is not None:
+            np.save(path / "ann_items.npy", self.ann_items, allow_pickle=False)
         mem = path / "memory"
         if mem.exists():
             shutil.rmtree(mem)
@@ -852,5 +868,6 @@ class NodeIndex:
         reranker = Reranker.from_dict({p.name: p.read_bytes() for p in (path / "reranker").iterdir()}) if (path / "reranker").exists() else None
         is_leaf = np.load(path / "is_leaf.npy", allow_pickle=False) if (path / "is_leaf.npy").exists() else None
         memory = LexicalIndex.from_dict({p.name: p.read_bytes() for p in (path / "memory").iterdir()}) if (path / "memory").exists() else None
+        ann_items = np.load(path / "ann_items.npy", allow_pickle=False) if (path / "ann_items.npy").exists() else None
         return cls(np.load(path / "space.npy", allow_pickle=False), LexicalIndex.from_dict(lex), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf,
-                   memory=memory)
+                   memory=memory, ann_items=ann_items)

@@ -451,13 +451,25 @@ def test_reranker_products_and_six_weight_rerankers_load():
         Reranker(np.zeros(4), np.zeros(3), np.zeros(3))
 
 
-def test_candidates_leaves_only(tiny_taxonomy):
+def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     src = _vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16, candidates="leaves", k=20, threshold=0.0)
     leaves = {c for c in tiny_taxonomy.ids if tiny_taxonomy.is_leaf(c)}
     ranked = link_phrases(nlp, ["Disease", "Respiratory disease", "diabetes"], k=20)
     assert all(r and {c for c, _ in r} <= leaves for r in ranked)
     assert ranked[2][0][0] in {"T1DM", "T2DMC"}
+    # annoy holds only the leaves, and keeps doing so through a save and load
+    linker = nlp.get_pipe("text2node_linker")
+    assert {tiny_taxonomy.id_at(int(i)) for i in linker.index.ann_items} == leaves
+    nlp.to_disk(tmp_path / "p")
+    nlp2 = spacy.load(tmp_path / "p")
+    assert link_phrases(nlp2, ["Disease", "Respiratory disease", "diabetes"], k=20) == ranked
+    linker2 = nlp2.get_pipe("text2node_linker")
+    assert np.array_equal(linker2.index.ann_items, linker.index.ann_items)
+    assert NodeIndex.from_bytes(linker.index.to_bytes()).ann_items.tolist() == linker.index.ann_items.tolist()
+    linker2.cfg["candidates"] = "all"
+    with pytest.raises(ValueError, match="annoy index holds only"):
+        link_phrases(nlp2, ["diabetes"])
     with pytest.raises(ValueError, match="candidates"):
         build_linker_nlp(tiny_taxonomy, None, src, candidates="billable")
 

@@ -398,6 +398,13 @@ class Text2NodeLinker(TrainablePipe):
 
     def _allowed(self) -> Optional[np.ndarray]:
         if self.cfg.get("candidates", "all") == "all":
+            items = self.index.ann_items
+            if items is not None and len(items) < len(self.index):
+                raise ValueError(
+                    f"{self.name}: candidates is 'all' but this linker's annoy index holds only {len(items)} of "
+                    f"{len(self.index)} concepts (it was initialized with candidates = 'leaves'); set candidates back "
+                    "to 'leaves', or re-initialize (spacy train / build_linker_nlp) with candidates = 'all'."
+                )
             return None
         if self.index.is_leaf is None:
             self.index.is_leaf = _leaf_mask(self.taxonomy)
@@ -662,7 +669,10 @@ class Text2NodeLinker(TrainablePipe):
         space = build_node_space(nv, text_vecs, text_weight=self.cfg["text_weight"])
         logger.info("text2node_linker: node space %s x %s; building lexical channel and annoy index", *space.shape)
         lexical = LexicalIndex.build(texts, string_node_arr, len(taxonomy), max_df=self.cfg["max_df"])
-        self.index = NodeIndex(space, lexical, n_trees=self.cfg["n_trees"], seed=self.cfg["seed"], is_leaf=_leaf_mask(taxonomy))
+        is_leaf = _leaf_mask(taxonomy)
+        # with candidates = "leaves", annoy holds only the leaves (smaller, and no over-fetching)
+        ann_items = np.flatnonzero(is_leaf) if self.cfg.get("candidates", "all") == "leaves" else None
+        self.index = NodeIndex(space, lexical, n_trees=self.cfg["n_trees"], seed=self.cfg["seed"], is_leaf=is_leaf, ann_items=ann_items)
         self.cfg["nO"] = int(space.shape[1])
         self.cfg["has_node_vectors"] = nv is not None
         self._sibling_cache, self._neighbour_cache = {}, {}
