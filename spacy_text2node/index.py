@@ -82,15 +82,19 @@ def word_set(text: str) -> List[str]:
     return sorted({stem(w) for w in words(text)})
 
 
+def word_ngrams(word: str, n: int = 3) -> List[str]:
+    """Character n-grams of one word padded with spaces (the word itself if it is short)."""
+    w = f" {word} "
+    if len(w) <= n:
+        return [w]
+    return [w[i : i + n] for i in range(len(w) - n + 1)]
+
+
 def char_ngrams(text: str, n: int = 3) -> List[str]:
     """Character n-grams of each word padded with spaces (scikit-learn's `char_wb`)."""
     out: List[str] = []
     for w in words(text):
-        w = f" {w} "
-        if len(w) <= n:
-            out.append(w)
-        else:
-            out.extend(w[i : i + n] for i in range(len(w) - n + 1))
+        out.extend(word_ngrams(w, n))
     return out
 
 
@@ -278,42 +282,63 @@ class LexicalIndex:
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF rows of query strings, divided by their full norm: n-grams the taxonomy
         never has count in the norm (with the highest IDF) but match nothing, so a string
-        of unknown n-grams does not look similar to anything."""
-        indptr = [0]
-        indices: List[int] = []
-        data: List[float] = []
+        of unknown n-grams does not look similar to anything.
+
+        The n-grams of each distinct word are looked up once per call; a row lists its
+        known n-grams in reverse order of first occurrence."""
         vocab, idf = self.vocab, self.idf
+        n_vocab = len(vocab)
         unk_idf = float(idf.max()) if len(idf) else 1.0
-        norms = np.ones(len(texts), dtype="float32")
-        for i, t in enumerate(texts):
-            c = Counter(char_ngrams(t))
-            sq = 0.0
-            for g, v in c.items():
-                j = vocab.get(g)
-                if j is None:
-                    sq += (v * unk_idf) ** 2
-                    continue
-                w = float(v) * float(idf[j])
-                indices.append(j)
-                data.append(w)
-                sq += w * w
-            indptr.append(len(indices))
-            norms[i] = np.sqrt(sq) if sq > 0 else 1.0
-        q = sp.csr_matrix((np.asarray(data, dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")), shape=(len(texts), len(vocab)))
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ q)
+        unknown: Dict[str, int] = {}  # n-grams missing from the vocabulary: ids n_vocab, n_vocab + 1, ...
+        by_word: Dict[str, List[int]] = {}
+        ids: List[int] = []
+        ptr = [0]
+        for t in texts:
+            for w in words(t):
+                g = by_word.get(w)
+                if g is None:
+                    g = by_word[w] = [vocab[x] if x in vocab else unknown.setdefault(x, n_vocab + len(unknown)) for x in word_ngrams(w)]
+                ids.extend(g)
+            ptr.append(len(ids))
+        ptr_a = np.asarray(ptr, dtype=np.int64)
+        longest = int(np.diff(ptr_a).max()) if len(texts) else 0
+        # squared weight of an unknown n-gram by its count in the query
+        unk_sq = np.asarray([(v * unk_idf) ** 2 for v in range(longest + 1)], dtype=np.float64)
+        indptr, indices, weights, norms = _tfidf_rows(ptr_a, np.asarray(ids, dtype=np.int64), n_vocab + len(unknown), n_vocab,
+                                                      np.asarray(idf, dtype=np.float32), unk_sq)
+        data = weights * np.repeat(np.float32(1.0) / norms, np.diff(indptr))
+        return sp.csr_matrix((data, indices, indptr.astype(np.int32) if len(indices) < 2**31 else indptr), shape=(len(texts), n_vocab))
 
     def word_transform(self, texts: Sequence[str]) -> Tuple[sp.csr_matrix, np.ndarray]:
         """Binary (queries, words) matrix of known stemmed words, and each query's total word
         IDF (unknown words count with the highest IDF)."""
-        indptr, indices, total = [0], [], np.zeros(len(texts), dtype="float32")
         wv, idf, unk = self.word_vocab, self.word_idf, self._unknown_word_idf
-        for i, t in enumerate(texts):
-            ws = word_set(t)
+        stems: Dict[str, str] = {}
+        indptr, indices, n_unknown = [0], [], []
+        for t in texts:
+            ws = sorted({stems[w] if w in stems else stems.setdefault(w, stem(w)) for w in words(t)})
             known = [wv[w] for w in ws if w in wv]
             indices.extend(known)
             indptr.append(len(indices))
-            total[i] = float(idf[known].sum()) + unk * (len(ws) - len(known))
-        q = sp.csr_matrix((np.ones(len(indices), dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")), shape=(len(texts), len(wv)))
+            n_unknown.append(len(ws) - len(known))
+        ind = np.asarray(indices, dtype=np.int32)
+        ptr = np.asarray(indptr, dtype=np.int64)
+        counts = np.diff(ptr)
+        # known IDF per query summed as numpy sums a float32 row: sequentially below 8 terms
+        # (a cumulative sum of the zero-padded rows), pairwise from 8 on (rare: numpy per row)
+        sums = np.zeros(len(texts), dtype=np.float32)
+        short = counts < 8
+        if short.any():
+            pad = np.zeros((len(texts), 7), dtype=np.float32)
+            rows = np.repeat(np.arange(len(texts)), counts)
+            cols = np.arange(len(ind)) - np.repeat(ptr[:-1], counts)
+            sel = short[rows]
+            pad[rows[sel], cols[sel]] = idf[ind[sel]]
+            sums[short] = np.cumsum(pad, axis=1)[short, -1]
+        for i in np.flatnonzero(~short):
+            sums[i] = idf[ind[ptr[i] : ptr[i + 1]]].sum()
+        total = (sums.astype(np.float64) + unk * np.asarray(n_unknown, dtype=np.float64)).astype(np.float32)
+        q = sp.csr_matrix((np.ones(len(ind), dtype="float32"), ind, ptr), shape=(len(texts), len(wv)))
         return q, total
 
     def pair_features(self, q: sp.csr_matrix, qw: sp.csr_matrix, q_idf: np.ndarray, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False) -> Dict[str, object]:
@@ -381,26 +406,21 @@ class LexicalIndex:
         return [np.asarray(self.exact.get(normalize_text(t), ()), dtype="int64") for t in texts]
 
     def retrieve(self, q: sp.csr_matrix, k: int) -> List[np.ndarray]:
-        """Top-k node candidates per query by the pruned (informative n-gram) score."""
+        """Top-k node candidates per query by the pruned (informative n-gram) score: the 3k
+        best strings of q @ pruned.T (and every string tied with the 3k-th), their nodes by
+        best score (a stable sort over the product's column order), each node once."""
+        n_q = q.shape[0]
         if k <= 0:
-            return [np.zeros(0, dtype="int64") for _ in range(q.shape[0])]
-        s = (q @ self._retrieval_T).tocsr()
-        out = []
-        for i in range(s.shape[0]):
-            a, b = s.indptr[i], s.indptr[i + 1]
-            if a == b:
-                out.append(np.zeros(0, dtype="int64"))
-                continue
-            vals = s.data[a:b]
-            cols = s.indices[a:b]
-            kk = min(k * 3, b - a)
-            top = np.argpartition(-vals, kk - 1)[:kk] if kk < b - a else np.arange(b - a)
-            nodes = self.string_node[cols[top]]
-            order = np.argsort(-vals[top], kind="stable")
-            nodes = nodes[order]
-            _, first = np.unique(nodes, return_index=True)
-            out.append(nodes[np.sort(first)][:k].astype("int64"))
-        return out
+            return [np.zeros(0, dtype="int64") for _ in range(n_q)]
+        if n_q == 0:
+            return []
+        rt = self._retrieval_T
+        if q.shape[1] != rt.shape[0]:
+            raise ValueError(f"retrieve: the queries have {q.shape[1]} columns but the index has {rt.shape[0]} n-grams.")
+        acc = np.zeros(rt.shape[1], dtype=np.result_type(q.dtype, rt.dtype))
+        n_nodes = max(self.n_nodes, int(self.string_node.max()) + 1) if len(self.string_node) else self.n_nodes
+        ptr, nodes = _top_nodes(q.indptr, q.indices, q.data, rt.indptr, rt.indices, rt.data, self.string_node, n_nodes, int(k), acc)
+        return np.split(nodes, ptr[1:-1])
 
     def pair_scores(self, q: sp.csr_matrix, q_idx: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """Exact lexical cosine for (query, node) pairs: max over the node's strings."""
@@ -484,6 +504,209 @@ def pair_dots(a: sp.csr_matrix, rows_a: np.ndarray, b: sp.csr_matrix, rows_b: np
         b.sort_indices()
     return _pair_dots(a.indptr, a.indices, a.data.astype(np.float32, copy=False), b.indptr, b.indices, b.data.astype(np.float32, copy=False),
                       np.asarray(rows_a, dtype=np.int64), np.asarray(rows_b, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _tfidf_rows(ptr, ids, n_ids, n_vocab, idf, unk_sq):  # pragma: no cover - numba
+    """Query TF-IDF rows from the n-gram ids of each query (ptr: offsets into ids; an id at
+    or above n_vocab is an n-gram the vocabulary lacks). Counts in order of first
+    occurrence, float64 weight count x IDF, squared norm over all n-grams (an unknown one
+    adds unk_sq[count]); a row's known n-grams are written in reverse order of first
+    occurrence. Returns indptr, indices, float32 weights and float32 norms (1 if zero)."""
+    n = len(ptr) - 1
+    count = np.zeros(n_ids, dtype=np.int64)
+    order = np.empty(len(ids), dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    indices = np.empty(len(ids), dtype=np.int32)
+    weights = np.empty(len(ids), dtype=np.float32)
+    norms = np.ones(n, dtype=np.float32)
+    nnz = 0
+    for i in range(n):
+        m = 0
+        known = 0
+        for p in range(ptr[i], ptr[i + 1]):
+            g = ids[p]
+            if count[g] == 0:
+                order[m] = g
+                m += 1
+                if g < n_vocab:
+                    known += 1
+            count[g] += 1
+        sq = 0.0
+        pos = nnz + known
+        for o in range(m):
+            g = order[o]
+            v = count[g]
+            count[g] = 0
+            if g >= n_vocab:
+                sq += unk_sq[v]
+            else:
+                w = np.float64(v) * np.float64(idf[g])
+                sq += w * w
+                pos -= 1
+                indices[pos] = g
+                weights[pos] = w
+        nnz += known
+        indptr[i + 1] = nnz
+        if sq > 0:
+            norms[i] = np.sqrt(sq)
+    return indptr, indices[:nnz], weights[:nnz], norms
+
+
+@njit(cache=True, nogil=True)
+def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, seen, touched, cols, vals):  # pragma: no cover - numba
+    """Row i of the sparse product Q @ T computed as scipy's csr_matmat does: sums in acc's
+    dtype in the order of Q's and T's entries, columns in reverse order of first touch,
+    exact zeros dropped. acc: zeros (left zero); seen: a stamp per column, none equal to i
+    yet; touched, cols, vals: buffers of T's width. Returns n: the row is cols[:n], vals[:n]."""
+    m = 0
+    for p in range(q_ptr[i], q_ptr[i + 1]):
+        j = q_idx[p]
+        v = q_val[p]
+        for r in range(t_ptr[j], t_ptr[j + 1]):
+            s = t_idx[r]
+            acc[s] += v * t_val[r]
+            if seen[s] != i:
+                seen[s] = i
+                touched[m] = s
+                m += 1
+    n = 0
+    for p in range(m - 1, -1, -1):
+        s = touched[p]
+        if acc[s] != 0:
+            cols[n] = s
+            vals[n] = acc[s]
+            n += 1
+        acc[s] = 0
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _argsort_desc(v):  # pragma: no cover - numba
+    """Stable argsort of v, largest first (a bottom-up merge sort; numpy's stable
+    argsort of -v gives the same order)."""
+    n = len(v)
+    a = np.arange(n)
+    b = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for o in range(lo, hi):
+                if j < hi and (i >= mid or v[a[j]] > v[a[i]]):
+                    b[o] = a[j]
+                    j += 1
+                else:
+                    b[o] = a[i]
+                    i += 1
+        a, b = b, a
+        width *= 2
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _kth_best(vals, kk, hist):  # pragma: no cover - numba
+    """The kk-th largest of vals (0 < kk < len(vals)) and how many values are at least that,
+    by a histogram of the values (hist: the bucket counts' work array) and a sort of the
+    one bucket that holds it."""
+    lo, hi = vals[0], vals[0]
+    for v in vals:
+        lo = min(lo, v)
+        hi = max(hi, v)
+    if hi == lo:
+        return hi, len(vals)
+    nb = len(hist)
+    scale = (nb - 1) / (np.float64(hi) - np.float64(lo))
+    hist[:] = 0
+    for v in vals:
+        hist[min(int((np.float64(v) - lo) * scale), nb - 1)] += 1
+    above, b = 0, nb - 1
+    while above + hist[b] < kk:
+        above += hist[b]
+        b -= 1
+    bucket = np.empty(hist[b], dtype=vals.dtype)
+    m = 0
+    for v in vals:
+        if min(int((np.float64(v) - lo) * scale), nb - 1) == b:
+            bucket[m] = v
+            m += 1
+    cut = bucket[_argsort_desc(bucket)[kk - above - 1]]
+    n_ge = above
+    for v in bucket:
+        if v >= cut:
+            n_ge += 1
+    return cut, n_ge
+
+
+@njit(cache=True, nogil=True)
+def _first_nodes(vals, strings, string_node, node_seen, stamp, k, out, o):  # pragma: no cover - numba
+    """The first k distinct nodes of strings ordered by score (descending, a stable sort),
+    written to out[o:]. node_seen: a stamp per node, none equal to stamp yet. Returns the
+    count and whether two of the first k + 1 distinct nodes have equal best scores."""
+    n_out = 0
+    tie = False
+    if len(vals) == 0:
+        return n_out, tie
+    last = vals[0]
+    for p in _argsort_desc(vals):
+        node = string_node[strings[p]]
+        if node_seen[node] == stamp:
+            continue
+        node_seen[node] = stamp
+        if n_out > 0 and vals[p] == last:
+            tie = True
+        if n_out == k:
+            break
+        out[o + n_out] = node
+        n_out += 1
+        last = vals[p]
+    return n_out, tie
+
+
+@njit(cache=True)
+def _top_nodes(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, string_node, n_nodes, k, acc):  # pragma: no cover - numba
+    """Lexical candidates of each query row of Q (CSR) against T (CSR, n-grams x strings):
+    the row of Q @ T (`_product_row`), its 3k best strings, the first k distinct nodes of
+    those by score (`_first_nodes`). Every string whose score equals the 3k-th best stays,
+    and equal scores keep the product's column order, so the result does not depend on
+    the CPU (numpy's SIMD argpartition, used before, picked among ties per CPU).
+    acc: zeros, one per string. Returns indptr and nodes (int64)."""
+    n_q = len(q_ptr) - 1
+    n_str = len(string_node)
+    seen = np.full(n_str, -1, dtype=np.int64)
+    touched = np.empty(n_str, dtype=np.int64)
+    cols = np.empty(n_str, dtype=np.int64)
+    vals = np.empty(n_str, dtype=acc.dtype)
+    keep_s = np.empty(n_str, dtype=np.int64)
+    keep_v = np.empty(n_str, dtype=acc.dtype)
+    hist = np.zeros(2048, dtype=np.int64)
+    node_seen = np.full(n_nodes, -1, dtype=np.int64)
+    per_row = min(k, n_nodes)
+    out = np.empty(n_q * min(per_row, 64), dtype=np.int64)
+    out_ptr = np.zeros(n_q + 1, dtype=np.int64)
+    o = 0
+    for i in range(n_q):
+        if o + per_row > len(out):
+            grown = np.empty(max(2 * len(out), o + per_row), dtype=np.int64)
+            grown[:o] = out[:o]
+            out = grown
+        nnz = _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, seen, touched, cols, vals)
+        kk = min(3 * k, nnz)
+        if kk == nnz:  # all strings, in the product's order
+            n_out, _ = _first_nodes(vals[:nnz], cols[:nnz], string_node, node_seen, i, k, out, o)
+        else:
+            cut, _ = _kth_best(vals[:nnz], kk, hist)
+            n_keep = 0
+            for p in range(nnz):  # every string tied with the kk-th best stays
+                if vals[p] >= cut:
+                    keep_s[n_keep] = cols[p]
+                    keep_v[n_keep] = vals[p]
+                    n_keep += 1
+            n_out, _ = _first_nodes(keep_v[:n_keep], keep_s[:n_keep], string_node, node_seen, i, k, out, o)
+        o += n_out
+        out_ptr[i + 1] = o
+    return out_ptr, out[:o]
 
 
 def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:

@@ -1,0 +1,217 @@
+"""Tests of the lexical channel of the index (`LexicalIndex.transform`, `word_transform`,
+`retrieve`): the fast paths must give exactly what the plain definitions below give."""
+from collections import Counter
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from spacy_text2node.index import LexicalIndex, char_ngrams, word_set
+
+# queries: known strings, near misses, case/punctuation variants, repeated words and
+# n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
+QUERIES = [
+    "Tuberculosis", "tuberculossis", "bronchial asthma", "Bronchial  Asthma!!", "diabetes diabetes diabetes",
+    "type 2 diabetes mellitus with complications", "Type 1 diabetes", "lung", "infection", "Flu", "flu flu",
+    "", "   ", "...", "?!-,", "qqxz", "zzzz yyyy wwww", "a", "x" * 120, "Ünïcödé disease", "COVID-19",
+    "sars cov 2 infection", "chronic obstructive lung disease", "disease", "Disease of the lung",
+    "infections", "diseases of the respiratory system", "high cholesterol level", "gout gout",
+]
+
+
+def _strings(tax):
+    texts, sn = [], []
+    for i, cid in enumerate(tax.ids):
+        for t in tax.texts(cid):
+            texts.append(t)
+            sn.append(i)
+    return texts, sn
+
+
+@pytest.fixture(scope="module")
+def lexical_indexes(tiny_taxonomy):
+    """The taxonomy's strings, and a memory-like index whose strings repeat across and
+    within nodes (identical scores: the tie-breaking cases)."""
+    texts, sn = _strings(tiny_taxonomy)
+    n = len(tiny_taxonomy)
+    main = LexicalIndex.build(texts, sn, n, max_df=0.5)
+    rng = np.random.default_rng(0)
+    mem_texts, mem_nodes = [], []
+    for t, node in zip(texts, sn):
+        for _ in range(int(rng.integers(1, 4))):
+            mem_texts.append(t)
+            mem_nodes.append(int(node) if rng.random() < 0.6 else int(rng.integers(0, n)))
+    memory = LexicalIndex.build(mem_texts, mem_nodes, n, max_df=0.5)
+    return main, memory
+
+
+def _reference_transform(lex, texts):
+    """TF-IDF rows of the queries divided by their full norm (unknown n-grams count in the
+    norm with the highest IDF); each row lists its known n-grams in reverse order of
+    first occurrence (the order the product with the diagonal of inverse norms gives)."""
+    unk_idf = float(lex.idf.max()) if len(lex.idf) else 1.0
+    indptr, indices, data = [0], [], []
+    norms = np.ones(len(texts), dtype="float32")
+    for i, t in enumerate(texts):
+        sq, row = 0.0, []
+        for g, v in Counter(char_ngrams(t)).items():
+            j = lex.vocab.get(g)
+            if j is None:
+                sq += (v * unk_idf) ** 2
+                continue
+            w = float(v) * float(lex.idf[j])
+            row.append((j, w))
+            sq += w * w
+        norms[i] = np.sqrt(sq) if sq > 0 else 1.0
+        for j, w in reversed(row):
+            indices.append(j)
+            data.append(w)
+        indptr.append(len(indices))
+    scale = 1.0 / norms
+    data = np.asarray(data, dtype="float32") * np.repeat(scale, np.diff(indptr)).astype("float32")
+    return sp.csr_matrix((data, np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")), shape=(len(texts), len(lex.vocab)))
+
+
+def _reference_word_transform(lex, texts):
+    indptr, indices, total = [0], [], np.zeros(len(texts), dtype="float32")
+    for i, t in enumerate(texts):
+        ws = word_set(t)
+        known = [lex.word_vocab[w] for w in ws if w in lex.word_vocab]
+        indices.extend(known)
+        indptr.append(len(indices))
+        total[i] = float(lex.word_idf[known].sum()) + lex._unknown_word_idf * (len(ws) - len(known))
+    q = sp.csr_matrix((np.ones(len(indices), dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")),
+                      shape=(len(texts), len(lex.word_vocab)))
+    return q, total
+
+
+def _reference_retrieve(lex, q, k):
+    """The 3k best strings by the pruned score (one sparse product) and every string tied
+    with the 3k-th, their nodes ordered by score (a stable sort over the product's column
+    order), the first occurrence of each node, the first k."""
+    if k <= 0:
+        return [np.zeros(0, dtype="int64") for _ in range(q.shape[0])]
+    s = (q @ lex._retrieval_T).tocsr()
+    out = []
+    for i in range(s.shape[0]):
+        a, b = s.indptr[i], s.indptr[i + 1]
+        if a == b:
+            out.append(np.zeros(0, dtype="int64"))
+            continue
+        vals, cols = s.data[a:b], s.indices[a:b]
+        kk = min(k * 3, b - a)
+        top = np.flatnonzero(vals >= np.sort(vals)[::-1][kk - 1]) if kk < b - a else np.arange(b - a)
+        nodes = lex.string_node[cols[top]][np.argsort(-vals[top], kind="stable")]
+        _, first = np.unique(nodes, return_index=True)
+        out.append(nodes[np.sort(first)][:k].astype("int64"))
+    return out
+
+
+def _same_csr(a, b):
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+            and a.data.dtype == np.float32 and np.array_equal(a.data, b.data))
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_lexical_transform_matches_definition(lexical_indexes, which):
+    lex = lexical_indexes[which]
+    q = lex.transform(QUERIES)
+    assert isinstance(q, sp.csr_matrix) and q.shape == (len(QUERIES), len(lex.vocab))
+    assert _same_csr(q, _reference_transform(lex, QUERIES))
+    norms = np.sqrt(np.asarray(q.multiply(q).sum(axis=1)).ravel())
+    assert norms[QUERIES.index("Tuberculosis")] == pytest.approx(1.0, abs=1e-5)  # all n-grams known
+    assert q[QUERIES.index("")].nnz == 0 and q[QUERIES.index("...")].nnz == 0 and q[QUERIES.index("qqxz")].nnz == 0
+    assert 0 < norms[QUERIES.index("Ünïcödé disease")] < 1.0  # unknown n-grams count in the norm
+    # a batch gives the rows of the queries one by one
+    for i in (0, 4, 11, 19):
+        assert _same_csr(lex.transform([QUERIES[i]]), q[i])
+    empty = lex.transform([])
+    assert empty.shape == (0, len(lex.vocab)) and empty.nnz == 0
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_lexical_word_transform_matches_definition(lexical_indexes, which):
+    lex = lexical_indexes[which]
+    qw, total = lex.word_transform(QUERIES)
+    ref_qw, ref_total = _reference_word_transform(lex, QUERIES)
+    assert _same_csr(qw, ref_qw)
+    assert total.dtype == np.float32 and np.array_equal(total, ref_total)
+    # eight or more distinct words (a different float32 summation in numpy)
+    long = [" ".join(w for w, _ in zip(lex.word_vocab, range(n))) + " unknownword" for n in (7, 8, 9, 20)]
+    qw, total = lex.word_transform(long)
+    ref_qw, ref_total = _reference_word_transform(lex, long)
+    assert _same_csr(qw, ref_qw) and np.array_equal(total, ref_total)
+    qw, total = lex.word_transform([])
+    assert qw.shape == (0, len(lex.word_vocab)) and len(total) == 0
+
+
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5, 40])
+def test_lexical_retrieve_matches_definition(lexical_indexes, which, k):
+    lex = lexical_indexes[which]
+    q = lex.transform(QUERIES)
+    got = lex.retrieve(q, k)
+    ref = _reference_retrieve(lex, q, k)
+    assert len(got) == len(QUERIES)
+    for g, r in zip(got, ref):
+        assert g.dtype == np.int64 and np.array_equal(g, r)
+        assert len(set(g.tolist())) == len(g) <= max(k, 0)
+
+
+def test_lexical_retrieve_semantics(lexical_indexes, tiny_taxonomy):
+    lex = lexical_indexes[0]
+    q = lex.transform(QUERIES)
+    got = lex.retrieve(q, 40)
+    assert tiny_taxonomy.id_at(got[QUERIES.index("Tuberculosis")][0]) == "TB"
+    assert tiny_taxonomy.id_at(got[QUERIES.index("bronchial asthma")][0]) == "ASTH"
+    assert tiny_taxonomy.id_at(got[QUERIES.index("Bronchial  Asthma!!")][0]) == "ASTH"
+    for t in ("", "   ", "...", "?!-,", "qqxz"):
+        assert len(got[QUERIES.index(t)]) == 0
+    # k larger than the candidates: every node with an informative n-gram in common, once
+    i = QUERIES.index("disease")
+    s = (q[i] @ lex._retrieval_T).tocsr()
+    assert set(got[i].tolist()) == set(lex.string_node[s.indices].tolist())
+    # identical queries get identical candidates; rows do not depend on the batch
+    assert np.array_equal(got[QUERIES.index("gout gout")], lex.retrieve(lex.transform(["gout gout"]), 40)[0])
+    assert np.array_equal(got[0], lex.retrieve(lex.transform(["tuberculosis"]), 40)[0])
+    assert lex.retrieve(lex.transform([]), 5) == []
+
+
+def test_lexical_retrieve_ties_between_nodes():
+    """Strings shared by several nodes score the same: the order among them is the stable
+    order of the sparse product's columns, and a cut inside a tie keeps the whole tie."""
+    texts = ["acute pain", "acute pain", "acute pain", "chronic pain", "pain", "pain", "acute kidney failure",
+             "pain of the back", "back pain", "pain in limb", "acute pain", "painful"]
+    nodes = [0, 1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 9]
+    lex = LexicalIndex.build(texts, nodes, 10, max_df=1.0)
+    queries = ["acute pain", "pain", "back pain", "acute", "pains"]
+    q = lex.transform(queries)
+    for k in range(0, 12):
+        ref = _reference_retrieve(lex, q, k)
+        got = lex.retrieve(q, k)
+        assert all(np.array_equal(g, r) for g, r in zip(got, ref)), k
+    assert set(lex.retrieve(q, 12)[0][:4].tolist()) == {0, 1, 2, 9}  # the identical strings first
+
+
+def test_lexical_retrieve_many_nodes_large_k(lexical_indexes):
+    """More nodes than a query's first 64 slots, k above them and above the node count,
+    some strings shared by several nodes; a query matrix of another width is refused."""
+    base = list(lexical_indexes[0].exact)  # normalised strings of the tiny taxonomy
+    texts, nodes = [], []
+    for mod in ("acute", "chronic", "left", "right", "recurrent"):
+        for t in base:
+            texts.append(f"{mod} {t}")
+            nodes.append(len(set(nodes)) if len(texts) % 7 else nodes[-1] if nodes else 0)
+    texts += base[:10]
+    nodes += list(range(10))
+    n_nodes = max(nodes) + 1
+    lex = LexicalIndex.build(texts, nodes, n_nodes, max_df=0.2)
+    assert n_nodes > 64
+    queries = ["chronic disease", "acute infection of the lung", "left", "diabetes", "recurrent gout", ""] * 3
+    q = lex.transform(queries)
+    for k in (1, 7, 30, 100, 10**6):
+        got, ref = lex.retrieve(q, k), _reference_retrieve(lex, q, k)
+        assert all(np.array_equal(g, r) for g, r in zip(got, ref)), k
+    assert len(lex.retrieve(q, 10**6)[0]) > 64
+    with pytest.raises(ValueError, match="columns"):
+        lex.retrieve(sp.csr_matrix((1, q.shape[1] + 1), dtype="float32"), 5)
