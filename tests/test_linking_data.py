@@ -84,6 +84,25 @@ def test_gem_zero_shot(gem_splits, icd10cm):
     assert held <= set(icd10cm.ids)
 
 
+def test_gem_zero_shot_dev(gem_splits, gem):
+    # Z calibrates on codes that are unseen in training too, like its test codes: another
+    # 5% of the leaves (disjoint from the test hold-out) lose every training pair
+    z = gem_splits["Z"]
+    held = {r["concept"] for r in z["heldout"]}
+    dev_held = {r["concept"] for r in z["dev_heldout"]}
+    assert dev_held and not dev_held & held
+    assert z["dev"] and all(p["source"] == "gem" and set(p["gold"]) <= dev_held for p in z["dev"])
+    for p in z["train"]:
+        assert p["concept"] not in dev_held and dev_held.isdisjoint(p["gold"])
+    dev_codes = {p["icd9"] for p in z["dev"]}
+    assert not dev_codes & {p["icd9"] for p in z["test"]}
+    assert not dev_codes & {p["icd9"] for p in z["train"] if p["source"] == "gem"}
+    # the test set is the issue's: ICD-9 codes not trained on whose gold codes are all held out
+    trained = {p["icd9"] for p in z["train"] if p["source"] == "gem"}
+    expect = [q.icd9 for q in gem.queries if q.icd9 not in trained and q.icd9 not in dev_codes and set(q.gold) <= held]
+    assert [p["icd9"] for p in z["test"]] == expect
+
+
 def test_gem_split_determinism(gem, gem_splits):
     again = make_gem_splits(gem, seed=0)
     for setting in ("P3", "P1", "Z"):

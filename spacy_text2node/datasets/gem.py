@@ -12,7 +12,8 @@ Three settings (as in the Text2Node paper's experiments):
   ICD-9 codes (split by ICD-9 code); test on the other 20%.
 * Z (zero-shot): hold out 10% of the ICD-10-CM leaf codes and drop every training pair
   whose gold touches them; the index still holds every code; test on the ICD-9 codes
-  not used in training whose gold codes are all held out.
+  not used in training whose gold codes are all held out. Another 5% of the leaves is
+  held out the same way for Z's development (calibration) pairs.
 """
 from __future__ import annotations
 
@@ -214,15 +215,23 @@ def split_codes(codes: Sequence[str], fraction: float, seed: int) -> Tuple[List[
     return first, rest
 
 
-def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8, z_heldout: float = 0.1) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
+def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8, z_heldout: float = 0.1,
+                    z_dev_heldout: float = 0.05) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
     """Build the P3, P1 and Z train/test pair lists.
+
+    Z also gets a zero-shot development set: another `z_dev_heldout` share of the leaves
+    (disjoint from the test hold-out) loses every training pair too, and the GEM pairs of
+    the training-side ICD-9 codes whose gold codes all lie there become "dev". Calibrating
+    on pairs whose codes the mapper did train on taught the reranker to trust node space
+    more than it deserves on unseen codes. The test set is unchanged by it.
 
     bench (GemBenchmark): from `load_gem`.
     seed (int): seed of the P1 split by ICD-9 code and of the Z held-out leaves.
     p1_train (float): share of ICD-9 codes whose GEM pairs are trained on in P1 and Z.
-    z_heldout (float): share of ICD-10-CM leaf codes held out in Z.
-    RETURNS (Dict): {setting: {"train": [...], "test": [...]}} plus "Z" -> "heldout"
-        (list of {"concept"} rows) for the held-out codes.
+    z_heldout (float): share of ICD-10-CM leaf codes held out in Z (its test codes).
+    z_dev_heldout (float): share of the leaves held out for Z's development set (0: none).
+    RETURNS (Dict): {setting: {"train": [...], "test": [...]}} plus, for "Z", "heldout" and
+        "dev_heldout" (lists of {"concept"} rows) and "dev" (pairs, when z_dev_heldout > 0).
     """
     tax = bench.taxonomy
     base = taxonomy_pairs(tax)
@@ -235,17 +244,24 @@ def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8
         "test": [gem_pair(by_code[c]) for c in te_codes],
     }
     leaves = [c for c in tax.ids if tax.is_leaf(c) and "-" not in c and not c.isdigit()]
-    held, _ = split_codes(leaves, z_heldout, seed)
+    held, rest = split_codes(leaves, z_heldout, seed)
     held_set = set(held)
-    z_train = taxonomy_pairs(tax, exclude=held_set)
+    dev_held = split_codes(rest, z_dev_heldout * len(leaves) / max(1, len(rest)), seed + 2)[0] if z_dev_heldout > 0 else []
+    dev_set = set(dev_held)
+    z_train = taxonomy_pairs(tax, exclude=held_set | dev_set)
+    z_dev: List[Dict[str, object]] = []
     used: Set[str] = set()
     for c in tr_codes:
         q = by_code[c]
-        if held_set.isdisjoint(q.gold):
+        if held_set.isdisjoint(q.gold) and dev_set.isdisjoint(q.gold):
             z_train.append(gem_pair(q))
             used.add(c)
+        elif dev_set.issuperset(q.gold):
+            z_dev.append(gem_pair(q))
     z_test = [gem_pair(q) for q in bench.queries if q.icd9 not in used and held_set.issuperset(q.gold)]
-    out["Z"] = {"train": z_train, "test": z_test, "heldout": [{"concept": c} for c in held]}
+    out["Z"] = {"train": z_train, "test": z_test, "heldout": [{"concept": c} for c in held], "dev_heldout": [{"concept": c} for c in dev_held]}
+    if z_dev_heldout > 0:
+        out["Z"]["dev"] = z_dev
     return out
 
 
@@ -315,7 +331,14 @@ def write_gem_splits(
         d = out / setting
         d.mkdir(parents=True, exist_ok=True)
         s = splits[setting]
-        train, dev = split_dev(s["train"], dev_size, seed)
+        if "dev" in s:  # Z: its own zero-shot dev pairs (already out of train), sampled to dev_size
+            train, dev = s["train"], s["dev"]
+            if len(dev) > dev_size:
+                rng = np.random.default_rng(seed + 1)
+                keep = set(rng.choice(len(dev), size=dev_size, replace=False).tolist())
+                dev = [p for i, p in enumerate(dev) if i in keep]
+        else:
+            train, dev = split_dev(s["train"], dev_size, seed)
         srsly.write_jsonl(d / "train.jsonl", train)
         srsly.write_jsonl(d / "test.jsonl", s["test"])
         srsly.write_jsonl(d / "dev.jsonl", dev)
@@ -326,5 +349,8 @@ def write_gem_splits(
         if "heldout" in s:
             (d / "heldout.txt").write_text("".join(f"{r['concept']}\n" for r in s["heldout"]), encoding="utf8")
             stats[setting]["heldout"] = len(s["heldout"])
+        if s.get("dev_heldout"):
+            (d / "dev_heldout.txt").write_text("".join(f"{r['concept']}\n" for r in s["dev_heldout"]), encoding="utf8")
+            stats[setting]["dev_heldout"] = len(s["dev_heldout"])
     srsly.write_json(out / "stats.json", stats)
     return stats
