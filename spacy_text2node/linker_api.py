@@ -159,13 +159,14 @@ def _phrase_docs(nlp: Language, linker: Text2NodeLinker, phrases: Sequence[str])
     return [nlp.make_doc(p) for p in phrases]
 
 
-def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, l2_words: float = 0.05) -> Dict[str, float]:
+def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, l2_words: Optional[float] = None) -> Dict[str, float]:
     """Fit the linker's reranker (the learned fusion of its channels) on development
     examples the mapper did not train on (see `Text2NodeLinker.calibrate`).
 
     nlp (Language): a pipeline with a trained text2node_linker.
     dev_examples (Sequence[Example]): development examples (gold spans with concepts).
-    l2_words (float): L2 penalty of the per-word weights.
+    l2_words (Optional[float]): L2 penalty of the per-word weights (None: chosen by 2-fold
+        cross-validation on the examples).
     RETURNS (Dict[str, float]): dev acc@1 before/after and the learned dense weights.
     """
     linker = _linker(nlp)

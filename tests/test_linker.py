@@ -381,6 +381,34 @@ def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy
         calibrate_linker(nlp, _examples(nlp, [("flu", "NOPE")]))
 
 
+def test_calibration_chooses_word_penalty_by_cross_validation(tiny_taxonomy):
+    src = _vectors_nlp()
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
+    # reworded taxonomy strings (words reversed, plural): none is a taxonomy string
+    pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
+    assert len(pairs) >= 20
+    info = calibrate_linker(nlp, _examples(nlp, pairs))
+    from spacy_text2node.index import Reranker
+    assert info["l2_words"] in Reranker.L2_GRID
+    cv = {float(k.split("=")[1]): v for k, v in info.items() if k.startswith("cv_acc@1_l2=")}
+    assert set(cv) == set(Reranker.L2_GRID) and all(0.0 <= v <= 1.0 for v in cv.values())
+    assert cv[info["l2_words"]] == max(cv.values())
+    # a fixed penalty skips the search
+    info2 = calibrate_linker(nlp, _examples(nlp, pairs), l2_words=0.05)
+    assert info2["l2_words"] == 0.05 and not any(k.startswith("cv_") for k in info2)
+
+
+def test_take_queries_keeps_pairs_contiguous():
+    from spacy_text2node.index import _take_queries
+
+    bounds = np.array([0, 2, 2, 5, 6])
+    feats = {"a": np.arange(6.0), "m": sp.csr_matrix(np.eye(6, 3)), "bounds": bounds}
+    gold = np.array([1, 0, 0, 0, 1, 1], dtype=bool)
+    sub, b, g = _take_queries(feats, bounds, gold, np.array([0, 2]))
+    assert b.tolist() == [0, 2, 5] and sub["a"].tolist() == [0, 1, 2, 3, 4] and g.tolist() == [1, 0, 0, 0, 1]
+    assert sub["m"].shape == (5, 3) and sub["bounds"].tolist() == [0, 2, 5]
+
+
 def test_leave_out_exact_and_word_features(tiny_taxonomy):
     lex = _lexical(tiny_taxonomy)
     q = lex.transform(["Podagra", "gouts of lung"])

@@ -97,7 +97,7 @@ def calibrate_linker_cmd(
     model: Path = typer.Argument(..., help="Trained linker pipeline folder (e.g. training/P1/model-best)."),
     dev_path: Path = typer.Argument(..., help="Development pairs (JSONL: text, concept[, gold]) the mapper did not train on."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to save the calibrated pipeline (default: overwrite MODEL)."),
-    l2_words: float = typer.Option(0.05, "--l2-words", help="L2 penalty of the per-word reranker weights."),
+    l2_words: Optional[float] = typer.Option(None, "--l2-words", help="L2 penalty of the per-word reranker weights (default: chosen by 2-fold cross-validation on the pairs)."),
     limit: int = typer.Option(0, "--limit", help="Use at most this many development pairs (0: all)."),
 ) -> None:
     """Fit the linker's reranker (learned fusion of the lexical, node-space and word

@@ -22,7 +22,7 @@ from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..index import LexicalIndex, NodeIndex, build_node_space, node_text_vectors, principal_components
+from ..index import LexicalIndex, NodeIndex, _acc1, build_node_space, node_text_vectors, principal_components
 from ..ml.mapper import mapper_dims, set_mapper_dims, spans_with_vectors  # registers the architectures too
 from ..scoring import ranking_scores
 from ..taxonomy import Taxonomy
@@ -411,7 +411,7 @@ class Text2NodeLinker(TrainablePipe):
         return self.index.is_leaf
 
     def calibrate(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], golds: Sequence[Sequence[str]],
-                  *, l2_words: float = 0.05) -> Dict[str, float]:
+                  *, l2_words: Optional[float] = None) -> Dict[str, float]:
         """Fit the reranker (the learned fusion of the lexical, node-space and word-overlap
         channels) on development spans that the mapper did not train on.
 
@@ -425,7 +425,8 @@ class Text2NodeLinker(TrainablePipe):
 
         docs, offsets, texts: the spans, as for `rank`.
         golds (Sequence[Sequence[str]]): right concept ids per span.
-        l2_words (float): L2 penalty of the per-word weights.
+        l2_words (Optional[float]): L2 penalty of the per-word weights; None picks it from
+            `Reranker.L2_GRID` by 2-fold cross-validation over the spans.
         RETURNS (Dict[str, float]): spans given, spans used, spans with a right candidate,
             and their acc@1 before and after.
         """
@@ -465,20 +466,23 @@ class Text2NodeLinker(TrainablePipe):
             gold[a:e] = np.isin(ni[a:e], g)
 
         def acc1(score: np.ndarray) -> float:
-            hits = 0
-            for i in range(len(texts)):
-                a, e = bounds[i], bounds[i + 1]
-                if e > a:
-                    j = a + int(np.lexsort((ni[a:e], -score[a:e]))[0])
-                    hits += bool(gold[j])
-            return hits / len(texts)
+            return _acc1(score, ni, bounds, gold)
 
-        fw = float(cfg["fusion_weight"])
-        rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=Reranker.initial_dense(fw))
+        init = Reranker.initial_dense(float(cfg["fusion_weight"]))
+        cv: Dict[float, float] = {}
+        if l2_words is None:
+            if len(texts) < 20:
+                l2_words = 0.01
+                logger.warning("text2node_linker.calibrate: %d development spans are too few to choose the word penalty; using %s.", len(texts), l2_words)
+            else:
+                l2_words, cv = Reranker.select_l2(t, bounds, gold, init=init, seed=int(cfg.get("seed", 0)))
+        rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=init)
         self.index.reranker = rr
         self._results_key = None
         n_with = int(sum(gold[bounds[i]:bounds[i + 1]].any() for i in range(len(texts))))
-        info = {"given": n_given, "queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t))}
+        info = {"given": n_given, "queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t)),
+                "l2_words": float(l2_words)}
+        info.update({f"cv_acc@1_l2={k:g}": v for k, v in cv.items()})
         info.update({f"w_{k}": float(w) for k, w in zip(Reranker.dense_names(), rr.dense)})
         self.cfg["calibrated"] = True
         logger.info("text2node_linker.calibrate: %s", info)
