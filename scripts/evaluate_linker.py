@@ -67,6 +67,7 @@ def main(
             own = nlp.get_pipe("text2node_linker").cfg.get("candidates", "all")
             if own != candidates:
                 raise ValueError(f"{model_dir}: the linker links to {own!r} concepts but the peers were asked for {candidates!r}; pass --candidates {own}.")
+            nlp.get_pipe("text2node_linker").cfg["cache_size"] = 0  # no repeated-text cache: the peers have none
             link_phrases(nlp, texts[:64], k=k)  # warm-up
             t0 = time.perf_counter()
             systems["text2node"] = link_phrases(nlp, texts, k=k)
