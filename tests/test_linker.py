@@ -314,6 +314,18 @@ def test_link_phrases_matches_component(trained):
     assert fast[0][0][0] == "T1DM" and fast[2] == []
 
 
+def test_search_in_chunks_gives_the_same_ranking(trained, monkeypatch):
+    import spacy_text2node.pipeline.linker as linker_mod
+
+    nlp, _ = trained
+    linker = nlp.get_pipe("text2node_linker")
+    phrases = ["flu", "type 2 diabetes", "lung infection", "...", "asthma attack", "gout", "high cholesterol"]
+    monkeypatch.setitem(linker.cfg, "cache_size", 0)
+    whole = link_phrases(nlp, phrases, k=3)
+    monkeypatch.setattr(linker_mod, "SEARCH_CHUNK", 2)
+    assert link_phrases(nlp, phrases, k=3) == whole
+
+
 def test_new_process_gives_identical_candidates(trained, tmp_path):
     nlp, _ = trained
     nlp.to_disk(tmp_path / "p")
