@@ -20,12 +20,8 @@ QUERIES = [
 
 
 def _strings(tax):
-    texts, sn = [], []
-    for i, cid in enumerate(tax.ids):
-        for t in tax.texts(cid):
-            texts.append(t)
-            sn.append(i)
-    return texts, sn
+    pairs = [(t, tax.index(cid)) for cid, t in tax.iter_texts()]
+    return [t for t, _ in pairs], [i for _, i in pairs]
 
 
 @pytest.fixture(scope="module")
