@@ -469,7 +469,7 @@ class Text2NodeLinker(TrainablePipe):
                                       fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=self._allowed(), leave_out_exact=True)
         finally:
             self.index.reranker = saved
-        qi, ni, bounds = t["qi"], t["ni"], t["bounds"]
+        ni, bounds = t["ni"], t["bounds"]
         gold = np.zeros(len(ni), dtype=bool)
         for i, g in enumerate(gold_idx):
             a, e = bounds[i], bounds[i + 1]
