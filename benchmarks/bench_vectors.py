@@ -209,41 +209,28 @@ def build_sources(args, icd, workdir: Path, cache: Path, tok, mdl, only=None, ct
         info["contextless-sif"] = {"words": len(vocab), "dim": sif.shape[1], "a": args.sif_a, "build_s": time.perf_counter() - t0}
         log("contextless-sif built", info["contextless-sif"])
 
+    def distilled(name: str, tax, words, trained_on: str) -> None:
+        t0 = time.perf_counter()
+        dw, dm, dinfo = distill_phrase_vectors(
+            tax.labels, tok, mdl, words=words, epochs=args.distill_epochs, lr=args.distill_lr,
+            val_fraction=0.05, word_anchors=not args.no_word_anchors, cache_dir=cache, show_progress=False,
+        )
+        t_fit = time.perf_counter() - t0
+        nlp = build_vectors_pipeline(dw, dm, component_config={"n_buckets": 100_000})
+        nlp.to_disk(workdir / name)
+        info[name] = {"words": len(dw), "dim": dm.shape[1], "trained_on": trained_on,
+                      "phrases": dinfo["phrases"], "words_added_from_phrases": dinfo["words_added_from_phrases"],
+                      "history": dinfo["history"], "lr": args.distill_lr, "max_epochs": args.distill_epochs,
+                      "word_anchors": not args.no_word_anchors, "distill_s": t_fit,
+                      "build_s": time.perf_counter() - t0}
+        log(f"{name} built", {k: v for k, v in info[name].items() if k != "history"})
+        for h in dinfo["history"]:
+            log("  distill", h)
+
     if "distilled" in want:
-        t0 = time.perf_counter()
-        dw, dm, dinfo = distill_phrase_vectors(
-            icd.labels, tok, mdl, words=vocab, epochs=args.distill_epochs, lr=args.distill_lr,
-            val_fraction=0.05, word_anchors=not args.no_word_anchors, cache_dir=cache, show_progress=False,
-        )
-        t_fit = time.perf_counter() - t0
-        nlp = build_vectors_pipeline(dw, dm, component_config={"n_buckets": 100_000})
-        nlp.to_disk(workdir / "distilled")
-        info["distilled"] = {"words": len(dw), "dim": dm.shape[1], "trained_on": "ICD-10-CM labels (no synonyms)",
-                             "phrases": dinfo["phrases"], "words_added_from_phrases": dinfo["words_added_from_phrases"],
-                             "history": dinfo["history"], "lr": args.distill_lr, "max_epochs": args.distill_epochs,
-                             "word_anchors": not args.no_word_anchors, "distill_s": t_fit,
-                             "build_s": time.perf_counter() - t0}
-        log("distilled built", {k: v for k, v in info["distilled"].items() if k != "history"})
-        for h in dinfo["history"]:
-            log("  distill", h)
+        distilled("distilled", icd, vocab, "ICD-10-CM labels (no synonyms)")
     if "distilled-ctd" in want and ctd is not None:
-        t0 = time.perf_counter()
-        cvocab = default_vocabulary(ctd, max_words=args.max_words)
-        dw, dm, dinfo = distill_phrase_vectors(
-            ctd.labels, tok, mdl, words=cvocab, epochs=args.distill_epochs, lr=args.distill_lr,
-            val_fraction=0.05, word_anchors=not args.no_word_anchors, cache_dir=cache, show_progress=False,
-        )
-        t_fit = time.perf_counter() - t0
-        nlp = build_vectors_pipeline(dw, dm, component_config={"n_buckets": 100_000})
-        nlp.to_disk(workdir / "distilled-ctd")
-        info["distilled-ctd"] = {"words": len(dw), "dim": dm.shape[1], "trained_on": "CTD MEDIC labels (no synonyms)",
-                                 "phrases": dinfo["phrases"], "words_added_from_phrases": dinfo["words_added_from_phrases"],
-                                 "history": dinfo["history"], "lr": args.distill_lr, "max_epochs": args.distill_epochs,
-                                 "word_anchors": not args.no_word_anchors, "distill_s": t_fit,
-                                 "build_s": time.perf_counter() - t0}
-        log("distilled-ctd built", {k: v for k, v in info["distilled-ctd"].items() if k != "history"})
-        for h in dinfo["history"]:
-            log("  distill", h)
+        distilled("distilled-ctd", ctd, default_vocabulary(ctd, max_words=args.max_words), "CTD MEDIC labels (no synonyms)")
     return info, ft_vocab
 
 
