@@ -664,7 +664,7 @@ def _first_nodes(vals, strings, string_node, node_seen, stamp, k, out, o):  # pr
     return n_out, tie
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _top_nodes(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, string_node, n_nodes, k, acc):  # pragma: no cover - numba
     """Lexical candidates of each query row of Q (CSR) against T (CSR, n-grams x strings):
     the row of Q @ T (`_product_row`), its 3k best strings, the first k distinct nodes of

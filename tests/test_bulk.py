@@ -178,6 +178,20 @@ def test_n_process_2_equals_1(ruler_nlp, tmp_path):
     assert stats.balanced and a.read_bytes() == b.read_bytes()
 
 
+def test_workers_run_one_thread_each():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from spacy_text2node.bulk.runner import one_thread_per_process
+
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("text2node_linker")
+    assert linker.cfg["n_threads"] == 0
+    with threadpool_limits(limits=None):  # restores this process's BLAS threads afterwards
+        one_thread_per_process(nlp)
+        assert linker.cfg["n_threads"] == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+
+
 def test_taxonomy_patterns(tiny_taxonomy):
     pats = taxonomy_patterns(tiny_taxonomy)
     texts = [p["pattern"].lower() for p in pats]

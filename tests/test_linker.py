@@ -326,6 +326,56 @@ def test_search_in_chunks_gives_the_same_ranking(trained, monkeypatch):
     assert link_phrases(nlp, phrases, k=3) == whole
 
 
+def test_threads_give_the_same_ranking(trained, monkeypatch):
+    import spacy_text2node.pipeline.linker as linker_mod
+
+    nlp, _ = trained
+    linker = nlp.get_pipe("text2node_linker")
+    phrases = ["flu", "type 2 diabetes", "lung infection", "...", "asthma attack", "gout", "high cholesterol"] * 3
+    monkeypatch.setitem(linker.cfg, "cache_size", 0)
+    monkeypatch.setattr(linker_mod, "SEARCH_CHUNK", 2)
+    monkeypatch.setitem(linker.cfg, "n_threads", 1)
+    one = link_phrases(nlp, phrases, k=3)
+    used = []
+    real_pool = linker_mod.ThreadPoolExecutor
+
+    def pool(n, **kwargs):
+        used.append(n)
+        return real_pool(n, **kwargs)
+
+    monkeypatch.setattr(linker_mod, "ThreadPoolExecutor", pool)
+    monkeypatch.setitem(linker.cfg, "n_threads", 3)
+    assert link_phrases(nlp, phrases, k=3) == one
+    assert used == [3]  # the chunks really went to a pool of three threads
+
+
+def test_a_phrase_links_the_same_alone_and_in_a_batch(trained, monkeypatch):
+    # exact scores, not just the order: bulk runs with other batch sizes or worker
+    # processes must write identical records
+    nlp, _ = trained
+    monkeypatch.setitem(nlp.get_pipe("text2node_linker").cfg, "cache_size", 0)
+    phrases = ["flu", "type 2 diabetes", "lung infection", "asthma attack", "gout", "high cholesterol"] * 4
+    batch = link_phrases(nlp, phrases, k=3)
+    assert [link_phrases(nlp, [p], k=3)[0] for p in phrases[:6]] == batch[:6]
+
+
+def test_runtime_settings_come_from_the_config_not_the_saved_cfg(trained, tmp_path):
+    nlp, _ = trained
+    nlp.to_disk(tmp_path / "p")
+    saved = spacy.load(tmp_path / "p").get_pipe("text2node_linker").cfg
+    assert saved["n_threads"] == 0 and saved["cache_size"] == nlp.get_pipe("text2node_linker").cfg["cache_size"]
+    over = {"components": {"text2node_linker": {"n_threads": 1, "cache_size": 7}}}
+    cfg = spacy.load(tmp_path / "p", config=over).get_pipe("text2node_linker").cfg
+    assert cfg["n_threads"] == 1 and cfg["cache_size"] == 7
+    assert cfg["ann_candidates"] == saved["ann_candidates"]  # the rest is the saved cfg
+
+
+def test_negative_threads_are_refused():
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="n_threads=-1"):
+        nlp.add_pipe("text2node_linker", config={"n_threads": -1})
+
+
 def test_new_process_gives_identical_candidates(trained, tmp_path):
     nlp, _ = trained
     nlp.to_disk(tmp_path / "p")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -168,13 +169,27 @@ def load_pipeline(
 _WORKER: Dict[str, Any] = {}
 
 
-def _worker_init(nlp: Language, span_keys: Sequence[str], top_k: Optional[int], batch_size: int) -> None:
-    try:  # one thread per worker process: the processes are the parallelism
-        import torch
-
+def one_thread_per_process(nlp: Language) -> None:
+    """Run this process's pipeline on one thread (torch, numpy's BLAS and the
+    text2node_linker's search threads): where processes are the parallelism (the
+    `n_process` workers, Spark's Python workers), threads inside them only contend."""
+    torch = sys.modules.get("torch")  # only where the pipeline brought it in
+    if torch is not None:
         torch.set_num_threads(1)
-    except ImportError:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - scikit-learn brings it
         pass
+    for _, pipe in nlp.pipeline:
+        cfg = getattr(pipe, "cfg", None)
+        if isinstance(cfg, dict) and "n_threads" in cfg:
+            cfg["n_threads"] = 1
+
+
+def _worker_init(nlp: Language, span_keys: Sequence[str], top_k: Optional[int], batch_size: int) -> None:
+    one_thread_per_process(nlp)
     _WORKER.update(nlp=nlp, span_keys=tuple(span_keys), top_k=top_k, batch_size=batch_size)
 
 

@@ -29,9 +29,12 @@ def _get_pipeline(model: str, max_chars: int, overrides: Optional[Dict[str, Any]
     """Load a pipeline once per (executor) process."""
     key = (model, max_chars, tuple(sorted((overrides or {}).items())), mentions)
     if key not in _PIPELINES:
-        from .runner import load_pipeline
+        from .runner import load_pipeline, one_thread_per_process
 
-        _PIPELINES[key] = load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
+        nlp = load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
+        if not any(str(k).endswith("n_threads") for k in (overrides or {})):
+            one_thread_per_process(nlp)  # Spark runs one Python worker per task core
+        _PIPELINES[key] = nlp
     return _PIPELINES[key]
 
 

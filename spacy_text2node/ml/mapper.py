@@ -8,9 +8,10 @@ transformer listener (`Model[List[Doc], List[Floats2d]]`).
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from spacy.attrs import LOWER, ORTH
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import (
@@ -46,23 +47,23 @@ def static_span_rows(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -
     RETURNS (Tuple[np.ndarray, np.ndarray]): the rows (int64, -1 = unknown) and the
         number of rows per span (int32).
     """
-    lowers: List[int] = []
-    orths: List[int] = []
     lengths = np.zeros(len(spans), dtype="int32")
+    parts: List[np.ndarray] = []
+    arrays: Dict[int, np.ndarray] = {}  # (LOWER, ORTH) per token, one array per doc
+    empty = np.zeros((1, 2), dtype="uint64")  # an empty span: one unknown row
     for j, (i, start, end) in enumerate(spans):
         end = min(end, start + max_tokens)
-        doc = docs[i]
-        n = 0
-        for t in doc[start:end]:
-            lowers.append(t.lower)
-            orths.append(t.orth)
-            n += 1
-        if n == 0:
-            lowers.append(0)
-            orths.append(0)
-            n = 1
-        lengths[j] = n
-    return _find_rows(docs, lowers, orths), lengths
+        part = empty
+        if end > start:
+            a = arrays.get(i)
+            if a is None:
+                a = arrays[i] = docs[i].to_array([LOWER, ORTH]).reshape((-1, 2))
+            if len(a[start:end]):
+                part = a[start:end]
+        parts.append(part)
+        lengths[j] = len(part)
+    ids = np.concatenate(parts) if parts else np.zeros((0, 2), dtype="uint64")
+    return _find_rows(docs, ids[:, 0], ids[:, 1]), lengths
 
 
 def _hooked_tokens(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> List[Any]:
@@ -78,16 +79,16 @@ def _hooked_tokens(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> 
     return out
 
 
-def _find_rows(docs: Sequence[Doc], lowers: List[int], orths: List[int]) -> np.ndarray:
+def _find_rows(docs: Sequence[Doc], lowers: np.ndarray, orths: np.ndarray) -> np.ndarray:
     if not docs:
         return np.zeros((0,), dtype="int64")
     vectors = docs[0].vocab.vectors
     if len(lowers) == 0 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
         return np.full((len(lowers),), -1, dtype="int64")
-    rows = np.asarray(vectors.find(keys=np.asarray(lowers, dtype="uint64")), dtype="int64")
+    rows = np.asarray(vectors.find(keys=np.ascontiguousarray(lowers, dtype="uint64")), dtype="int64")
     miss = rows < 0
     if miss.any():
-        rows2 = np.asarray(vectors.find(keys=np.asarray(orths, dtype="uint64")[miss]), dtype="int64")
+        rows2 = np.asarray(vectors.find(keys=np.ascontiguousarray(orths[miss], dtype="uint64")), dtype="int64")
         rows[miss] = rows2
     return rows
 
@@ -404,6 +405,7 @@ def PackedBiLSTM(nO: int, nI: int, depth: int = 1, dropout: float = 0.0) -> Mode
 def _finish(model: Model, kind: str) -> Model:
     model.attrs["t2n_kind"] = kind
     return model
+
 
 
 def _find(model: Model, name: str) -> Optional[Model]:

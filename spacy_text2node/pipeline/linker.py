@@ -6,6 +6,8 @@ span tokens -> word vectors -> phrase mapper (CNN / BiLSTM / mean) -> point in n
 """
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -59,7 +61,18 @@ ARCHITECTURES = {
 SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
 
 
-SEARCH_CHUNK = 128  # spans per index search (memory bound; results do not depend on it)
+SEARCH_CHUNK = 64  # spans per index search, one per thread at a time (bounds memory; results do not depend on it)
+# settings that only change how a loaded linker runs, not what it returns: the values of
+# the pipeline's config (e.g. `spacy.load(..., config=...)`) win over the saved cfg
+RUNTIME_SETTINGS = ("cache_size", "n_threads")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @Language.factory(
@@ -86,6 +99,7 @@ SEARCH_CHUNK = 128  # spans per index search (memory bound; results do not depen
         "hard_negatives": 8,
         "distance_weight": 0.2,
         "cache_size": 50000,
+        "n_threads": 0,
         "seed": 0,
         "scorer": {"@scorers": "spacy-text2node.linker_scorer.v1"},
     },
@@ -115,6 +129,7 @@ def make_text2node_linker(
     hard_negatives: int,
     distance_weight: float,
     cache_size: int,
+    n_threads: int,
     seed: int,
     scorer: Optional[Callable],
 ) -> "Text2NodeLinker":
@@ -152,6 +167,9 @@ def make_text2node_linker(
     cache_size (int): results of this many distinct span texts are kept, so a mention
         that repeats (common in clinical notes) is linked once per process. Used only with
         a static-vector mapper (its output depends on the span's words alone); 0 disables.
+    n_threads (int): threads that map and search a batch's spans in parallel, SEARCH_CHUNK
+        spans each (0: one per available CPU, at most 8; 1: none). Results do not depend on
+        it. Set 1 when several processes share the CPUs (the bulk runner's workers do).
     seed (int): random seed for sampling negatives and building annoy.
     scorer (Optional[Callable]): the scorer.
     RETURNS (Text2NodeLinker): the component.
@@ -161,7 +179,7 @@ def make_text2node_linker(
         text_weight=text_weight, text_dim=text_dim, fusion_weight=fusion_weight, ann_candidates=ann_candidates,
         lexical_candidates=lexical_candidates, max_df=max_df, n_trees=n_trees, search_k=search_k,
         temperature=temperature, n_negatives=n_negatives, hard_negatives=hard_negatives,
-        distance_weight=distance_weight, cache_size=cache_size, seed=seed, scorer=scorer,
+        distance_weight=distance_weight, cache_size=cache_size, n_threads=n_threads, seed=seed, scorer=scorer,
     )
 
 
@@ -227,8 +245,8 @@ class Text2NodeLinker(TrainablePipe):
                  threshold: float = 0.2, candidates: str = "all", memory: bool = True, node_space: str = "node2vec+text", text_weight: float = 0.5,
                  text_dim: int = 0, fusion_weight: float = 0.5, ann_candidates: int = 50, lexical_candidates: int = 20,
                  max_df: float = 0.03, n_trees: int = 20, search_k: int = -1, temperature: float = 0.05,
-                 n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, cache_size: int = 50000, seed: int = 0,
-                 scorer: Optional[Callable] = score_linking) -> None:
+                 n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, cache_size: int = 50000, n_threads: int = 0,
+                 seed: int = 0, scorer: Optional[Callable] = score_linking) -> None:
         """Initialize the linker (see `make_text2node_linker` for the arguments)."""
         if not (spans in ("ents", "doc", "noun_chunks") or spans.startswith("spans:")):
             raise ValueError(f"text2node_linker: spans={spans!r} is not one of 'ents', 'doc', 'noun_chunks', 'spans:<key>'.")
@@ -236,6 +254,8 @@ class Text2NodeLinker(TrainablePipe):
             raise ValueError(f"text2node_linker: candidates={candidates!r} must be 'all' or 'leaves'.")
         if node_space not in ("node2vec", "node2vec+text"):
             raise ValueError(f"text2node_linker: node_space={node_space!r} must be 'node2vec' or 'node2vec+text'.")
+        if int(n_threads) < 0:
+            raise ValueError(f"text2node_linker: n_threads={n_threads!r} must be 0 (one per available CPU) or a positive number.")
         if int(text_dim) < 0:
             raise ValueError(f"text2node_linker: text_dim={text_dim!r} must be 0 (full width) or a positive number of components.")
         self.vocab = vocab
@@ -246,7 +266,8 @@ class Text2NodeLinker(TrainablePipe):
             spans=spans, k=k, threshold=threshold, candidates=candidates, memory=memory, node_space=node_space, text_weight=text_weight,
             text_dim=int(text_dim), fusion_weight=fusion_weight, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
             max_df=max_df, n_trees=n_trees, search_k=search_k, temperature=temperature, n_negatives=n_negatives,
-            hard_negatives=hard_negatives, distance_weight=distance_weight, cache_size=cache_size, seed=seed, nI=None, nO=None,
+            hard_negatives=hard_negatives, distance_weight=distance_weight, cache_size=cache_size, n_threads=int(n_threads), seed=seed,
+            nI=None, nO=None,
             has_node_vectors=None,
         )
         self.taxonomy: Optional[Taxonomy] = None
@@ -368,18 +389,37 @@ class Text2NodeLinker(TrainablePipe):
 
     def _search(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: int) -> List[List[Tuple[int, float]]]:
         cfg = self.cfg
-        Y = self._mapped(docs, offsets)
         allowed = self._allowed()
-        out: List[List[Tuple[int, float]]] = []
+        static = self._static_mapper()
+        # a context-reading mapper (tok2vec listener) runs once over the whole batch; a
+        # static one per chunk, in the chunk's thread (its output for a span does not
+        # depend on the other spans of the chunk: BLIS computes each row the same way)
+        Y_all = None if static else self._mapped(docs, offsets)
+
         # spans are independent: searching SEARCH_CHUNK at a time bounds the candidate
-        # tables' memory whatever the batch size (about 200 MB at 1,024 ICD-10-CM spans)
-        for a in range(0, len(texts), SEARCH_CHUNK):
-            out.extend(self.index.search(
-                Y[a : a + SEARCH_CHUNK], texts[a : a + SEARCH_CHUNK], k=k, ann_candidates=cfg["ann_candidates"],
-                lexical_candidates=cfg["lexical_candidates"], fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"],
-                allowed=allowed, threshold=cfg["threshold"],
-            ))
-        return out
+        # tables' memory whatever the batch size (the whole 1,024-span batch of ICD-10-CM
+        # at once took about 200 MB), and lets threads share the chunks (BLIS, annoy and
+        # the numba kernels release the GIL)
+        def chunk(a: int) -> List[List[Tuple[int, float]]]:
+            b = min(a + SEARCH_CHUNK, len(texts))
+            Y = self._mapped(docs, offsets[a:b]) if static else Y_all[a:b]
+            return self.index.search(
+                Y, texts[a:b], k=k, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
+                fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=allowed, threshold=cfg["threshold"],
+            )
+
+        starts = list(range(0, len(texts), SEARCH_CHUNK))
+        threads = min(self._n_threads(), len(starts))
+        if threads > 1:
+            with ThreadPoolExecutor(threads, thread_name_prefix=self.name) as pool:
+                parts = list(pool.map(chunk, starts))
+        else:
+            parts = [chunk(a) for a in starts]
+        return [r for part in parts for r in part]
+
+    def _n_threads(self) -> int:
+        n = int(self.cfg.get("n_threads", 0) or 0)
+        return n if n > 0 else min(8, available_cpus())
 
     def _result_cache(self, k: int) -> Optional[Dict[str, List[Tuple[int, float]]]]:
         """The span-text result cache, emptied whenever a setting, the index or the model
@@ -750,6 +790,13 @@ class Text2NodeLinker(TrainablePipe):
         raise NotImplementedError
 
     # serialization ----------------------------------------------------------------------
+    def _load_cfg(self, saved: Dict[str, Any]) -> None:
+        """Take the saved settings, except the runtime ones (RUNTIME_SETTINGS): those keep
+        the values this component was created with, i.e. the pipeline's config."""
+        keep = {key: self.cfg[key] for key in RUNTIME_SETTINGS if key in self.cfg}
+        self.cfg.update(saved)
+        self.cfg.update(keep)
+
     def _restore_dims(self) -> None:
         set_mapper_dims(self.model, nI=self.cfg.get("nI"), nO=self.cfg.get("nO"))
 
@@ -775,7 +822,7 @@ class Text2NodeLinker(TrainablePipe):
             self.index = NodeIndex.from_bytes(b)
 
         deserialize = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
             "taxonomy": load_taxonomy,
             "index": load_index,
             "model": load_model,
@@ -811,7 +858,7 @@ class Text2NodeLinker(TrainablePipe):
             self.index = NodeIndex.from_disk(p)
 
         deserialize = {
-            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
             "taxonomy": load_taxonomy,
             "index": load_index,
             "model": load_model,
