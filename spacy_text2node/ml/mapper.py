@@ -18,6 +18,7 @@ from thinc.api import (
     Linear,
     Maxout,
     Model,
+    NumpyOps,
     Relu,
     chain,
     concatenate,
@@ -404,6 +405,55 @@ def PackedBiLSTM(nO: int, nI: int, depth: int = 1, dropout: float = 0.0) -> Mode
 
 def _finish(model: Model, kind: str) -> Model:
     model.attrs["t2n_kind"] = kind
+    use_row_block_ops(model)
+    return model
+
+
+class RowBlockOps(NumpyOps):
+    """CPU ops whose forward matrix products run through numpy's BLAS (e.g. OpenBLAS with
+    AVX-512 kernels: the P1 benchmark's CNN mapper pass took 0.52 s with thinc's default
+    BLIS and 0.19-0.25 s with numpy) in fixed blocks of ROWS rows.
+
+    The blocks keep results exact whatever the batch: OpenBLAS takes other kernels for
+    matrices of a few rows, so a row multiplied alone or in a small batch could differ
+    in the last bits from the same row in a large batch, and a bulk run's scores would
+    then depend on its batch size. Every block here has the same shape (the last one is
+    zero-padded), so a row's result depends on that row alone. Products that sum over
+    the batch (weight gradients, `trans1`) need no such care and run in one call.
+    """
+
+    ROWS = 64
+
+    def __init__(self) -> None:
+        super().__init__(use_blis=False)
+
+    def gemm(self, x, y, *, out=None, trans1: bool = False, trans2: bool = False):
+        if trans1 or x.ndim != 2 or y.ndim != 2 or x.dtype != np.float32 or y.dtype != np.float32:
+            return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
+        b = y.T if trans2 else y
+        m, rows = x.shape[0], self.ROWS
+        res = out if out is not None and out.flags.c_contiguous else np.empty((m, b.shape[1]), dtype=np.float32)
+        full = m - m % rows
+        for a in range(0, full, rows):
+            np.dot(x[a : a + rows], b, out=res[a : a + rows])
+        if full < m:
+            pad = np.zeros((rows, x.shape[1]), dtype=np.float32)
+            pad[: m - full] = x[full:]
+            res[full:] = np.dot(pad, b)[: m - full]
+        if out is not None and res is not out:
+            out[...] = res
+            return out
+        return res
+
+
+def use_row_block_ops(model: Model) -> Model:
+    """Give every CPU (NumpyOps) layer of a model the `RowBlockOps`; layers on another
+    device (e.g. CupyOps) are left as they are."""
+    ops = None
+    for node in model.walk():
+        if type(node.ops) is NumpyOps:
+            ops = ops or RowBlockOps()
+            node.ops = ops
     return model
 
 

@@ -8,9 +8,10 @@ span tokens -> word vectors -> phrase mapper (CNN / BiLSTM / mean) -> point in n
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import srsly
@@ -65,6 +66,22 @@ SEARCH_CHUNK = 64  # spans per index search, one per thread at a time (bounds me
 # settings that only change how a loaded linker runs, not what it returns: the values of
 # the pipeline's config (e.g. `spacy.load(..., config=...)`) win over the saved cfg
 RUNTIME_SETTINGS = ("cache_size", "n_threads")
+
+
+_BLAS_CONTROLLER: Any = None
+
+
+def blas_threads(n: int) -> ContextManager[Any]:
+    """A context in which the BLAS libraries loaded in this process (numpy's OpenBLAS)
+    use at most n threads (process-wide; restored on exit). A no-op without threadpoolctl."""
+    global _BLAS_CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return nullcontext()
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=n, user_api="blas")
 
 
 def available_cpus() -> int:
@@ -411,7 +428,9 @@ class Text2NodeLinker(TrainablePipe):
         starts = list(range(0, len(texts), SEARCH_CHUNK))
         threads = min(self._n_threads(), len(starts))
         if threads > 1:
-            with ThreadPoolExecutor(threads, thread_name_prefix=self.name) as pool:
+            # our threads are the parallelism: numpy's BLAS (the mapper) runs one thread
+            # each meanwhile, rather than every thread starting its own pool
+            with blas_threads(1), ThreadPoolExecutor(threads, thread_name_prefix=self.name) as pool:
                 parts = list(pool.map(chunk, starts))
         else:
             parts = [chunk(a) for a in starts]
