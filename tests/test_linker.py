@@ -563,6 +563,50 @@ def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     with pytest.raises(ValueError, match="candidates"):
         build_linker_nlp(tiny_taxonomy, None, src, candidates="billable")
 
+def test_calibration_keeps_strings_of_concepts_that_are_not_candidates(tiny_taxonomy):
+    # "Type 2 diabetes mellitus" (T2DM) has a child, so with leaf candidates it is no
+    # candidate's string: a dev pair from it (to its child) is used; "Gout" is a leaf's label
+    src = _vectors_nlp()
+    dev_pairs = [("Type 2 diabetes mellitus", "T2DMC"), ("Gout", "GOUT"), ("diabetes type two with complications", "T2DMC")]
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16, candidates="leaves")
+    assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 2
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
+    assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 1  # every concept is a candidate
+    with pytest.raises(ValueError, match="strings of concepts the linker links to"):
+        calibrate_linker(nlp, _examples(nlp, dev_pairs[:2]))
+
+
+def test_default_child_pairs(tmp_path):
+    from spacy_text2node import Taxonomy
+    from spacy_text2node.datasets import default_child_pairs
+
+    rows = [
+        "id,label,parents,synonyms,definition",
+        "K62,Other diseases of anus and rectum,,,",
+        "K62.0,Anal polyp,K62,,",
+        "K62.9,\"Disease of anus and rectum, unspecified\",K62,,",
+        "S01.15,Open bite of eyelid,,,",
+        "S01.15A,\"Open bite of eyelid, initial encounter\",S01.15,,",
+        "S01.15D,\"Open bite of eyelid, subsequent encounter\",S01.15,,",
+        "E11,Type 2 diabetes mellitus,,,",
+        "E11.8,Type 2 diabetes mellitus with unspecified complications,E11,,",
+        "E11.9,\"Type 2 diabetes mellitus, unspecified\",E11,,",
+        "R10,Abdominal pain,,,",
+        "R10.1,Pain localized to upper abdomen,R10,,",
+        "Q71,Reduction defects of unspecified upper limb,,,",
+        "Q71.9,\"Reduction defect of unspecified upper limb, unspecified\",Q71,,",
+        "Q71.8,\"Other reduction defects of upper limb, initial encounter\",Q71,,",
+    ]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf8")
+    tax = Taxonomy.from_csv(tmp_path / "t.csv")
+    got = {p["text"]: p["concept"] for p in default_child_pairs(tax)}
+    # E11: two children say "unspecified", so it has no single default; R10: none does;
+    # Q71 already says "unspecified", so its default is the next qualifier's child
+    assert got == {"Other diseases of anus and rectum": "K62.9", "Open bite of eyelid": "S01.15A",
+                   "Reduction defects of unspecified upper limb": "Q71.8"}
+    assert default_child_pairs(tax, exclude=["K62.9"]) and "K62" not in {p["parent"] for p in default_child_pairs(tax, exclude=["K62.9"])}
+
+
 def test_default_model_config_parses():
     from thinc.api import Config
 

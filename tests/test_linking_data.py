@@ -137,6 +137,11 @@ def test_gem_subtree_files(tmp_path, icd10cm):
         if setting != "P3":  # GEM pairs are preferred: they calibrate the reranker
             assert sum(x["source"] == "gem" for x in rows["dev"]) >= 0.9 * len(rows["dev"])
         assert stats[setting]["train"] == len(rows["train"]) and stats[setting]["dev"] == len(rows["dev"])
+    # P3 calibrates on the taxonomy's coding defaults: parent labels -> a default leaf child
+    cal = [json.loads(x) for x in (tmp_path / "a" / "P3" / "calibration.jsonl").read_text().splitlines()]
+    assert 0 < len(cal) == stats["P3"]["calibration"] <= 50
+    assert all(x["source"] == "default-child" and sub.is_leaf(x["concept"]) and x["concept"] in sub.children(x["parent"])
+               and x["text"] == sub.label(x["parent"]) for x in cal)
     # every file reads back through the registered reader, checked against the taxonomy
     reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
     corpus = reader(path=str(tmp_path / "a" / "Z" / "test.jsonl"), taxonomy_path=str(tmp_path / "a" / "taxonomy"))

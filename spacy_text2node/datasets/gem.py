@@ -193,6 +193,49 @@ def taxonomy_pairs(taxonomy: Taxonomy, exclude: Iterable[str] = ()) -> List[Dict
     return out
 
 
+DEFAULT_QUALIFIERS = ("unspecified", "initial encounter")
+
+
+def default_child_pairs(taxonomy: Taxonomy, qualifiers: Sequence[str] = DEFAULT_QUALIFIERS, exclude: Iterable[str] = ()) -> List[Dict[str, object]]:
+    """Development pairs built from the taxonomy alone that show its coding defaults: a
+    parent concept's label -> its one leaf child that adds a default qualifier.
+
+    A coder given a diagnosis without detail picks the child that assumes the default:
+    ICD-10-CM's "K62 Other diseases of anus and rectum" -> "K62.9 Disease of anus and
+    rectum, unspecified", "S01.15 Open bite of eyelid and periocular area" -> its
+    "..., initial encounter" child. Text from another terminology (e.g. ICD-9-CM
+    descriptions) often states as little, so these pairs calibrate a linker's reranker
+    where no such text may be used (the GEM benchmark's P3). The parent's label is not a
+    string of any candidate when only leaves are linked, so `calibrate` keeps it.
+
+    taxonomy (Taxonomy): the taxonomy.
+    qualifiers (Sequence[str]): in order of preference, the words that mark a default
+        child (case-insensitive); a parent is used when exactly one leaf child has the
+        first qualifier that the parent's own label lacks and some child has.
+    exclude (Iterable[str]): concepts that may not be the gold (held-out codes).
+    RETURNS (List[Dict]): {"text", "concept", "gold", "source": "default-child", "parent"}
+        in node order.
+    """
+    skip = set(exclude)
+    quals = [q.lower() for q in qualifiers]
+    out: List[Dict[str, object]] = []
+    for cid in taxonomy.ids:
+        if taxonomy.is_leaf(cid):
+            continue
+        label = taxonomy.label(cid)
+        low = label.lower()
+        kids = [c for c in taxonomy.children(cid) if taxonomy.is_leaf(c) and c not in skip]
+        for q in quals:
+            if q in low:
+                continue
+            hits = [c for c in kids if q in taxonomy.label(c).lower()]
+            if hits:
+                if len(hits) == 1:
+                    out.append({"text": label, "concept": hits[0], "gold": [hits[0]], "source": "default-child", "parent": cid})
+                break
+    return out
+
+
 def gem_pair(q: GemQuery) -> Dict[str, object]:
     """A GEM query as a pair line: concept = first gold, gold = every target."""
     return {"text": q.text, "concept": q.gold[0], "gold": list(q.gold), "source": "gem", "icd9": q.icd9}
@@ -313,7 +356,10 @@ def write_gem_splits(
     ICD-10-CM codes, one a line), `OUT/taxonomy/` (the index taxonomy, for
     `spacy-text2node.TaxonomyDir.v1`) and `OUT/stats.json`. `dev.jsonl` is a seeded
     sample of `dev_size` non-label pairs held out of train.jsonl (see `split_dev`): it is
-    what `spacy train` scores and what `text2node link calibrate` fits the fusion on.
+    what `spacy train` scores and what `text2node calibrate-linker` fits the reranker on,
+    except in P3, whose dev pairs are inclusion terms (strings of the taxonomy): P3's
+    reranker is fitted on `OUT/P3/calibration.jsonl`, a seeded sample of `dev_size`
+    `default_child_pairs` (ICD-10-CM text only).
 
     out_dir (str / Path): the folder to write to (created).
     seed (int): seed of the splits.
@@ -352,5 +398,13 @@ def write_gem_splits(
         if s.get("dev_heldout"):
             (d / "dev_heldout.txt").write_text("".join(f"{r['concept']}\n" for r in s["dev_heldout"]), encoding="utf8")
             stats[setting]["dev_heldout"] = len(s["dev_heldout"])
+        if setting == "P3":  # no text worded unlike the taxonomy: calibrate on its coding defaults
+            cal = default_child_pairs(bench.taxonomy)
+            if len(cal) > dev_size:
+                rng = np.random.default_rng(seed + 3)
+                keep = set(rng.choice(len(cal), size=dev_size, replace=False).tolist())
+                cal = [p for i, p in enumerate(cal) if i in keep]
+            srsly.write_jsonl(d / "calibration.jsonl", cal)
+            stats[setting]["calibration"] = len(cal)
     srsly.write_json(out / "stats.json", stats)
     return stats

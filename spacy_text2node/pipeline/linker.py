@@ -484,10 +484,12 @@ class Text2NodeLinker(TrainablePipe):
         """Fit the reranker (the learned fusion of the lexical, node-space and word-overlap
         channels) on development spans that the mapper did not train on.
 
-        Only spans worded differently from every taxonomy string are used: a text that is
-        one of the taxonomy's strings is found by exact match at prediction anyway, and
-        its candidates' features are biased (the node-space text vector of its concept is
-        built from that very string), so learning from it would overrate the node channel.
+        Spans whose text is a string of a concept the linker can return are left out: such
+        a text is found by exact match at prediction anyway, and its candidates' features
+        are biased (the node-space text vector of its concept is built from that very
+        string), so learning from it would overrate the node channel. A string of a
+        concept that is not a candidate (a parent code when `candidates` is "leaves") is
+        kept: no candidate's vector holds it.
 
         Raises ValueError when no such span is left (e.g. dev pairs that are all
         inclusion terms of the taxonomy): the linker then keeps the fixed fusion.
@@ -508,12 +510,19 @@ class Text2NodeLinker(TrainablePipe):
             raise ValueError("text2node_linker.calibrate: no development spans.")
         gold_idx = self._gold_index([list(g) for g in golds])[1]  # raises on unknown concepts
         exact = self.index.lexical.exact
-        keep = [i for i, t in enumerate(texts) if normalize_text(t) not in exact]
+        allowed = self._allowed()
+
+        def candidate_string(text: str) -> bool:  # a string of a concept that can be linked to
+            nodes = exact.get(normalize_text(text), ())
+            return any(allowed is None or allowed[n] for n in nodes)
+
+        keep = [i for i, t in enumerate(texts) if not candidate_string(t)]
         if not keep:
             raise ValueError(
-                f"text2node_linker.calibrate: all {len(texts)} development texts are strings of the taxonomy itself "
-                "(labels or synonyms); calibration needs text worded differently (e.g. mentions from documents, "
-                "or codes of another terminology). The linker keeps its fixed fusion."
+                f"text2node_linker.calibrate: all {len(texts)} development texts are strings of concepts the linker "
+                "links to (labels or synonyms); calibration needs text worded differently (e.g. mentions from documents, "
+                "codes of another terminology, or parent labels paired with their default child: "
+                "spacy_text2node.datasets.gem.default_child_pairs). The linker keeps its fixed fusion."
             )
         n_given = len(texts)
         offsets = [offsets[i] for i in keep]
@@ -525,7 +534,7 @@ class Text2NodeLinker(TrainablePipe):
         saved, self.index.reranker = self.index.reranker, None
         try:
             t = self.index.pair_table(Y, texts, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
-                                      fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=self._allowed(), leave_out_exact=True)
+                                      fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=allowed, leave_out_exact=True)
         finally:
             self.index.reranker = saved
         ni, bounds = t["ni"], t["bounds"]
