@@ -218,6 +218,10 @@ class LexicalIndex:
         self.exact: Dict[str, List[int]] = exact or {}
         self.idf = np.asarray(idf, dtype="float32")
         self.matrix = matrix.tocsr().astype("float32")
+        # canonical (sorted, no duplicates) now, once: threads score against these shared
+        # matrices, so nothing may sort them in place later (scipy does that lazily)
+        self.matrix.sum_duplicates()
+        self.word_matrix.sum_duplicates()
         self.string_node = np.asarray(string_node, dtype="int32")
         self.n_nodes = int(n_nodes)
         self.max_df = float(max_df)
@@ -497,11 +501,10 @@ def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows_a, rows_b):  # pra
 
 
 def pair_dots(a: sp.csr_matrix, rows_a: np.ndarray, b: sp.csr_matrix, rows_b: np.ndarray) -> np.ndarray:
-    """Row-by-row dot products a[rows_a[i]] . b[rows_b[i]] without building the rows."""
-    if not a.has_sorted_indices:
-        a.sort_indices()
-    if not b.has_sorted_indices:
-        b.sort_indices()
+    """Row-by-row dot products a[rows_a[i]] . b[rows_b[i]] without building the rows.
+    Neither matrix is changed (one with unsorted indices is read from a sorted copy)."""
+    a = a if a.has_sorted_indices else a.sorted_indices()
+    b = b if b.has_sorted_indices else b.sorted_indices()
     return _pair_dots(a.indptr, a.indices, a.data.astype(np.float32, copy=False), b.indptr, b.indices, b.data.astype(np.float32, copy=False),
                       np.asarray(rows_a, dtype=np.int64), np.asarray(rows_b, dtype=np.int64))
 

@@ -211,3 +211,40 @@ def test_lexical_retrieve_many_nodes_large_k(lexical_indexes):
     assert len(lex.retrieve(q, 10**6)[0]) > 64
     with pytest.raises(ValueError, match="columns"):
         lex.retrieve(sp.csr_matrix((1, q.shape[1] + 1), dtype="float32"), 5)
+
+
+def test_scoring_in_threads_leaves_the_index_untouched(tiny_taxonomy):
+    # the linker scores chunks of spans on several threads over one shared index: no
+    # call may change the index's arrays (a lazy in-place sort of a shared matrix raced
+    # and corrupted it), and the index must score the same after a save and load
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts, sn = _strings(tiny_taxonomy)
+    lex = LexicalIndex.build(texts, sn, len(tiny_taxonomy), max_df=0.5)
+    arrays = lambda m: [a.copy() for a in (m.indptr, m.indices, m.data)]  # noqa: E731
+    before = {name: arrays(getattr(lex, name)) for name in ("matrix", "word_matrix", "_retrieval_T")}
+
+    def score(chunk):
+        q = lex.transform(chunk)
+        qw, q_idf = lex.word_transform(chunk)
+        qi = np.repeat(np.arange(len(chunk)), len(tiny_taxonomy))
+        ni = np.tile(np.arange(len(tiny_taxonomy)), len(chunk))
+        f = lex.pair_features(q, qw, q_idf, qi, ni)
+        return f["lexical"], f["recall"], lex.pair_scores(q, qi, ni), lex.retrieve(q, 3)
+
+    chunks = [QUERIES[i : i + 3] for i in range(0, len(QUERIES), 3)] * 4
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(score, chunks))
+    for name, old in before.items():
+        assert all(np.array_equal(a, b) for a, b in zip(old, arrays(getattr(lex, name)))), name
+    again = LexicalIndex.from_dict(lex.to_dict())
+    for chunk, got in zip(chunks, threaded):
+        lex_, rec, mem, ret = got
+        q = again.transform(chunk)
+        qw, q_idf = again.word_transform(chunk)
+        qi = np.repeat(np.arange(len(chunk)), len(tiny_taxonomy))
+        ni = np.tile(np.arange(len(tiny_taxonomy)), len(chunk))
+        f = again.pair_features(q, qw, q_idf, qi, ni)
+        assert np.array_equal(f["lexical"], lex_) and np.array_equal(f["recall"], rec)
+        assert np.array_equal(again.pair_scores(q, qi, ni), mem)
+        assert all(np.array_equal(a, b) for a, b in zip(again.retrieve(q, 3), ret))
