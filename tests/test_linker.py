@@ -563,6 +563,23 @@ def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     with pytest.raises(ValueError, match="candidates"):
         build_linker_nlp(tiny_taxonomy, None, src, candidates="billable")
 
+def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
+    # build_linker_nlp sources the text2node_vectors component from the vectors pipeline;
+    # its hooks then see tokens of the linker's own vocab, whose strings the vectors
+    # pipeline never stored (this used to raise KeyError E018 during training)
+    from spacy_text2node.vectors import build_vectors_pipeline
+
+    src = _vectors_nlp()
+    words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
+    wv = build_vectors_pipeline(words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram", show_progress=False)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), wv, width=16)
+    assert "text2node_vectors" in nlp.pipe_names
+    examples = _examples(nlp, [("zymotic flu", "FLU"), ("diabetes typus zwei", "T2DM"), ("asthmatoid bronchitis", "ASTH")])
+    train_linker(nlp, examples, examples, epochs=1, show_progress=False, calibrate=False)
+    ranked = link_phrases(nlp, ["zymoticflu", "diabetess", "asthmaa"], k=3)
+    assert all(len(r) for r in ranked)
+
+
 def test_calibration_keeps_strings_of_concepts_that_are_not_candidates(tiny_taxonomy):
     # "Type 2 diabetes mellitus" (T2DM) has a child, so with leaf candidates it is no
     # candidate's string: a dev pair from it (to its child) is used; "Gout" is a leaf's label

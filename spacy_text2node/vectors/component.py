@@ -226,8 +226,10 @@ class SubwordVectors:
     # --- vectors ------------------------------------------------------------------
 
     def _table_vector(self, token: Token) -> Optional[np.ndarray]:
-        vocab = self.vocab
-        vectors = vocab.vectors
+        # the token's own vocab: a component sourced from another pipeline keeps that
+        # pipeline's vocab, whose strings lack the words of this pipeline's docs
+        vocab = token.vocab
+        vectors = self.vocab.vectors
         if vectors.mode == "floret":
             text = token.lower_ if self.cfg["lowercase"] else token.text
             return vectors[text] if text.strip() else None
@@ -244,7 +246,7 @@ class SubwordVectors:
         vectors = self.vocab.vectors
         if vectors.mode == "floret":
             return False
-        if self.vocab.has_vector(token.orth):
+        if token.vocab.has_vector(token.orth):
             return True
         return bool(self.cfg["lowercase"]) and token.lower in vectors.key2row
 
@@ -296,6 +298,7 @@ class SubwordVectors:
         if not self.is_initialized:
             raise ValueError(f"{self.name} is not initialized: call nlp.initialize() first.")
         width = self.vocab.vectors_length
+        docs = list(docs)
         arrays = [d.to_array([ORTH, LOWER, IS_PUNCT, IS_SPACE]) for d in docs]
         out = np.zeros((len(arrays), width), dtype=np.float32)
         if not arrays:
@@ -321,7 +324,7 @@ class SubwordVectors:
         vectors = self.vocab.vectors
         key2row = vectors.key2row if vectors.mode == "default" else {}
         lowercase = self.cfg["lowercase"]
-        strings = self.vocab.strings
+        strings = docs[0].vocab.strings  # the docs' own strings (see _table_vector)
         missing: List[int] = []
         for i, (orth, lower) in enumerate(zip(uniq.tolist(), lower_of.tolist())):
             vec = cache.get(orth)
