@@ -410,13 +410,13 @@ class Text2NodeLinker(TrainablePipe):
         static = self._static_mapper()
         # a context-reading mapper (tok2vec listener) runs once over the whole batch; a
         # static one per chunk, in the chunk's thread (its output for a span does not
-        # depend on the other spans of the chunk: BLIS computes each row the same way)
+        # depend on the other spans of the chunk: see ml.mapper.RowBlockOps)
         Y_all = None if static else self._mapped(docs, offsets)
 
         # spans are independent: searching SEARCH_CHUNK at a time bounds the candidate
         # tables' memory whatever the batch size (the whole 1,024-span batch of ICD-10-CM
-        # at once took about 200 MB), and lets threads share the chunks (BLIS, annoy and
-        # the numba kernels release the GIL)
+        # at once took about 200 MB), and lets threads share the chunks (BLAS, annoy and
+        # the numba kernels release the GIL; the shared index is only read)
         def chunk(a: int) -> List[List[Tuple[int, float]]]:
             b = min(a + SEARCH_CHUNK, len(texts))
             Y = self._mapped(docs, offsets[a:b]) if static else Y_all[a:b]
