@@ -59,8 +59,9 @@ def static_span_rows(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -
             a = arrays.get(i)
             if a is None:
                 a = arrays[i] = docs[i].to_array([LOWER, ORTH]).reshape((-1, 2))
-            if len(a[start:end]):
-                part = a[start:end]
+            seg = a[start:end]
+            if len(seg):
+                part = seg
         parts.append(part)
         lengths[j] = len(part)
     ids = np.concatenate(parts) if parts else np.zeros((0, 2), dtype="uint64")
