@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from spacy_text2node.index import LexicalIndex, char_ngrams, word_set
+from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, char_ngrams, word_set
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
@@ -81,23 +81,36 @@ def _reference_word_transform(lex, texts):
     return q, total
 
 
-def _reference_retrieve(lex, q, k):
-    """The 3k best strings by the pruned score (one sparse product) and every string tied
-    with the 3k-th, their nodes ordered by score (a stable sort over the product's column
-    order), the first occurrence of each node, the first k."""
+def _reference_retrieve(lex, q, k, allowed=None):
+    """The shortlist: the RETRIEVAL_POOL * k best strings by the pruned score (one sparse
+    product) and every string tied with the last. Their nodes ordered by the strings' full
+    cosine (float64, summed in the string's column order; a stable sort over the product's
+    column order), the first occurrence of each node, the first k. With `allowed`, the
+    strings of other nodes are dropped first."""
     if k <= 0:
         return [np.zeros(0, dtype="int64") for _ in range(q.shape[0])]
     s = (q @ lex._retrieval_T).tocsr()
+    m = lex.matrix
     out = []
     for i in range(s.shape[0]):
         a, b = s.indptr[i], s.indptr[i + 1]
-        if a == b:
+        vals, cols = s.data[a:b], s.indices[a:b]
+        if allowed is not None:
+            keep = allowed[lex.string_node[cols]]
+            vals, cols = vals[keep], cols[keep]
+        if len(vals) == 0:
             out.append(np.zeros(0, dtype="int64"))
             continue
-        vals, cols = s.data[a:b], s.indices[a:b]
-        kk = min(k * 3, b - a)
-        top = np.flatnonzero(vals >= np.sort(vals)[::-1][kk - 1]) if kk < b - a else np.arange(b - a)
-        nodes = lex.string_node[cols[top]][np.argsort(-vals[top], kind="stable")]
+        kk = min(k * RETRIEVAL_POOL, len(vals))
+        top = np.flatnonzero(vals >= np.sort(vals)[::-1][kk - 1]) if kk < len(vals) else np.arange(len(vals))
+        qd = dict(zip(q.indices[q.indptr[i]:q.indptr[i + 1]].tolist(), q.data[q.indptr[i]:q.indptr[i + 1]].astype("float64").tolist()))
+        full = []
+        for st in cols[top]:
+            v = 0.0
+            for r in range(m.indptr[st], m.indptr[st + 1]):
+                v += qd.get(int(m.indices[r]), 0.0) * float(m.data[r])
+            full.append(v)
+        nodes = lex.string_node[cols[top]][np.argsort(-np.asarray(full), kind="stable")]
         _, first = np.unique(nodes, return_index=True)
         out.append(nodes[np.sort(first)][:k].astype("int64"))
     return out
@@ -171,6 +184,28 @@ def test_lexical_retrieve_semantics(lexical_indexes, tiny_taxonomy):
     assert np.array_equal(got[QUERIES.index("gout gout")], lex.retrieve(lex.transform(["gout gout"]), 40)[0])
     assert np.array_equal(got[0], lex.retrieve(lex.transform(["tuberculosis"]), 40)[0])
     assert lex.retrieve(lex.transform([]), 5) == []
+
+
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("k", [1, 3, 5, 40])
+def test_lexical_retrieve_allowed_nodes(lexical_indexes, which, k):
+    """Retrieval restricted to some nodes (the leaves) ranks only their strings: k of
+    them, not k of all nodes then filtered (which lost leaves behind their parents)."""
+    lex = lexical_indexes[which]
+    q = lex.transform(QUERIES)
+    allowed = np.zeros(lex.n_nodes, dtype=bool)
+    allowed[::2] = True
+    got = lex.retrieve(q, k, allowed=allowed)
+    ref = _reference_retrieve(lex, q, k, allowed=allowed)
+    for g, r in zip(got, ref):
+        assert np.array_equal(g, r) and allowed[g].all()
+    everything = lex.retrieve(q, k)
+    filtered = [e[allowed[e]] for e in everything]
+    if k <= 5:  # (40 takes every node of the tiny taxonomy either way)
+        assert any(len(g) > len(f) for g, f in zip(got, filtered))  # the filter-after kept fewer
+    assert all(np.array_equal(a, b) for a, b in zip(lex.retrieve(q, k, allowed=np.ones(lex.n_nodes, dtype=bool)), everything))
+    with pytest.raises(ValueError, match="allowed"):
+        lex.retrieve(q, k, allowed=allowed[:-1])
 
 
 def test_lexical_retrieve_ties_between_nodes():
