@@ -908,6 +908,22 @@ class Reranker:
         best = max(scores.values())
         return max(l2 for l2, v in scores.items() if v == best), scores
 
+    @classmethod
+    def select_l2_on(cls, feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, val_feats: Dict[str, object],
+                     val_bounds: np.ndarray, val_gold: np.ndarray, *, grid: Sequence[float] = L2_GRID,
+                     init: Optional[np.ndarray] = None) -> Tuple[float, Dict[float, float]]:
+        """The per-word L2 penalty whose reranker, fitted on all of (feats, bounds, gold),
+        has the best acc@1 over the validation queries (ties go to the larger penalty).
+
+        RETURNS (Tuple[float, Dict[float, float]]): the penalty and the validation acc@1 of each.
+        """
+        if len(val_bounds) < 2:
+            raise ValueError("Reranker.select_l2_on: no validation queries.")
+        scores = {float(l2): _acc1(cls.fit(feats, bounds, gold, l2_words=l2, init=init).score(val_feats), val_feats["ni"], val_bounds, val_gold)
+                  for l2 in sorted(grid)}
+        best = max(scores.values())
+        return max(l2 for l2, v in scores.items() if v == best), scores
+
     def to_dict(self) -> Dict[str, bytes]:
         return {"dense": _npy_bytes(self.dense), "label_words": _npy_bytes(self.label_words), "query_words": _npy_bytes(self.query_words)}
 

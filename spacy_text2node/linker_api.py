@@ -159,23 +159,30 @@ def _phrase_docs(nlp: Language, linker: Text2NodeLinker, phrases: Sequence[str])
     return [nlp.make_doc(p) for p in phrases]
 
 
-def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, l2_words: Optional[float] = None) -> Dict[str, float]:
+def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, l2_words: Optional[float] = None,
+                     select_examples: Optional[Sequence[Example]] = None) -> Dict[str, float]:
     """Fit the linker's reranker (the learned fusion of its channels) on development
     examples the mapper did not train on (see `Text2NodeLinker.calibrate`).
 
     nlp (Language): a pipeline with a trained text2node_linker.
     dev_examples (Sequence[Example]): development examples (gold spans with concepts).
     l2_words (Optional[float]): L2 penalty of the per-word weights (None: chosen by 2-fold
-        cross-validation on the examples).
+        cross-validation on the examples, or on `select_examples`).
+    select_examples (Optional[Sequence[Example]]): other held-out examples, worded unlike
+        the development ones (e.g. synonyms): the penalty is chosen by acc@1 on them.
     RETURNS (Dict[str, float]): dev acc@1 before/after and the learned dense weights.
     """
     linker = _linker(nlp)
-    texts, gold = _phrase_gold(dev_examples)
-    if not texts:
-        raise ValueError("calibrate_linker: the development examples have no gold spans with a concept.")
-    docs = _phrase_docs(nlp, linker, texts)
-    offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
-    return linker.calibrate(docs, offsets, [d[:].text for d in docs], gold, l2_words=l2_words)
+
+    def spans(examples: Sequence[Example], what: str):
+        texts, gold = _phrase_gold(examples)
+        if not texts:
+            raise ValueError(f"calibrate_linker: the {what} examples have no gold spans with a concept.")
+        docs = _phrase_docs(nlp, linker, texts)
+        return docs, [(i, 0, len(d)) for i, d in enumerate(docs)], [d[:].text for d in docs], gold
+
+    select = spans(select_examples, "selection") if select_examples is not None else None
+    return linker.calibrate(*spans(dev_examples, "development"), l2_words=l2_words, select=select)
 
 
 def train_linker(

@@ -460,6 +460,41 @@ def test_calibration_chooses_word_penalty_by_cross_validation(tiny_taxonomy):
     assert info2["l2_words"] == 0.05 and not any(k.startswith("cv_") for k in info2)
 
 
+def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
+    """With held-out selection pairs the penalty is the grid value whose reranker, fitted
+    on all calibration pairs, links most selection pairs right (ties: the larger one);
+    selection texts that are taxonomy strings are kept (their own strings left out)."""
+    from spacy_text2node.index import Reranker
+
+    src = _vectors_nlp()
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
+    pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
+    select = [("flu", "FLU"), ("grippe", "FLU"), ("podagra", "GOUT"), ("lung infections", "PNEU"), ("diabetes type 2", "T2DM")]
+    info = calibrate_linker(nlp, _examples(nlp, pairs), select_examples=_examples(nlp, select))
+    val = {float(k.split("=")[1]): v for k, v in info.items() if k.startswith("select_acc@1_l2=")}
+    assert set(val) == set(Reranker.L2_GRID) and not any(k.startswith("cv_") for k in info)
+    assert info["l2_words"] == max(l2 for l2, v in val.items() if v == max(val.values()))
+    # the chosen penalty is the one the pipeline now uses: refitting with it scores the same
+    linker = nlp.get_pipe("text2node_linker")
+    chosen = linker.index.reranker
+    again = calibrate_linker(nlp, _examples(nlp, pairs), l2_words=info["l2_words"])
+    assert np.allclose(linker.index.reranker.dense, chosen.dense) and again["acc@1_after"] == info["acc@1_after"]
+    # each grid value's selection acc@1, recomputed by hand, is what was reported
+    docs = [nlp.make_doc(t) for t, _ in select]
+    t, gold = linker._calibration_table(docs, [(i, 0, len(d)) for i, d in enumerate(docs)], [t for t, _ in select],
+                                        [[tiny_taxonomy.index(c)] for _, c in select])
+    cal_docs = [nlp.make_doc(t) for t, _ in pairs]
+    tc, gc = linker._calibration_table(cal_docs, [(i, 0, len(d)) for i, d in enumerate(cal_docs)], [t for t, _ in pairs],
+                                       [[tiny_taxonomy.index(c)] for _, c in pairs])
+    init = Reranker.initial_dense(float(linker.cfg["fusion_weight"]))
+    for l2, v in val.items():
+        rr = Reranker.fit(tc, tc["bounds"], gc, l2_words=l2, init=init)
+        best = [t["ni"][a + int(np.lexsort((t["ni"][a:e], -rr.score(t)[a:e]))[0])] for a, e in zip(t["bounds"][:-1], t["bounds"][1:]) if e > a]
+        assert v == pytest.approx(sum(tiny_taxonomy.index(c) == b for (_, c), b in zip(select, best)) / len(select))
+    with pytest.raises(ValueError, match="selection"):
+        calibrate_linker(nlp, _examples(nlp, pairs), select_examples=[])
+
+
 def test_take_queries_keeps_pairs_contiguous():
     from spacy_text2node.index import _take_queries
 

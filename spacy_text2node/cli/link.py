@@ -99,6 +99,7 @@ def calibrate_linker_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to save the calibrated pipeline (default: overwrite MODEL)."),
     l2_words: Optional[float] = typer.Option(None, "--l2-words", help="L2 penalty of the per-word reranker weights (default: chosen by 2-fold cross-validation on the pairs)."),
     limit: int = typer.Option(0, "--limit", help="Use at most this many development pairs (0: all)."),
+    select_on: Optional[Path] = typer.Option(None, "--select-on", help="Other held-out pairs (JSONL), worded unlike DEV_PATH (e.g. synonyms held out of training): choose the word penalty by Acc@1 on them instead of by cross-validation on DEV_PATH. For DEV_PATH pairs that are only a proxy of the target text."),
 ) -> None:
     """Fit the linker's reranker (learned fusion of the lexical, node-space and word
     channels) on development pairs and save the pipeline."""
@@ -113,8 +114,13 @@ def calibrate_linker_cmd(
     try:
         pairs = read_pairs(dev_path, taxonomy=_linker(nlp).taxonomy, limit=limit)
         examples = [phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"])) for p in pairs]
+        select = None
+        if select_on is not None:
+            select = [phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"]))
+                      for p in read_pairs(select_on, taxonomy=_linker(nlp).taxonomy, limit=limit)]
+            msg.info(f"The word penalty is chosen on {len(select)} pairs of {select_on}.")
         msg.info(f"Calibrating on {len(examples)} development pairs...")
-        info = calibrate_linker(nlp, examples, l2_words=l2_words)
+        info = calibrate_linker(nlp, examples, l2_words=l2_words, select_examples=select)
     except ValueError as err:
         if "keeps its fixed fusion" not in str(err):
             msg.fail(str(err), exits=1)

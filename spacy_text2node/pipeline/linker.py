@@ -480,7 +480,7 @@ class Text2NodeLinker(TrainablePipe):
         return self.index.is_leaf
 
     def calibrate(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], golds: Sequence[Sequence[str]],
-                  *, l2_words: Optional[float] = None) -> Dict[str, float]:
+                  *, l2_words: Optional[float] = None, select: Optional[Tuple[Sequence[Doc], List[Tuple[int, int, int]], Sequence[str], Sequence[Sequence[str]]]] = None) -> Dict[str, float]:
         """Fit the reranker (the learned fusion of the lexical, node-space and word-overlap
         channels) on development spans that the mapper did not train on.
 
@@ -497,7 +497,14 @@ class Text2NodeLinker(TrainablePipe):
         docs, offsets, texts: the spans, as for `rank`.
         golds (Sequence[Sequence[str]]): right concept ids per span.
         l2_words (Optional[float]): L2 penalty of the per-word weights; None picks it from
-            `Reranker.L2_GRID` by 2-fold cross-validation over the spans.
+            `Reranker.L2_GRID` by 2-fold cross-validation over the spans, or by `select`.
+        select: other held-out spans (docs, offsets, texts, golds) worded unlike the
+            calibration spans, e.g. synonyms of the taxonomy: the penalty is the one whose
+            reranker, fitted on the calibration spans, has the best acc@1 on them (their own
+            strings left out of the exact matches and lexical features, as in calibration).
+            Cross-validation only measures the calibration spans' own kind of text; when
+            they are a proxy (P3's default-child pairs), it picks the weakest penalty and
+            the word weights overfit the proxy.
         RETURNS (Dict[str, float]): spans given, spans used, spans with a right candidate,
             and their acc@1 before and after.
         """
@@ -529,26 +536,22 @@ class Text2NodeLinker(TrainablePipe):
         texts = [texts[i] for i in keep]
         gold_idx = [gold_idx[i] for i in keep]
         cfg = self.cfg
-        Y = self._mapped(list(docs), offsets)
-        # candidates as an uncalibrated linker retrieves them; a failed fit keeps the old reranker
-        saved, self.index.reranker = self.index.reranker, None
-        try:
-            t = self.index.pair_table(Y, texts, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
-                                      fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=allowed, leave_out_exact=True)
-        finally:
-            self.index.reranker = saved
+        t, gold = self._calibration_table(docs, offsets, texts, gold_idx)
         ni, bounds = t["ni"], t["bounds"]
-        gold = np.zeros(len(ni), dtype=bool)
-        for i, g in enumerate(gold_idx):
-            a, e = bounds[i], bounds[i + 1]
-            gold[a:e] = np.isin(ni[a:e], g)
 
         def acc1(score: np.ndarray) -> float:
             return _acc1(score, ni, bounds, gold)
 
         init = Reranker.initial_dense(float(cfg["fusion_weight"]))
         cv: Dict[float, float] = {}
-        if l2_words is None:
+        val: Dict[float, float] = {}
+        if l2_words is None and select is not None:
+            s_docs, s_offsets, s_texts, s_golds = select
+            if not s_texts:
+                raise ValueError("text2node_linker.calibrate: the selection spans are empty; give held-out pairs or drop `select`.")
+            tv, gv = self._calibration_table(s_docs, s_offsets, s_texts, self._gold_index([list(g) for g in s_golds])[1])
+            l2_words, val = Reranker.select_l2_on(t, bounds, gold, tv, tv["bounds"], gv, init=init)
+        elif l2_words is None:
             if len(texts) < 20:
                 l2_words = 0.01
                 logger.warning("text2node_linker.calibrate: %d development spans are too few to choose the word penalty; using %s.", len(texts), l2_words)
@@ -561,10 +564,30 @@ class Text2NodeLinker(TrainablePipe):
         info = {"given": n_given, "queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t)),
                 "l2_words": float(l2_words)}
         info.update({f"cv_acc@1_l2={k:g}": v for k, v in cv.items()})
+        info.update({f"select_acc@1_l2={k:g}": v for k, v in val.items()})
         info.update({f"w_{k}": float(w) for k, w in zip(Reranker.dense_names(), rr.dense)})
         self.cfg["calibrated"] = True
         logger.info("text2node_linker.calibrate: %s", info)
         return info
+
+    def _calibration_table(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str],
+                           gold_idx: Sequence[Sequence[int]]) -> Tuple[Dict[str, object], np.ndarray]:
+        """Candidates and features of spans as an uncalibrated linker retrieves them (their
+        own strings left out), and a bool per pair: is it a right candidate."""
+        cfg = self.cfg
+        Y = self._mapped(list(docs), offsets)
+        saved, self.index.reranker = self.index.reranker, None  # a failed fit keeps the old reranker
+        try:
+            t = self.index.pair_table(Y, texts, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
+                                      fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=self._allowed(), leave_out_exact=True)
+        finally:
+            self.index.reranker = saved
+        ni, bounds = t["ni"], t["bounds"]
+        gold = np.zeros(len(ni), dtype=bool)
+        for i, g in enumerate(gold_idx):
+            a, e = bounds[i], bounds[i + 1]
+            gold[a:e] = np.isin(ni[a:e], g)
+        return t, gold
 
     def set_annotations(self, docs: Iterable[Doc], preds: List[List[List[Tuple[int, float]]]]) -> None:
         """Set kb_id_ and `_.text2node_candidates` on the linked spans."""
