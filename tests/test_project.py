@@ -36,6 +36,9 @@ def test_project_all_on_a_subtree(tmp_path):
         for setting in metrics.values():
             assert set(setting) == {"text2node", "tfidf"}
             assert 0.0 <= setting["text2node"]["acc@1"] <= setting["text2node"]["acc@5"] <= 1.0
+            for s in setting.values():  # speed: the best of 3 timed passes, each system alike
+                assert len(s["phrases_per_s_passes"]) == 3 and s["phrases_per_s"] == max(s["phrases_per_s_passes"]) > 0
+                assert s["speed_queries"] == min(2000, s["n"])
         # the linker beats chance by far on the chapter's own codes
         assert metrics["P1"]["text2node"]["acc@5"] > 0.3
         report = (proj / "reports" / "linker.md").read_text()
