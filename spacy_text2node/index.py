@@ -905,8 +905,7 @@ class Reranker:
                 r = cls.fit(ftr, btr, gtr, l2_words=l2, init=init)
                 hits += _acc1(r.score(fte), fte["ni"], bte, gte) * (len(bte) - 1)
             scores[float(l2)] = hits / nq
-        best = max(scores.values())
-        return max(l2 for l2, v in scores.items() if v == best), scores
+        return _largest_best(scores), scores
 
     @classmethod
     def select_l2_on(cls, feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, val_feats: Dict[str, object],
@@ -921,8 +920,7 @@ class Reranker:
             raise ValueError("Reranker.select_l2_on: no validation queries.")
         scores = {float(l2): _acc1(cls.fit(feats, bounds, gold, l2_words=l2, init=init).score(val_feats), val_feats["ni"], val_bounds, val_gold)
                   for l2 in sorted(grid)}
-        best = max(scores.values())
-        return max(l2 for l2, v in scores.items() if v == best), scores
+        return _largest_best(scores), scores
 
     def to_dict(self) -> Dict[str, bytes]:
         return {"dense": _npy_bytes(self.dense), "label_words": _npy_bytes(self.label_words), "query_words": _npy_bytes(self.query_words)}
@@ -948,6 +946,12 @@ def _take_queries(feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray
     new_bounds = np.concatenate([[0], np.cumsum(sizes)]).astype("int64")
     out["bounds"] = new_bounds
     return out, new_bounds, gold[rows]
+
+
+def _largest_best(scores: Dict[float, float]) -> float:
+    """The largest penalty among those with the best score."""
+    best = max(scores.values())
+    return max(l2 for l2, v in scores.items() if v == best)
 
 
 def _acc1(score: np.ndarray, ni: np.ndarray, bounds: np.ndarray, gold: np.ndarray) -> float:

@@ -489,7 +489,9 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
     init = Reranker.initial_dense(float(linker.cfg["fusion_weight"]))
     for l2, v in val.items():
         rr = Reranker.fit(tc, tc["bounds"], gc, l2_words=l2, init=init)
-        best = [t["ni"][a + int(np.lexsort((t["ni"][a:e], -rr.score(t)[a:e]))[0])] for a, e in zip(t["bounds"][:-1], t["bounds"][1:]) if e > a]
+        z = rr.score(t)
+        best = [t["ni"][a + int(np.lexsort((t["ni"][a:e], -z[a:e]))[0])] if e > a else -1 for a, e in zip(t["bounds"][:-1], t["bounds"][1:])]
+        assert len(best) == len(select)
         assert v == pytest.approx(sum(tiny_taxonomy.index(c) == b for (_, c), b in zip(select, best)) / len(select))
     with pytest.raises(ValueError, match="selection"):
         calibrate_linker(nlp, _examples(nlp, pairs), select_examples=[])
