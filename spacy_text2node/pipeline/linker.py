@@ -508,9 +508,7 @@ class Text2NodeLinker(TrainablePipe):
         RETURNS (Dict[str, float]): spans given, spans used, spans with a right candidate,
             and their acc@1 before and after.
         """
-        from ..index import Reranker
-
-        from ..index import normalize_text
+        from ..index import Reranker, normalize_text
 
         self._require_ready()
         if not texts:
