@@ -438,6 +438,8 @@ class LexicalIndex:
         rt = self._retrieval_T
         if q.shape[1] != rt.shape[0]:
             raise ValueError(f"retrieve: the queries have {q.shape[1]} columns but the index has {rt.shape[0]} n-grams.")
+        if q.nnz and q.data.min() <= 0:
+            raise ValueError("retrieve: the query rows must have positive entries only (the TF-IDF rows of `transform`).")
         acc = np.zeros(rt.shape[1], dtype=np.result_type(q.dtype, rt.dtype))
         n_nodes = max(self.n_nodes, int(self.string_node.max()) + 1) if len(self.string_node) else self.n_nodes
         if allowed is not None:
@@ -517,24 +519,29 @@ class LexicalIndex:
 
 
 @njit(cache=True, nogil=True)
-def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, rows_a, rows_b):  # pragma: no cover - numba
-    """Dot products of CSR rows rows_a[i] of A and rows_b[i] of B (sorted indices)."""
+def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, b_width, rows_a, rows_b):  # pragma: no cover - numba
+    """Dot products of CSR rows rows_a[i] of A and rows_b[i] of B (sorted indices).
+
+    B's row is scattered into a dense vector (kept while rows_b repeats: callers group
+    the pairs of one query) and A's row is read against it, in A's column order: the
+    same float32 products summed in the same order as a merge of the two rows (the
+    columns A has and B lacks add exact zeros), without the merge's branches."""
     out = np.zeros(len(rows_a), dtype=np.float32)
+    dense = np.zeros(b_width, dtype=np.float32)
+    cur = -1
     for p in range(len(rows_a)):
-        i, j = rows_a[p], rows_b[p]
-        x, xe = a_ptr[i], a_ptr[i + 1]
-        y, ye = b_ptr[j], b_ptr[j + 1]
+        j = rows_b[p]
+        if j != cur:
+            if cur >= 0:
+                for y in range(b_ptr[cur], b_ptr[cur + 1]):
+                    dense[b_idx[y]] = 0.0
+            for y in range(b_ptr[j], b_ptr[j + 1]):
+                dense[b_idx[y]] = b_val[y]
+            cur = j
+        i = rows_a[p]
         acc = 0.0
-        while x < xe and y < ye:
-            ax, by = a_idx[x], b_idx[y]
-            if ax == by:
-                acc += a_val[x] * b_val[y]
-                x += 1
-                y += 1
-            elif ax < by:
-                x += 1
-            else:
-                y += 1
+        for x in range(a_ptr[i], a_ptr[i + 1]):
+            acc += a_val[x] * dense[a_idx[x]]
         out[p] = acc
     return out
 
@@ -544,8 +551,10 @@ def pair_dots(a: sp.csr_matrix, rows_a: np.ndarray, b: sp.csr_matrix, rows_b: np
     Neither matrix is changed (one with unsorted indices is read from a sorted copy)."""
     a = a if a.has_sorted_indices else a.sorted_indices()
     b = b if b.has_sorted_indices else b.sorted_indices()
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"pair_dots: the matrices have {a.shape[1]} and {b.shape[1]} columns.")
     return _pair_dots(a.indptr, a.indices, a.data.astype(np.float32, copy=False), b.indptr, b.indices, b.data.astype(np.float32, copy=False),
-                      np.asarray(rows_a, dtype=np.int64), np.asarray(rows_b, dtype=np.int64))
+                      b.shape[1], np.asarray(rows_a, dtype=np.int64), np.asarray(rows_b, dtype=np.int64))
 
 
 @njit(cache=True, nogil=True)
@@ -596,31 +605,34 @@ def _tfidf_rows(ptr, ids, n_ids, n_vocab, idf, unk_sq):  # pragma: no cover - nu
 
 
 @njit(cache=True, nogil=True)
-def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, seen, touched, cols, vals):  # pragma: no cover - numba
-    """Row i of the sparse product Q @ T computed as scipy's csr_matmat does: sums in acc's
-    dtype in the order of Q's and T's entries, columns in reverse order of first touch,
-    exact zeros dropped. acc: zeros (left zero); seen: a stamp per column, none equal to i
-    yet; touched, cols, vals: buffers of T's width. Returns n: the row is cols[:n], vals[:n]."""
+def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, touched, cols, vals):  # pragma: no cover - numba
+    """Row i of the sparse product Q @ T, for Q and T with positive entries (TF-IDF), as
+    scipy's csr_matmat computes it: sums in acc's dtype in the order of Q's and T's
+    entries, columns in reverse order of first touch. A column is new while its sum is
+    still zero (no `seen` array to read per entry: half the random reads). acc: zeros
+    (left zero); touched, cols, vals: buffers of T's width. Returns n and the largest
+    value: the row is cols[:n], vals[:n]."""
     m = 0
     for p in range(q_ptr[i], q_ptr[i + 1]):
         j = q_idx[p]
         v = q_val[p]
         for r in range(t_ptr[j], t_ptr[j + 1]):
             s = t_idx[r]
-            acc[s] += v * t_val[r]
-            if seen[s] != i:
-                seen[s] = i
+            w = v * t_val[r]
+            if acc[s] == 0:
+                if w == 0:  # an underflow: nothing to add
+                    continue
                 touched[m] = s
                 m += 1
-    n = 0
+            acc[s] += w
+    hi = acc.dtype.type(0)
     for p in range(m - 1, -1, -1):
         s = touched[p]
-        if acc[s] != 0:
-            cols[n] = s
-            vals[n] = acc[s]
-            n += 1
+        cols[m - 1 - p] = s
+        vals[m - 1 - p] = acc[s]
+        hi = max(hi, acc[s])
         acc[s] = 0
-    return n
+    return m, hi
 
 
 @njit(cache=True, nogil=True)
@@ -648,37 +660,38 @@ def _argsort_desc(v):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _kth_best(vals, kk, hist):  # pragma: no cover - numba
-    """The kk-th largest of vals (0 < kk < len(vals)) and how many values are at least that,
-    by a histogram of the values (hist: the bucket counts' work array) and a sort of the
-    one bucket that holds it."""
-    lo, hi = vals[0], vals[0]
-    for v in vals:
-        lo = min(lo, v)
-        hi = max(hi, v)
-    if hi == lo:
-        return hi, len(vals)
+def _shortlist(cols, vals, n, hi, kk, hist, keep_s, keep_v):  # pragma: no cover - numba
+    """The columns whose value is at least the kk-th largest of vals[:n] (0 < kk < n;
+    values in (0, hi]), in their order, written to keep_s (keep_v: work buffer). One pass
+    makes a histogram of the values, a second collects the buckets at and above the one
+    that holds the kk-th largest, and only that bucket is sorted. Returns the count."""
     nb = len(hist)
-    scale = (nb - 1) / (np.float64(hi) - np.float64(lo))
+    scale = (nb - 1) / np.float64(hi)
     hist[:] = 0
-    for v in vals:
-        hist[min(int((np.float64(v) - lo) * scale), nb - 1)] += 1
+    for p in range(n):
+        hist[min(int(np.float64(vals[p]) * scale), nb - 1)] += 1
     above, b = 0, nb - 1
     while above + hist[b] < kk:
         above += hist[b]
         b -= 1
     bucket = np.empty(hist[b], dtype=vals.dtype)
-    m = 0
-    for v in vals:
-        if min(int((np.float64(v) - lo) * scale), nb - 1) == b:
-            bucket[m] = v
-            m += 1
-    cut = bucket[_argsort_desc(bucket)[kk - above - 1]]
-    n_ge = above
-    for v in bucket:
-        if v >= cut:
-            n_ge += 1
-    return cut, n_ge
+    nc, nbk = 0, 0
+    for p in range(n):
+        g = min(int(np.float64(vals[p]) * scale), nb - 1)
+        if g >= b:
+            keep_s[nc] = cols[p]
+            keep_v[nc] = vals[p]
+            nc += 1
+            if g == b:
+                bucket[nbk] = vals[p]
+                nbk += 1
+    cut = np.sort(bucket)[nbk - (kk - above)]
+    n_keep = 0
+    for c in range(nc):  # every value tied with the kk-th largest stays
+        if keep_v[c] >= cut:
+            keep_s[n_keep] = keep_s[c]
+            n_keep += 1
+    return n_keep
 
 
 @njit(cache=True, nogil=True)
@@ -717,7 +730,6 @@ def _top_nodes(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, m_ptr, m_idx, m_val, st
     acc: zeros, one per string. Returns indptr and nodes (int64)."""
     n_q = len(q_ptr) - 1
     n_str = len(string_node)
-    seen = np.full(n_str, -1, dtype=np.int64)
     touched = np.empty(n_str, dtype=np.int64)
     cols = np.empty(n_str, dtype=np.int64)
     vals = np.empty(n_str, dtype=acc.dtype)
@@ -735,19 +747,14 @@ def _top_nodes(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, m_ptr, m_idx, m_val, st
             grown = np.empty(max(2 * len(out), o + per_row), dtype=np.int64)
             grown[:o] = out[:o]
             out = grown
-        nnz = _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, seen, touched, cols, vals)
+        nnz, hi = _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, touched, cols, vals)
         kk = min(pool * k, nnz)
-        n_keep = 0
         if kk == nnz:  # all strings, in the product's order
             for p in range(nnz):
                 keep_s[p] = cols[p]
             n_keep = nnz
         else:
-            cut, _ = _kth_best(vals[:nnz], kk, hist)
-            for p in range(nnz):  # every string tied with the kk-th best stays
-                if vals[p] >= cut:
-                    keep_s[n_keep] = cols[p]
-                    n_keep += 1
+            n_keep = _shortlist(cols, vals, nnz, hi, kk, hist, keep_s, keep_v)
         for p in range(q_ptr[i], q_ptr[i + 1]):
             q_dense[q_idx[p]] = q_val[p]
         for p in range(n_keep):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, char_ngrams, word_set
+from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, char_ngrams, pair_dots, word_set
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
@@ -246,6 +246,64 @@ def test_lexical_retrieve_many_nodes_large_k(lexical_indexes):
     assert len(lex.retrieve(q, 10**6)[0]) > 64
     with pytest.raises(ValueError, match="columns"):
         lex.retrieve(sp.csr_matrix((1, q.shape[1] + 1), dtype="float32"), 5)
+
+
+def _reference_pair_dots(a, rows_a, b, rows_b):
+    """a[i] . b[j] over the columns both rows hold, in increasing column order: float32
+    products summed in float64, stored as float32."""
+    out = np.zeros(len(rows_a), dtype=np.float32)
+    for p, (i, j) in enumerate(zip(rows_a, rows_b)):
+        ra = dict(zip(a.indices[a.indptr[i]:a.indptr[i + 1]].tolist(), a.data[a.indptr[i]:a.indptr[i + 1]]))
+        rb = dict(zip(b.indices[b.indptr[j]:b.indptr[j + 1]].tolist(), b.data[b.indptr[j]:b.indptr[j + 1]]))
+        acc = 0.0
+        for c in sorted(set(ra) & set(rb)):
+            acc += float(np.float32(ra[c]) * np.float32(rb[c]))
+        out[p] = acc
+    return out
+
+
+def test_pair_dots_matches_definition():
+    """Pairs in any order (a row of b repeated, interleaved, or once), empty rows, negative
+    values; unsorted indices are read from a sorted copy and neither matrix changes."""
+    rng = np.random.default_rng(3)
+    a = sp.random(40, 30, density=0.3, format="csr", random_state=1, dtype=np.float32)
+    a.data -= 0.3
+    b = sp.random(12, 30, density=0.4, format="csr", random_state=2, dtype=np.float32)
+    b = sp.csr_matrix(b.multiply(np.asarray([[0.0] if r == 5 else [1.0] for r in range(12)], dtype=np.float32)))
+    b.eliminate_zeros()
+    rows_a = rng.integers(0, 40, 500)
+    rows_b = np.concatenate([np.sort(rng.integers(0, 12, 250)), rng.integers(0, 12, 250)])
+    got = pair_dots(a, rows_a, b, rows_b)
+    assert got.dtype == np.float32 and np.array_equal(got, _reference_pair_dots(a, rows_a, b, rows_b))
+    assert np.allclose(got, np.einsum("ij,ij->i", a.toarray()[rows_a], b.toarray()[rows_b]), atol=1e-6)
+    assert not got[rows_b == 5].any()
+    shuffled = sp.csr_matrix((b.data[::-1].copy(), b.indices[::-1].copy(), b.indptr), shape=b.shape)
+    for r in range(b.shape[0]):  # reverse each row's entries in place: unsorted indices
+        lo, hi = b.indptr[r], b.indptr[r + 1]
+        shuffled.indices[lo:hi], shuffled.data[lo:hi] = b.indices[lo:hi][::-1], b.data[lo:hi][::-1]
+    shuffled.has_sorted_indices = False
+    before = shuffled.indices.copy()
+    assert np.array_equal(pair_dots(a, rows_a, shuffled, rows_b), got)
+    assert np.array_equal(shuffled.indices, before)
+    assert len(pair_dots(a, rows_a[:0], b, rows_b[:0])) == 0
+    with pytest.raises(ValueError, match="columns"):
+        pair_dots(a, rows_a, sp.csr_matrix((12, 31), dtype=np.float32), rows_b)
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_lexical_pair_scores_are_the_best_string_cosine(lexical_indexes, which):
+    lex = lexical_indexes[which]
+    q = lex.transform(QUERIES)
+    rng = np.random.default_rng(which)
+    qi = rng.integers(0, len(QUERIES), 400)
+    ni = rng.integers(0, lex.n_nodes, 400)
+    cos = (lex.matrix @ q.T).toarray()  # strings x queries
+    ref = np.zeros(len(qi), dtype=np.float32)
+    for p, (i, n) in enumerate(zip(qi, ni)):
+        s = np.flatnonzero(lex.string_node == n)
+        ref[p] = cos[s, i].max() if len(s) else 0.0
+    assert np.allclose(lex.pair_scores(q, qi, ni), ref, atol=1e-6)
+    assert lex.pair_scores(q, qi, ni).max() > 0.5
 
 
 def test_scoring_in_threads_leaves_the_index_untouched(tiny_taxonomy):
