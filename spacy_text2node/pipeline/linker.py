@@ -67,6 +67,8 @@ SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
 # 3,400 with 256, 3,350 with 512, 2,150 with 1,024 (one chunk per batch: one thread);
 # the whole test set's peak RSS moved by under 50 MB between 64 and 1,024
 SEARCH_CHUNK = 256
+# spans per static mapper call inside a chunk (a span's output does not depend on the others)
+MAP_CHUNK = 64
 # settings that only change how a loaded linker runs, not what it returns: the values of
 # the pipeline's config (e.g. `spacy.load(..., config=...)`) win over the saved cfg
 RUNTIME_SETTINGS = ("cache_size", "n_threads")
@@ -422,7 +424,10 @@ class Text2NodeLinker(TrainablePipe):
         # (BLAS, annoy and the numba kernels release the GIL; the shared index is only read)
         def chunk(a: int) -> List[List[Tuple[int, float]]]:
             b = min(a + SEARCH_CHUNK, len(texts))
-            Y = self._mapped(docs, offsets[a:b]) if static else Y_all[a:b]
+            if static:  # the mapper's intermediate arrays for 256 spans took 22 MB: 64 at a time
+                Y = np.concatenate([self._mapped(docs, offsets[c : min(c + MAP_CHUNK, b)]) for c in range(a, b, MAP_CHUNK)])
+            else:
+                Y = Y_all[a:b]
             return self.index.search(
                 Y, texts[a:b], k=k, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
                 fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=allowed, threshold=cfg["threshold"],
