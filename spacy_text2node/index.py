@@ -374,46 +374,35 @@ class LexicalIndex:
         out["label_only"], out["query_only"] = empty, empty
         if n == 0:
             return out
-        starts = self._node_indptr[nodes]
-        counts = self._node_indptr[nodes + 1] - starts
-        total = int(counts.sum())
-        if total == 0:
-            return out
-        pair_of = np.repeat(np.arange(n), counts)
-        offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        strings = self._node_strings[np.repeat(starts, counts) + offs]
-        sims = pair_dots(self.matrix, strings, q, q_idx[pair_of])
-        if leave_out_exact:
-            sims[sims >= 0.9999] = -1.0
-        order = np.lexsort((-sims, pair_of))
-        first = np.ones(total, dtype=bool)
-        first[1:] = pair_of[order][1:] != pair_of[order][:-1]
-        best_pos = order[first]  # one per pair that has strings, in pair order
-        has = np.zeros(n, dtype=bool)
-        has[pair_of[best_pos]] = True
-        best_sim = np.full(n, -1.0, dtype="float32")
-        best_str = np.zeros(n, dtype="int64")
-        best_sim[pair_of[best_pos]] = sims[best_pos]
-        best_str[pair_of[best_pos]] = strings[best_pos]
-        valid = has & (best_sim >= 0)
+        best_sim, best_str = self._best_strings(q, q_idx, nodes, leave_out_exact=leave_out_exact)
+        valid = best_sim >= 0  # the node has a string (left in)
         out["lexical"] = np.where(valid, best_sim, 0.0).astype("float32")
         if V == 0:
             return out
-        W = self.word_matrix[best_str]
-        W = sp.csr_matrix(sp.diags(valid.astype("float32")) @ W)
-        Q = qw[q_idx]
-        both = W.multiply(Q).tocsr()
-        overlap = np.asarray(both @ self.word_idf).ravel()
+        wm = self.word_matrix
+        if qw.shape[1] != V:
+            raise ValueError(f"pair_features: the query word rows have {qw.shape[1]} columns but the index has {V} words.")
+        overlap, lo_ptr, lo_idx, qo_ptr, qo_idx = _word_pairs(wm.indptr, wm.indices, qw.indptr, qw.indices, self.word_idf,
+                                                             best_str, valid, np.asarray(q_idx, dtype=np.int64), V)
         s_idf = self._string_word_idf[best_str]
         with np.errstate(divide="ignore", invalid="ignore"):
             out["recall"] = np.where(valid & (q_idf[q_idx] > 0), overlap / q_idf[q_idx], 0.0).astype("float32")
             out["precision"] = np.where(valid & (s_idf > 0), overlap / s_idf, 0.0).astype("float32")
-        lo = (W - both).tocsr()
-        lo.eliminate_zeros()
-        qo = (sp.csr_matrix(sp.diags(valid.astype("float32")) @ Q) - both).tocsr()
-        qo.eliminate_zeros()
-        out["label_only"], out["query_only"] = lo, qo
+        out["label_only"] = sp.csr_matrix((np.ones(len(lo_idx), dtype="float32"), lo_idx, lo_ptr), shape=(n, V))
+        out["query_only"] = sp.csr_matrix((np.ones(len(qo_idx), dtype="float32"), qo_idx, qo_ptr), shape=(n, V))
         return out
+
+    def _best_strings(self, q: sp.csr_matrix, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+        """For each (query, node) pair, the best lexical cosine over the node's strings (the
+        first such string on ties) and that string; -1 and 0 for a node without strings
+        (or, with leave_out_exact, with only strings identical to the query)."""
+        m = self.matrix
+        qs = q if q.has_sorted_indices else q.sorted_indices()
+        if m.shape[1] != qs.shape[1]:
+            raise ValueError(f"The queries have {qs.shape[1]} columns but the index has {m.shape[1]} n-grams.")
+        return _best_strings(m.indptr, m.indices, m.data, qs.indptr, qs.indices, qs.data.astype(np.float32, copy=False), qs.shape[1],
+                             self._node_indptr, self._node_strings, np.asarray(nodes, dtype=np.int64), np.asarray(q_idx, dtype=np.int64),
+                             bool(leave_out_exact))
 
     def exact_matches(self, texts: Sequence[str]) -> List[np.ndarray]:
         """Nodes with a string equal to each query after normalisation (case, punctuation)."""
@@ -473,18 +462,7 @@ class LexicalIndex:
         """Exact lexical cosine for (query, node) pairs: max over the node's strings."""
         if len(nodes) == 0:
             return np.zeros(0, dtype="float32")
-        starts = self._node_indptr[nodes]
-        counts = self._node_indptr[nodes + 1] - starts
-        total = int(counts.sum())
-        scores = np.zeros(len(nodes), dtype="float32")
-        if total == 0:
-            return scores
-        pair_of = np.repeat(np.arange(len(nodes)), counts)
-        offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        strings = self._node_strings[np.repeat(starts, counts) + offs]
-        sims = pair_dots(self.matrix, strings, q, q_idx[pair_of])
-        np.maximum.at(scores, pair_of, sims)
-        return scores
+        return np.maximum(self._best_strings(q, q_idx, nodes)[0], 0.0).astype("float32")
 
     def to_dict(self) -> Dict[str, bytes]:
         vocab_list = [None] * len(self.vocab)
@@ -521,42 +499,97 @@ class LexicalIndex:
 
 
 @njit(cache=True, nogil=True)
-def _pair_dots(a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, b_width, rows_a, rows_b):  # pragma: no cover - numba
-    """Dot products of CSR rows rows_a[i] of A and rows_b[i] of B (sorted indices).
-
-    B's row is scattered into a dense vector (kept while rows_b repeats: callers group
-    the pairs of one query) and A's row is read against it, in A's column order: the
-    same float32 products summed in the same order as a merge of the two rows (the
-    columns A has and B lacks add exact zeros), without the merge's branches."""
-    out = np.zeros(len(rows_a), dtype=np.float32)
-    dense = np.zeros(b_width, dtype=np.float32)
+def _best_strings(m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact):  # pragma: no cover - numba
+    """Per pair p: the largest cosine between query rows[p] of Q and the strings of node
+    nodes[p] (M's rows node_strings[node_ptr[node]:node_ptr[node + 1]]), and the first
+    string that has it. The query row is scattered into a dense vector (kept while rows
+    repeats: callers group the pairs of one query) and each string's row is read against
+    it: float32 products summed in float64 in M's column order, as a merge of the two
+    sorted rows would sum them, without the merge's branches. With leave_out_exact a
+    cosine of at least 0.9999 counts as -1. Returns (float32 cosines, -1 where the node
+    has no strings; int64 strings)."""
+    n = len(nodes)
+    best = np.full(n, -1.0, dtype=np.float32)
+    best_s = np.zeros(n, dtype=np.int64)
+    dense = np.zeros(width, dtype=np.float32)
     cur = -1
-    for p in range(len(rows_a)):
-        j = rows_b[p]
+    for p in range(n):
+        j = rows[p]
         if j != cur:
             if cur >= 0:
-                for y in range(b_ptr[cur], b_ptr[cur + 1]):
-                    dense[b_idx[y]] = 0.0
-            for y in range(b_ptr[j], b_ptr[j + 1]):
-                dense[b_idx[y]] = b_val[y]
+                for y in range(q_ptr[cur], q_ptr[cur + 1]):
+                    dense[q_idx[y]] = 0.0
+            for y in range(q_ptr[j], q_ptr[j + 1]):
+                dense[q_idx[y]] = q_val[y]
             cur = j
-        i = rows_a[p]
-        acc = 0.0
-        for x in range(a_ptr[i], a_ptr[i + 1]):
-            acc += a_val[x] * dense[a_idx[x]]
-        out[p] = acc
-    return out
+        node = nodes[p]
+        first = True
+        for t in range(node_ptr[node], node_ptr[node + 1]):
+            st = node_strings[t]
+            acc = 0.0
+            for x in range(m_ptr[st], m_ptr[st + 1]):
+                acc += m_val[x] * dense[m_idx[x]]
+            sim = np.float32(acc)
+            if leave_out_exact and sim >= 0.9999:
+                sim = np.float32(-1.0)
+            if first or sim > best[p]:
+                best[p] = sim
+                best_s[p] = st
+                first = False
+    return best, best_s
 
 
-def pair_dots(a: sp.csr_matrix, rows_a: np.ndarray, b: sp.csr_matrix, rows_b: np.ndarray) -> np.ndarray:
-    """Row-by-row dot products a[rows_a[i]] . b[rows_b[i]] without building the rows.
-    Neither matrix is changed (one with unsorted indices is read from a sorted copy)."""
-    a = a if a.has_sorted_indices else a.sorted_indices()
-    b = b if b.has_sorted_indices else b.sorted_indices()
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"pair_dots: the matrices have {a.shape[1]} and {b.shape[1]} columns.")
-    return _pair_dots(a.indptr, a.indices, a.data.astype(np.float32, copy=False), b.indptr, b.indices, b.data.astype(np.float32, copy=False),
-                      b.shape[1], np.asarray(rows_a, dtype=np.int64), np.asarray(rows_b, dtype=np.int64))
+@njit(cache=True, nogil=True)
+def _word_pairs(w_ptr, w_idx, q_ptr, q_idx, word_idf, strings, valid, rows, width):  # pragma: no cover - numba
+    """Word comparison of string strings[p] (W's row, sorted) and query rows[p] (Q's row,
+    any order) for each valid pair p: the IDF of their shared words (float32, summed in
+    W's order), and CSR structures of the string's words missing from the query (W's
+    order) and of the query's words missing from the string (Q's order)."""
+    n = len(strings)
+    lo_cap, qo_cap = 0, 0
+    for p in range(n):
+        if valid[p]:
+            lo_cap += w_ptr[strings[p] + 1] - w_ptr[strings[p]]
+            qo_cap += q_ptr[rows[p] + 1] - q_ptr[rows[p]]
+    overlap = np.zeros(n, dtype=np.float32)
+    lo_ptr = np.zeros(n + 1, dtype=np.int64)
+    qo_ptr = np.zeros(n + 1, dtype=np.int64)
+    lo_idx = np.empty(lo_cap, dtype=np.int32)
+    qo_idx = np.empty(qo_cap, dtype=np.int32)
+    mark = np.zeros(width, dtype=np.int8)  # 1: a word of the current query; 2: also of the string
+    cur = -1
+    nl, nq = 0, 0
+    for p in range(n):
+        if valid[p]:
+            j = rows[p]
+            if j != cur:
+                if cur >= 0:
+                    for y in range(q_ptr[cur], q_ptr[cur + 1]):
+                        mark[q_idx[y]] = 0
+                for y in range(q_ptr[j], q_ptr[j + 1]):
+                    mark[q_idx[y]] = 1
+                cur = j
+            st = strings[p]
+            ov = np.float32(0.0)
+            for x in range(w_ptr[st], w_ptr[st + 1]):
+                c = w_idx[x]
+                if mark[c] != 0:
+                    ov += word_idf[c]
+                    mark[c] = 2
+                else:
+                    lo_idx[nl] = c
+                    nl += 1
+            overlap[p] = ov
+            for y in range(q_ptr[j], q_ptr[j + 1]):
+                c = q_idx[y]
+                if mark[c] == 2:
+                    mark[c] = 1
+                else:
+                    qo_idx[nq] = c
+                    nq += 1
+        lo_ptr[p + 1] = nl
+        qo_ptr[p + 1] = nq
+    return overlap, lo_ptr, lo_idx[:nl], qo_ptr, qo_idx[:nq]
 
 
 @njit(cache=True, nogil=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, char_ngrams, pair_dots, word_set
+from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, char_ngrams, word_set
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
@@ -262,34 +262,6 @@ def _reference_pair_dots(a, rows_a, b, rows_b):
     return out
 
 
-def test_pair_dots_matches_definition():
-    """Pairs in any order (a row of b repeated, interleaved, or once), empty rows, negative
-    values; unsorted indices are read from a sorted copy and neither matrix changes."""
-    rng = np.random.default_rng(3)
-    a = sp.random(40, 30, density=0.3, format="csr", random_state=1, dtype=np.float32)
-    a.data -= 0.3
-    b = sp.random(12, 30, density=0.4, format="csr", random_state=2, dtype=np.float32)
-    b = sp.csr_matrix(b.multiply(np.asarray([[0.0] if r == 5 else [1.0] for r in range(12)], dtype=np.float32)))
-    b.eliminate_zeros()
-    rows_a = rng.integers(0, 40, 500)
-    rows_b = np.concatenate([np.sort(rng.integers(0, 12, 250)), rng.integers(0, 12, 250)])
-    got = pair_dots(a, rows_a, b, rows_b)
-    assert got.dtype == np.float32 and np.array_equal(got, _reference_pair_dots(a, rows_a, b, rows_b))
-    assert np.allclose(got, np.einsum("ij,ij->i", a.toarray()[rows_a], b.toarray()[rows_b]), atol=1e-6)
-    assert not got[rows_b == 5].any()
-    shuffled = sp.csr_matrix((b.data[::-1].copy(), b.indices[::-1].copy(), b.indptr), shape=b.shape)
-    for r in range(b.shape[0]):  # reverse each row's entries in place: unsorted indices
-        lo, hi = b.indptr[r], b.indptr[r + 1]
-        shuffled.indices[lo:hi], shuffled.data[lo:hi] = b.indices[lo:hi][::-1], b.data[lo:hi][::-1]
-    shuffled.has_sorted_indices = False
-    before = shuffled.indices.copy()
-    assert np.array_equal(pair_dots(a, rows_a, shuffled, rows_b), got)
-    assert np.array_equal(shuffled.indices, before)
-    assert len(pair_dots(a, rows_a[:0], b, rows_b[:0])) == 0
-    with pytest.raises(ValueError, match="columns"):
-        pair_dots(a, rows_a, sp.csr_matrix((12, 31), dtype=np.float32), rows_b)
-
-
 @pytest.mark.parametrize("which", [0, 1])
 def test_lexical_pair_scores_are_the_best_string_cosine(lexical_indexes, which):
     lex = lexical_indexes[which]
@@ -304,6 +276,65 @@ def test_lexical_pair_scores_are_the_best_string_cosine(lexical_indexes, which):
         ref[p] = cos[s, i].max() if len(s) else 0.0
     assert np.allclose(lex.pair_scores(q, qi, ni), ref, atol=1e-6)
     assert lex.pair_scores(q, qi, ni).max() > 0.5
+
+
+def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact):
+    """Per pair: the node's string with the best cosine (the first on ties; with
+    leave_out_exact, strings at cosine >= 0.9999 count as -1), its cosine, and the word
+    comparison of that string with the query."""
+    n, V = len(ni), lex.word_matrix.shape[1]
+    lexical, recall, precision = (np.zeros(n, dtype=np.float32) for _ in range(3))
+    lo, qo = np.zeros((n, V), dtype=np.float32), np.zeros((n, V), dtype=np.float32)
+    for p, (i, node) in enumerate(zip(qi, ni)):
+        strings = np.flatnonzero(lex.string_node == node)
+        if len(strings) == 0:
+            continue
+        sims = _reference_pair_dots(lex.matrix, strings, q, np.full(len(strings), i))
+        if leave_out_exact:
+            sims[sims >= 0.9999] = -1.0
+        best = strings[int(np.argmax(sims))]
+        if sims.max() < 0:
+            continue
+        lexical[p] = sims.max()
+        s_words = set(lex.word_matrix.indices[lex.word_matrix.indptr[best]:lex.word_matrix.indptr[best + 1]].tolist())
+        q_words = set(qw.indices[qw.indptr[i]:qw.indptr[i + 1]].tolist())
+        overlap = np.float32(0.0)
+        for w in sorted(s_words & q_words):
+            overlap = np.float32(overlap + lex.word_idf[w])
+        recall[p] = overlap / q_idf[i] if q_idf[i] > 0 else 0.0
+        s_idf = lex.word_idf[sorted(s_words)].sum() if s_words else 0.0
+        precision[p] = overlap / s_idf if s_idf > 0 else 0.0
+        lo[p, sorted(s_words - q_words)] = 1.0
+        qo[p, sorted(q_words - s_words)] = 1.0
+    return lexical, recall, precision, lo, qo
+
+
+@pytest.mark.parametrize("which,leave_out_exact", [(0, False), (1, False), (0, True), (1, True)])
+def test_lexical_pair_features_match_definition(lexical_indexes, which, leave_out_exact):
+    lex = lexical_indexes[which]
+    q = lex.transform(QUERIES)
+    qw, q_idf = lex.word_transform(QUERIES)
+    rng = np.random.default_rng(7 + which)
+    qi = np.concatenate([np.sort(rng.integers(0, len(QUERIES), 300)), rng.integers(0, len(QUERIES), 100)])
+    ni = rng.integers(0, lex.n_nodes, 400)
+    # pairs whose node has a string equal to the query (the leave-out case)
+    exact = list(lex.exact.items())[:5]
+    queries = QUERIES + [t for t, _ in exact]
+    qi = np.concatenate([qi, len(QUERIES) + np.arange(len(exact))])
+    ni = np.concatenate([ni, [nodes[0] for _, nodes in exact]])
+    q2, (qw2, q_idf2) = lex.transform(queries), lex.word_transform(queries)
+    f = lex.pair_features(q2, qw2, q_idf2, qi, ni, leave_out_exact=leave_out_exact)
+    lexical, recall, precision, lo, qo = _reference_pair_features(lex, q2, qw2, q_idf2, qi, ni, leave_out_exact)
+    assert np.array_equal(f["lexical"], lexical)
+    assert np.allclose(f["recall"], recall, atol=1e-6) and np.allclose(f["precision"], precision, atol=1e-6)
+    assert np.array_equal(f["label_only"].toarray(), lo) and np.array_equal(f["query_only"].toarray(), qo)
+    assert (f["lexical"] > 0.3).sum() > 5 and f["label_only"].nnz > 0 and f["query_only"].nnz > 0
+    if leave_out_exact:
+        assert (f["lexical"][-len(exact):] < 0.9999).all()
+    else:
+        assert np.allclose(f["lexical"][-len(exact):], 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="columns"):
+        lex.pair_features(q2, sp.csr_matrix((len(queries), qw2.shape[1] + 1), dtype="float32"), q_idf2, qi, ni)
 
 
 def test_scoring_in_threads_leaves_the_index_untouched(tiny_taxonomy):
