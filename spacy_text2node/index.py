@@ -499,6 +499,20 @@ class LexicalIndex:
 
 
 @njit(cache=True, nogil=True)
+def _load_row(dense, ptr, idx, vals, cur, j):  # pragma: no cover - numba
+    """Make dense hold CSR row j instead of row cur (-1: none): row cur's columns back to
+    zero, row j's set to its values (vals None: to 1)."""
+    if cur >= 0:
+        for y in range(ptr[cur], ptr[cur + 1]):
+            dense[idx[y]] = 0
+    for y in range(ptr[j], ptr[j + 1]):
+        if vals is None:
+            dense[idx[y]] = 1
+        else:
+            dense[idx[y]] = vals[y]
+
+
+@njit(cache=True, nogil=True)
 def _best_strings(m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact):  # pragma: no cover - numba
     """Per pair p: the largest cosine between query rows[p] of Q and the strings of node
     nodes[p] (M's rows node_strings[node_ptr[node]:node_ptr[node + 1]]), and the first
@@ -516,11 +530,7 @@ def _best_strings(m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, nod
     for p in range(n):
         j = rows[p]
         if j != cur:
-            if cur >= 0:
-                for y in range(q_ptr[cur], q_ptr[cur + 1]):
-                    dense[q_idx[y]] = 0.0
-            for y in range(q_ptr[j], q_ptr[j + 1]):
-                dense[q_idx[y]] = q_val[y]
+            _load_row(dense, q_ptr, q_idx, q_val, cur, j)
             cur = j
         node = nodes[p]
         first = True
@@ -563,11 +573,7 @@ def _word_pairs(w_ptr, w_idx, q_ptr, q_idx, word_idf, strings, valid, rows, widt
         if valid[p]:
             j = rows[p]
             if j != cur:
-                if cur >= 0:
-                    for y in range(q_ptr[cur], q_ptr[cur + 1]):
-                        mark[q_idx[y]] = 0
-                for y in range(q_ptr[j], q_ptr[j + 1]):
-                    mark[q_idx[y]] = 1
+                _load_row(mark, q_ptr, q_idx, None, cur, j)
                 cur = j
             st = strings[p]
             ov = np.float32(0.0)
