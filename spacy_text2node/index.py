@@ -796,16 +796,13 @@ def _top_nodes(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, m_ptr, m_idx, m_val, st
             n_keep = nnz
         else:
             n_keep = _shortlist(cols, vals, nnz, hi, kk, hist, keep_s, keep_v)
-        for p in range(q_ptr[i], q_ptr[i + 1]):
-            q_dense[q_idx[p]] = q_val[p]
+        _load_row(q_dense, q_ptr, q_idx, q_val, i - 1, i)
         for p in range(n_keep):
             st = keep_s[p]
             v = 0.0
             for r in range(m_ptr[st], m_ptr[st + 1]):
                 v += q_dense[m_idx[r]] * m_val[r]
             keep_v[p] = v
-        for p in range(q_ptr[i], q_ptr[i + 1]):
-            q_dense[q_idx[p]] = 0.0
         n_out, _ = _first_nodes(keep_v[:n_keep], keep_s[:n_keep], string_node, node_seen, i, k, out, o)
         o += n_out
         out_ptr[i + 1] = o
