@@ -20,6 +20,29 @@ class TaxonomyError(ValueError):
     """A problem in taxonomy input, naming the file, the line and what to do."""
 
 
+_REBUILD = "Rebuild it with `text2node taxonomy build SOURCE DIR` (or `Taxonomy.to_disk`)."
+
+
+def _check_arrays(n, ids, labels, definitions, owners, type_idx, syn_text, types, counts, flat, xrefs) -> Optional[str]:
+    """What is inconsistent in the arrays of a serialized taxonomy, or None."""
+    if len(set(ids)) != n:
+        return "duplicate concept ids"
+    if len(labels) != n or len(definitions) != n or counts.size != n:
+        return f"{n} ids but {len(labels)} labels, {len(definitions)} definitions and {counts.size} parent counts"
+    if counts.size and (counts.min() < 0 or int(counts.sum()) != flat.size):
+        return "the parent counts do not add up to the parent list"
+    if flat.size and (flat.min() < 0 or flat.max() >= n):
+        return "a parent index out of range"
+    if not (owners.size == type_idx.size == len(syn_text)):
+        return "synonym arrays of different lengths"
+    if owners.size and (owners.min() < 0 or owners.max() >= n or type_idx.min() < 0 or type_idx.max() >= len(types)):
+        return "a synonym index out of range"
+    known = set(ids)
+    if any(c not in known for c in xrefs.values()):
+        return "an alternative id pointing to no concept"
+    return None
+
+
 @dataclass(frozen=True)
 class Synonym:
     """A synonym of a concept.
@@ -96,7 +119,9 @@ class TaxonomyBuilder:
         """Report a problem: raise, or count it when skipping."""
         p = Problem(self.source, line, message)
         if self.on_error == "raise":
-            raise TaxonomyError(str(p) + " (pass on_error='skip' to leave such rows out and report them)")
+            raise TaxonomyError(
+                f"{p} (to leave such rows out and report them, use --on-error skip; in Python on_error='skip')"
+            )
         self.problems.append(p)
 
     def add(
@@ -612,35 +637,51 @@ class Taxonomy:
         }
 
     @classmethod
-    def _from_dict(cls, msg: Dict[str, object], source: str = "<bytes>") -> "Taxonomy":
+    def _from_dict(cls, msg: Dict[str, object], source: str = "taxonomy bytes") -> "Taxonomy":
         fmt = msg.get("format") if isinstance(msg, dict) else None
         if fmt != FORMAT_VERSION:
             raise TaxonomyError(
                 f"{source}: not a spacy-text2node taxonomy of format {FORMAT_VERSION} (found {fmt!r}). "
-                "Rebuild it with `text2node taxonomy build`."
+                f"{_REBUILD}"
             )
-        ids = list(msg["ids"])
-        n = len(ids)
-        types = list(msg["syn_types"])
+        try:
+            ids = [str(c) for c in msg["ids"]]
+            n = len(ids)
+            types = [str(t) for t in msg["syn_types"]]
+            owners = np.asarray(msg["syn_owner"], dtype=np.int64).ravel()
+            type_idx = np.asarray(msg["syn_type"], dtype=np.int64).ravel()
+            syn_text = [str(t) for t in msg["syn_text"]]
+            counts = np.asarray(msg["parent_counts"], dtype=np.int64).ravel()
+            flat = np.asarray(msg["parent_indices"], dtype=np.int64).ravel()
+            labels = [str(x) for x in msg["labels"]]
+            definitions = [None if d is None else str(d) for d in msg["definitions"]]
+            xrefs = {str(k): str(v) for k, v in dict(msg["xrefs"]).items()}
+            meta = dict(msg.get("meta") or {})
+            name = str(msg["name"])
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            detail = f"no {e.args[0]!r} entry" if isinstance(e, KeyError) else str(e)
+            raise TaxonomyError(f"{source}: the taxonomy data is damaged ({detail}). {_REBUILD}") from None
+        problem = _check_arrays(n, ids, labels, definitions, owners, type_idx, syn_text, types, counts, flat, xrefs)
+        if problem:
+            raise TaxonomyError(f"{source}: the taxonomy data is damaged ({problem}). {_REBUILD}")
         synonyms: List[List[Synonym]] = [[] for _ in range(n)]
-        for owner, text, t in zip(np.asarray(msg["syn_owner"]).tolist(), msg["syn_text"], np.asarray(msg["syn_type"]).tolist()):
+        for owner, text, t in zip(owners.tolist(), syn_text, type_idx.tolist()):
             synonyms[owner].append(Synonym(text, types[t]))
-        counts = np.asarray(msg["parent_counts"]).tolist()
-        flat = np.asarray(msg["parent_indices"]).tolist()
+        flat_list = flat.tolist()
         parents, k = [], 0
-        for c in counts:
-            parents.append(flat[k : k + c])
+        for c in counts.tolist():
+            parents.append(flat_list[k : k + c])
             k += c
         tax = cls._from_arrays(
-            name=msg["name"],
+            name=name,
             ids=ids,
-            labels=list(msg["labels"]),
+            labels=labels,
             synonyms=synonyms,
-            definitions=list(msg["definitions"]),
+            definitions=definitions,
             parents=parents,
-            xrefs=dict(msg["xrefs"]),
+            xrefs=xrefs,
         )
-        tax.meta = dict(msg.get("meta") or {})
+        tax.meta = meta
         return tax
 
     def to_bytes(self) -> bytes:
@@ -648,8 +689,21 @@ class Taxonomy:
         return srsly.msgpack_dumps(self._to_dict())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Taxonomy":
-        return cls._from_dict(srsly.msgpack_loads(data))
+    def from_bytes(cls, data: bytes, source: str = "taxonomy bytes") -> "Taxonomy":
+        """Read a taxonomy from `to_bytes` output.
+
+        data (bytes): the msgpack bytes.
+        source (str): what the bytes are, for messages (e.g. the file they come from).
+        RETURNS (Taxonomy): the taxonomy. Damaged data raises a TaxonomyError naming `source`.
+        """
+        try:
+            msg = srsly.msgpack_loads(data)
+        except Exception as e:  # msgpack raises ValueError subclasses, TypeError and its own errors
+            raise TaxonomyError(
+                f"{source}: not readable as a taxonomy (msgpack: {str(e) or type(e).__name__}); "
+                f"the file is damaged or of another kind. {_REBUILD}"
+            ) from None
+        return cls._from_dict(msg, source=source)
 
     def to_disk(self, path: Union[str, Path], exclude: Iterable[str] = ()) -> None:
         """Write the taxonomy to a directory (`taxonomy.msgpack` + `meta.json`)."""
@@ -662,10 +716,15 @@ class Taxonomy:
     def from_disk(cls, path: Union[str, Path], exclude: Iterable[str] = ()) -> "Taxonomy":
         """Read a taxonomy written by `to_disk`."""
         path = util.ensure_path(path)
+        if path.is_file():
+            raise TaxonomyError(
+                f"{path}: is a file; give the folder that holds it (a taxonomy directory holds taxonomy.msgpack "
+                "and meta.json)."
+            )
         f = path / "taxonomy.msgpack"
         if not f.exists():
             raise TaxonomyError(f"{path}: no taxonomy.msgpack here. Build one with `text2node taxonomy build SOURCE {path}`.")
-        return cls._from_dict(srsly.msgpack_loads(f.read_bytes()), source=str(f))
+        return cls.from_bytes(f.read_bytes(), source=str(f))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Taxonomy):

@@ -6,15 +6,15 @@ Each loader is a plain function, a `Taxonomy.from_*` classmethod and a versioned
 from __future__ import annotations
 
 import csv
-from ..util import open_binary
+import difflib
 import json
 import re
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.util import registry
 
-from ..util import open_binary
+from ..util import DamagedFileError, open_binary
 from .core import Synonym, Taxonomy, TaxonomyBuilder, TaxonomyError
 
 PathLike = Union[str, Path]
@@ -50,8 +50,10 @@ def _lines(path: Path) -> Iterator[Tuple[int, str]]:
                 if n == 1 and line.startswith("\ufeff"):
                     line = line[1:]
                 yield n, line.rstrip("\r\n")
-    except (OSError, EOFError) as e:
-        raise TaxonomyError(f"{path}: cannot be read after line {n} ({e}). Is it a truncated or corrupt gzip file?") from None
+    except DamagedFileError as e:
+        raise TaxonomyError(e.describe(f" after line {n}")) from None
+    except OSError as e:
+        raise TaxonomyError(f"{path}: cannot be read after line {n} ({e}). Check the file.") from None
 
 
 def _split_multi(value: Optional[str], sep: str = MULTI_SEP) -> List[str]:
@@ -428,6 +430,51 @@ def load_ctd_medic(path: PathLike, *, on_error: str = "raise", name: str = "ctd_
 
 
 # CSV / TSV ----------------------------------------------------------------------------
+def _did_you_mean(name: str, candidates: Sequence[str]) -> Optional[str]:
+    """The candidate closest to `name` (ignoring case), or None."""
+    lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    return lower[close[0]] if close else None
+
+
+def _check_csv_header(
+    p: Path, header: List[str], delimiter: str, required: Sequence[str], optional: Sequence[str]
+) -> None:
+    """Raise a TaxonomyError naming the file, line 1 and the fix for a duplicate, missing or unknown column.
+
+    Unknown columns are errors, not ignored: a header saying `parent` instead of `parents`
+    would otherwise load as a flat list. Columns with an empty name are ignored.
+    """
+    expected = list(required) + list(optional)
+    listing = (
+        f"Expected columns {', '.join(expected)} (only {' and '.join(required)} are required; "
+        "in Python the names can be changed with id_column=, label_column=, parents_column=...)"
+    )
+    named = [h for h in header if h]
+    for h in named:
+        if named.count(h) > 1:
+            raise TaxonomyError(f"{p}, line 1: column {h!r} appears twice in the header {header}. Keep one of them.")
+    unknown = [h for h in named if h not in expected]
+    for col in required:
+        if col not in header:
+            close = _did_you_mean(col, unknown)
+            hint = f" (did you mean {col!r} instead of {close!r}?)" if close else ""
+            if len(header) == 1 and any(d in header[0] for d in ",;\t|" if d != delimiter):
+                hint += f" (the header is one column read with delimiter {delimiter!r}: name a tab-separated file .tsv)"
+            raise TaxonomyError(f"{p}, line 1: no {col!r} column in the header {header}{hint}. {listing}.")
+    if unknown:
+        free = [c for c in expected if c not in header]
+        parts = []
+        for h in unknown:
+            close = _did_you_mean(h, free)
+            parts.append(f"{h!r} (did you mean {close!r}?)" if close else repr(h))
+        what = "column" if len(unknown) == 1 else "columns"
+        raise TaxonomyError(
+            f"{p}, line 1: unknown {what} {', '.join(parts)} in the header {header}. {listing}. "
+            f"Rename the {what} or remove {'it' if len(unknown) == 1 else 'them'}."
+        )
+
+
 def load_csv(
     path: PathLike,
     *,
@@ -465,15 +512,11 @@ def load_csv(
         first = next(lines)
     except StopIteration:
         raise TaxonomyError(f"{p}: the file is empty. Expected a header row with columns {id_column}, {label_column}, {parents_column}, {synonyms_column}.") from None
-    header = next(csv.reader([first[1]], delimiter=delimiter))
+    header = next(csv.reader([first[1]], delimiter=delimiter), [])
     header = [h.strip() for h in header]
-    for col in (id_column, label_column):
-        if col not in header:
-            raise TaxonomyError(
-                f"{p}, line 1: no {col!r} column in the header {header}. "
-                f"Expected columns {id_column}, {label_column}, {parents_column}, {synonyms_column} "
-                "(rename them or pass id_column=/label_column=)."
-            )
+    _check_csv_header(
+        p, header, delimiter, (id_column, label_column), (parents_column, synonyms_column, definition_column)
+    )
     pos = {h: i for i, h in enumerate(header)}
     # csv.reader over numbered lines: a quoted field with a newline continues the record
     buf: List[str] = []
