@@ -6,12 +6,14 @@ one row per word. Bad input raises a `VectorsError` naming the file and the line
 """
 from __future__ import annotations
 
-from ..util import open_binary
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, List, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
+
+from ..util import DamagedFileError, open_binary
 
 logger = logging.getLogger("spacy_text2node")
 
@@ -32,6 +34,15 @@ def _open_binary(path: Path) -> BinaryIO:
     return open_binary(path)
 
 
+@contextmanager
+def _damaged_as_vectors_error(where: Callable[[], str]) -> Iterator[None]:
+    """Re-raise a damaged gzip file as a VectorsError; `where()` says where reading stopped."""
+    try:
+        yield
+    except DamagedFileError as e:
+        raise VectorsError(e.describe(where())) from None
+
+
 def _decode(raw: bytes, path: Path, line_no: int) -> str:
     try:
         return raw.decode("utf-8")
@@ -42,8 +53,21 @@ def _decode(raw: bytes, path: Path, line_no: int) -> str:
         ) from None
 
 
+# a larger dimension is damage, not vectors: it would make the binary reader allocate without end
+MAX_DIM = 100_000
+
+
 def _is_header(fields: List[str]) -> bool:
-    return len(fields) == 2 and all(f.isdigit() for f in fields)
+    return len(fields) == 2 and all(f.isascii() and f.isdigit() and len(f) <= 18 for f in fields)
+
+
+def _check_dim(path: Path, dim: int) -> int:
+    if not 1 <= dim <= MAX_DIM:
+        raise VectorsError(
+            f"{path}, line 1: the header declares {dim} dimensions; expected 1 to {MAX_DIM:,}. "
+            "Fix the header (it is 'count dim')."
+        )
+    return dim
 
 
 def read_text_vectors(
@@ -67,7 +91,8 @@ def read_text_vectors(
     declared: Optional[Tuple[int, int]] = None
     seen = set()
     n_rows = 0
-    with _open_binary(path) as f:
+    line_no = 0
+    with _open_binary(path) as f, _damaged_as_vectors_error(lambda: f" after line {line_no}"):
         for line_no, raw in enumerate(f, 1):
             if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -77,12 +102,12 @@ def read_text_vectors(
             fields = line.rstrip(" ").split(" ")
             if line_no == 1 and header is not False and _is_header(fields):
                 declared = (int(fields[0]), int(fields[1]))
-                dim = declared[1]
+                dim = _check_dim(path, declared[1])
                 continue
             if line_no == 1 and header is True:
                 raise VectorsError(
                     f"{path}, line 1: expected a 'count dim' header, found {line[:60]!r}. "
-                    "Use format 'glove' for files without a header."
+                    "For a file without a header use --format glove (in Python format='glove')."
                 )
             if dim is None:
                 dim = len(fields) - 1
@@ -95,13 +120,21 @@ def read_text_vectors(
                     "Fix or remove the line."
                 )
             try:
-                vec = np.asarray(fields[1:], dtype=np.float32)
+                with np.errstate(over="ignore"):  # too large for float32 gives inf, reported below
+                    vec = np.asarray(fields[1:], dtype=np.float32)
             except ValueError:
-                bad = next(v for v in fields[1:] if not _is_float(v))
+                bad = next((v for v in fields[1:] if not _is_float(v)), " ".join(fields[1:])[:60])
                 raise VectorsError(
                     f"{path}, line {line_no}: {bad!r} is not a number (word {fields[0]!r}). "
                     "Fix or remove the line."
                 ) from None
+            if not np.isfinite(vec).all():
+                bad = fields[1 + int(np.flatnonzero(~np.isfinite(vec))[0])]
+                raise VectorsError(
+                    f"{path}, line {line_no}: {bad!r} (word {fields[0]!r}) is not a finite number "
+                    "(or too large for float32). Fix or remove the line: NaN or infinite values would spread "
+                    "to other words through subwords and averages."
+                )
             n_rows += 1
             if fields[0] in seen:
                 logger.warning("%s, line %d: duplicate word %r, keeping the first", path, line_no, fields[0])
@@ -138,7 +171,8 @@ def read_word2vec_binary(path: PathLike, *, max_words: Optional[int] = None) -> 
     RETURNS (Tuple[List[str], np.ndarray]): the words and a float32 (n, dim) matrix.
     """
     path = Path(path)
-    with _open_binary(path) as f:
+    where = ["the header"]
+    with _open_binary(path) as f, _damaged_as_vectors_error(lambda: f" in {where[0]}"):
         head = f.readline()
         fields = _decode(head, path, 1).split()
         if not _is_header(fields):
@@ -146,12 +180,13 @@ def read_word2vec_binary(path: PathLike, *, max_words: Optional[int] = None) -> 
                 f"{path}, line 1: expected a 'count dim' header, found {head[:60]!r}. "
                 "Is it a word2vec binary file?"
             )
-        count, dim = int(fields[0]), int(fields[1])
+        count, dim = int(fields[0]), _check_dim(path, int(fields[1]))
         n = count if max_words is None else min(count, max_words)
         words: List[str] = []
-        matrix = np.empty((n, dim), dtype=np.float32)
+        rows: List[np.ndarray] = []  # not preallocated: a damaged header may declare any count
         nbytes = 4 * dim
         for i in range(n):
+            where[0] = f"entry {i + 1}"
             chunks = []
             while True:
                 c = f.read(1)
@@ -171,7 +206,7 @@ def read_word2vec_binary(path: PathLike, *, max_words: Optional[int] = None) -> 
                     f"{path}, entry {i + 1} ({word!r}): {len(data)} bytes of values, expected {nbytes} "
                     f"(dim {dim} from the header). Fix the header or the file."
                 )
-            matrix[i] = np.frombuffer(data, dtype="<f4")
+            rows.append(np.frombuffer(data, dtype="<f4"))
             words.append(word)
         if max_words is None:
             rest = f.read(2)
@@ -179,9 +214,15 @@ def read_word2vec_binary(path: PathLike, *, max_words: Optional[int] = None) -> 
                 raise VectorsError(
                     f"{path}: more data after the {count} vectors the header declares. Fix the header."
                 )
+    if not words:
+        raise VectorsError(f"{path}: no vectors found (the header declares {count}). Is it the right file?")
+    matrix = np.vstack(rows).astype(np.float32)
     if not np.all(np.isfinite(matrix)):
         bad = int(np.where(~np.isfinite(matrix).all(axis=1))[0][0])
-        raise VectorsError(f"{path}, entry {bad + 1} ({words[bad]!r}): values that are not finite numbers.")
+        raise VectorsError(
+            f"{path}, entry {bad + 1} ({words[bad]!r}): values that are not finite numbers (NaN or infinite). "
+            "Fix or remove the entry: they would spread to other words through subwords and averages."
+        )
     return words, matrix
 
 
@@ -214,7 +255,7 @@ def glove_6b_50d(max_words: Optional[int] = None) -> Tuple[List[str], np.ndarray
 def detect_format(path: PathLike) -> str:
     """Guess 'word2vec-binary', 'word2vec' (text with header) or 'glove' from a file's start."""
     path = Path(path)
-    with _open_binary(path) as f:
+    with _open_binary(path) as f, _damaged_as_vectors_error(lambda: " near its start"):
         first = f.readline(4096)
         second = f.read(4096)
     fields = first.split()
