@@ -23,6 +23,17 @@ NODES_FILE = "nodes.json"
 CFG_FILE = "cfg.json"
 
 
+_RECOMPUTE = "The directory is damaged: recompute it with `text2node embed-nodes TAXONOMY_DIR OUT_DIR`."
+
+
+def _read_json(path: Path) -> Any:
+    """Read a JSON file; damaged JSON is a ValueError naming the file."""
+    try:
+        return srsly.read_json(path)
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}). {_RECOMPUTE}") from None
+
+
 class NodeVectors:
     """Node vectors aligned to a node order.
 
@@ -115,20 +126,31 @@ class NodeVectors:
                     f"{path}: no {name} here, so this is not a node-vector directory. "
                     "Make one with `text2node embed-nodes TAXONOMY_DIR OUT_DIR`."
                 )
-        cfg = srsly.read_json(path / CFG_FILE) if (path / CFG_FILE).exists() else {}
+        cfg = _read_json(path / CFG_FILE) if (path / CFG_FILE).exists() else {}
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path / CFG_FILE}: expected a JSON object. {_RECOMPUTE}")
         if cfg.get("format", FORMAT_VERSION) != FORMAT_VERSION:
             raise ValueError(f"{path / CFG_FILE}: node-vector format {cfg.get('format')!r} is not {FORMAT_VERSION}; recompute the vectors.")
         try:
             vectors = np.load(path / VECTORS_FILE, allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"{path / VECTORS_FILE}: not a plain .npy matrix ({e}).") from None
-        ids = srsly.read_json(path / NODES_FILE)
+        except (ValueError, EOFError, OSError) as e:
+            raise ValueError(f"{path / VECTORS_FILE}: not a plain .npy matrix ({e}). {_RECOMPUTE}") from None
+        ids = _read_json(path / NODES_FILE)
         if not isinstance(ids, list) or not all(isinstance(c, str) for c in ids):
             raise ValueError(f"{path / NODES_FILE}: expected a JSON list of node ids (strings).")
         if vectors.ndim != 2 or vectors.shape[0] != len(ids):
             raise ValueError(
                 f"{path}: {VECTORS_FILE} has shape {vectors.shape} but {NODES_FILE} lists {len(ids):,} nodes; "
                 "the directory is damaged, recompute it."
+            )
+        if not np.issubdtype(vectors.dtype, np.number) or vectors.dtype.kind == "c":
+            raise ValueError(f"{path / VECTORS_FILE}: holds {vectors.dtype} values, not real numbers. {_RECOMPUTE}")
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"{path / VECTORS_FILE}: row {row} (node {ids[row]!r}) has values that are not finite "
+                f"(NaN or infinite). {_RECOMPUTE}"
             )
         nv = cls(ids, vectors, cfg)
         if taxonomy is not None:
