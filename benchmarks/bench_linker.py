@@ -164,7 +164,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     nv, n2v_s = (None, 0.0) if space == "text" else node_vectors_for(tax, spec["setting"], spec)
     t0 = time.perf_counter()
     cands = spec.get("candidates") or files["candidates"]
-    nlp = build_linker_nlp(tax, nv, wv, architecture=arch, node_space="node2vec+text" if space == "text" else space, candidates=cands)
+    nlp = build_linker_nlp(tax, nv, wv, spans="doc", architecture=arch, node_space="node2vec+text" if space == "text" else space, candidates=cands)
     build_s = time.perf_counter() - t0
     mk = lambda p: phrase_example(nlp, p["text"], p["concept"], p["gold"])  # noqa: E731
     t0 = time.perf_counter()

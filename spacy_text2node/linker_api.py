@@ -19,7 +19,7 @@ from spacy.util import fix_random_seed, minibatch
 from spacy.vectors import Vectors
 from tqdm import tqdm
 
-from .pipeline.linker import ARCHITECTURES, Text2NodeLinker, _gold_ids  # registers the factory
+from .pipeline.linker import ARCHITECTURES, Text2NodeLinker, _gold_ids, check_spans_setting  # registers the factory
 from .scoring import ranking_scores
 from .taxonomy import Taxonomy
 
@@ -59,7 +59,7 @@ def build_linker_nlp(
     *,
     architecture: str = "cnn",
     node_space: str = "node2vec+text",
-    spans: str = "doc",
+    spans: Optional[str] = None,
     **cfg: Any,
 ) -> Language:
     """A pipeline with the word vectors and an initialised (not trained) text2node_linker.
@@ -71,13 +71,23 @@ def build_linker_nlp(
         `text2node_vectors` component is kept), or a path to one or to a vectors directory.
     architecture (str): "cnn", "bilstm" or "mean".
     node_space (str): "node2vec" or "node2vec+text".
-    spans (str): what the component links ("doc" for phrase-level mapping).
+    spans (str): what the component links, required: "doc" when each doc is one phrase
+        (lists of phrases, `link_phrases`, training pairs), "ents" when a mention finder
+        in front of the linker puts the mentions of whole documents in `doc.ents`
+        ("noun_chunks" and "spans:<key>" also work).
     **cfg: model settings (width, depth, window, max_tokens, dropout) and any other
         text2node_linker setting (k, threshold, fusion_weight, text_weight, ...).
     RETURNS (Language): the pipeline.
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture={architecture!r}: use one of {sorted(ARCHITECTURES)}.")
+    if spans is None:
+        raise ValueError(
+            "build_linker_nlp: say what the linker links: spans='doc' when each doc is one phrase "
+            "(phrase lists, link_phrases, training pairs), spans='ents' when a mention finder in front "
+            "of the linker marks the mentions of whole documents."
+        )
+    check_spans_setting(spans)
     fix_random_seed(int(cfg.get("seed", 0)))
     nlp = _vectors_nlp(word_vectors)
     model_cfg: Dict[str, Any] = {"@architectures": ARCHITECTURES[architecture]}
@@ -120,6 +130,8 @@ def link_phrases(nlp: Language, phrases: Sequence[str], k: int = 5, batch_size: 
     batch_size (int): phrases per model call.
     RETURNS (List[List[Tuple[str, float]]]): best first.
     """
+    if isinstance(phrases, (str, bytes)):
+        raise TypeError(f"link_phrases takes a list of phrases, not one string: pass [{phrases!r}].")
     linker = _linker(nlp)
     linker._require_ready()
     ids = linker.taxonomy.ids

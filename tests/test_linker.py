@@ -396,7 +396,7 @@ def test_new_process_gives_identical_candidates(trained, tmp_path):
 # --------------------------------------------------------------------------- API
 def test_api_build_train_calibrate(tiny_taxonomy):
     src = _vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, architecture="mean",
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="mean",
                            node_space="node2vec", width=32, k=3)
     assert nlp.pipe_names == ["text2node_linker"]
     linker = nlp.get_pipe("text2node_linker")
@@ -409,15 +409,15 @@ def test_api_build_train_calibrate(tiny_taxonomy):
     assert s["acc@1"] >= 0.75
     ranked = link_phrases(nlp, ["flu"], k=3)
     assert len(ranked[0]) <= 3 and ranked[0][0][0] == "FLU"
-    nlp2 = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, architecture="cnn", node_space="node2vec+text", width=32)
+    nlp2 = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="cnn", node_space="node2vec+text", width=32)
     assert nlp2.get_pipe("text2node_linker").index.space.shape == (len(tiny_taxonomy), 8 + 16)
     with pytest.raises(ValueError, match="architecture"):
-        build_linker_nlp(tiny_taxonomy, None, src, architecture="transformer")
+        build_linker_nlp(tiny_taxonomy, None, src, spans="doc", architecture="transformer")
 
 
 def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy, tmp_path):
     src = _vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
     linker = nlp.get_pipe("text2node_linker")
     linker.cfg["fusion_weight"] = 1.0  # node channel only: an untrained mapper is noise
     dev = _examples(nlp, [("type 2 diabetes", "T2DM"), ("type 1 diabetes", "T1DM"), ("bacterial pneumonias", "BPNEU"),
@@ -445,7 +445,7 @@ def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy
 
 def test_calibration_chooses_word_penalty_by_cross_validation(tiny_taxonomy):
     src = _vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
     # reworded taxonomy strings (words reversed, plural): none is a taxonomy string
     pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
     assert len(pairs) >= 20
@@ -467,7 +467,7 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
     from spacy_text2node.index import Reranker
 
     src = _vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
     pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
     select = [("flu", "FLU"), ("grippe", "FLU"), ("podagra", "GOUT"), ("lung infections", "PNEU"), ("diabetes type 2", "T2DM")]
     info = calibrate_linker(nlp, _examples(nlp, pairs), select_examples=_examples(nlp, select))
@@ -546,7 +546,7 @@ def test_principal_components():
 
 def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
     src = _vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, architecture="mean", width=16, text_dim=4, k=3)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="mean", width=16, text_dim=4, k=3)
     linker = nlp.get_pipe("text2node_linker")
     assert linker.index.space.shape == (len(tiny_taxonomy), 8 + 4)
     assert linker.cfg["nO"] == 12
@@ -558,7 +558,7 @@ def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
     assert nlp2.get_pipe("text2node_linker").cfg["text_dim"] == 4
     assert link_phrases(nlp2, ["flu", "type 2 diabetes"], k=3) == before
     with pytest.raises(ValueError, match="text_dim"):
-        build_linker_nlp(tiny_taxonomy, None, src, architecture="mean", text_dim=-1)
+        build_linker_nlp(tiny_taxonomy, None, src, spans="doc", architecture="mean", text_dim=-1)
 
 
 def test_reranker_products_and_six_weight_rerankers_load():
@@ -580,7 +580,7 @@ def test_reranker_products_and_six_weight_rerankers_load():
 
 def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     src = _vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16, candidates="leaves", k=20, threshold=0.0)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16, candidates="leaves", k=20, threshold=0.0)
     leaves = {c for c in tiny_taxonomy.ids if tiny_taxonomy.is_leaf(c)}
     ranked = link_phrases(nlp, ["Disease", "Respiratory disease", "diabetes"], k=20)
     assert all(r and {c for c, _ in r} <= leaves for r in ranked)
@@ -598,7 +598,7 @@ def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     with pytest.raises(ValueError, match="annoy index holds only"):
         link_phrases(nlp2, ["diabetes"])
     with pytest.raises(ValueError, match="candidates"):
-        build_linker_nlp(tiny_taxonomy, None, src, candidates="billable")
+        build_linker_nlp(tiny_taxonomy, None, src, spans="doc", candidates="billable")
 
 def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
     # build_linker_nlp sources the text2node_vectors component from the vectors pipeline;
@@ -609,7 +609,7 @@ def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
     src = _vectors_nlp()
     words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
     wv = build_vectors_pipeline(words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram", show_progress=False)
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), wv, width=16)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), wv, spans="doc", width=16)
     assert "text2node_vectors" in nlp.pipe_names
     examples = _examples(nlp, [("zymotic flu", "FLU"), ("diabetes typus zwei", "T2DM"), ("asthmatoid bronchitis", "ASTH")])
     train_linker(nlp, examples, examples, epochs=1, show_progress=False, calibrate=False)
@@ -622,9 +622,9 @@ def test_calibration_keeps_strings_of_concepts_that_are_not_candidates(tiny_taxo
     # candidate's string: a dev pair from it (to its child) is used; "Gout" is a leaf's label
     src = _vectors_nlp()
     dev_pairs = [("Type 2 diabetes mellitus", "T2DMC"), ("Gout", "GOUT"), ("diabetes type two with complications", "T2DMC")]
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16, candidates="leaves")
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16, candidates="leaves")
     assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 2
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, node_space="node2vec", width=16)
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
     assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 1  # every concept is a candidate
     with pytest.raises(ValueError, match="strings of concepts the linker links to"):
         calibrate_linker(nlp, _examples(nlp, dev_pairs[:2]))
@@ -716,7 +716,7 @@ def test_icd10cm_p3_end_to_end(icd10cm):
 
     bench = load_gem(icd10cm)
     glove = make_glove_vectors()(spacy.blank("en"))
-    nlp = build_linker_nlp(icd10cm, None, glove, architecture="cnn", node_space="node2vec+text")
+    nlp = build_linker_nlp(icd10cm, None, glove, spans="doc", architecture="cnn", node_space="node2vec+text")
     train = _examples(nlp, [(t, c) for c, t in icd10cm.iter_texts() if t.strip()])
     train_linker(nlp, train, epochs=1, show_progress=False)
     rng = np.random.default_rng(0)

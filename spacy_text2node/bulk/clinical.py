@@ -159,6 +159,39 @@ def _has_linker(nlp: Language) -> bool:
     return LINKER in nlp.pipe_names
 
 
+def mention_finders(nlp: Language, before: str = LINKER) -> List[str]:
+    """The components in front of `before` that put spans in `doc.ents` or `doc.spans`.
+
+    nlp (Language): the pipeline.
+    before (str): the component to look in front of.
+    RETURNS (List[str]): their names, in pipeline order.
+    """
+    names = nlp.pipe_names[: nlp.pipe_names.index(before)] if before in nlp.pipe_names else nlp.pipe_names
+    found = []
+    for name in names:
+        assigns = nlp.get_pipe_meta(name).assigns
+        if any(a == "doc.ents" or a.startswith("doc.spans") or a == "token.ent_iob" for a in assigns):
+            found.append(name)
+    return found
+
+
+def link_mentions(nlp: Language, spans: str = "ents") -> None:
+    """Make the pipeline's `text2node_linker` link the mentions that the components in
+    front of it find, rather than whatever its saved `spans` setting says (a linker
+    trained on phrases links each whole doc: `spans="doc"`).
+
+    nlp (Language): a pipeline with a `text2node_linker`.
+    spans (str): "ents" (the default: `doc.ents`) or "spans:<key>" for a span group.
+    """
+    from ..pipeline.linker import check_spans_setting
+
+    linker = nlp.get_pipe(LINKER)
+    check_spans_setting(spans)
+    if linker.cfg.get("spans") != spans:
+        logger.info("%s: linking the mentions (spans=%r) instead of spans=%r", LINKER, spans, linker.cfg.get("spans"))
+        linker.cfg["spans"] = spans
+
+
 def build_clinical_pipeline(
     linker: Union[str, Path, Language, None] = None,
     *,
@@ -180,7 +213,8 @@ def build_clinical_pipeline(
     ner_model (Union[str, Path, None]): a pipeline whose "ner" to use for "ner".
     base (str): the pipeline the syntax components come from.
     label (str): entity label of noun-chunk and ruler mentions.
-    RETURNS (Language): the pipeline; spans are in `doc.ents`.
+    RETURNS (Language): the pipeline; spans are in `doc.ents`, and the linker links
+        them (its `spans` setting is set to "ents", see `link_mentions`).
     """
     if mentions not in MENTION_MODES:
         raise ValueError(f"Unknown mentions={mentions!r}: use one of {', '.join(MENTION_MODES)}.")
@@ -219,4 +253,6 @@ def build_clinical_pipeline(
                 raise ValueError(f"The NER of {ner_model or base!r} listens to a 'tok2vec' and the pipeline already has one.")
             _add_sourced(nlp, "tok2vec", src, before)
         _add_sourced(nlp, "ner", src, before)
+    if _has_linker(nlp):
+        link_mentions(nlp, "ents")
     return nlp

@@ -152,6 +152,7 @@ def load_pipeline(
         sourced = set(get_sourced_components(config))
         with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in sourced]):
             nlp.initialize()
+        _configure_sourced_linker(nlp, config, path)
     else:
         try:
             nlp = spacy.load(model, exclude=list(exclude), config=dict(overrides or {}))
@@ -162,8 +163,43 @@ def load_pipeline(
             ) from None
     if mentions:
         nlp = clinical.build_clinical_pipeline(nlp, mentions=mentions)
+    elif not isinstance(model, Language):
+        _warn_whole_doc_linking(nlp)
     nlp.max_length = max(nlp.max_length, max_chars + 1)
     return nlp
+
+
+def _configure_sourced_linker(nlp: Language, config: Any, path: Path) -> None:
+    """A linker sourced by a config keeps the settings it was saved with: apply the
+    `spans` the config gives beside `source`, and refuse a linker that would link whole
+    documents behind components that find mentions (it would overwrite them)."""
+    from .clinical import LINKER, link_mentions, mention_finders
+
+    if LINKER not in nlp.pipe_names or "source" not in config["components"].get(LINKER, {}):
+        return
+    spans = config["components"][LINKER].get("spans")
+    if spans is not None:
+        link_mentions(nlp, spans)
+        return
+    finders = mention_finders(nlp)
+    if finders and nlp.get_pipe(LINKER).cfg.get("spans") == "doc":
+        raise ValueError(
+            f"{path}: the {LINKER} sourced from {config['components'][LINKER]['source']} links each whole "
+            f"document as one span (spans=\"doc\": it was trained on phrases), which would replace the mentions "
+            f"found by {', '.join(finders)}. Add `spans = \"ents\"` under [components.{LINKER}] beside `source`."
+        )
+
+
+def _warn_whole_doc_linking(nlp: Language) -> None:
+    from .clinical import LINKER, mention_finders
+
+    if LINKER in nlp.pipe_names and nlp.get_pipe(LINKER).cfg.get("spans") == "doc" and not mention_finders(nlp):
+        logger.warning(
+            "%s links each whole record as one phrase (spans='doc'): right for a file of phrases. "
+            "For notes, put a mention finder in front: --mentions ner|ruler|noun_chunks "
+            "(API: mentions=...), or run configs/clinical.cfg with --paths.linker.",
+            LINKER,
+        )
 
 
 _WORKER: Dict[str, Any] = {}

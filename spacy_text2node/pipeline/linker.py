@@ -206,6 +206,24 @@ def make_text2node_linker(
     )
 
 
+def _has_alnum(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+def check_spans_setting(spans: Any) -> str:
+    """Validate the linker's `spans` setting.
+
+    spans (Any): the value: "ents", "doc", "noun_chunks" or "spans:<key>".
+    RETURNS (str): the value.
+    """
+    if not isinstance(spans, str) or not (spans in ("ents", "doc", "noun_chunks") or spans.startswith("spans:")):
+        raise ValueError(
+            f"text2node_linker: spans={spans!r} is not one of 'ents' (the mentions in doc.ents), 'doc' (each doc "
+            f"is one phrase), 'noun_chunks', 'spans:<key>' (a span group)."
+        )
+    return spans
+
+
 def _gold_ids(span: Span) -> List[str]:
     gold = span._.get(GOLD_EXT) if Span.has_extension(GOLD_EXT) else None
     if gold:
@@ -224,6 +242,12 @@ def score_linking(examples: Iterable[Example], *, taxonomy: Optional[Taxonomy] =
     taxonomy (Optional[Taxonomy]): for the mean tree distance.
     RETURNS (Dict[str, Any]): text2node_acc@1, acc@5, mrr, tree_distance, nil_rate.
     """
+    examples = list(examples)
+    if not examples:
+        raise ValueError(
+            "text2node_linker: no examples to score. `spacy evaluate` reads only .spacy files (DocBin): "
+            "for JSONL phrase pairs or PubTator files run `text2node evaluate MODEL DATA`."
+        )
     ranked: List[List[str]] = []
     gold: List[List[str]] = []
     for eg in examples:
@@ -271,8 +295,7 @@ class Text2NodeLinker(TrainablePipe):
                  n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, cache_size: int = 50000, n_threads: int = 0,
                  seed: int = 0, scorer: Optional[Callable] = score_linking) -> None:
         """Initialize the linker (see `make_text2node_linker` for the arguments)."""
-        if not (spans in ("ents", "doc", "noun_chunks") or spans.startswith("spans:")):
-            raise ValueError(f"text2node_linker: spans={spans!r} is not one of 'ents', 'doc', 'noun_chunks', 'spans:<key>'.")
+        check_spans_setting(spans)
         if candidates not in ("all", "leaves"):
             raise ValueError(f"text2node_linker: candidates={candidates!r} must be 'all' or 'leaves'.")
         if node_space not in ("node2vec", "node2vec+text"):
@@ -387,10 +410,19 @@ class Text2NodeLinker(TrainablePipe):
     def rank(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: Optional[int] = None) -> List[List[Tuple[int, float]]]:
         """Ranked (node index, fused score) for spans given as (doc index, start, end).
 
-        Candidates below the threshold are dropped (a NIL span gets an empty list).
+        Candidates below the threshold are dropped (a NIL span gets an empty list), and so is
+        a span without a letter or digit: punctuation is never a concept, whatever vectors
+        its characters get from a subword model.
         """
         if not offsets:
             return []
+        linkable = [i for i, t in enumerate(texts) if _has_alnum(t)]
+        if len(linkable) < len(texts):
+            out: List[List[Tuple[int, float]]] = [[] for _ in texts]
+            sub = [offsets[i] for i in linkable], [texts[i] for i in linkable]
+            for i, r in zip(linkable, self.rank(docs, sub[0], sub[1], k)):
+                out[i] = r
+            return out
         cfg = self.cfg
         k = k or cfg["k"]
         cache = self._result_cache(k)
