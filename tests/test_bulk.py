@@ -74,8 +74,8 @@ def test_readers_agree_across_formats(tmp_path):
     for path in (tmp_path / "in.jsonl", tmp_path / "pq"):
         got = list(read_records(path))
         assert [(r.index, r.id, r.text) for r in got] == [(r.index, r.id, r.text) for r in csv_recs]
-    # no id field: the 0-based record index
-    assert [r.id for r in read_records(tmp_path / "in.jsonl", id_field="nope")][:3] == ["0", "1", "2"]
+    # --id-field none: the 0-based record index (a misspelled id field is an error: tests/test_bulk_inputs.py)
+    assert [r.id for r in read_records(tmp_path / "in.jsonl", id_field="none")][:3] == ["0", "1", "2"]
     txt = list(read_records(TXT))
     assert [r.id for r in txt] == ["n01.txt", "n02.txt", "n03.txt", "n04.txt", "sub/n05.txt", "z_empty.txt", "z_latin1.txt"]
     assert isinstance(txt[0].text, bytes)

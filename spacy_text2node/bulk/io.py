@@ -10,21 +10,25 @@ run never leaves half a part).
 from __future__ import annotations
 
 import csv
-from ..util import open_binary
 import io
 import json
 import logging
 import os
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+
+from ..util import open_binary
+from .csv_rows import csv_rows
 
 logger = logging.getLogger("spacy_text2node")
 
 INPUT_FORMATS = ("jsonl", "csv", "tsv", "parquet", "txt")
 OUTPUT_FORMATS = ("jsonl", "parquet")
 PathLike = Union[str, Path]
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -88,80 +92,204 @@ def detect_output_format(path: PathLike) -> str:
     )
 
 
-def _norm_id(value: Any) -> Optional[str]:
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
+ID_NONE = "none"
+_MISSING_ID_HINT = "Pass the id field's name (--id-field NAME), or --id-field none for 0-based record-index ids."
 
 
-def read_jsonl(path: PathLike, *, id_field: str = "id", text_field: str = "text") -> Iterator[InputRecord]:
-    """Stream a JSONL file (one JSON object per line; blank lines are skipped).
+def normalize_id_field(id_field: Optional[str]) -> Optional[str]:
+    """The id field to read: None for record-index ids (given as None or "none").
 
-    path (PathLike): the file (.gz is decompressed on the fly).
-    id_field (str): the field holding the record id (absent: the record index).
-    text_field (str): the field holding the text.
-    YIELDS (InputRecord): the records, with `error` set for lines that are not JSON objects.
+    id_field (Optional[str]): the id field or column, None or "none".
+    RETURNS (Optional[str]): the field, or None.
     """
-    path = Path(path)
-    index = 0
+    if id_field is None or id_field.strip().lower() == ID_NONE:
+        return None
+    return id_field
+
+
+def check_id(value: Any) -> Tuple[Optional[str], Optional[str]]:
+    """Validate a raw id value: non-empty strings are kept, integers (and integral floats, as
+    JSON and pandas write them) become strings; anything else is a reason for the errors file.
+
+    value (Any): the raw id.
+    RETURNS (Tuple[Optional[str], Optional[str]]): (id, None) when valid, else (None, reason).
+    """
+    if value is None:
+        return None, "id is null"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return None, f"id is not a string or an integer but {type(value).__name__} ({shown})"
+    if isinstance(value, int):
+        return str(value), None
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value)), None
+        return None, f"id is a number that is not an integer ({value!r})"
+    if not value.strip():
+        return None, "empty id"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return None, f"id is not valid UTF-8 (character {e.start})"
+    return value, None
+
+
+def _record(index: int, raw: Dict[str, Any], id_field: Optional[str], text_field: str, line: Optional[int]) -> InputRecord:
+    """An InputRecord from a mapping; a missing or bad id is the record's error."""
+    if id_field is None:
+        return InputRecord(index, str(index), raw.get(text_field), line)
+    if id_field not in raw:
+        return InputRecord(index, None, None, line, f"missing id field {id_field!r}")
+    rid, reason = check_id(raw[id_field])
+    if reason is not None:
+        return InputRecord(index, None, None, line, reason)
+    return InputRecord(index, rid, raw.get(text_field), line)
+
+
+def _jsonl_lines(path: Path) -> Iterator[Tuple[int, bytes]]:
     with open_binary(path) as f:
         for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            line = raw.decode("utf-8", errors="surrogateescape")
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield InputRecord(index, None, None, lineno, f"bad JSON: {e.msg} (column {e.colno})")
-                index += 1
-                continue
-            if not isinstance(obj, dict):
-                yield InputRecord(index, None, None, lineno, f"bad JSON: a line must hold an object, not {type(obj).__name__}")
-                index += 1
-                continue
-            rid = _norm_id(obj.get(id_field)) if id_field in obj else str(index)
-            yield InputRecord(index, rid, obj.get(text_field), lineno)
-            index += 1
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            if raw.strip():
+                yield lineno, raw
+
+
+def _json_object(raw: bytes) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    try:
+        obj = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+    except json.JSONDecodeError as e:
+        return None, f"bad JSON: {e.msg} (column {e.colno})"
+    except RecursionError:
+        return None, "bad JSON: nested too deeply"
+    if not isinstance(obj, dict):
+        return None, f"bad JSON: a line must hold an object, not {type(obj).__name__}"
+    return obj, None
+
+
+def check_jsonl_fields(path: PathLike, *, id_field: Optional[str] = "id", text_field: str = "text") -> None:
+    """Check the id and text fields on the first JSON object of a JSONL file: a field the first
+    record lacks is taken for a misspelled field name (later records lacking the id go to the errors file).
+
+    path (PathLike): the JSONL file.
+    id_field (Optional[str]): the id field (None: record-index ids, not checked).
+    text_field (str): the text field.
+    """
+    for lineno, raw in _jsonl_lines(Path(path)):
+        obj, _ = _json_object(raw)
+        if obj is None:
+            continue
+        _check_first_object(Path(path), lineno, obj, normalize_id_field(id_field), text_field)
+        return
+
+
+def _check_first_object(path: Path, lineno: int, obj: Dict[str, Any], id_field: Optional[str], text_field: str) -> None:
+    if text_field not in obj:
+        raise ValueError(
+            f"{path}, line {lineno}: the first record has no text field {text_field!r} (its fields: {list(obj)}). "
+            f"Pass the text field's name (--text-field)."
+        )
+    if id_field is not None and id_field not in obj:
+        raise ValueError(
+            f"{path}, line {lineno}: the first record has no id field {id_field!r} (its fields: {list(obj)}). "
+            + _MISSING_ID_HINT
+        )
+
+
+def read_jsonl(path: PathLike, *, id_field: Optional[str] = "id", text_field: str = "text") -> Iterator[InputRecord]:
+    """Stream a JSONL file (one JSON object per line; blank lines are skipped; a UTF-8 BOM is dropped).
+
+    The first JSON object must have the id and text fields (else ValueError: a misspelled field);
+    a later record without the id, or with a null, empty or non-string id, is yielded with an error.
+
+    path (PathLike): the file (.gz is decompressed on the fly).
+    id_field (Optional[str]): the field holding the record id; None or "none": the 0-based record index.
+    text_field (str): the field holding the text.
+    YIELDS (InputRecord): the records, with `error` set for lines that are not JSON objects or lack a valid id.
+    """
+    path = Path(path)
+    id_field = normalize_id_field(id_field)
+    checked = False
+    for index, (lineno, raw) in enumerate(_jsonl_lines(path)):
+        obj, reason = _json_object(raw)
+        if obj is None:
+            yield InputRecord(index, None, None, lineno, reason)
+            continue
+        if not checked:
+            _check_first_object(path, lineno, obj, id_field, text_field)
+            checked = True
+        yield _record(index, obj, id_field, text_field, lineno)
+
+
+def _csv_lines(path: Path) -> Iterator[str]:
+    with open_binary(path) as fb:
+        yield from io.TextIOWrapper(fb, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _csv_delimiter(path: Path, delimiter: Optional[str]) -> str:
+    if delimiter is not None:
+        return delimiter
+    return "\t" if _strip_gz(path).endswith(".tsv") else ","
+
+
+def _csv_header(path: Path, delimiter: str, id_field: Optional[str], text_field: str) -> Optional[List[str]]:
+    """The header of a CSV file, checked for the id and text columns; None for an empty file."""
+    rows = csv_rows(_csv_lines(path), delimiter)
+    try:
+        first, _, header, reason = next(rows)
+    except StopIteration:
+        return None
+    finally:
+        rows.close()
+    if reason is not None or header is None:
+        raise ValueError(f"{path}, line {first}: cannot read the header row ({reason}).")
+    if text_field not in header:
+        raise ValueError(
+            f"{path}, line {first}: no text column {text_field!r} in the header {header}. "
+            f"Pass the text column's name (--text-field)."
+        )
+    if id_field is not None and id_field not in header:
+        raise ValueError(f"{path}, line {first}: no id column {id_field!r} in the header {header}. " + _MISSING_ID_HINT)
+    return header
 
 
 def read_csv(
-    path: PathLike, *, id_field: str = "id", text_field: str = "text", delimiter: Optional[str] = None
+    path: PathLike, *, id_field: Optional[str] = "id", text_field: str = "text", delimiter: Optional[str] = None
 ) -> Iterator[InputRecord]:
-    """Stream a CSV or TSV file with a header row, row by row.
+    """Stream a CSV or TSV file with a header row, row by row (a UTF-8 BOM is dropped).
+
+    Rows are delimited line-aware (see `csv_rows`): a quoted field may span lines, but a row that cannot
+    be read (an unterminated quote, the wrong number of fields) is yielded with an error and its first
+    line, and reading goes on at the next line, so a stray quote never merges rows.
 
     path (PathLike): the file (.gz is decompressed on the fly).
-    id_field (str): the id column (absent from the header: the record index).
+    id_field (Optional[str]): the id column (it must be in the header); None or "none": the 0-based record index.
     text_field (str): the text column; it must be in the header.
     delimiter (Optional[str]): the delimiter (default: tab for .tsv, else comma).
     YIELDS (InputRecord): the records; `line` is the line where the row ends.
     """
     path = Path(path)
-    if delimiter is None:
-        delimiter = "\t" if _strip_gz(path).endswith(".tsv") else ","
+    delimiter = _csv_delimiter(path, delimiter)
+    id_field = normalize_id_field(id_field)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open_binary(path) as fb:
-        f = io.TextIOWrapper(fb, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.reader(f, delimiter=delimiter)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        if text_field not in header:
-            raise ValueError(
-                f"{path}, line 1: no text column {text_field!r} in the header {header}. "
-                f"Pass the text column's name (--text-field)."
-            )
-        ti = header.index(text_field)
-        ii = header.index(id_field) if id_field in header else None
-        for index, row in enumerate(reader):
-            if len(row) != len(header):
-                rid = _norm_id(row[ii]) if ii is not None and ii < len(row) else str(index)
-                yield InputRecord(index, rid, None, reader.line_num, f"bad CSV row: {len(row)} fields, the header has {len(header)}")
-                continue
-            rid = row[ii] if ii is not None else str(index)
-            yield InputRecord(index, rid, row[ti], reader.line_num)
+    header = _csv_header(path, delimiter, id_field, text_field)
+    if header is None:
+        return
+    ti = header.index(text_field)
+    ii = header.index(id_field) if id_field is not None else None
+    rows = csv_rows(_csv_lines(path), delimiter)
+    next(rows)  # the header
+    for index, (first, last, row, reason) in enumerate(rows):
+        if reason is not None:
+            rid = check_id(row[ii])[0] if row is not None and ii is not None and ii < len(row) else None
+            yield InputRecord(index, rid, None, first, reason)
+            continue
+        assert row is not None
+        raw = {text_field: row[ti]}
+        if ii is not None:
+            raw[id_field] = row[ii]
+        yield _record(index, raw, id_field, text_field, last)
 
 
 def _parquet_files(path: Path) -> List[Path]:
@@ -173,33 +301,60 @@ def _parquet_files(path: Path) -> List[Path]:
     return [path]
 
 
+def _check_parquet_columns(file: Path, names: List[str], id_field: Optional[str], text_field: str) -> None:
+    if text_field not in names:
+        raise ValueError(f"{file}: no text column {text_field!r} (columns: {names}). Pass the text column's name (--text-field).")
+    if id_field is not None and id_field not in names:
+        raise ValueError(f"{file}: no id column {id_field!r} (columns: {names}). " + _MISSING_ID_HINT)
+
+
+def check_parquet_columns(path: PathLike, *, id_field: Optional[str] = "id", text_field: str = "text") -> None:
+    """Check that every Parquet file of an input has the id and text columns (reads only the schemas).
+
+    path (PathLike): a .parquet file or a folder of them.
+    id_field (Optional[str]): the id column (None: record-index ids, not checked).
+    text_field (str): the text column.
+    """
+    import pyarrow.parquet as pq
+
+    for file in _parquet_files(Path(path)):
+        try:
+            names = pq.read_schema(file).names
+        except Exception as e:  # pyarrow raises ArrowInvalid (a ValueError) or OSError for a damaged file
+            raise ValueError(f"{file}: cannot read this Parquet file ({e}).") from None
+        _check_parquet_columns(file, names, normalize_id_field(id_field), text_field)
+
+
 def read_parquet(
-    path: PathLike, *, id_field: str = "id", text_field: str = "text", batch_size: int = 1024
+    path: PathLike, *, id_field: Optional[str] = "id", text_field: str = "text", batch_size: int = 1024
 ) -> Iterator[InputRecord]:
     """Stream a Parquet file, or a folder of Parquet part files in name order,
     in batches of `batch_size` rows, reading only the id and text columns.
 
     path (PathLike): a .parquet file or a folder of them.
-    id_field (str): the id column (absent: the record index).
+    id_field (Optional[str]): the id column (it must exist; null ids go to the errors file);
+        None or "none": the 0-based record index.
     text_field (str): the text column; it must exist.
     batch_size (int): rows per read batch.
     YIELDS (InputRecord): the records.
     """
     import pyarrow.parquet as pq
 
+    id_field = normalize_id_field(id_field)
     index = 0
     for file in _parquet_files(Path(path)):
         pf = pq.ParquetFile(file)
         names = pf.schema_arrow.names
-        if text_field not in names:
-            raise ValueError(f"{file}: no text column {text_field!r} (columns: {names}). Pass the text column's name (--text-field).")
-        cols = [text_field] + ([id_field] if id_field in names else [])
+        _check_parquet_columns(file, names, id_field, text_field)
+        cols = [text_field] + ([id_field] if id_field is not None else [])
         for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
             texts = batch.column(text_field).to_pylist()
-            ids = batch.column(id_field).to_pylist() if id_field in names else None
+            ids = batch.column(id_field).to_pylist() if id_field is not None else None
             for j, text in enumerate(texts):
-                rid = _norm_id(ids[j]) if ids is not None else str(index)
-                yield InputRecord(index, rid, text, None)
+                raw = {text_field: text}
+                if ids is not None:
+                    raw[id_field] = ids[j]  # type: ignore[index]
+                yield _record(index, raw, id_field, text_field, None)
                 index += 1
 
 
@@ -227,32 +382,70 @@ def read_records(
     path: PathLike,
     *,
     input_format: Optional[str] = None,
-    id_field: str = "id",
+    id_field: Optional[str] = "id",
     text_field: str = "text",
 ) -> Iterator[InputRecord]:
     """Stream the records of an input in any supported format.
 
+    The input, its format and its id and text fields/columns are checked when this is called
+    (before any record is read): a missing input, an unknown format, or an id or text field that the
+    header (CSV, Parquet) or the first record (JSONL) lacks is a ValueError.
+
     path (PathLike): a JSONL, CSV, TSV or Parquet file, or a folder of .txt or .parquet files.
     input_format (Optional[str]): one of INPUT_FORMATS; None guesses from the path.
-    id_field (str): the id field or column.
+    id_field (Optional[str]): the id field or column; None or "none": the 0-based record index
+        (a folder of .txt files always uses the file names).
     text_field (str): the text field or column.
-    YIELDS (InputRecord): the records in input order.
+    RETURNS (Iterator[InputRecord]): the records in input order.
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"Input {path} does not exist.")
     fmt = input_format or detect_input_format(path)
-    if fmt == "jsonl":
-        return read_jsonl(path, id_field=id_field, text_field=text_field)
-    if fmt in ("csv", "tsv"):
-        return read_csv(path, id_field=id_field, text_field=text_field, delimiter="\t" if fmt == "tsv" else None)
+    id_field = normalize_id_field(id_field)
+    try:
+        if fmt == "jsonl":
+            _not_a_folder(path, fmt)
+            check_jsonl_fields(path, id_field=id_field, text_field=text_field)
+            return _reading(path, read_jsonl(path, id_field=id_field, text_field=text_field))
+        if fmt in ("csv", "tsv"):
+            _not_a_folder(path, fmt)
+            delimiter = "\t" if fmt == "tsv" else _csv_delimiter(path, None)
+            _csv_header(path, delimiter, id_field, text_field)
+            return _reading(path, read_csv(path, id_field=id_field, text_field=text_field, delimiter=delimiter))
+    except _READ_ERRORS as e:
+        raise ValueError(f"{path}: cannot read the input ({type(e).__name__}: {e}).") from None
     if fmt == "parquet":
-        return read_parquet(path, id_field=id_field, text_field=text_field)
+        check_parquet_columns(path, id_field=id_field, text_field=text_field)
+        return _reading(path, read_parquet(path, id_field=id_field, text_field=text_field))
     if fmt == "txt":
         if not path.is_dir():
             raise ValueError(f"Input format 'txt' needs a folder of .txt files; {path} is a file.")
         return read_txt_dir(path)
-    raise ValueError(f"Unknown input format {fmt!r}: use one of {', '.join(INPUT_FORMATS)}.")
+    raise ValueError(f"Unknown input format {fmt!r} (--input-format): use one of {', '.join(INPUT_FORMATS)}.")
+
+
+# a damaged or truncated compressed file, an unreadable file
+_READ_ERRORS = (EOFError, OSError, zlib.error)
+
+
+def _reading(path: Path, records: Iterator[InputRecord]) -> Iterator[InputRecord]:
+    """Re-raise a read failure in the middle of an input as a ValueError that names the file."""
+    last: Optional[InputRecord] = None
+    try:
+        for last in records:
+            yield last
+    except _READ_ERRORS as e:
+        where = f" after record {last.index} (line {last.line})" if last is not None and last.line else ""
+        raise ValueError(
+            f"{path}: cannot read the input{where} ({type(e).__name__}: {e}). Fix or replace the file, "
+            f"then continue the run with --resume."
+        ) from None
+
+
+def _not_a_folder(path: Path, fmt: str) -> None:
+    if path.is_dir():
+        raise ValueError(f"Input {path} is a folder; {fmt} input is a file (--input-format {fmt}).")
 
 
 def check_text(value: Any, max_chars: int) -> Tuple[Optional[str], Optional[str]]:
