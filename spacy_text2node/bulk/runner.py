@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+import warnings
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -16,6 +19,7 @@ import spacy
 from spacy.language import Language
 
 from .io import (
+    OUTPUT_FORMATS,
     JsonlWriter,
     ParquetPartsWriter,
     PathLike,
@@ -23,6 +27,7 @@ from .io import (
     detect_output_format,
     done_error_indices,
     done_output_ids,
+    normalize_id_field,
     read_records,
 )
 from .records import doc_to_record
@@ -30,6 +35,8 @@ from .records import doc_to_record
 logger = logging.getLogger("spacy_text2node")
 
 DEFAULT_MAX_CHARS = 1_000_000
+# A run that has written this many documents without a single span warns (once).
+NO_SPANS_SAMPLE = 200
 # A processor turns (text, doc_id) pairs into output records, in the same order.
 Processor = Callable[[Iterator[Tuple[str, str]]], Iterator[Dict[str, Any]]]
 
@@ -44,9 +51,14 @@ class BulkStats:
     n_skipped (int): records skipped because an earlier run finished them (--resume).
     n_tokens (int): tokens in the written documents.
     n_chars (int): characters in the written documents.
+    n_spans (int): spans in the written documents.
     seconds (float): wall time of the run.
     total_written (int): records in the output after the run.
     total_errors (int): entries in the errors file after the run.
+    output (str): the output path.
+    errors_path (str): the errors file.
+    reasons (Dict[str, int]): errors by kind of reason.
+    warnings (List[str]): what the run warned about (e.g. no spans found at all).
     """
 
     n_in: int = 0
@@ -55,12 +67,14 @@ class BulkStats:
     n_skipped: int = 0
     n_tokens: int = 0
     n_chars: int = 0
+    n_spans: int = 0
     seconds: float = 0.0
     total_written: int = 0
     total_errors: int = 0
     output: str = ""
     errors_path: str = ""
     reasons: Dict[str, int] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -92,6 +106,108 @@ class BulkStats:
                 f"output {self.total_written:,} + errors file {self.total_errors:,}"
             )
         return s + ("" if self.balanced else "  (MISMATCH)")
+
+
+class BulkWarning(UserWarning):
+    """A bulk run's output is probably not what was meant (e.g. no spans found at all)."""
+
+
+def no_spans_message(n_docs: int, span_keys: Optional[Sequence[str]] = None) -> str:
+    """The warning of a run that found no spans in its first `n_docs` documents.
+
+    n_docs (int): documents written so far.
+    span_keys (Optional[Sequence[str]]): the span sources read, when known.
+    RETURNS (str): the message, saying what to change.
+    """
+    keys = f" (span sources read: {', '.join(span_keys)})" if span_keys else ""
+    return (
+        f"No spans were found in the first {n_docs} documents{keys}: the pipeline has no mention finder in front "
+        f"of the linker, or the linker links `spans` of a kind the pipeline does not produce. Use --mentions "
+        f"ner|ruler|noun_chunks, or configs/clinical.cfg, or check --span-key."
+    )
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            pass
+    return a.resolve() == b.resolve()
+
+
+def check_output_paths(input_path: PathLike, output: PathLike, errors_path: PathLike, output_format: str) -> None:
+    """Refuse outputs that would destroy the input or cannot be written, before anything is opened:
+    OUTPUT or the errors file being the input (also through links or `..`), the input inside a Parquet
+    output folder, the errors file being OUTPUT, a folder where a JSONL file goes, a file where a
+    Parquet folder goes.
+
+    input_path (PathLike): the input.
+    output (PathLike): the output file or folder.
+    errors_path (PathLike): the errors file.
+    output_format (str): "jsonl" or "parquet".
+    """
+    inp, out, err = Path(input_path), Path(output), Path(errors_path)
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"Unknown output format {output_format!r} (--output-format): use one of {', '.join(OUTPUT_FORMATS)}.")
+    if inp.exists():
+        if _same_path(out, inp):
+            raise ValueError(f"The output {out} is the same file as the input {inp}: choose another OUTPUT.")
+        if _same_path(err, inp):
+            raise ValueError(f"The errors file {err} is the same file as the input {inp}: choose another --errors path.")
+        if output_format == "parquet" and out.resolve() in inp.resolve().parents:
+            raise ValueError(f"The input {inp} is inside the output folder {out}: choose another OUTPUT.")
+    if _same_path(err, out):
+        raise ValueError(f"The errors file {err} is the output {out}: choose another --errors path.")
+    if output_format == "jsonl" and out.is_dir():
+        raise ValueError(
+            f"The output {out} is a folder; JSONL output is a file (a .parquet OUTPUT is a folder of part files). "
+            f"Choose another OUTPUT."
+        )
+    if output_format == "parquet" and out.exists() and not out.is_dir():
+        raise ValueError(
+            f"The output {out} is a file; Parquet output is a folder of part files. Remove it or choose another OUTPUT."
+        )
+    if err.is_dir():
+        raise ValueError(f"The errors file {err} is a folder: choose another --errors path.")
+
+
+def check_bulk_run(
+    input_path: PathLike,
+    output: PathLike,
+    *,
+    input_format: Optional[str] = None,
+    output_format: Optional[str] = None,
+    id_field: Optional[str] = "id",
+    text_field: str = "text",
+    errors_path: Optional[PathLike] = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Tuple[str, Path, bool]:
+    """Check a bulk run before anything is loaded, opened or replaced: the output paths
+    (`check_output_paths`), the input with its id and text fields (`read_records`), and that an
+    existing output comes with --resume or --overwrite. Reads the input's header or first record only.
+
+    input_path (PathLike): the input.
+    output (PathLike): the output file or folder.
+    input_format, output_format, id_field, text_field, errors_path, resume, overwrite: as in `run_bulk`.
+    RETURNS (Tuple[str, Path, bool]): the output format, the errors file, and whether an output exists.
+    """
+    output = Path(output)
+    fmt = output_format or detect_output_format(output)
+    errors = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
+    check_output_paths(input_path, output, errors, fmt)
+    records = read_records(input_path, input_format=input_format, id_field=normalize_id_field(id_field), text_field=text_field)
+    close = getattr(records, "close", None)
+    if close is not None:
+        close()
+    out_exists = output.exists() and (fmt == "jsonl" or any(output.glob("part-*.parquet")))
+    if (out_exists or errors.exists()) and not (resume or overwrite):
+        raise ValueError(
+            f"Output {output if out_exists else errors} already exists. Pass --resume to continue "
+            f"that run, or --overwrite to start again."
+        )
+    return fmt, errors, out_exists or errors.exists()
 
 
 def _register_components() -> None:
@@ -291,7 +407,7 @@ def run_bulk(
     *,
     input_format: Optional[str] = None,
     output_format: Optional[str] = None,
-    id_field: str = "id",
+    id_field: Optional[str] = "id",
     text_field: str = "text",
     errors_path: Optional[PathLike] = None,
     resume: bool = False,
@@ -301,15 +417,21 @@ def run_bulk(
     rows_per_part: int = 10_000,
     limit: Optional[int] = None,
     progress: bool = True,
+    span_keys: Optional[Sequence[str]] = None,
 ) -> BulkStats:
     """Read, validate, process and write: the backend-independent part of a bulk run.
+
+    Everything that can be checked up front is, before any output is opened or replaced: the paths
+    (`check_output_paths`: OUTPUT or the errors file must not be the input), the input, its format and
+    its id and text fields. A run that has written documents but found no span at all in the first
+    NO_SPANS_SAMPLE of them (or in all, when fewer) warns once (`BulkWarning`, also in `stats.warnings`).
 
     processor (Processor): turns (text, id) pairs into records in order.
     input_path (PathLike): the input (see `read_records`).
     output (PathLike): a .jsonl file or a .parquet folder.
     input_format (Optional[str]): input format (None: from the path).
     output_format (Optional[str]): "jsonl" or "parquet" (None: from the path).
-    id_field (str): id field or column of the input.
+    id_field (Optional[str]): id field or column of the input; None or "none": the 0-based record index.
     text_field (str): text field or column of the input.
     errors_path (Optional[PathLike]): the errors JSONL file (default: OUTPUT.errors.jsonl).
     resume (bool): continue a run: skip records already in the output or errors file.
@@ -319,26 +441,26 @@ def run_bulk(
     rows_per_part (int): records per Parquet part file.
     limit (Optional[int]): read at most this many input records.
     progress (bool): show a progress bar with docs/s and words/s.
+    span_keys (Optional[Sequence[str]]): the span sources the processor reads (named in the no-spans warning).
     RETURNS (BulkStats): the counts; `stats.balanced` says whether in = written + errors.
     """
+    for name, value, least in (("max_chars", max_chars, 1), ("flush_every", flush_every, 1), ("limit", limit, 0)):
+        if value is not None and value < least:
+            raise ValueError(f"{name} must be at least {least}, not {value}.")
     output = Path(output)
-    fmt = output_format or detect_output_format(output)
-    errors_path = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
-    exists = output.exists() and (fmt == "jsonl" or any(output.glob("part-*.parquet")))
-    if exists or errors_path.exists():
-        if overwrite:
-            if fmt == "jsonl" and output.exists():
-                output.unlink()
-            elif output.exists():
-                for p in list(output.glob("part-*.parquet")) + list(output.glob(".*.tmp")):
-                    p.unlink()
-            if errors_path.exists():
-                errors_path.unlink()
-        elif not resume:
-            raise ValueError(
-                f"Output {output if exists else errors_path} already exists. Pass --resume to continue "
-                f"that run, or --overwrite to start again."
-            )
+    fmt, errors_path, exists = check_bulk_run(
+        input_path, output, input_format=input_format, output_format=output_format, id_field=id_field,
+        text_field=text_field, errors_path=errors_path, resume=resume, overwrite=overwrite,
+    )
+    records = read_records(input_path, input_format=input_format, id_field=normalize_id_field(id_field), text_field=text_field)
+    if exists and overwrite:
+        if fmt == "jsonl" and output.exists():
+            output.unlink()
+        elif output.exists():
+            for p in list(output.glob("part-*.parquet")) + list(output.glob(".*.tmp")):
+                p.unlink()
+        if errors_path.exists():
+            errors_path.unlink()
     done_ids, n_done_out = done_output_ids(output, fmt) if resume else (set(), 0)
     done_err, n_done_err = done_error_indices(errors_path) if resume else (set(), 0)
     if resume and (n_done_out or n_done_err):
@@ -349,6 +471,7 @@ def run_bulk(
     err_writer = JsonlWriter(errors_path)
     pending_errors: List[Dict[str, Any]] = []
     seen: set = set()
+    lengths: deque = deque()  # characters of the documents sent to the processor, in order
 
     def error(rec, reason: str) -> None:
         pending_errors.append({"id": rec.id, "index": rec.index, "line": rec.line, "reason": reason})
@@ -357,7 +480,7 @@ def run_bulk(
         stats.reasons[key] = stats.reasons.get(key, 0) + 1
 
     def valid_items() -> Iterator[Tuple[str, str]]:
-        for n, rec in enumerate(read_records(input_path, input_format=input_format, id_field=id_field, text_field=text_field)):
+        for n, rec in enumerate(records):
             if limit is not None and n >= limit:
                 break
             if rec.index in done_err:
@@ -380,6 +503,7 @@ def run_bulk(
             if reason is not None:
                 error(rec, reason)
                 continue
+            lengths.append(len(text))
             yield text, rec.id
 
     bar = None
@@ -396,11 +520,20 @@ def run_bulk(
         pending_errors.clear()
         buf.clear()
 
+    def warn_no_spans() -> None:
+        message = no_spans_message(stats.n_written, span_keys)
+        stats.warnings.append(message)
+        warnings.warn(message, BulkWarning, stacklevel=3)
+
     try:
         for record in processor(valid_items()):
             buf.append(record)
             stats.n_written += 1
             stats.n_tokens += record["n_tokens"]
+            stats.n_chars += lengths.popleft()
+            stats.n_spans += len(record["spans"])
+            if stats.n_written == NO_SPANS_SAMPLE and stats.n_spans == 0:
+                warn_no_spans()
             if len(buf) >= flush_every:
                 flush()
             if bar is not None:
@@ -409,6 +542,8 @@ def run_bulk(
                     el = time.perf_counter() - t0
                     bar.set_postfix(words_s=f"{stats.n_tokens / el:,.0f}", errors=stats.n_errors, refresh=False)
         flush()
+        if 0 < stats.n_written < NO_SPANS_SAMPLE and stats.n_spans == 0:
+            warn_no_spans()
     finally:
         writer.close()
         err_writer.close()
@@ -455,6 +590,9 @@ def link_documents(
         raise ValueError(f"n_process must be at least 1, not {n_process}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}.")
+    check_keys = ("input_format", "output_format", "id_field", "text_field", "errors_path", "resume", "overwrite")
+    check_bulk_run(input_path, output, **{k: kwargs[k] for k in check_keys if k in kwargs})
     nlp = load_pipeline(model, max_chars=max_chars, mentions=mentions)
     proc = local_processor(nlp, n_process=n_process, batch_size=batch_size, span_keys=span_keys, top_k=top_k)
+    kwargs.setdefault("span_keys", span_keys)
     return run_bulk(proc, input_path, output, max_chars=max_chars, **kwargs)

@@ -1,5 +1,6 @@
 """`text2node link MODEL INPUT OUTPUT`: bulk linking, a thin wrapper over spacy_text2node.bulk."""
 import json
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -7,6 +8,14 @@ import typer
 from wasabi import msg
 
 from ._app import app
+
+
+def _check_options(**values: Optional[int]) -> None:
+    """Exit with one line naming the flag when a count option is out of range."""
+    least = {"--limit": 1}
+    for flag, value in values.items():
+        if value is not None and value < least.get(flag, 1):
+            msg.fail(f"{flag} must be at least {least.get(flag, 1)}, not {value}.", exits=2)
 
 
 @app.command("link", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -17,7 +26,7 @@ def link_cmd(
     output: Path = typer.Argument(..., help="Output: a .jsonl file or a .parquet folder of part files."),
     input_format: Optional[str] = typer.Option(None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."),
     output_format: Optional[str] = typer.Option(None, "--output-format", help="jsonl or parquet (default: from OUTPUT)."),
-    id_field: str = typer.Option("id", "--id-field", help="Id field/column (absent: the 0-based record index; .txt: the file name)."),
+    id_field: str = typer.Option("id", "--id-field", help="Id field/column; it must exist. 'none': the 0-based record index (.txt folders: the file name)."),
     text_field: str = typer.Option("text", "--text-field", help="Text field/column."),
     errors: Optional[Path] = typer.Option(None, "--errors", help="Errors file (JSONL; default OUTPUT.errors.jsonl)."),
     n_process: int = typer.Option(1, "--n-process", "-n", help="Worker processes (local backend)."),
@@ -39,46 +48,81 @@ def link_cmd(
     """Link every document of INPUT with MODEL and write one record per document
     (id, n_tokens, spans with start, end, text, label, concept_id, concept_label,
     score and top-k candidates) to OUTPUT; unreadable records go to the errors file.
-    Extra `--section.key value` options override a .cfg MODEL (e.g. --paths.linker DIR)."""
+    Extra `--section.key value` options override a .cfg MODEL (e.g. --paths.linker DIR).
+    A mistake in the options (exit status 2), paths or input fields (1) is one line,
+    reported before MODEL is loaded or OUTPUT touched."""
     from spacy.cli._util import parse_config_overrides
 
-    from ..bulk.runner import link_documents, load_pipeline, local_processor, run_bulk
+    from ..bulk.clinical import MENTION_MODES
+    from ..bulk.io import INPUT_FORMATS
+    from ..bulk.runner import BulkWarning, check_bulk_run, load_pipeline, local_processor, run_bulk
 
     try:
         overrides = parse_config_overrides(ctx.args)
     except SystemExit:
         raise typer.Exit(2)
+    if backend not in ("local", "spark"):
+        msg.fail(f"Unknown --backend {backend!r}: use local or spark.", exits=2)
+    _check_options(**{
+        "--n-process": n_process, "--batch-size": batch_size, "--max-chars": max_chars, "--flush-every": flush_every,
+        "--top-k": top_k, "--limit": limit, "--spark-chunk": spark_chunk,
+    })
+    if mentions is not None and mentions not in MENTION_MODES:
+        msg.fail(f"Unknown --mentions {mentions!r}: use one of {', '.join(MENTION_MODES)}.", exits=2)
+    if input_format is not None and input_format not in INPUT_FORMATS:
+        msg.fail(f"Unknown --input-format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}.", exits=2)
+    if output_format is not None and output_format not in ("jsonl", "parquet"):
+        msg.fail(f"Unknown --output-format {output_format!r}: use jsonl or parquet.", exits=2)
 
     common = dict(
         input_format=input_format, output_format=output_format, id_field=id_field, text_field=text_field,
-        errors_path=errors, resume=resume, overwrite=overwrite, flush_every=flush_every, limit=limit, progress=progress,
+        errors_path=errors, resume=resume, overwrite=overwrite,
     )
     try:
-        if backend == "local":
-            nlp = load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
-            proc = local_processor(nlp, n_process=n_process, batch_size=batch_size, span_keys=span_key, top_k=top_k)
-            stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
-        elif backend == "spark":
-            from ..bulk.spark import local_spark_session, spark_processor
-
-            load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)  # fail early if it cannot load
-            spark = local_spark_session(spark_master)
-            proc = spark_processor(
-                spark, model, span_keys=span_key, top_k=top_k, max_chars=max_chars, batch_size=batch_size,
-                chunk_size=spark_chunk, overrides=overrides, mentions=mentions,
-            )
-            try:
-                stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
-            finally:
-                spark.stop()
-        else:
-            msg.fail(f"Unknown --backend {backend!r}.", "Use local or spark.", exits=2)
-            return
+        check_bulk_run(input_path, output, **common)
     except ValueError as e:
-        msg.fail("Bulk linking failed", str(e), exits=1)
+        msg.fail(str(e), exits=1)
+    common.update(flush_every=flush_every, limit=limit, progress=progress, span_keys=span_key)
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, BulkWarning):
+            msg.warn(str(message))
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    try:
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+            warnings.showwarning = show
+            warnings.simplefilter("always", BulkWarning)
+            if backend == "local":
+                nlp = load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
+                proc = local_processor(nlp, n_process=n_process, batch_size=batch_size, span_keys=span_key, top_k=top_k)
+                stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
+            else:
+                from ..bulk.spark import local_spark_session, spark_processor
+
+                load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)  # fail early if it cannot load
+                spark = local_spark_session(spark_master)
+                proc = spark_processor(
+                    spark, model, span_keys=span_key, top_k=top_k, max_chars=max_chars, batch_size=batch_size,
+                    chunk_size=spark_chunk, overrides=overrides, mentions=mentions,
+                )
+                try:
+                    stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
+                finally:
+                    spark.stop()
+    except (ValueError, TypeError, OSError) as e:
+        msg.fail(f"Bulk linking failed: {e}", exits=1)
+        return
+    except KeyboardInterrupt:
+        msg.fail("Interrupted: what was written is kept; continue with --resume.", exits=130)
         return
     if stats_json:
-        stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
+        try:
+            stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
+        except OSError as e:
+            msg.fail(f"Cannot write --stats-json {stats_json}: {e}", exits=1)
     msg.info(
         f"{stats.n_written:,} docs in {stats.seconds:.1f}s: {stats.docs_per_second:,.1f} docs/s, "
         f"{stats.words_per_second:,.0f} words/s -> {stats.output}"
