@@ -6,7 +6,7 @@ from typing import List, Optional
 import typer
 from wasabi import msg
 
-from ._app import app
+from ._app import app, check_out_dir, user_errors
 
 data_app = typer.Typer(help="Write linking datasets (phrase -> concept pairs).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -22,12 +22,14 @@ def gem_cmd(
     """ICD-9-CM -> ICD-10-CM benchmark from the CMS GEMs (settings P3, P1, Z)."""
     from ..datasets import write_gem_splits
 
+    check_out_dir(out_dir)
     t0 = time.perf_counter()
     subtree = [r for part in subtree or [] for r in part.split(",") if r]
-    try:
-        stats = write_gem_splits(out_dir, seed=seed, subtree=subtree or None, dev_size=dev_size)
-    except (ValueError, ImportError) as e:
-        msg.fail("Could not write the GEM benchmark", str(e), exits=1)
+    with user_errors("Could not write the GEM benchmark"):
+        try:
+            stats = write_gem_splits(out_dir, seed=seed, subtree=subtree or None, dev_size=dev_size)
+        except ImportError as e:
+            msg.fail(f"Could not write the GEM benchmark: {e}", exits=1)
     g = stats["gem"]
     msg.good(f"{g['kept']:,} ICD-9-CM codes kept of {g['icd9_codes']:,} (no map {g['no_map']}, target missing in ICD-10-CM {g['missing_target']}, outside subtree {g['outside_subtree']}); {stats['concepts']:,} concepts -> {out_dir} ({time.perf_counter() - t0:.1f}s)")
     rows = [(s, stats[s]["train"], stats[s]["train_gem"], stats[s]["test"]) for s in ("P3", "P1", "Z")]
@@ -44,11 +46,10 @@ def ncbi_cmd(
     """NCBI Disease mentions against CTD MEDIC: pairs per split (and spaCy docs)."""
     from ..datasets import write_ncbi
 
+    check_out_dir(out_dir)
     t0 = time.perf_counter()
-    try:
+    with user_errors("Could not write the NCBI Disease data"):
         stats = write_ncbi(out_dir, ncbi_dir, medic, docs=docs)
-    except (ValueError, FileNotFoundError) as e:
-        msg.fail("Could not write the NCBI Disease data", str(e), exits=1)
     rows = []
     for split, st in stats.items():
         if isinstance(st, dict):

@@ -7,18 +7,27 @@ import typer
 from wasabi import msg
 
 from ..nodes import NodeVectors, embed_nodes, parent_report
-from ..taxonomy import Taxonomy, TaxonomyError
-from ._app import app
+from ..taxonomy import Taxonomy
+from ._app import app, check_out_dir, user_errors
 
 nodes_app = typer.Typer(help="Node vectors: evaluate saved node2vec vectors.", no_args_is_help=True)
 app.add_typer(nodes_app, name="nodes")
 
 
 def _load_taxonomy(path: Path) -> Taxonomy:
-    try:
+    with user_errors("Could not read the taxonomy"):
         return Taxonomy.from_disk(path)
-    except TaxonomyError as e:
-        msg.fail("Could not read the taxonomy", str(e), exits=1)
+
+
+def _check_has_edges(tax: Taxonomy, path: Path) -> None:
+    """Fail when the taxonomy has no is-a edge: node2vec would have nothing to walk."""
+    if not any(tax.parent_indices(i) for i in range(len(tax))):
+        msg.fail(
+            f"{path}: taxonomy {tax.name!r} has no is-a edges ({len(tax):,} concepts, all roots), so node2vec "
+            "cannot walk it and every vector would stay random. Check that its source gives parents "
+            "(e.g. a CSV 'parents' column) and rebuild it with `text2node taxonomy build`.",
+            exits=1,
+        )
 
 
 @app.command("embed-nodes")
@@ -40,21 +49,22 @@ def embed_nodes_cmd(
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Report the parent MRR of the result."),
 ) -> None:
     """node2vec vectors for every concept of TAXONOMY_DIR, saved to OUT_DIR."""
+    check_out_dir(out_dir)
     tax = _load_taxonomy(taxonomy_dir)
+    _check_has_edges(tax, taxonomy_dir)
     t0 = time.perf_counter()
-    try:
+    with user_errors("Could not compute node vectors"):
         nv = embed_nodes(
             tax, dim=dim, p=p, q=q, walk_length=walk_length, num_walks=num_walks, window=window,
             epochs=epochs, negative=negative, sample=sample, workers=workers, seed=seed,
             undirected=not directed, progress=True,
         )
-    except ValueError as e:
-        msg.fail("Could not compute node vectors", str(e), exits=1)
     elapsed = time.perf_counter() - t0
-    if evaluate:
-        report = parent_report(tax, nv)
-        nv.cfg["quality"] = report
-    nv.to_disk(out_dir)
+    with user_errors("Could not save the node vectors"):
+        if evaluate:
+            report = parent_report(tax, nv)
+            nv.cfg["quality"] = report
+        nv.to_disk(out_dir)
     stats = nv.cfg["stats"]
     msg.good(
         f"{len(nv):,} x {nv.dim} node vectors -> {out_dir} in {elapsed:.1f}s "
@@ -79,11 +89,9 @@ def eval_cmd(
 ) -> None:
     """Parent MRR of saved node vectors: how near each sampled node's parent ranks."""
     tax = _load_taxonomy(taxonomy_dir)
-    try:
+    with user_errors("Could not evaluate the node vectors"):
         nv = NodeVectors.from_disk(vectors_dir, taxonomy=tax)
         report = parent_report(tax, nv, n_samples=samples, seed=seed)
-    except ValueError as e:
-        msg.fail("Could not evaluate the node vectors", str(e), exits=1)
     if as_json:
         print(json.dumps(report, indent=2))
         return

@@ -7,13 +7,14 @@ from typing import List, Optional
 import typer
 from wasabi import msg
 
-from ..taxonomy import FORMATS, Taxonomy, TaxonomyError, load_taxonomy
-from ._app import app
+from ..taxonomy import FORMATS, Taxonomy, load_taxonomy
+from ._app import app, check_choice, check_out_dir, user_errors
 
 taxonomy_app = typer.Typer(help="Build and inspect taxonomies.", no_args_is_help=True)
 app.add_typer(taxonomy_app, name="taxonomy")
 
 BUILD_FORMATS = [f for f in FORMATS if f != "dir"]
+ON_ERROR = ("raise", "skip")
 
 
 @taxonomy_app.command("build")
@@ -26,25 +27,28 @@ def build_cmd(
     subtree: Optional[List[str]] = typer.Option(None, "--subtree", help="Keep only the part under this concept (repeat or comma-separate for several; empty for all), e.g. an ICD-10-CM chapter '4'."),
 ) -> None:
     """Load a taxonomy from SOURCE and save it to OUT_DIR."""
-    if format not in BUILD_FORMATS:
-        msg.fail(f"Unknown --format {format!r}.", f"Choose one of: {', '.join(BUILD_FORMATS)}.", exits=2)
+    check_choice(format, "--format", BUILD_FORMATS)
+    check_choice(on_error, "--on-error", ON_ERROR)
+    check_out_dir(out_dir)
     kwargs = {} if format in ("icd10cm", "snomed-rf2", "ctd-medic") else {"name": name} if name else {}
     if format != "icd10cm":
         kwargs["on_error"] = on_error
     t0 = time.perf_counter()
-    try:
+    with user_errors("Could not build the taxonomy"):
         tax = load_taxonomy(None if format == "icd10cm" else source, format, **kwargs)
-    except (TaxonomyError, FileNotFoundError) as e:
-        msg.fail("Could not build the taxonomy", str(e), exits=1)
-    subtree = [r for part in subtree or [] for r in part.split(",") if r]
-    if subtree:
-        missing = [r for r in subtree if r not in tax]
-        if missing:
-            msg.fail(f"--subtree: {', '.join(missing)} not in the taxonomy.", "Give concept ids of the taxonomy (e.g. an ICD-10-CM chapter '4' or block 'E08-E13').", exits=1)
-        tax = tax.subtree(subtree)
-    if name:
-        tax.name = name
-    tax.to_disk(out_dir)
+        subtree = [r for part in subtree or [] for r in part.split(",") if r]
+        if subtree:
+            missing = [r for r in subtree if r not in tax]
+            if missing:
+                msg.fail(
+                    f"--subtree: {', '.join(missing)} not in the taxonomy. Give concept ids of the taxonomy "
+                    "(e.g. an ICD-10-CM chapter '4' or block 'E08-E13').",
+                    exits=1,
+                )
+            tax = tax.subtree(subtree)
+        if name:
+            tax.name = name
+        tax.to_disk(out_dir)
     msg.good(f"{len(tax):,} concepts, {len(tax.roots):,} roots -> {out_dir} ({time.perf_counter() - t0:.1f}s)")
     if tax.meta.get("skipped"):
         msg.warn(f"Skipped {tax.meta['skipped']} bad rows or edges; first: " + "; ".join(tax.meta.get("skipped_examples", [])[:5]))
@@ -57,11 +61,9 @@ def info_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the info as JSON."),
 ) -> None:
     """Counts, depth histogram, roots and sample nodes of a saved taxonomy."""
-    try:
+    with user_errors("Could not read the taxonomy"):
         tax = Taxonomy.from_disk(path)
-    except TaxonomyError as e:
-        msg.fail(str(e), exits=1)
-    info = tax.info(n_samples=samples)
+        info = tax.info(n_samples=samples)
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return

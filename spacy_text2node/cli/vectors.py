@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 from wasabi import msg
 
-from ..vectors import FORMATS, VectorsError
-from ._app import app
+from ..vectors import FORMATS
+from ._app import app, check_choice, check_out_dir, user_errors
 
 vectors_app = typer.Typer(help="Load, train and distill word vectors into spaCy pipelines.", no_args_is_help=True)
 app.add_typer(vectors_app, name="vectors")
@@ -26,8 +26,7 @@ def _finish(nlp, out_dir: Path, t0: float) -> None:
 
 
 def _check_subwords(subwords: str) -> Optional[str]:
-    if subwords not in SUBWORDS:
-        msg.fail(f"Unknown --subwords {subwords!r}.", f"Choose one of: {', '.join(SUBWORDS)}.", exits=2)
+    check_choice(subwords, "--subwords", SUBWORDS)
     return None if subwords == "none" else subwords
 
 
@@ -50,15 +49,15 @@ def load_cmd(
     from ..vectors import build_vectors_pipeline, read_vectors
 
     _verbose(verbose)
+    check_choice(format, "--format", FORMATS)
     sub = _check_subwords(subwords)
+    check_out_dir(out_dir)
     t0 = time.perf_counter()
-    try:
+    with user_errors("Could not load the vectors"):
         words, matrix = read_vectors(None if format == "glove-6b-50d" else source, format, max_words=max_words)
         msg.info(f"Read {len(words):,} vectors x {matrix.shape[1]} dims")
         nlp = build_vectors_pipeline(words, matrix, base=into, lowercase=not cased, subwords=sub, show_progress=True)
-    except VectorsError as e:
-        msg.fail("Could not load the vectors", str(e), exits=1)
-    _finish(nlp, out_dir, t0)
+        _finish(nlp, out_dir, t0)
 
 
 @vectors_app.command("train")
@@ -80,7 +79,7 @@ def train_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-V"),
 ) -> None:
     """Train gensim Word2Vec or FastText vectors on a corpus and/or a taxonomy."""
-    from ..taxonomy import Taxonomy, TaxonomyError
+    from ..taxonomy import Taxonomy
     from ..vectors import build_corpus, build_vectors_pipeline, export_floret, train_gensim
 
     _verbose(verbose)
@@ -89,10 +88,12 @@ def train_cmd(
         msg.fail("Give OUT_DIR (and corpus files).", exits=2)
     *corpus, out = args
     out_dir = Path(out)
+    check_choice(algorithm, "--algorithm", ("word2vec", "fasttext"))
     if floret and algorithm != "fasttext":
         msg.fail("--floret needs --algorithm fasttext.", exits=2)
+    check_out_dir(out_dir)
     t0 = time.perf_counter()
-    try:
+    with user_errors("Could not train the vectors"):
         tax = None
         if taxonomy is not None:
             tax = Taxonomy.from_disk(taxonomy)
@@ -111,9 +112,7 @@ def train_cmd(
             nlp = build_vectors_pipeline(
                 list(model.wv.index_to_key), np.asarray(model.wv.vectors), base=into, subwords=sub, show_progress=True
             )
-    except (VectorsError, TaxonomyError) as e:
-        msg.fail("Could not train the vectors", str(e), exits=1)
-    _finish(nlp, out_dir, t0)
+        _finish(nlp, out_dir, t0)
 
 
 @vectors_app.command("distill")
@@ -139,7 +138,7 @@ def distill_cmd(
     """Distill static vectors from a local transformer (first layer, contextless, or
     phrase: contextless vectors fitted to the model's embeddings of the taxonomy's
     labels and/or corpus lines)."""
-    from ..taxonomy import Taxonomy, TaxonomyError
+    from ..taxonomy import Taxonomy
     from ..vectors.distill import (
         contextless_vectors,
         default_vocabulary,
@@ -151,8 +150,7 @@ def distill_cmd(
     from ..vectors import build_vectors_pipeline
 
     _verbose(verbose)
-    if method not in ("first-layer", "contextless", "phrase"):
-        msg.fail(f"Unknown --method {method!r}.", "Choose first-layer, contextless or phrase.", exits=2)
+    check_choice(method, "--method", ("first-layer", "contextless", "phrase"))
     if method == "phrase" and pca:
         msg.fail("--pca cannot be used with --method phrase (the targets are full-size embeddings).", exits=2)
     if method == "phrase" and taxonomy is None and not icd10cm and not corpus:
@@ -162,8 +160,9 @@ def distill_cmd(
     sub = _check_subwords(subwords)
     if sub == "wordpiece" and (method != "first-layer" or pca):
         msg.fail("--subwords wordpiece needs --method first-layer (the piece table lives in that space).", exits=2)
+    check_out_dir(out_dir)
     t0 = time.perf_counter()
-    try:
+    with user_errors("Could not distill the vectors"):
         tax = Taxonomy.from_disk(taxonomy) if taxonomy is not None else (Taxonomy.from_icd10cm() if icd10cm else None)
         tok, model = load_transformer(model_path)
         words = default_vocabulary(tax, max_words=max_words)
@@ -189,6 +188,4 @@ def distill_cmd(
         nlp = build_vectors_pipeline(
             words, matrix, base=into, subwords=sub, wordpieces=wordpieces, show_progress=True
         )
-    except (VectorsError, TaxonomyError) as e:
-        msg.fail("Could not distill the vectors", str(e), exits=1)
-    _finish(nlp, out_dir, t0)
+        _finish(nlp, out_dir, t0)
