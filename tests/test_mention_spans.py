@@ -145,10 +145,15 @@ def test_link_phrases_refuses_a_string(phrase_linker_dir):
     assert len(link_phrases(nlp, ["flu"])) == 1
 
 
-def test_punctuation_only_spans_are_nil_with_subwords(tiny_taxonomy):
+def test_punctuation_only_spans_are_nil_even_with_vectors(tiny_taxonomy):
+    # subword models (and GloVe) give punctuation a vector; make it the vector of a
+    # concept word, so only the rule "no letter or digit: NIL" keeps it unlinked
     from spacy_text2node.vectors import build_vectors_pipeline
 
     src = _vectors_nlp()
+    flu = src.vocab.get_vector("influenza")
+    for punct in ("...", "!", "?", "-"):
+        src.vocab.set_vector(punct, flu)
     words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
     wv = build_vectors_pipeline(words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram",
                                 show_progress=False)
