@@ -1221,25 +1221,41 @@ class NodeIndex:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "NodeIndex":
-        msg = srsly.msgpack_loads(data)
-        cfg = msg["cfg"]
-        annoy = AnnoyIndex(cfg["dim"], "angular")
-        with make_tempdir() as tmp:
-            (tmp / "annoy.ann").write_bytes(msg["annoy"])
-            annoy.load(str(tmp / "annoy.ann"), prefault=True)  # mmap stays valid after unlink
-        reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
-        is_leaf = _npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
-        memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
+        from .pipeline.manifest import BYTES_FIX, check_annoy_loaded, check_annoy_size, load_step
+
+        def step(part: str):
+            return load_step(f"node index (serialized bytes), part '{part}'", f"the {part}", fix=BYTES_FIX)
+
+        with step("index"):
+            msg = srsly.msgpack_loads(data)
+            cfg, annoy_bytes = msg["cfg"], msg["annoy"]
+        with step("space"):
+            space = _npy_load(msg["space"])
         ann_items = _npy_load(msg["ann_items"]) if "ann_items" in msg else None
-        return cls(_npy_load(msg["space"]), LexicalIndex.from_dict(msg["lexical"]), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf,
-                   memory=memory, ann_items=ann_items)
+        n_items = len(space) if ann_items is None else len(ann_items)
+        check_annoy_size("node index (serialized bytes), part 'annoy'", len(annoy_bytes), cfg["dim"], n_items)
+        annoy = AnnoyIndex(cfg["dim"], "angular")
+        with step("annoy"), make_tempdir() as tmp:
+            (tmp / "annoy.ann").write_bytes(annoy_bytes)
+            annoy.load(str(tmp / "annoy.ann"), prefault=True)  # mmap stays valid after unlink
+        check_annoy_loaded("node index (serialized bytes), part 'annoy'", annoy, n_items)
+        with step("reranker"):
+            reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
+        is_leaf = _npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
+        with step("lexical index"):
+            memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
+            lexical = LexicalIndex.from_dict(msg["lexical"])
+        return cls(space, lexical, n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker,
+                   is_leaf=is_leaf, memory=memory, ann_items=ann_items)
 
     def to_disk(self, path: Union[str, Path]) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "cfg.json", {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim})
         np.save(path / "space.npy", self.space, allow_pickle=False)
         self.annoy.save(str(path / "annoy.ann"))
+        # the annoy file's size is checked before annoy maps it (a damaged one can crash the process)
+        srsly.write_json(path / "cfg.json", {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim,
+                                             "annoy_bytes": (path / "annoy.ann").stat().st_size})
         lex = path / "lexical"
         lex.mkdir(exist_ok=True)
         for key, value in self.lexical.to_dict().items():
@@ -1271,13 +1287,33 @@ class NodeIndex:
         for name in ("cfg.json", "space.npy", "annoy.ann", "lexical"):
             if not (path / name).exists():
                 raise ValueError(f"{path / name} is missing: the linker index at {path} is incomplete; re-save the pipeline.")
-        cfg = srsly.read_json(path / "cfg.json")
-        annoy = AnnoyIndex(cfg["dim"], "angular")
-        annoy.load(str(path / "annoy.ann"))
-        lex = {p.name: p.read_bytes() for p in (path / "lexical").iterdir()}
-        reranker = Reranker.from_dict({p.name: p.read_bytes() for p in (path / "reranker").iterdir()}) if (path / "reranker").exists() else None
-        is_leaf = np.load(path / "is_leaf.npy", allow_pickle=False) if (path / "is_leaf.npy").exists() else None
-        memory = LexicalIndex.from_dict({p.name: p.read_bytes() for p in (path / "memory").iterdir()}) if (path / "memory").exists() else None
-        ann_items = np.load(path / "ann_items.npy", allow_pickle=False) if (path / "ann_items.npy").exists() else None
-        return cls(np.load(path / "space.npy", allow_pickle=False), LexicalIndex.from_dict(lex), n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker, is_leaf=is_leaf,
-                   memory=memory, ann_items=ann_items)
+        from .pipeline.manifest import check_annoy_loaded, check_annoy_size, load_step
+
+        def npy(name: str) -> Optional[np.ndarray]:
+            if not (path / name).exists():
+                return None
+            with load_step(path / name, "an array of the linker index"):
+                return np.load(path / name, allow_pickle=False)
+
+        def parts(name: str, what: str, make):
+            if not (path / name).exists():
+                return None
+            with load_step(path / name, what):
+                return make({p.name: p.read_bytes() for p in (path / name).iterdir()})
+
+        with load_step(path / "cfg.json", "the index settings"):
+            cfg = srsly.read_json(path / "cfg.json")
+            dim, n_trees, seed = int(cfg["dim"]), cfg["n_trees"], cfg["seed"]
+        space, ann_items = npy("space.npy"), npy("ann_items.npy")
+        n_items = len(space) if ann_items is None else len(ann_items)
+        ann = path / "annoy.ann"
+        check_annoy_size(ann, ann.stat().st_size, dim, n_items, cfg.get("annoy_bytes"))
+        annoy = AnnoyIndex(dim, "angular")
+        with load_step(ann, "the annoy index"):
+            annoy.load(str(ann))
+        check_annoy_loaded(ann, annoy, n_items)
+        lexical = parts("lexical", "the lexical index", LexicalIndex.from_dict)
+        memory = parts("memory", "the lexical index of training phrases", LexicalIndex.from_dict)
+        reranker = parts("reranker", "the reranker", Reranker.from_dict)
+        return cls(space, lexical, n_trees=n_trees, seed=seed, annoy=annoy, reranker=reranker,
+                   is_leaf=npy("is_leaf.npy"), memory=memory, ann_items=ann_items)

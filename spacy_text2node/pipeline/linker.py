@@ -29,6 +29,7 @@ from ..index import LexicalIndex, NodeIndex, _acc1, build_node_space, node_text_
 from ..ml.mapper import mapper_dims, set_mapper_dims, spans_with_vectors  # registers the architectures too
 from ..scoring import ranking_scores
 from ..taxonomy import Taxonomy
+from . import manifest as mf
 
 logger = logging.getLogger("spacy_text2node")
 
@@ -323,6 +324,7 @@ class Text2NodeLinker(TrainablePipe):
         self._neighbour_cache: Dict[int, np.ndarray] = {}
         self._results: Dict[str, List[Tuple[int, float]]] = {}
         self._results_key: Any = None
+        self._vectors_seen: Dict[Any, Dict[str, Any]] = {}  # vectors_fingerprint per table (see _check_vectors)
 
     # helpers ----------------------------------------------------------------------------
     def _require_ready(self) -> None:
@@ -425,7 +427,7 @@ class Text2NodeLinker(TrainablePipe):
             return out
         cfg = self.cfg
         k = k or cfg["k"]
-        cache = self._result_cache(k)
+        cache = self._result_cache(k, docs)
         if cache is None:
             return self._search(docs, offsets, texts, k)
         todo = [i for i, t in enumerate(texts) if t not in cache]
@@ -480,12 +482,16 @@ class Text2NodeLinker(TrainablePipe):
         n = int(self.cfg.get("n_threads", 0) or 0)
         return n if n > 0 else min(8, available_cpus())
 
-    def _result_cache(self, k: int) -> Optional[Dict[str, List[Tuple[int, float]]]]:
-        """The span-text result cache, emptied whenever a setting, the index or the model
-        changed; None when disabled or when the mapper reads context (a tok2vec layer)."""
+    def _result_cache(self, k: int, docs: Sequence[Doc]) -> Optional[Dict[str, List[Tuple[int, float]]]]:
+        """Check the docs' word vectors (`_check_vectors`), then the span-text result cache
+        for them: emptied whenever a setting, the index, the model, the vectors or the
+        docs' vector hook changed; None when disabled or when the mapper reads context."""
+        vectors = self._check_vectors(docs[0].vocab)["fingerprint"]
         if int(self.cfg.get("cache_size", 0) or 0) <= 0 or not self._static_mapper():
             return None
-        key = (k, id(self.index), id(self.index.reranker), tuple(sorted((a, str(b)) for a, b in self.cfg.items())))
+        hook = docs[0].user_token_hooks.get("vector")
+        key = (k, id(self.index), id(self.index.reranker), vectors, id(getattr(hook, "__self__", hook)),
+               tuple(sorted((a, str(b)) for a, b in self.cfg.items())))
         if key != self._results_key:
             self._results = {}
             self._results_key = key
@@ -836,6 +842,7 @@ class Text2NodeLinker(TrainablePipe):
         set_mapper_dims(self.model, nI=None, nO=self.cfg["nO"])
         self.model.initialize(X=(docs, offsets))
         self.cfg["nI"] = mapper_dims(self.model)[0]
+        self.cfg[mf.VECTORS_KEY] = mf.vectors_fingerprint(self.vocab.vectors)  # checked at load and use
 
     def _build_memory(self, examples: Iterable[Example], lexical: "LexicalIndex") -> Optional["LexicalIndex"]:
         """A lexical index of the training phrases that are not already one of their
@@ -882,9 +889,33 @@ class Text2NodeLinker(TrainablePipe):
     def _load_cfg(self, saved: Dict[str, Any]) -> None:
         """Take the saved settings, except the runtime ones (RUNTIME_SETTINGS): those keep
         the values this component was created with, i.e. the pipeline's config."""
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON {type(saved).__name__}, not an object of settings")
         keep = {key: self.cfg[key] for key in RUNTIME_SETTINGS if key in self.cfg}
+        self.cfg.pop(mf.VECTORS_KEY, None)  # a linker saved before vectors were recorded has none
         self.cfg.update(saved)
         self.cfg.update(keep)
+
+    def _check_vectors(self, vocab: Vocab) -> Dict[str, Any]:
+        """Raise unless `vocab`'s word vectors are the ones the linker was trained with
+        (`manifest.check_vectors`); the fingerprint is computed once per table.
+        RETURNS (Dict[str, Any]): the table's shape and fingerprint."""
+        key = mf.vectors_identity(vocab.vectors)
+        now = self._vectors_seen.get(key)
+        if now is None:
+            if len(self._vectors_seen) > 16:
+                self._vectors_seen.clear()
+            now = self._vectors_seen[key] = mf.vectors_fingerprint(vocab.vectors)
+        mf.check_vectors(self.cfg.get(mf.VECTORS_KEY), now, self.name)
+        return now
+
+    def _loaded(self, manifest: Optional[Dict[str, Any]], source: Any) -> "Text2NodeLinker":
+        if manifest is not None and self.taxonomy is not None:
+            mf.check_taxonomy(self.taxonomy, manifest.get("taxonomy"), source)
+        self._check_vectors(self.vocab)  # nlp.from_disk / from_bytes load the vocab first
+        self._rng = np.random.default_rng(self.cfg.get("seed", 0))
+        self._results_key = None
+        return self
 
     def _restore_dims(self) -> None:
         set_mapper_dims(self.model, nI=self.cfg.get("nI"), nO=self.cfg.get("nO"))
@@ -897,7 +928,7 @@ class Text2NodeLinker(TrainablePipe):
             "index": lambda: self.index.to_bytes(),
             "model": lambda: self.model.to_bytes(),
         }
-        return util.to_bytes(serialize, exclude)
+        return mf.pack_parts(serialize, exclude, taxonomy=mf.taxonomy_record(self.taxonomy))
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "Text2NodeLinker":
         def load_model(b: bytes) -> None:
@@ -916,10 +947,8 @@ class Text2NodeLinker(TrainablePipe):
             "index": load_index,
             "model": load_model,
         }
-        util.from_bytes(bytes_data, deserialize, exclude)
-        self._rng = np.random.default_rng(self.cfg.get("seed", 0))
-        self._results_key = None
-        return self
+        manifest = mf.unpack_parts(bytes_data, deserialize, exclude, self.name)
+        return self._loaded(manifest, f"{self.name} (serialized bytes), part 'taxonomy'")
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         self._require_ready()
@@ -928,12 +957,17 @@ class Text2NodeLinker(TrainablePipe):
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "taxonomy": lambda p: self.taxonomy.to_disk(p),
             "index": lambda p: self.index.to_disk(p),
-            "model": lambda p: p.open("wb").write(self.model.to_bytes()),
+            "model": lambda p: p.write_bytes(self.model.to_bytes()),
         }
         util.to_disk(path, serialize, exclude)
+        mf.write_manifest(path, "text2node_linker", taxonomy=mf.taxonomy_record(self.taxonomy),
+                          vectors=self.cfg.get(mf.VECTORS_KEY))
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "Text2NodeLinker":
         path = util.ensure_path(path)
+        manifest = mf.read_manifest(path, self.name)
+        if manifest is not None:  # before anything is read: names a missing, changed or swapped file
+            mf.check_files(path, manifest, exclude)
 
         def load_model(p: Path) -> None:
             self._restore_dims()
@@ -952,10 +986,8 @@ class Text2NodeLinker(TrainablePipe):
             "index": load_index,
             "model": load_model,
         }
-        util.from_disk(path, deserialize, exclude)
-        self._rng = np.random.default_rng(self.cfg.get("seed", 0))
-        self._results_key = None
-        return self
+        util.from_disk(path, mf.guarded(deserialize, self.name), exclude)
+        return self._loaded(manifest, path / "taxonomy" / "taxonomy.msgpack")
 
 
 def _leaf_mask(taxonomy: Taxonomy) -> np.ndarray:

@@ -21,6 +21,7 @@ from spacy.tokens import Doc, Span, Token
 from spacy.util import from_bytes, from_disk, to_bytes, to_disk
 from spacy.vectors import Vectors
 
+from ..pipeline.manifest import check_files, guarded, read_manifest, write_manifest
 from .subwords import WordPieceTokenizer, fit_floret_table, floret_vectors
 
 logger = logging.getLogger("spacy_text2node")
@@ -410,9 +411,13 @@ class SubwordVectors:
             )
             writers["piece_table.npy"] = lambda p: np.save(p, self.piece_table, allow_pickle=False)
         to_disk(path, writers, exclude)
+        write_manifest(path, "text2node_vectors")
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = ()) -> "SubwordVectors":
         path = Path(path)
+        manifest = read_manifest(path, self.name)
+        if manifest is not None:  # names a deleted or changed subword file before anything is read
+            check_files(path, manifest, exclude)
         readers: Dict[str, Callable] = {"cfg": lambda p: self._set_cfg(srsly.read_json(p))}
         if (path / "ngrams").exists():
             def load_ngrams(p):
@@ -427,7 +432,7 @@ class SubwordVectors:
 
             readers["pieces.json"] = load_pieces
             readers["piece_table.npy"] = lambda p: setattr(self, "piece_table", np.load(p, allow_pickle=False))
-        from_disk(path, readers, exclude)
+        from_disk(path, guarded(readers, self.name), exclude)
         self._cache = {}
         return self
 
