@@ -122,7 +122,8 @@ def test_open_binary_truncated_gzip_is_a_value_error(tmp_path):
 
 def test_truncated_gzip_taxonomy_names_the_file(tmp_path):
     p = _truncated_gz(tmp_path, "t.csv.gz", TINY_CSV.read_bytes() * 1, keep=0.6)
-    with pytest.raises(TaxonomyError, match=r"t\.csv\.gz: the file is truncated or damaged \(gzip: .*\) after line \d+"):
+    damaged = r"t\.csv\.gz: the file is truncated or damaged \(gzip: .*\) after line \d+"
+    with pytest.raises(TaxonomyError, match=damaged):
         Taxonomy.from_csv(p)
 
 
@@ -283,3 +284,31 @@ def test_cli_nodes_eval_on_damaged_vectors(tmp_path, tiny_taxonomy):
     (d / "vectors.npy").write_bytes(b"\x93NUMPY garbage")
     res = CliRunner().invoke(app, ["nodes", "eval", str(tmp_path / "tax"), str(d)])
     _fails_cleanly(res, "vectors.npy", code=1)
+
+
+# --- taxonomy JSONL values ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "obj,problem",
+    [
+        ({"id": "B", "label": "Beta", "parents": True}, "'parents' must be a string or a list of strings"),
+        ({"id": "B", "label": "Beta", "synonyms": 1}, "'synonyms' must be a list"),
+        ({"id": "B", "label": "Beta", "xrefs": {"a": 1}}, "'xrefs' must be a string or a list of strings"),
+        ({"id": "B", "label": ["Beta"]}, "'label' must be a string"),
+        ({"id": "B", "label": "Beta", "definition": ["x"]}, "'definition' must be a string"),
+    ],
+)
+def test_jsonl_values_of_the_wrong_type_name_the_line(tmp_path, obj, problem):
+    p = _write(tmp_path, "t.jsonl", json.dumps({"id": "A", "label": "Alpha"}) + "\n" + json.dumps(obj) + "\n")
+    with pytest.raises(TaxonomyError, match=rf"t\.jsonl, line 2: {problem}"):
+        Taxonomy.from_jsonl(p)
+    assert Taxonomy.from_jsonl(p, on_error="skip").ids == ["A"]
+
+
+def test_jsonl_unknown_keys_are_reported(tmp_path, caplog):
+    p = _write(tmp_path, "t.jsonl", '{"id": "A", "label": "Alpha"}\n{"id": "B", "label": "Beta", "parnets": ["A"]}\n')
+    t = Taxonomy.from_jsonl(p)
+    assert t.roots == ["A", "B"]
+    assert "ignored unknown keys 'parnets' (line 2; did you mean 'parents'?)" in caplog.text
+    q = _write(tmp_path, "q.jsonl", '{"id": 7, "label": "Seven", "synonyms": "VII"}\n')
+    t = Taxonomy.from_jsonl(q)
+    assert t.ids == ["7"] and [s.text for s in t.synonyms("7")] == ["VII"]
