@@ -217,7 +217,9 @@ def build_clinical_pipeline(
         them (its `spans` setting is set to "ents", see `link_mentions`).
     """
     if mentions not in MENTION_MODES:
-        raise ValueError(f"Unknown mentions={mentions!r}: use one of {', '.join(MENTION_MODES)}.")
+        raise ValueError(
+            f"Unknown mention finder {mentions!r}: use one of {', '.join(MENTION_MODES)} (CLI: --mentions NAME)."
+        )
     if linker is None:
         nlp = spacy.blank("en")
     elif isinstance(linker, Language):
@@ -238,7 +240,10 @@ def build_clinical_pipeline(
         if taxonomy is None and _has_linker(nlp):
             taxonomy = getattr(nlp.get_pipe(LINKER), "taxonomy", None)
         if taxonomy is None:
-            raise ValueError("mentions='ruler' needs the taxonomy whose labels and synonyms to match (taxonomy=...).")
+            raise ValueError(
+                "The 'ruler' mention finder needs the taxonomy whose labels and synonyms to match: give a "
+                "pipeline with a text2node_linker (CLI: MODEL), or build_clinical_pipeline(taxonomy=...) in Python."
+            )
         ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True}, before=before)
         patterns = taxonomy_patterns(taxonomy, label=label)
         logger.info("Adding %d taxonomy patterns to the entity ruler", len(patterns))

@@ -149,7 +149,10 @@ def train_gensim(
     else:
         model = FastText(sentences=sentences, min_n=minn, max_n=maxn, bucket=bucket, **common)
     if len(model.wv) == 0:
-        raise VectorsError(f"Training left no words (min_count={min_count} is too high for this corpus).")
+        raise VectorsError(
+            f"Training left no words: a minimum count of {min_count} is too high for this corpus; lower it "
+            f"(CLI: --min-count N, Python: min_count=N)."
+        )
     return model
 
 
