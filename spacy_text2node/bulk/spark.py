@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .io import check_text
+from .io import check_id, check_text
 from .records import doc_to_record, spark_schema_ddl
 
 logger = logging.getLogger("spacy_text2node")
@@ -38,6 +38,11 @@ def _get_pipeline(model: str, max_chars: int, overrides: Optional[Dict[str, Any]
     return _PIPELINES[key]
 
 
+def _null_nan(value: Any) -> Any:
+    """None for pandas' NaN of a null value."""
+    return None if isinstance(value, float) and value != value else value
+
+
 def _link_partition(
     batches: Iterator[Any],
     *,
@@ -55,14 +60,14 @@ def _link_partition(
 
     nlp = _get_pipeline(model, max_chars, overrides, mentions)
     for pdf in batches:
-        ids = [None if v is None else str(v) for v in pdf[id_col].tolist()]
+        checked = [check_id(_null_nan(v)) for v in pdf[id_col].tolist()]
+        ids = [rid for rid, _ in checked]
         texts = pdf[text_col].tolist()
         rows: List[Dict[str, Any]] = [None] * len(ids)  # type: ignore
         todo: List[Tuple[str, int]] = []
         for i, (rid, raw) in enumerate(zip(ids, texts)):
-            if isinstance(raw, float) and raw != raw:  # pandas NaN for a null
-                raw = None
-            text, reason = check_text(raw, max_chars)
+            text, reason = check_text(_null_nan(raw), max_chars)
+            reason = checked[i][1] or reason  # a bad id first, as in the errors file of run_bulk
             if reason is not None:
                 rows[i] = {"id": rid, "n_tokens": 0, "spans": [], "error": reason}
             else:
@@ -96,7 +101,8 @@ def link_spark_dataframe(
     df (pyspark.sql.DataFrame): the input, with an id and a text column.
     model (Union[str, Path]): pipeline package name, pipeline folder or .cfg file.
     text_col (str): the text column.
-    id_col (str): the id column (cast to string in the output).
+    id_col (str): the id column (cast to string in the output; a null, empty or non-string id,
+        other than an integer, gives the row an error, as in the errors file of `run_bulk`).
     span_keys (Sequence[str]): span sources: "ents" and/or span group keys.
     top_k (Optional[int]): candidates kept per span.
     max_chars (int): longer texts get an error instead of spans.
