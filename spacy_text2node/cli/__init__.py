@@ -3,7 +3,7 @@
 The commands are thin wrappers over the library; each module below adds its own.
 """
 from ._app import app
-from . import taxonomy, nodes, vectors, data, link, evaluate  # noqa: F401
+from . import taxonomy, nodes, vectors, data, link, evaluate, serve  # noqa: F401
 
 
 def main() -> None:
