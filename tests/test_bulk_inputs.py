@@ -12,7 +12,9 @@ import spacy
 from conftest import FIXTURES, REPO
 
 import spacy_text2node.cli.link  # noqa: F401  (registers `text2node link`)
-from spacy_text2node.bulk import build_clinical_pipeline, link_documents, local_processor, read_output, read_records, run_bulk
+from spacy_text2node.bulk import (
+    build_clinical_pipeline, link_documents, local_processor, read_output, read_records, run_bulk,
+)
 
 NOTES = FIXTURES / "bulk_notes.jsonl"
 CSV = FIXTURES / "bulk_notes.csv"
@@ -96,7 +98,8 @@ def _write(tmp_path, fmt, rows, bom=False):
 @pytest.mark.parametrize("none", [None, "none"])
 def test_id_field_none_gives_record_index_ids(tmp_path, fmt, none):
     path = _write(tmp_path, fmt, [{"idx": "a", "text": "first"}, {"idx": "b", "text": "second"}])
-    assert [(r.index, r.id, r.text) for r in read_records(path, id_field=none)] == [(0, "0", "first"), (1, "1", "second")]
+    got = [(r.index, r.id, r.text) for r in read_records(path, id_field=none)]
+    assert got == [(0, "0", "first"), (1, "1", "second")]
 
 
 def test_txt_folder_keeps_file_name_ids():
@@ -144,7 +147,8 @@ def test_bom_in_gzip_csv(tmp_path):
 
 def test_bad_json_ids_go_to_errors(blank_nlp, tmp_path):
     rows = [
-        {"id": "ok", "text": "fine"}, {"id": None, "text": "a"}, {"id": [1], "text": "b"}, {"id": {"x": 1}, "text": "c"},
+        {"id": "ok", "text": "fine"}, {"id": None, "text": "a"}, {"id": [1], "text": "b"},
+        {"id": {"x": 1}, "text": "c"},
         {"id": True, "text": "d"}, {"id": "", "text": "e"}, {"id": "  ", "text": "f"}, {"id": 1.5, "text": "g"},
         {"id": 7, "text": "h"}, {"id": 8.0, "text": "i"}, '{"id": NaN, "text": "j"}', '{"id": "\\ud800", "text": "k"}',
     ]
@@ -204,7 +208,8 @@ def test_unterminated_quote_at_the_end(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text('id,text\na,first\nb,"runs to the end\nc,third\nd,fourth\n')
     recs = list(read_records(src))
-    assert [(r.id, r.line, r.error is None) for r in recs] == [("a", 2, True), (None, 3, False), ("c", 4, True), ("d", 5, True)]
+    got = [(r.id, r.line, r.error is None) for r in recs]
+    assert got == [("a", 2, True), (None, 3, False), ("c", 4, True), ("d", 5, True)]
     assert "never closed" in recs[1].error
 
 
@@ -213,7 +218,8 @@ def test_stray_quote_closed_by_a_later_quoted_field(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text('id,text\nb,"stray\nc,third\nd,"""quoted"" start"\ne,fifth\n')
     recs = list(read_records(src))
-    assert [(r.id, r.text) for r in recs if r.error is None] == [("c", "third"), ("d", '"quoted" start'), ("e", "fifth")]
+    got = [(r.id, r.text) for r in recs if r.error is None]
+    assert got == [("c", "third"), ("d", '"quoted" start'), ("e", "fifth")]
     assert [(r.line, r.error is not None) for r in recs][0] == (2, True)
 
 
@@ -221,7 +227,9 @@ def test_multiline_quoted_fields_still_work(tmp_path):
     import csv
     import io
 
-    texts = ["Line one: asthma.\nLine two: gout, \"quoted\".", "A\r\nB, C\n\nD", "plain", "\"starts quoted\"\nand, more"]
+    texts = [
+        "Line one: asthma.\nLine two: gout, \"quoted\".", "A\r\nB, C\n\nD", "plain", "\"starts quoted\"\nand, more",
+    ]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "specialty", "text"])
@@ -247,7 +255,8 @@ def test_csv_every_row_is_a_record_or_an_error(tmp_path):
 def test_csv_missing_id_and_text_columns_name_the_header(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("note_id,body\na,b\n")
-    with pytest.raises(ValueError, match=r"in.csv, line 1: no id column 'id'.*note_id.*--id-field NAME.*--id-field none"):
+    missing_id = r"in.csv, line 1: no id column 'id'.*note_id.*--id-field NAME.*--id-field none"
+    with pytest.raises(ValueError, match=missing_id):
         read_records(src, text_field="body")  # eager: raised before any output is opened
     with pytest.raises(ValueError, match=r"no text column 'text'.*--text-field"):
         read_records(src, id_field="note_id")
@@ -333,7 +342,8 @@ def test_no_spans_warns_once(blank_nlp, tmp_path):
 
 
 def test_no_spans_warns_at_the_end_of_a_small_run(blank_nlp, tmp_path):
-    src = _jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "one"}, {"id": "b", "text": "two"}, {"id": "c", "text": ""}])
+    rows = [{"id": "a", "text": "one"}, {"id": "b", "text": "two"}, {"id": "c", "text": ""}]
+    src = _jsonl(tmp_path / "in.jsonl", rows)
     with pytest.warns(UserWarning, match="No spans were found in the first 2 documents"):
         stats = _run(blank_nlp, src, tmp_path / "o.jsonl")
     assert len(stats.warnings) == 1
@@ -364,8 +374,8 @@ def test_cli_output_equal_to_input_keeps_the_input(blank_dir, tmp_path):
     before = src.read_bytes()
     code = "import sys; from spacy_text2node.cli import app; sys.argv[0] = 'text2node'; app()"
     for flag in ("--overwrite", "--resume"):
-        p = subprocess.run([sys.executable, "-c", code, "link", str(blank_dir), str(src), str(src), flag, "--no-progress"],
-                           cwd=REPO, capture_output=True, text=True, timeout=300)
+        args = [sys.executable, "-c", code, "link", str(blank_dir), str(src), str(src), flag, "--no-progress"]
+        p = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
         out = p.stdout + p.stderr
         assert p.returncode != 0 and "Traceback" not in out, out
         # one message (wasabi wraps it to the terminal width), nothing else
@@ -434,6 +444,17 @@ def test_cli_id_field_none(blank_dir, tmp_path):
     code, text = _invoke([blank_dir, src, tmp_path / "o.jsonl", "--id-field", "none"])
     assert code == 0, text
     assert [r["id"] for r in read_output(tmp_path / "o.jsonl")] == ["0", "1"]
+
+
+def test_jsonl_output_lines_survive_splitlines(blank_nlp, tmp_path):
+    """NEL, U+2028 and U+2029 in ids or texts are escaped, so every reader sees one record per line."""
+    rows = [{"id": "a\x85b", "text": "one\u2028two"}, {"id": "c\u2029", "text": "three"}, {"id": "", "text": "x\x85"}]
+    src = _jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "o.jsonl"
+    _run(blank_nlp, src, out)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a\x85b", "c\u2029"]
+    assert len(Path(str(out) + ".errors.jsonl").read_text(encoding="utf-8").splitlines()) == 1
 
 
 def test_spark_partition_applies_the_id_rules(blank_dir):

@@ -49,7 +49,8 @@ def jsonl_files(draw):
         elif kind == "blank":
             lines.append(draw(st.sampled_from([b"", b"  ", b"\r", b"\t"])))
         else:
-            lines.append(draw(st.sampled_from([b"[1, 2]", b"null", b"[" * 50_000, b'{"id": "\\ud800", "text": "x"}', b"{}"])))
+            odd = [b"[1, 2]", b"null", b"[" * 50_000, b'{"id": "\\ud800", "text": "x"}', b"{}"]
+            lines.append(draw(st.sampled_from(odd)))
     data = b"\n".join(lines) + draw(st.sampled_from([b"\n", b""]))
     if draw(st.booleans()):
         data = data[: draw(st.integers(0, len(data)))]
@@ -76,7 +77,7 @@ def _check_run(data: bytes, suffix: str, id_field):
         assert stats.balanced and stats.n_in == len(recs)
         assert stats.n_in == stats.n_written + stats.n_errors
         written = read_output(out) if out.exists() else []
-        errors = [json.loads(line) for line in Path(str(out) + ".errors.jsonl").read_text().splitlines()]
+        errors = [json.loads(line) for line in Path(str(out) + ".errors.jsonl").read_bytes().split(b"\n") if line]
         assert (len(written), len(errors)) == (stats.n_written, stats.n_errors)
         first = {}
         for r in recs:
@@ -135,6 +136,7 @@ def csv_files(draw):
 @SETTINGS
 @given(data=csv_files(), id_field=st.sampled_from(["id", None]))
 @example(data=b'id,text\na,"open\nb,two\nc,"x" y\n', id_field="id")
+@example(data=b"id,text\r\n0\xc2\x85,\r\n", id_field="id")  # found by Hypothesis: a NEL in an id
 def test_damaged_csv_never_crashes_and_accounts_for_every_row(data, id_field):
     recs = _check_run(data, ".csv", id_field)
     if recs is None:
@@ -146,7 +148,8 @@ def test_damaged_csv_never_crashes_and_accounts_for_every_row(data, id_field):
 
 
 @SETTINGS
-@given(rows=st.lists(st.tuples(csv_cells, csv_cells), max_size=8), eol=st.sampled_from(["\r\n", "\n"]), bom=st.booleans())
+@given(rows=st.lists(st.tuples(csv_cells, csv_cells), max_size=8), eol=st.sampled_from(["\r\n", "\n"]),
+       bom=st.booleans())
 def test_valid_csv_round_trips(rows, eol, bom):
     if eol == "\n":  # csv.writer quotes only the characters of its line terminator: a bare \r would go unquoted
         rows = [(a.replace("\r", ""), b.replace("\r", "")) for a, b in rows]

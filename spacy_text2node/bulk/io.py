@@ -1,7 +1,8 @@
 """Streaming readers and writers for bulk linking.
 
 Readers yield one `InputRecord` per input record and never hold the whole input:
-JSONL line by line, CSV/TSV row by row (the `csv` module), Parquet batch by batch
+JSONL line by line, CSV/TSV row by row (`csv_rows`: line-aware, so a stray quote
+never merges rows), Parquet batch by batch
 (`ParquetFile.iter_batches`), a folder of `.txt` files file by file in sorted order.
 Writers append: JSONL with flush + fsync per batch, Parquet as part files in an
 output folder (each part is written to a temporary name and renamed, so a killed
@@ -37,7 +38,8 @@ class InputRecord:
 
     index (int): 0-based position of the record in the input.
     id (Optional[str]): the record's id (the id field, the file name for .txt
-        folders, else the index as a string); None when the record could not be read.
+        folders, the index as a string for `id_field=None`); None when the record
+        could not be read or its id is missing or invalid (see `check_id`).
     text (Any): the raw text value (str, bytes, None or whatever the input held).
     line (Optional[int]): 1-based line in the input file (JSONL, CSV), else None.
     error (Optional[str]): why the record could not be read (bad JSON...), else None.
@@ -135,7 +137,9 @@ def check_id(value: Any) -> Tuple[Optional[str], Optional[str]]:
     return value, None
 
 
-def _record(index: int, raw: Dict[str, Any], id_field: Optional[str], text_field: str, line: Optional[int]) -> InputRecord:
+def _record(
+    index: int, raw: Dict[str, Any], id_field: Optional[str], text_field: str, line: Optional[int]
+) -> InputRecord:
     """An InputRecord from a mapping; a missing or bad id is the record's error."""
     if id_field is None:
         return InputRecord(index, str(index), raw.get(text_field), line)
@@ -303,7 +307,9 @@ def _parquet_files(path: Path) -> List[Path]:
 
 def _check_parquet_columns(file: Path, names: List[str], id_field: Optional[str], text_field: str) -> None:
     if text_field not in names:
-        raise ValueError(f"{file}: no text column {text_field!r} (columns: {names}). Pass the text column's name (--text-field).")
+        raise ValueError(
+            f"{file}: no text column {text_field!r} (columns: {names}). Pass the text column's name (--text-field)."
+        )
     if id_field is not None and id_field not in names:
         raise ValueError(f"{file}: no id column {id_field!r} (columns: {names}). " + _MISSING_ID_HINT)
 
@@ -558,6 +564,18 @@ def done_error_indices(path: PathLike, repair: bool = True) -> Tuple[Set[int], i
     return idx, n
 
 
+# Characters JSON leaves unescaped that str.splitlines() (and some JSONL readers) take for line breaks.
+_LINE_SEPARATORS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _json_line(record: Dict[str, Any]) -> bytes:
+    """One JSONL line: UTF-8 JSON on one line for any reader (NEL, U+2028 and U+2029 escaped)."""
+    text = json.dumps(record, ensure_ascii=False)
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:
+        text = text.translate(_LINE_SEPARATORS)
+    return text.encode("utf-8") + b"\n"
+
+
 def _fsync(f) -> None:
     f.flush()
     os.fsync(f.fileno())
@@ -577,7 +595,7 @@ class JsonlWriter:
     def write(self, records: Sequence[Dict[str, Any]]) -> None:
         if not records:
             return
-        data = b"".join(json.dumps(r, ensure_ascii=False).encode("utf-8") + b"\n" for r in records)
+        data = b"".join(_json_line(r) for r in records)
         self._f.write(data)
         _fsync(self._f)
 

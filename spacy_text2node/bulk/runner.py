@@ -149,12 +149,16 @@ def check_output_paths(input_path: PathLike, output: PathLike, errors_path: Path
     """
     inp, out, err = Path(input_path), Path(output), Path(errors_path)
     if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"Unknown output format {output_format!r} (--output-format): use one of {', '.join(OUTPUT_FORMATS)}.")
+        raise ValueError(
+            f"Unknown output format {output_format!r} (--output-format): use one of {', '.join(OUTPUT_FORMATS)}."
+        )
     if inp.exists():
         if _same_path(out, inp):
             raise ValueError(f"The output {out} is the same file as the input {inp}: choose another OUTPUT.")
         if _same_path(err, inp):
-            raise ValueError(f"The errors file {err} is the same file as the input {inp}: choose another --errors path.")
+            raise ValueError(
+                f"The errors file {err} is the same file as the input {inp}: choose another --errors path."
+            )
         if output_format == "parquet" and out.resolve() in inp.resolve().parents:
             raise ValueError(f"The input {inp} is inside the output folder {out}: choose another OUTPUT.")
     if _same_path(err, out):
@@ -197,7 +201,9 @@ def check_bulk_run(
     fmt = output_format or detect_output_format(output)
     errors = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
     check_output_paths(input_path, output, errors, fmt)
-    records = read_records(input_path, input_format=input_format, id_field=normalize_id_field(id_field), text_field=text_field)
+    records = read_records(
+        input_path, input_format=input_format, id_field=normalize_id_field(id_field), text_field=text_field
+    )
     close = getattr(records, "close", None)
     if close is not None:
         close()
@@ -452,7 +458,9 @@ def run_bulk(
         input_path, output, input_format=input_format, output_format=output_format, id_field=id_field,
         text_field=text_field, errors_path=errors_path, resume=resume, overwrite=overwrite,
     )
-    records = read_records(input_path, input_format=input_format, id_field=normalize_id_field(id_field), text_field=text_field)
+    records = read_records(
+        input_path, input_format=input_format, id_field=normalize_id_field(id_field), text_field=text_field
+    )
     if exists and overwrite:
         if fmt == "jsonl" and output.exists():
             output.unlink()

@@ -26,7 +26,10 @@ def link_cmd(
     output: Path = typer.Argument(..., help="Output: a .jsonl file or a .parquet folder of part files."),
     input_format: Optional[str] = typer.Option(None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."),
     output_format: Optional[str] = typer.Option(None, "--output-format", help="jsonl or parquet (default: from OUTPUT)."),
-    id_field: str = typer.Option("id", "--id-field", help="Id field/column; it must exist. 'none': the 0-based record index (.txt folders: the file name)."),
+    id_field: str = typer.Option(
+        "id", "--id-field",
+        help="Id field/column; it must exist. 'none': the 0-based record index (.txt folders: the file name).",
+    ),
     text_field: str = typer.Option("text", "--text-field", help="Text field/column."),
     errors: Optional[Path] = typer.Option(None, "--errors", help="Errors file (JSONL; default OUTPUT.errors.jsonl)."),
     n_process: int = typer.Option(1, "--n-process", "-n", help="Worker processes (local backend)."),
@@ -102,7 +105,8 @@ def link_cmd(
             else:
                 from ..bulk.spark import local_spark_session, spark_processor
 
-                load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)  # fail early if it cannot load
+                # fail early if it cannot load
+                load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
                 spark = local_spark_session(spark_master)
                 proc = spark_processor(
                     spark, model, span_keys=span_key, top_k=top_k, max_chars=max_chars, batch_size=batch_size,
