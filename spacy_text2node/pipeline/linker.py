@@ -469,13 +469,15 @@ class Text2NodeLinker(TrainablePipe):
 
         starts = list(range(0, len(texts), SEARCH_CHUNK))
         threads = min(self._n_threads(), len(starts))
-        if threads > 1:
-            # our threads are the parallelism: numpy's BLAS (the mapper) runs one thread
-            # each meanwhile, rather than every thread starting its own pool
-            with blas_threads(1), ThreadPoolExecutor(threads, thread_name_prefix=self.name) as pool:
-                parts = list(pool.map(chunk, starts))
-        else:
-            parts = [chunk(a) for a in starts]
+        # numpy's BLAS (the mapper) always runs one thread here: our threads are the
+        # parallelism, and a product's rounding depends on BLAS's thread count, so one
+        # thread everywhere makes scores the same in any process (bulk workers run one)
+        with blas_threads(1):
+            if threads > 1:
+                with ThreadPoolExecutor(threads, thread_name_prefix=self.name) as pool:
+                    parts = list(pool.map(chunk, starts))
+            else:
+                parts = [chunk(a) for a in starts]
         return [r for part in parts for r in part]
 
     def _n_threads(self) -> int:
