@@ -70,7 +70,18 @@ class LinkService:
         if settings.single_thread:
             one_thread_per_process(nlp)
         logger.info("text2node serve: pid %d loaded %s (%s)", os.getpid(), settings.model, ", ".join(nlp.pipe_names))
-        return cls(settings, nlp)
+        service = cls(settings, nlp)
+        service.warm_up()
+        return service
+
+    def warm_up(self) -> None:
+        """Link one short text, so that the first request does not pay for compiling and caches."""
+        text = (
+            f"No {self.taxonomy.label(self.taxonomy.ids[-1])}."
+            if self.taxonomy is not None and len(self.taxonomy)
+            else "Warm up."
+        )
+        self.link([(text, "warm-up")], render=True)
 
     def close(self) -> None:
         """Stop the pipeline thread (a running request is not waited for)."""
