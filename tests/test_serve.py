@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,9 @@ from conftest import FIXTURES
 
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'spacy-text2node[serve]'")
 pytest.importorskip("uvicorn", reason="needs the serve extra: pip install 'spacy-text2node[serve]'")
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette asks for httpx2 instead of httpx: not a finding of these tests
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fastapi.testclient import TestClient  # noqa: E402
 
 from spacy_text2node.bulk import load_pipeline  # noqa: E402
 from spacy_text2node.bulk.records import doc_to_record  # noqa: E402

@@ -128,8 +128,8 @@ def parse_link_request(body: Any, *, max_chars: int, max_batch: int) -> LinkRequ
     if "id" in body:
         raise RequestError(
             422,
-            f'"id" goes with "text"; in a batch, send each id in "records": '
-            f'{{"records": [{{"id": "...", "text": "..."}}, ...]}}.',
+            '"id" goes with "text"; in a batch, send each id in "records": '
+            '{"records": [{"id": "...", "text": "..."}, ...]}.',
         )
     batch = body[key]
     example = '{"texts": ["...", "..."]}' if key == "texts" else '{"records": [{"id": "...", "text": "..."}]}'

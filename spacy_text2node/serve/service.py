@@ -46,6 +46,7 @@ class LinkService:
         self.nlp = nlp
         self.taxonomy = getattr(nlp.get_pipe(LINKER), "taxonomy", None) if LINKER in nlp.pipe_names else None
         self.negation = negation_pipe(nlp)
+        self._n_roots = len(self.taxonomy.roots) if self.taxonomy is not None else 0
         key = settings.span_keys[0]
         self.render_source = key
         self._render_spans = "ents" if key == "ents" else f"spans:{key}"
@@ -200,7 +201,7 @@ class LinkService:
             "negation": self.negation,
             "span_keys": list(s.span_keys),
             "render_source": self.render_source,
-            "taxonomy": None if tax is None else {"name": tax.name, "size": len(tax), "roots": len(tax.roots)},
+            "taxonomy": None if tax is None else {"name": tax.name, "size": len(tax), "roots": self._n_roots},
             "limits": {
                 "max_chars": s.max_chars,
                 "max_batch": s.max_batch,
