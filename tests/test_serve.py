@@ -21,7 +21,7 @@ from conftest import FIXTURES
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'spacy-text2node[serve]'")
 pytest.importorskip("uvicorn", reason="needs the serve extra: pip install 'spacy-text2node[serve]'")
 with warnings.catch_warnings():  # starlette asks for httpx2 instead of httpx: not a finding of these tests
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*httpx2")
     from fastapi.testclient import TestClient  # noqa: E402
 
 from spacy_text2node.bulk import load_pipeline  # noqa: E402
