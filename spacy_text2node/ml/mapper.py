@@ -414,18 +414,17 @@ def _finish(model: Model, kind: str) -> Model:
 
 class RowBlockOps(NumpyOps):
     """CPU ops whose forward matrix products run through numpy's BLAS (e.g. OpenBLAS with
-    AVX-512 kernels: the P1 benchmark's CNN mapper pass took 0.52 s with thinc's default
-    BLIS and 0.19-0.25 s with numpy) in fixed blocks of ROWS rows.
+    AVX kernels, several times faster here than thinc's default BLIS) one row at a time,
+    in one batched `np.matmul` call.
 
-    The blocks keep results exact whatever the batch: OpenBLAS takes other kernels for
-    matrices of a few rows, so a row multiplied alone or in a small batch could differ
-    in the last bits from the same row in a large batch, and a bulk run's scores would
-    then depend on its batch size. Every block here has the same shape (the last one is
-    zero-padded), so a row's result depends on that row alone. Products that sum over
-    the batch (weight gradients, `trans1`) need no such care and run in one call.
+    A row's result must not depend on the other rows of the batch, or a bulk run's scores
+    would depend on its batch size and chunking. OpenBLAS does not promise that: its
+    kernels round differently by matrix size, and on some processors by a row's position
+    in the matrix (zero-padding every product to the same 64-row shape was not enough on
+    an AMD EPYC). A batched product of (1 x k) rows computes each row alone, with the same
+    shape every time. Products that sum over the batch (weight gradients, `trans1`) need
+    no such care and run in one call.
     """
-
-    ROWS = 64
 
     def __init__(self) -> None:
         super().__init__(use_blis=False)
@@ -434,16 +433,8 @@ class RowBlockOps(NumpyOps):
         if trans1 or x.ndim != 2 or y.ndim != 2 or x.dtype != np.float32 or y.dtype != np.float32:
             return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
         b = y.T if trans2 else y
-        m, rows = x.shape[0], self.ROWS
-        res = out if out is not None and out.flags.c_contiguous else np.empty((m, b.shape[1]), dtype=np.float32)
-        full = m - m % rows
-        for a in range(0, full, rows):
-            np.dot(x[a : a + rows], b, out=res[a : a + rows])
-        if full < m:
-            pad = np.zeros((rows, x.shape[1]), dtype=np.float32)
-            pad[: m - full] = x[full:]
-            res[full:] = np.dot(pad, b)[: m - full]
-        if out is not None and res is not out:
+        res = np.matmul(x[:, None, :], b).reshape(x.shape[0], b.shape[1])
+        if out is not None:
             out[...] = res
             return out
         return res
