@@ -13,6 +13,13 @@ def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", default=False, help="also run tests marked slow")
 
 
+def pytest_configure(config):
+    # the full run (--slow, what .ci/run runs) tries a few hundred examples per property
+    # in the Hypothesis suites; a quick run keeps their default
+    if config.getoption("--slow"):
+        os.environ.setdefault("TEXT2NODE_PROPERTY_EXAMPLES", "200")
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
         return

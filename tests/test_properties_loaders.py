@@ -28,7 +28,7 @@ from spacy_text2node import Taxonomy, TaxonomyError  # noqa: E402
 from spacy_text2node.taxonomy.loaders import load_csv, load_ctd_medic, load_jsonl, load_obo  # noqa: E402
 from spacy_text2node.vectors import VectorsError, read_vectors  # noqa: E402
 
-# CI may ask for more examples per property (TEXT2NODE_PROPERTY_EXAMPLES=300); 60 keeps the file near 30 s
+# examples per property: 60 in a quick run (about 30 s), 200 with --slow (conftest), or TEXT2NODE_PROPERTY_EXAMPLES
 SETTINGS = settings(
     max_examples=int(os.environ.get("TEXT2NODE_PROPERTY_EXAMPLES", "60")),
     deadline=None,
