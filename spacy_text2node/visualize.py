@@ -1,6 +1,7 @@
 """displaCy helpers: render linked spans with their concept id, label and a link."""
 from __future__ import annotations
 
+from html import escape
 from typing import Any, Dict, Iterable, List, Optional, Union
 from urllib.parse import quote
 
@@ -62,12 +63,14 @@ def links_to_displacy(doc: Doc, *, url_template: Optional[str] = None, taxonomy:
         elif cid and cands:
             label = next((c[1] for c in cands if c[0] == cid), "")
         kb_text = f"{cid} {label}".strip() if cid else "NIL"
+        # displaCy writes labels, ids and URLs into its HTML as they are: they come from a
+        # taxonomy or a model, so they are escaped here (the text is escaped by displaCy)
         ents.append({
             "start": span.start_char,
             "end": span.end_char,
-            "label": span.label_ or "CONCEPT",
-            "kb_id": kb_text,
-            "kb_url": concept_url(cid, url_template),
+            "label": escape(span.label_ or "CONCEPT"),
+            "kb_id": escape(kb_text),
+            "kb_url": escape(concept_url(cid, url_template)),
         })
     return {"text": doc.text, "ents": ents, "title": None}
 

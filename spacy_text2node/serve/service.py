@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import platform
@@ -117,12 +116,10 @@ class LinkService:
         """The displaCy entity HTML of a doc: each span with its label, concept id and label.
 
         doc (Doc): a processed doc.
-        RETURNS (str): the HTML (the text is escaped by displaCy; labels and links here).
+        RETURNS (str): the HTML (the text is escaped by displaCy, labels and links by
+            `links_to_displacy`).
         """
         data = links_to_displacy(doc, taxonomy=self.taxonomy, spans=self._render_spans)
-        for ent in data["ents"]:
-            for key in ("label", "kb_id", "kb_url"):
-                ent[key] = html.escape(ent[key], quote=True)
         return displacy.render(data, style="ent", manual=True, options={"colors": COLORS})
 
     # concepts -------------------------------------------------------------------
