@@ -52,3 +52,28 @@ def icd10cm():
     from spacy_text2node import Taxonomy
 
     return Taxonomy.from_icd10cm()
+
+
+def toy_vectors_nlp():
+    """A blank English pipeline with the 16-d toy word vectors of tests/fixtures/linker_vectors.txt."""
+    import numpy as np
+    import spacy
+
+    nlp = spacy.blank("en")
+    for line in (FIXTURES / "linker_vectors.txt").read_text(encoding="utf8").splitlines():
+        parts = line.split(" ")
+        nlp.vocab.set_vector(parts[0], np.asarray(parts[1:], dtype="float32"))
+    return nlp
+
+
+@pytest.fixture(scope="session")
+def phrase_linker_dir(tiny_taxonomy, tmp_path_factory):
+    """A real linker over the tiny taxonomy made for phrases (spans="doc", as configs/linker.cfg
+    trains it; untrained mean mapper, so links come mostly from the lexical channel), saved.
+    Tests load it and never change the folder."""
+    from spacy_text2node.linker_api import build_linker_nlp
+
+    nlp = build_linker_nlp(tiny_taxonomy, None, toy_vectors_nlp(), spans="doc", architecture="mean")
+    path = tmp_path_factory.mktemp("phrase_linker") / "linker"
+    nlp.to_disk(path)
+    return path

@@ -14,6 +14,8 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
+from conftest import toy_vectors_nlp
+
 import spacy_text2node.linker_api  # noqa: F401  (registers factory, architectures, scorer)
 import spacy_text2node.nodes.io  # noqa: F401  (spacy-text2node.NodeVectors.v1)
 import spacy_text2node.readers.linking  # noqa: F401  (spacy-text2node.PhraseConcepts.v1)
@@ -29,14 +31,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
 VECTORS_TXT = FIXTURES / "linker_vectors.txt"
 PAIRS = FIXTURES / "linker_pairs.jsonl"
-
-
-def _vectors_nlp():
-    nlp = spacy.blank("en")
-    for line in VECTORS_TXT.read_text(encoding="utf8").splitlines():
-        parts = line.split(" ")
-        nlp.vocab.set_vector(parts[0], np.asarray(parts[1:], dtype="float32"))
-    return nlp
 
 
 def _node_vectors(tax, dim=8, seed=0):
@@ -127,7 +121,7 @@ def _disk_roundtrip(idx, tmp_path):
 # --------------------------------------------------------------------------- mappers
 @pytest.mark.parametrize("make", [PhraseMapperCNN, PhraseMapperBiLSTM, PhraseMapperMean])
 def test_mapper_shapes_and_bytes(make):
-    nlp = _vectors_nlp()
+    nlp = toy_vectors_nlp()
     docs = [nlp.make_doc("type 2 diabetes mellitus"), nlp.make_doc("flu"), nlp.make_doc("")]
     X = (docs, [(0, 0, 4), (0, 1, 3), (1, 0, 1), (2, 0, 0)])
     m = make(width=16, nO=7)
@@ -144,7 +138,7 @@ def test_mapper_shapes_and_bytes(make):
 @pytest.mark.parametrize("make", [PhraseMapperCNN, PhraseMapperBiLSTM, PhraseMapperMean])
 def test_mapper_output_does_not_depend_on_the_batch(make):
     # a short span alone, and batched with a long one (padding must not leak into it)
-    nlp = _vectors_nlp()
+    nlp = toy_vectors_nlp()
     short, long_ = nlp.make_doc("flu"), nlp.make_doc("type 2 diabetes mellitus with gout and flu")
     m = make(width=16, nO=7)
     m.initialize(X=([short, long_], [(0, 0, 1), (1, 0, len(long_))]))
@@ -165,7 +159,7 @@ def test_bilstm_without_torch_names_the_fix(monkeypatch):
 
 
 def test_mapper_truncates_long_spans():
-    nlp = _vectors_nlp()
+    nlp = toy_vectors_nlp()
     doc = nlp.make_doc(" ".join(["flu"] * 500 + ["gout"]))
     m = PhraseMapperCNN(width=16, nO=5, max_tokens=8)
     m.initialize(X=([doc], [(0, 0, len(doc))]))
@@ -179,7 +173,7 @@ def test_mapper_truncates_long_spans():
 def trained(tiny_taxonomy):
     """A linker trained with nlp.update until it fits the tiny taxonomy's strings."""
     fix_random_seed(0)
-    nlp = _vectors_nlp()
+    nlp = toy_vectors_nlp()
     nlp.add_pipe("text2node_linker", config={"spans": "ents", "threshold": 0.2, "model": {
         "@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1}})
     examples = _examples(nlp, _tax_pairs(tiny_taxonomy))
@@ -272,7 +266,7 @@ def test_gold_not_in_taxonomy_raises(trained):
 
 
 def test_requires_taxonomy(tiny_taxonomy):
-    nlp = _vectors_nlp()
+    nlp = toy_vectors_nlp()
     linker = nlp.add_pipe("text2node_linker")
     with pytest.raises(ValueError, match="taxonomy"):
         linker(nlp.make_doc("flu"))
@@ -395,7 +389,7 @@ def test_new_process_gives_identical_candidates(trained, tmp_path):
 
 # --------------------------------------------------------------------------- API
 def test_api_build_train_calibrate(tiny_taxonomy):
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="mean",
                            node_space="node2vec", width=32, k=3)
     assert nlp.pipe_names == ["text2node_linker"]
@@ -416,7 +410,7 @@ def test_api_build_train_calibrate(tiny_taxonomy):
 
 
 def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy, tmp_path):
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
     linker = nlp.get_pipe("text2node_linker")
     linker.cfg["fusion_weight"] = 1.0  # node channel only: an untrained mapper is noise
@@ -444,7 +438,7 @@ def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy
 
 
 def test_calibration_chooses_word_penalty_by_cross_validation(tiny_taxonomy):
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
     # reworded taxonomy strings (words reversed, plural): none is a taxonomy string
     pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
@@ -466,7 +460,7 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
     selection texts that are taxonomy strings are kept (their own strings left out)."""
     from spacy_text2node.index import Reranker
 
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
     pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
     select = [("flu", "FLU"), ("grippe", "FLU"), ("podagra", "GOUT"), ("lung infections", "PNEU"), ("diabetes type 2", "T2DM")]
@@ -545,7 +539,7 @@ def test_principal_components():
 
 
 def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="mean", width=16, text_dim=4, k=3)
     linker = nlp.get_pipe("text2node_linker")
     assert linker.index.space.shape == (len(tiny_taxonomy), 8 + 4)
@@ -579,7 +573,7 @@ def test_reranker_products_and_six_weight_rerankers_load():
 
 
 def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16, candidates="leaves", k=20, threshold=0.0)
     leaves = {c for c in tiny_taxonomy.ids if tiny_taxonomy.is_leaf(c)}
     ranked = link_phrases(nlp, ["Disease", "Respiratory disease", "diabetes"], k=20)
@@ -606,7 +600,7 @@ def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
     # pipeline never stored (this used to raise KeyError E018 during training)
     from spacy_text2node.vectors import build_vectors_pipeline
 
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
     wv = build_vectors_pipeline(words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram", show_progress=False)
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), wv, spans="doc", width=16)
@@ -620,7 +614,7 @@ def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
 def test_calibration_keeps_strings_of_concepts_that_are_not_candidates(tiny_taxonomy):
     # "Type 2 diabetes mellitus" (T2DM) has a child, so with leaf candidates it is no
     # candidate's string: a dev pair from it (to its child) is used; "Gout" is a leaf's label
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     dev_pairs = [("Type 2 diabetes mellitus", "T2DMC"), ("Gout", "GOUT"), ("diabetes type two with complications", "T2DMC")]
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16, candidates="leaves")
     assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 2
@@ -766,7 +760,7 @@ def test_result_cache_same_results_and_invalidated_by_training(trained):
 
 
 def test_memory_of_training_phrases(tiny_taxonomy, tmp_path):
-    nlp = _vectors_nlp()
+    nlp = toy_vectors_nlp()
     nlp.add_pipe("text2node_linker", config={"spans": "ents", "model": {"@architectures": "spacy-text2node.PhraseMapperMean.v1", "width": 16}})
     # taxonomy strings are not memorised again; the new phrasing is
     examples = _examples(nlp, _tax_pairs(tiny_taxonomy) + [("sugar disease", "T2DM"), ("sugar disease", "T2DM")])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import spacy
 
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, toy_vectors_nlp
 
 import spacy_text2node.linker_api  # noqa: F401  (registers the factory)
 from spacy_text2node.bulk import build_clinical_pipeline, link_documents, load_pipeline, read_output
@@ -19,32 +19,15 @@ CSV = FIXTURES / "bulk_notes.csv"
 NOTE = "She has bronchial asthma and influenza."
 
 
-def _vectors_nlp():
-    nlp = spacy.blank("en")
-    for line in (FIXTURES / "linker_vectors.txt").read_text(encoding="utf8").splitlines():
-        parts = line.split(" ")
-        nlp.vocab.set_vector(parts[0], np.asarray(parts[1:], dtype="float32"))
-    return nlp
-
-
-@pytest.fixture(scope="module")
-def phrase_linker_dir(tiny_taxonomy, tmp_path_factory):
-    """A linker made for phrases (spans="doc", as configs/linker.cfg trains it), saved."""
-    nlp = build_linker_nlp(tiny_taxonomy, None, _vectors_nlp(), spans="doc", architecture="mean")
-    path = tmp_path_factory.mktemp("phrase_linker") / "linker"
-    nlp.to_disk(path)
-    return path
-
-
 def _ents(doc):
     return [(e.text, e.kb_id_) for e in doc.ents]
 
 
 def test_build_linker_nlp_needs_an_explicit_spans_setting(tiny_taxonomy):
     with pytest.raises(ValueError, match=r"spans=.doc.*spans=.ents"):
-        build_linker_nlp(tiny_taxonomy, None, _vectors_nlp(), architecture="mean")
+        build_linker_nlp(tiny_taxonomy, None, toy_vectors_nlp(), architecture="mean")
     with pytest.raises(ValueError, match="sentences"):
-        build_linker_nlp(tiny_taxonomy, None, _vectors_nlp(), spans="sentences", architecture="mean")
+        build_linker_nlp(tiny_taxonomy, None, toy_vectors_nlp(), spans="sentences", architecture="mean")
 
 
 def test_clinical_pipeline_links_the_mentions_of_a_phrase_linker(phrase_linker_dir, tiny_taxonomy):
@@ -150,7 +133,7 @@ def test_punctuation_only_spans_are_nil_even_with_vectors(tiny_taxonomy):
     # concept word, so only the rule "no letter or digit: NIL" keeps it unlinked
     from spacy_text2node.vectors import build_vectors_pipeline
 
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     flu = src.vocab.get_vector("influenza")
     for punct in ("...", "!", "?", "-"):
         src.vocab.set_vector(punct, flu)

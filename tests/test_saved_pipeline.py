@@ -13,6 +13,8 @@ import srsly
 from spacy.tokens import Span
 from spacy.training import Example
 
+from conftest import toy_vectors_nlp
+
 import spacy_text2node.linker_api  # noqa: F401  (registers the factory)
 from spacy_text2node import Taxonomy
 from spacy_text2node.index import NodeIndex
@@ -22,14 +24,6 @@ from spacy_text2node.vectors import build_vectors_pipeline
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 LINKER = "text2node_linker"
 PHRASES = ["juvenile diabetes", "grippe", "lung disease", "zymoticflu"]
-
-
-def _vectors_nlp():  # as in test_linker: the 16-d toy word vectors
-    nlp = spacy.blank("en")
-    for line in (FIXTURES / "linker_vectors.txt").read_text(encoding="utf8").splitlines():
-        parts = line.split(" ")
-        nlp.vocab.set_vector(parts[0], np.asarray(parts[1:], dtype="float32"))
-    return nlp
 
 
 def _node_vectors(tax, dim=8, seed=0):
@@ -50,7 +44,7 @@ def _examples(nlp, tax):
 def saved(tiny_taxonomy, tmp_path_factory):
     """A small trained linker pipeline with subword vectors, saved once (tests never change
     this folder: the ones that damage files copy it first) and its phrase links."""
-    src = _vectors_nlp()
+    src = toy_vectors_nlp()
     words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
     table = np.stack([src.vocab.get_vector(w) for w in words])
     wv = build_vectors_pipeline(words, table, subwords="ngram", show_progress=False)

@@ -12,11 +12,8 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import spacy
-
-from conftest import FIXTURES
 
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'spacy-text2node[serve]'")
 pytest.importorskip("uvicorn", reason="needs the serve extra: pip install 'spacy-text2node[serve]'")
@@ -26,28 +23,16 @@ with warnings.catch_warnings():  # starlette asks for httpx2 instead of httpx: n
 
 from spacy_text2node.bulk import load_pipeline  # noqa: E402
 from spacy_text2node.bulk.records import doc_to_record  # noqa: E402
-from spacy_text2node.linker_api import build_linker_nlp  # noqa: E402
 from spacy_text2node.serve import ServeSettings, create_app  # noqa: E402
 
 NOTE = "She has bronchial asthma and influenza."
 NEG_NOTE = "She has bronchial asthma. She denies influenza."
 
 
-def _vectors_nlp():
-    nlp = spacy.blank("en")
-    for line in (FIXTURES / "linker_vectors.txt").read_text(encoding="utf8").splitlines():
-        parts = line.split(" ")
-        nlp.vocab.set_vector(parts[0], np.asarray(parts[1:], dtype="float32"))
-    return nlp
-
-
 @pytest.fixture(scope="session")
-def serve_linker_dir(tiny_taxonomy, tmp_path_factory):
-    """A real linker over the tiny taxonomy (made for phrases, as configs/linker.cfg trains it), saved."""
-    nlp = build_linker_nlp(tiny_taxonomy, None, _vectors_nlp(), spans="doc", architecture="mean")
-    path = tmp_path_factory.mktemp("serve_linker") / "linker"
-    nlp.to_disk(path)
-    return path
+def serve_linker_dir(phrase_linker_dir):
+    """The shared phrase linker (conftest), served with a mention finder in front."""
+    return phrase_linker_dir
 
 
 @pytest.fixture(scope="module")
