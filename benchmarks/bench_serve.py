@@ -196,15 +196,9 @@ def screenshot(url: str, note: str, note_id: str, out: Path) -> None:
     """The review page with `note` linked and its first linked mention clicked, as a PNG."""
     from playwright.sync_api import sync_playwright
 
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
+    from spacy_text2node.serve.headless import CHROMIUM_ARGS
+
+    args = list(CHROMIUM_ARGS)
     with sync_playwright() as pw:
         profile = RESULTS / "chromium-profile"
         ctx = pw.chromium.launch_persistent_context(

@@ -9,20 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from spacy_text2node.serve.headless import CHROMIUM_ARGS
 from test_serve import NEG_NOTE, running_server, serve_linker_dir  # noqa: F401  (fixture)
 
 CHROMIUM = Path(os.environ.get("TEXT2NODE_CHROMIUM", "/usr/bin/chromium"))
-# a closed network: no background connections, no updates, no first-run; a fresh profile per launch
 PATH_JS = "[...document.querySelectorAll('#path li')].map(l => l.textContent).join('|')"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _unavailable(reason: str) -> None:
@@ -47,7 +38,7 @@ def browser(tmp_path_factory):
             str(profile),
             executable_path=str(CHROMIUM),
             headless=True,
-            args=CHROMIUM_ARGS,
+            args=list(CHROMIUM_ARGS),
             viewport={"width": 1280, "height": 900},
             accept_downloads=True,
         )
