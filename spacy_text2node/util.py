@@ -1,8 +1,9 @@
 """Small helpers shared by the loaders and readers."""
+import functools
 import gzip
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Callable, Union
 
 # what gzip raises on a file that ends early (EOFError) or holds damaged data (zlib.error, BadGzipFile)
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
@@ -28,41 +29,27 @@ class DamagedFileError(ValueError):
         )
 
 
+def _checked(method: Callable) -> Callable:
+    """Wrap a GzipFile read method so that gzip's errors become DamagedFileErrors naming the file."""
+
+    @functools.wraps(method)
+    def read(self: gzip.GzipFile, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except GZIP_ERRORS as e:
+            raise DamagedFileError(self.name, str(e) or type(e).__name__) from None
+
+    return read
+
+
 class _CheckedGzipFile(gzip.GzipFile):
     """A GzipFile whose read errors are DamagedFileErrors naming the file."""
 
-    def _damaged(self, e: BaseException) -> DamagedFileError:
-        return DamagedFileError(self.name, str(e) or type(e).__name__)
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return super().read(size)
-        except GZIP_ERRORS as e:
-            raise self._damaged(e) from None
-
-    def read1(self, size: int = -1) -> bytes:
-        try:
-            return super().read1(size)
-        except GZIP_ERRORS as e:
-            raise self._damaged(e) from None
-
-    def peek(self, n: int) -> bytes:
-        try:
-            return super().peek(n)
-        except GZIP_ERRORS as e:
-            raise self._damaged(e) from None
-
-    def readline(self, size: int = -1) -> bytes:
-        try:
-            return super().readline(size)
-        except GZIP_ERRORS as e:
-            raise self._damaged(e) from None
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        try:
-            return super().seek(offset, whence)
-        except GZIP_ERRORS as e:
-            raise self._damaged(e) from None
+    read = _checked(gzip.GzipFile.read)
+    read1 = _checked(gzip.GzipFile.read1)
+    peek = _checked(gzip.GzipFile.peek)
+    readline = _checked(gzip.GzipFile.readline)
+    seek = _checked(gzip.GzipFile.seek)
 
 
 def open_binary(path: Union[str, Path]) -> BinaryIO:
