@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts (run as `python benchmarks/<name>.py`)."""
+
 import resource
 from pathlib import Path
 from typing import Optional

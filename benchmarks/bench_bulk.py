@@ -19,6 +19,7 @@ concepts with inclusion terms), GloVe 6B 50-d (100k words), CNN mapper, text-onl
 space. Its mapper is untrained: the work per span is the same as a trained one's.
 Results: a table with ratios, and benchmarks/results/bulk.json.
 """
+
 import argparse
 import hashlib
 import json
@@ -86,7 +87,18 @@ def run_contender(args, out_dir: Path, name: str):
     """Run `text2node link ...` in a subprocess; return its stats and memory."""
     stats_path = out_dir / f"{name}.stats.json"
     rss_path = out_dir / f"{name}.rss.json"
-    cmd = [sys.executable, "-c", CLI, str(rss_path), "link", *args, "--no-progress", "--stats-json", str(stats_path), "--overwrite"]
+    cmd = [
+        sys.executable,
+        "-c",
+        CLI,
+        str(rss_path),
+        "link",
+        *args,
+        "--no-progress",
+        "--stats-json",
+        str(stats_path),
+        "--overwrite",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps = psutil.Process(proc.pid)
@@ -120,8 +132,12 @@ def main() -> None:
     ap.add_argument("--rss-sizes", default="1000,5000", help="input sizes for the memory runs")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--skip", default="", help="comma-separated contenders to skip (spark, rss, ...)")
-    ap.add_argument("--linker", default="", help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project); "
-                    "copied with spans='ents'. Default: an untrained CNN linker built once.")
+    ap.add_argument(
+        "--linker",
+        default="",
+        help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project); "
+        "copied with spans='ents'. Default: an untrained CNN linker built once.",
+    )
     args = ap.parse_args()
     notes = Path(args.shared) / "mtsamples" / "mtsamples.csv.gz"
     if not notes.exists():
@@ -133,7 +149,9 @@ def main() -> None:
     # rebuild the cached linker whenever the linker's code changed
     key = hashlib.sha1(b"".join((REPO / "spacy_text2node" / f).read_bytes() for f in LINKER_CODE)).hexdigest()
     key_file = CACHE / "bulk_linker_icd10cm.key"
-    if not args.linker and (not (LINKER / "config.cfg").exists() or not key_file.exists() or key_file.read_text() != key):
+    if not args.linker and (
+        not (LINKER / "config.cfg").exists() or not key_file.exists() or key_file.read_text() != key
+    ):
         print(f"building the ICD-10-CM linker into {LINKER} ...", flush=True)
         CACHE.mkdir(parents=True, exist_ok=True)
         if LINKER.exists():
@@ -148,7 +166,12 @@ def main() -> None:
         ("mentions n2", [cfg], ["-n", "2"], args.n_docs),
         ("linked n1", linked, ["-n", "1"], args.n_docs),
         ("linked n2", linked, ["-n", "2"], args.n_docs),
-        ("linked spark local[2]", linked, ["--backend", "spark", "--spark-master", "local[2]", "--spark-chunk", "500"], args.n_docs),
+        (
+            "linked spark local[2]",
+            linked,
+            ["--backend", "spark", "--spark-master", "local[2]", "--spark-chunk", "500"],
+            args.n_docs,
+        ),
     ]
     if "rss" not in skip:
         # the memory pair uses a faster mention finder (an entity ruler from the linker's
@@ -172,31 +195,41 @@ def main() -> None:
             r["command"] = "text2node link " + " ".join(argv)
             results[name] = r
     base = results.get("mentions n1")
-    print(f"\n{'contender':<26} {'docs':>5} {'docs/s':>7} {'words/s':>8} {'x mentions n1':>13} {'spans':>7} {'linked':>7} {'peak RSS MB (proc / tree)':>26}")
+    print(
+        f"\n{'contender':<26} {'docs':>5} {'docs/s':>7} {'words/s':>8} {'x mentions n1':>13} {'spans':>7} {'linked':>7} {'peak RSS MB (proc / tree)':>26}"
+    )
     for name, r in results.items():
         ratio = r["docs_per_second"] / base["docs_per_second"] if base else float("nan")
         proc = f"{r['peak_process_rss_mb']:.0f}" if r["peak_process_rss_mb"] else "-"
-        print(f"{name:<26} {r['n_written']:>5} {r['docs_per_second']:>7.2f} {r['words_per_second']:>8,.0f} {ratio:>13.2f} "
-              f"{r['n_spans']:>7,} {r['n_linked_spans']:>7,} {proc + ' / ' + format(r['peak_tree_rss_mb'], '.0f'):>26}")
+        print(
+            f"{name:<26} {r['n_written']:>5} {r['docs_per_second']:>7.2f} {r['words_per_second']:>8,.0f} {ratio:>13.2f} "
+            f"{r['n_spans']:>7,} {r['n_linked_spans']:>7,} {proc + ' / ' + format(r['peak_tree_rss_mb'], '.0f'):>26}"
+        )
     summary = {}
     for n in ("1", "2"):
         a, b = results.get(f"mentions n{n}"), results.get(f"linked n{n}")
         if a and b:
             summary[f"linker_overhead_n{n}"] = a["docs_per_second"] / b["docs_per_second"] - 1
-            print(f"linker overhead with --n-process {n}: {summary[f'linker_overhead_n{n}']:+.0%} time per doc (target <= +30%)")
+            print(
+                f"linker overhead with --n-process {n}: {summary[f'linker_overhead_n{n}']:+.0%} time per doc (target <= +30%)"
+            )
     if "linked n1" in results and "linked n2" in results:
         summary["speedup_n2"] = results["linked n2"]["docs_per_second"] / results["linked n1"]["docs_per_second"]
         print(f"--n-process 2 vs 1 (linked): x{summary['speedup_n2']:.2f}")
     if "linked spark local[2]" in results and "linked n2" in results:
-        summary["spark_vs_n2"] = results["linked spark local[2]"]["docs_per_second"] / results["linked n2"]["docs_per_second"]
+        summary["spark_vs_n2"] = (
+            results["linked spark local[2]"]["docs_per_second"] / results["linked n2"]["docs_per_second"]
+        )
         print(f"Spark local[2] vs --n-process 2 (linked): x{summary['spark_vs_n2']:.2f}")
     rss = {k: v for k, v in results.items() if "rss@" in k}
     if len(rss) == 2:
         (k1, r1), (k2, r2) = rss.items()
         summary["rss_ratio_process"] = r2["peak_process_rss_mb"] / r1["peak_process_rss_mb"]
         summary["rss_ratio_tree"] = r2["peak_tree_rss_mb"] / r1["peak_tree_rss_mb"]
-        print(f"peak RSS {k2} / {k1}: x{summary['rss_ratio_process']:.2f} per process, "
-              f"x{summary['rss_ratio_tree']:.2f} process tree (flat = about 1)")
+        print(
+            f"peak RSS {k2} / {k1}: x{summary['rss_ratio_process']:.2f} per process, "
+            f"x{summary['rss_ratio_tree']:.2f} process tree (flat = about 1)"
+        )
     load = os.getloadavg()
     summary["load_average_at_end"] = load
     print(f"load average at the end: {load[0]:.1f} on {os.cpu_count()} cores (other jobs share the machine)")

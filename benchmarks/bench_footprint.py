@@ -36,6 +36,7 @@ Prints a markdown table and writes every number to --out.
     python benchmarks/bench_footprint.py training/P1/model-calibrated \\
         --queries corpus/gem/P1/test.jsonl --lean-python /tmp/lean/bin/python
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,11 +95,15 @@ def disk_parts(model_dir: Path, pipe: str) -> Dict[str, float]:
 def linker_name(model_dir: Path) -> str:
     """The name of the pipeline's text2node_linker component (from its config.cfg)."""
     if not model_dir.exists():
-        raise SystemExit(f"MODEL_DIR {model_dir} does not exist: pass a trained pipeline folder (e.g. training/P1/model-calibrated, "
-                         "written by `spacy project run train-P1` and `calibrate-P1`).")
+        raise SystemExit(
+            f"MODEL_DIR {model_dir} does not exist: pass a trained pipeline folder (e.g. training/P1/model-calibrated, "
+            "written by `spacy project run train-P1` and `calibrate-P1`)."
+        )
     cfg_path = model_dir / "config.cfg"
     if not cfg_path.exists():
-        raise SystemExit(f"{model_dir} has no config.cfg: it is not a spaCy pipeline folder (pass the folder written by nlp.to_disk / spacy train).")
+        raise SystemExit(
+            f"{model_dir} has no config.cfg: it is not a spaCy pipeline folder (pass the folder written by nlp.to_disk / spacy train)."
+        )
     from thinc.api import Config
 
     cfg = Config().from_disk(cfg_path, interpolate=False)
@@ -106,17 +111,23 @@ def linker_name(model_dir: Path) -> str:
     comps = cfg.get("components", {})
     names = [n for n in pipeline if comps.get(n, {}).get("factory") == FACTORY]
     if not names:
-        raise SystemExit(f"{model_dir}: the pipeline has no {FACTORY} component (components: {pipeline}); "
-                         "pass a pipeline trained with configs/linker.cfg.")
+        raise SystemExit(
+            f"{model_dir}: the pipeline has no {FACTORY} component (components: {pipeline}); "
+            "pass a pipeline trained with configs/linker.cfg."
+        )
     if not (model_dir / names[0] / "taxonomy").exists():
-        raise SystemExit(f"{model_dir}: {names[0]} has no stored taxonomy ({model_dir / names[0] / 'taxonomy'}); the pipeline is incomplete.")
+        raise SystemExit(
+            f"{model_dir}: {names[0]} has no stored taxonomy ({model_dir / names[0] / 'taxonomy'}); the pipeline is incomplete."
+        )
     return names[0]
 
 
 def read_queries(path: Path, limit: int, seed: int = 0) -> List[Dict[str, Any]]:
     if not path.exists():
-        raise SystemExit(f"Queries file {path} does not exist: pass a JSONL file with 'text' and 'gold' per line, "
-                         "e.g. corpus/gem/P1/test.jsonl (written by `spacy project run corpus`).")
+        raise SystemExit(
+            f"Queries file {path} does not exist: pass a JSONL file with 'text' and 'gold' per line, "
+            "e.g. corpus/gem/P1/test.jsonl (written by `spacy project run corpus`)."
+        )
     rows = []
     with path.open(encoding="utf8") as f:
         for i, line in enumerate(f, 1):
@@ -169,7 +180,13 @@ def work_blank(spec: Dict[str, Any]) -> Dict[str, Any]:
     nlp = spacy.blank("en")
     nlp("warm up the tokenizer")
     load_s = time.perf_counter() - t0
-    return {"import_s": import_s, "load_s": load_s, "rss_after_load_mb": rss_mb(), "peak_rss_after_load_mb": peak_rss_mb(), "spacy_version": spacy.__version__}
+    return {
+        "import_s": import_s,
+        "load_s": load_s,
+        "rss_after_load_mb": rss_mb(),
+        "peak_rss_after_load_mb": peak_rss_mb(),
+        "spacy_version": spacy.__version__,
+    }
 
 
 def work_ours(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -198,10 +215,21 @@ def work_ours(spec: Dict[str, Any]) -> Dict[str, Any]:
     ranked, passes_s = timed_passes(lambda: link_phrases(nlp, texts, k=K), spec["passes"])
     rank_s = min(passes_s)
     scores = ranking_scores([[c for c, _ in r] for r in ranked], gold, ks=(1, 5))
-    return {**scores, "import_s": import_s, "load_s": load_s, "rss_after_load_mb": rss_load, "peak_rss_after_load_mb": peak_load, "rank_s": rank_s,
-            "passes_s": passes_s, "n_threads": linker.cfg.get("n_threads"),
-            "phrases_per_s": len(texts) / rank_s, "candidates": linker.cfg.get("candidates", "all"), "calibrated": bool(linker.cfg.get("calibrated", False)), "concepts": len(linker.taxonomy),
-            "spacy_version": spacy.__version__}
+    return {
+        **scores,
+        "import_s": import_s,
+        "load_s": load_s,
+        "rss_after_load_mb": rss_load,
+        "peak_rss_after_load_mb": peak_load,
+        "rank_s": rank_s,
+        "passes_s": passes_s,
+        "n_threads": linker.cfg.get("n_threads"),
+        "phrases_per_s": len(texts) / rank_s,
+        "candidates": linker.cfg.get("candidates", "all"),
+        "calibrated": bool(linker.cfg.get("calibrated", False)),
+        "concepts": len(linker.taxonomy),
+        "spacy_version": spacy.__version__,
+    }
 
 
 def work_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -224,7 +252,11 @@ def work_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
         cache_file = Path(spec["cache_dir"]) / f"minilm-{strings_key(index_strings(tax)[1])}.npy"
         disk["model"] = dir_mb(minilm_path())
         disk["encodings"] = dir_mb(cache_file) if cache_file.exists() else 0.0
-        extra = {"index_from_cache": peer.from_cache, "index_encode_s": peer.encode_seconds, "encodings_file": str(cache_file)}
+        extra = {
+            "index_from_cache": peer.from_cache,
+            "index_encode_s": peer.encode_seconds,
+            "encodings_file": str(cache_file),
+        }
     else:
         peer = TfidfLinker(tax, candidates=spec["candidates"])
         build_s = time.perf_counter() - t0
@@ -236,11 +268,23 @@ def work_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
     ranked, passes_s = timed_passes(lambda: peer.rank(texts, k=K), spec["passes"])
     rank_s = min(passes_s)
     scores = ranking_scores([[c for c, _ in r] for r in ranked], gold, ks=(1, 5))
-    return {**scores, **extra, "import_s": import_s, "taxonomy_load_s": taxonomy_s, "build_s": build_s, "load_s": taxonomy_s + build_s,
-            "rss_after_load_mb": rss_load, "peak_rss_after_load_mb": peak_load, "rank_s": rank_s, "passes_s": passes_s,
-            "phrases_per_s": len(texts) / rank_s,
-            "candidates": spec["candidates"],
-            "index_strings": peer.n_strings, "disk_mb": sum(disk.values()), "disk_parts_mb": disk}
+    return {
+        **scores,
+        **extra,
+        "import_s": import_s,
+        "taxonomy_load_s": taxonomy_s,
+        "build_s": build_s,
+        "load_s": taxonomy_s + build_s,
+        "rss_after_load_mb": rss_load,
+        "peak_rss_after_load_mb": peak_load,
+        "rank_s": rank_s,
+        "passes_s": passes_s,
+        "phrases_per_s": len(texts) / rank_s,
+        "candidates": spec["candidates"],
+        "index_strings": peer.n_strings,
+        "disk_mb": sum(disk.values()),
+        "disk_parts_mb": disk,
+    }
 
 
 def timed_passes(run: Any, passes: int) -> Any:
@@ -273,13 +317,24 @@ def run_contender(python: str, spec: Dict[str, Any], tmp: Path, env: Dict[str, s
     if out_path.exists():
         out_path.unlink()
     t0 = time.perf_counter()
-    proc = subprocess.run([python, str(Path(__file__).resolve()), "--worker", str(spec_path), str(out_path)], cwd=str(REPO), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [python, str(Path(__file__).resolve()), "--worker", str(spec_path), str(out_path)],
+        cwd=str(REPO),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not out_path.exists():
         tail = (proc.stderr or proc.stdout or "").strip()[-1500:]
-        print(f"    FAILED (exit {proc.returncode}):\n" + "\n".join("    | " + ln for ln in tail.splitlines()), flush=True)
-        return {"error": f"worker exited with {proc.returncode}: {tail.splitlines()[-1] if tail else 'no output'}", "process_wall_s": wall}
+        print(
+            f"    FAILED (exit {proc.returncode}):\n" + "\n".join("    | " + ln for ln in tail.splitlines()), flush=True
+        )
+        return {
+            "error": f"worker exited with {proc.returncode}: {tail.splitlines()[-1] if tail else 'no output'}",
+            "process_wall_s": wall,
+        }
     res = json.loads(out_path.read_text(encoding="utf8"))
     res["process_wall_s"] = wall
     return res
@@ -296,16 +351,38 @@ def fmt(v: Any, nd: int = 1) -> str:
 
 
 def markdown_table(rows: List[Dict[str, Any]]) -> str:
-    header = ["contender", "env", "disk MB", "load s", "RSS after load MB", "peak RSS MB", "phrases/s", "speed vs MiniLM", "acc@1", "acc@5", "torch"]
+    header = [
+        "contender",
+        "env",
+        "disk MB",
+        "load s",
+        "RSS after load MB",
+        "peak RSS MB",
+        "phrases/s",
+        "speed vs MiniLM",
+        "acc@1",
+        "acc@5",
+        "torch",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + [":---:"]) + "|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['label']} | {r['env']} | " + " | ".join(["-"] * (len(header) - 3)) + " | error |")
             continue
         ratio = r.get("speed_vs_minilm")
-        cells = [r["label"], r["env"], fmt(r.get("disk_mb")), fmt(r.get("load_s"), 2), fmt(r.get("rss_after_load_mb"), 0), fmt(r.get("peak_rss_mb"), 0),
-                 fmt(r.get("phrases_per_s"), 0), "-" if ratio is None else f"{ratio:.1f}x", fmt(r.get("acc@1"), 3), fmt(r.get("acc@5"), 3),
-                 fmt(r.get("torch_imported"))]
+        cells = [
+            r["label"],
+            r["env"],
+            fmt(r.get("disk_mb")),
+            fmt(r.get("load_s"), 2),
+            fmt(r.get("rss_after_load_mb"), 0),
+            fmt(r.get("peak_rss_mb"), 0),
+            fmt(r.get("phrases_per_s"), 0),
+            "-" if ratio is None else f"{ratio:.1f}x",
+            fmt(r.get("acc@1"), 3),
+            fmt(r.get("acc@5"), 3),
+            fmt(r.get("torch_imported")),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -317,14 +394,34 @@ def short_name(model_dir: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model_dirs", nargs="*", type=Path, metavar="MODEL_DIR", help="trained pipelines with a text2node_linker")
-    ap.add_argument("--queries", type=Path, default=REPO / "corpus" / "gem" / "P1" / "test.jsonl", help="JSONL with 'text' and 'gold' per line")
+    ap.add_argument(
+        "model_dirs", nargs="*", type=Path, metavar="MODEL_DIR", help="trained pipelines with a text2node_linker"
+    )
+    ap.add_argument(
+        "--queries",
+        type=Path,
+        default=REPO / "corpus" / "gem" / "P1" / "test.jsonl",
+        help="JSONL with 'text' and 'gold' per line",
+    )
     ap.add_argument("--limit", type=int, default=0, help="a seeded random sample of this many queries; 0 = all")
-    ap.add_argument("--lean-python", default=None, help="interpreter of a venv without torch/transformers: ours and blank run again under it")
+    ap.add_argument(
+        "--lean-python",
+        default=None,
+        help="interpreter of a venv without torch/transformers: ours and blank run again under it",
+    )
     ap.add_argument("--peers", default="minilm,tfidf", help="comma-separated: minilm, tfidf ('' for none)")
-    ap.add_argument("--cache-dir", type=Path, default=REPO / "assets" / "cache", help="MiniLM label encodings cache (minilm-<hash>.npy)")
-    ap.add_argument("--threads", type=int, default=0, help="threads per worker (OMP/MKL/OpenBLAS and torch); 0 = library defaults")
-    ap.add_argument("--passes", type=int, default=3, help="timed passes over the queries per contender; phrases/s is the best")
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=REPO / "assets" / "cache",
+        help="MiniLM label encodings cache (minilm-<hash>.npy)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=0, help="threads per worker (OMP/MKL/OpenBLAS and torch); 0 = library defaults"
+    )
+    ap.add_argument(
+        "--passes", type=int, default=3, help="timed passes over the queries per contender; phrases/s is the best"
+    )
     ap.add_argument("--out", type=Path, default=HERE / "results" / "footprint.json")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -340,30 +437,65 @@ def main() -> None:
     if a.lean_python:
         lean = Path(a.lean_python)
         if not lean.exists() or not os.access(lean, os.X_OK):
-            raise SystemExit(f"--lean-python {lean}: no such executable; pass the python of a venv with spaCy and spacy-text2node's core "
-                             "dependencies installed (and no torch), e.g. /tmp/lean/bin/python.")
+            raise SystemExit(
+                f"--lean-python {lean}: no such executable; pass the python of a venv with spaCy and spacy-text2node's core "
+                "dependencies installed (and no torch), e.g. /tmp/lean/bin/python."
+            )
     pipes = {d: linker_name(d) for d in a.model_dirs}
     queries = read_queries(a.queries, a.limit)
     first = a.model_dirs[0]
-    candidates = json.loads((first / pipes[first] / "cfg").read_text(encoding="utf8")).get("candidates", "all") if (first / pipes[first] / "cfg").exists() else "all"
+    candidates = (
+        json.loads((first / pipes[first] / "cfg").read_text(encoding="utf8")).get("candidates", "all")
+        if (first / pipes[first] / "cfg").exists()
+        else "all"
+    )
 
     plan: List[Dict[str, Any]] = []
     plan.append({"label": "blank", "env": "main", "python": sys.executable, "spec": {"kind": "blank"}})
     for d in a.model_dirs:
-        plan.append({"label": f"ours: {short_name(d)}", "env": "main", "python": sys.executable, "model_dir": str(d.resolve()),
-                     "spec": {"kind": "ours", "model_dir": str(d.resolve()), "pipe": pipes[d]}})
+        plan.append(
+            {
+                "label": f"ours: {short_name(d)}",
+                "env": "main",
+                "python": sys.executable,
+                "model_dir": str(d.resolve()),
+                "spec": {"kind": "ours", "model_dir": str(d.resolve()), "pipe": pipes[d]},
+            }
+        )
     for p in peers:
-        plan.append({"label": PEER_LABELS[p], "env": "main", "python": sys.executable,
-                     "spec": {"kind": "peer", "peer": p, "model_dir": str(first.resolve()), "pipe": pipes[first], "candidates": candidates,
-                              "cache_dir": str(a.cache_dir.resolve())}})
+        plan.append(
+            {
+                "label": PEER_LABELS[p],
+                "env": "main",
+                "python": sys.executable,
+                "spec": {
+                    "kind": "peer",
+                    "peer": p,
+                    "model_dir": str(first.resolve()),
+                    "pipe": pipes[first],
+                    "candidates": candidates,
+                    "cache_dir": str(a.cache_dir.resolve()),
+                },
+            }
+        )
     if lean:
         plan.append({"label": "blank (lean runtime)", "env": "lean", "python": str(lean), "spec": {"kind": "blank"}})
         for d in a.model_dirs:
-            plan.append({"label": f"ours: {short_name(d)} (lean runtime)", "env": "lean", "python": str(lean), "model_dir": str(d.resolve()),
-                         "spec": {"kind": "ours", "model_dir": str(d.resolve()), "pipe": pipes[d]}})
+            plan.append(
+                {
+                    "label": f"ours: {short_name(d)} (lean runtime)",
+                    "env": "lean",
+                    "python": str(lean),
+                    "model_dir": str(d.resolve()),
+                    "spec": {"kind": "ours", "model_dir": str(d.resolve()), "pipe": pipes[d]},
+                }
+            )
 
-    print(f"{len(queries)} queries from {a.queries}; {len(plan)} contenders, each in a fresh process ({os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f})", flush=True)
+    print(
+        f"{len(queries)} queries from {a.queries}; {len(plan)} contenders, each in a fresh process ({os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f})",
+        flush=True,
+    )
     env = thread_env(a.threads)
     rows: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_footprint_") as tmp:
@@ -372,14 +504,28 @@ def main() -> None:
             print(f"[{i}/{len(plan)}] {item['label']} ({item['env']})", flush=True)
             load_before = os.getloadavg()[0]
             res = run_contender(item["python"], spec, Path(tmp), env)
-            row = {"label": item["label"], "env": item["env"], "kind": spec["kind"], "interpreter": item["python"], "load_avg_before": load_before, **res}
+            row = {
+                "label": item["label"],
+                "env": item["env"],
+                "kind": spec["kind"],
+                "interpreter": item["python"],
+                "load_avg_before": load_before,
+                **res,
+            }
             if spec["kind"] == "ours" and "error" not in res:
                 row["disk_parts_mb"] = disk_parts(Path(item["model_dir"]), spec["pipe"])
                 row["disk_mb"] = sum(row["disk_parts_mb"].values())
                 row["model_dir"] = item["model_dir"]
             if "error" not in res:
-                print(f"    load {res.get('load_s', float('nan')):.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB"
-                      + (f", {res['phrases_per_s']:.0f} phrases/s, acc@1 {res['acc@1']:.3f}" if "phrases_per_s" in res else ""), flush=True)
+                print(
+                    f"    load {res.get('load_s', float('nan')):.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB"
+                    + (
+                        f", {res['phrases_per_s']:.0f} phrases/s, acc@1 {res['acc@1']:.3f}"
+                        if "phrases_per_s" in res
+                        else ""
+                    ),
+                    flush=True,
+                )
             rows.append(row)
 
     minilm = next((r for r in rows if r["label"] == PEER_LABELS["minilm"] and "phrases_per_s" in r), None)
@@ -393,13 +539,26 @@ def main() -> None:
     table = markdown_table(rows)
     print()
     print(table)
-    print(f"\nspeed vs MiniLM = phrases/s / MiniLM's phrases/s in this run; k={K}, warm-up {WARMUP} queries, linker result cache off; "
-          f"candidates: {candidates}; threads: {a.threads or 'library defaults'}; phrases/s: best of {a.passes} passes.")
+    print(
+        f"\nspeed vs MiniLM = phrases/s / MiniLM's phrases/s in this run; k={K}, warm-up {WARMUP} queries, linker result cache off; "
+        f"candidates: {candidates}; threads: {a.threads or 'library defaults'}; phrases/s: best of {a.passes} passes."
+    )
     meta = {
         "command": " ".join([Path(sys.executable).name] + [str(x) for x in sys.argv]),
-        "queries_file": str(a.queries), "n_queries": len(queries), "limit": a.limit, "k": K, "warmup": WARMUP, "candidates": candidates,
-        "peers": peers, "threads": a.threads, "passes": a.passes, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-        "load_avg_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "queries_file": str(a.queries),
+        "n_queries": len(queries),
+        "limit": a.limit,
+        "k": K,
+        "warmup": WARMUP,
+        "candidates": candidates,
+        "peers": peers,
+        "threads": a.threads,
+        "passes": a.passes,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_avg_at_end": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"meta": meta, "contenders": rows, "table": table}, indent=2), encoding="utf8")

@@ -9,6 +9,7 @@ are its own. Prints a table and writes benchmarks/results/linker.json.
     python benchmarks/bench_linker.py --settings P3,P1,Z,NCBI --variants cnn:node2vec+text,bilstm:node2vec+text,mean:node2vec+text,cnn:node2vec
     python benchmarks/bench_linker.py --subtree 4 --limit 500      # quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ from typing import Any, Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import peak_rss_mb  # noqa: E402
+
 REPO = HERE.parent
 RESULTS = HERE / "results"
 CACHE = RESULTS / "cache"
@@ -58,9 +60,10 @@ def ncbi_dir() -> Path:
 def ncbi_calibration_split(d: Path) -> None:
     """Hold 20% of the distinct NCBI training mentions (seeded) out of training: they
     calibrate the reranker (the NCBI dev split is the test set here)."""
+    import srsly
+
     from spacy_text2node.datasets.gem import split_dev
     from spacy_text2node.readers.linking import read_pairs
-    import srsly
 
     if (d / "fit.jsonl").exists():
         return
@@ -75,11 +78,23 @@ def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Path]:
     if setting == "NCBI":
         d = ncbi_dir()
         ncbi_calibration_split(d)
-        return {"train": d / "fit.jsonl", "dev": d / "calibration.jsonl", "test": d / "dev.jsonl", "taxonomy": d / "taxonomy", "extra_train": "taxonomy",
-                "candidates": "all"}
+        return {
+            "train": d / "fit.jsonl",
+            "dev": d / "calibration.jsonl",
+            "test": d / "dev.jsonl",
+            "taxonomy": d / "taxonomy",
+            "extra_train": "taxonomy",
+            "candidates": "all",
+        }
     d = gem_dir(subtree)
     s = d / setting
-    return {"train": s / "train.jsonl", "dev": s / "dev.jsonl", "test": s / "test.jsonl", "taxonomy": d / "taxonomy", "candidates": "leaves"}
+    return {
+        "train": s / "train.jsonl",
+        "dev": s / "dev.jsonl",
+        "test": s / "test.jsonl",
+        "taxonomy": d / "taxonomy",
+        "candidates": "leaves",
+    }
 
 
 def subsample(items: List[Any], limit: int, seed: int = 0) -> List[Any]:
@@ -113,7 +128,15 @@ def run_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
     ranked = peer.rank(queries, k=10, progress=True)
     rank_s = time.perf_counter() - t0
     scores = ranking_scores([[c for c, _ in r] for r in ranked], [p["gold"] for p in test], ks=(1, 5, 10), taxonomy=tax)
-    out = {**scores, "candidates": cands, "index_strings": peer.n_strings, "index_build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
+    out = {
+        **scores,
+        "candidates": cands,
+        "index_strings": peer.n_strings,
+        "index_build_s": build_s,
+        "rank_s": rank_s,
+        "phrases_per_s": len(queries) / rank_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
     if spec["contender"] == "minilm":
         out["index_from_cache"] = peer.from_cache
         out["index_encode_s"] = peer.encode_seconds
@@ -164,7 +187,15 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     nv, n2v_s = (None, 0.0) if space == "text" else node_vectors_for(tax, spec["setting"], spec)
     t0 = time.perf_counter()
     cands = spec.get("candidates") or files["candidates"]
-    nlp = build_linker_nlp(tax, nv, wv, spans="doc", architecture=arch, node_space="node2vec+text" if space == "text" else space, candidates=cands)
+    nlp = build_linker_nlp(
+        tax,
+        nv,
+        wv,
+        spans="doc",
+        architecture=arch,
+        node_space="node2vec+text" if space == "text" else space,
+        candidates=cands,
+    )
     build_s = time.perf_counter() - t0
     mk = lambda p: phrase_example(nlp, p["text"], p["concept"], p["gold"])  # noqa: E731
     t0 = time.perf_counter()
@@ -172,7 +203,9 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     linker = nlp.get_pipe("text2node_linker")
     if linker.cfg.get("memory", True):  # build_linker_nlp initialised without the training phrases
         linker.index.memory = linker._build_memory(train_ex, linker.index.lexical)
-    train_linker(nlp, train_ex, [mk(p) for p in dev], epochs=spec["epochs"], seed=0, show_progress=True, calibrate=False)
+    train_linker(
+        nlp, train_ex, [mk(p) for p in dev], epochs=spec["epochs"], seed=0, show_progress=True, calibrate=False
+    )
     train_s = time.perf_counter() - t0
     from spacy_text2node.linker_api import calibrate_linker
 
@@ -185,7 +218,20 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     ranked = link_phrases(nlp, queries, k=10)
     rank_s = time.perf_counter() - t0
     scores = ranking_scores([[c for c, _ in r] for r in ranked], [p["gold"] for p in test], ks=(1, 5, 10), taxonomy=tax)
-    out: Dict[str, Any] = {**scores, "candidates": cands, "calibration": out_cal, "calibrate_s": calibrate_s, "train_pairs": len(train), "train_s": train_s, "node2vec_s": n2v_s, "word_vectors_s": vectors_s, "build_s": build_s, "rank_s": rank_s, "phrases_per_s": len(queries) / rank_s, "peak_rss_mb": peak_rss_mb()}
+    out: Dict[str, Any] = {
+        **scores,
+        "candidates": cands,
+        "calibration": out_cal,
+        "calibrate_s": calibrate_s,
+        "train_pairs": len(train),
+        "train_s": train_s,
+        "node2vec_s": n2v_s,
+        "word_vectors_s": vectors_s,
+        "build_s": build_s,
+        "rank_s": rank_s,
+        "phrases_per_s": len(queries) / rank_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
     # save, reload in a fresh process, compare predictions
     pdir = RESULTS / "pipelines" / f"{spec['setting']}-{arch}-{space.replace('+', '_')}"
     pdir.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +260,9 @@ def reload_worker(pdir: str, qfile: str, rfile: str) -> None:
     nlp = spacy.load(pdir)
     load_s = time.perf_counter() - t0
     ranked = link_phrases(nlp, json.loads(Path(qfile).read_text()), k=10)
-    Path(rfile).write_text(json.dumps({"load_s": load_s, "peak_rss_mb": peak_rss_mb(), "ranked": [[c for c, _ in r] for r in ranked]}))
+    Path(rfile).write_text(
+        json.dumps({"load_s": load_s, "peak_rss_mb": peak_rss_mb(), "ranked": [[c for c, _ in r] for r in ranked]})
+    )
 
 
 def worker(spec_json: str, out_path: str) -> None:
@@ -252,14 +300,26 @@ def main() -> None:
     ap.add_argument("--settings", default="P3,P1,Z,NCBI", help="comma-separated: P3, P1, Z, NCBI")
     ap.add_argument("--only", choices=["all", "peers", "linker"], default="all")
     ap.add_argument("--peers", default="tfidf,minilm")
-    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="ours: ARCH:SPACE with ARCH cnn|bilstm|mean and SPACE node2vec|node2vec+text|text")
+    ap.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANTS,
+        help="ours: ARCH:SPACE with ARCH cnn|bilstm|mean and SPACE node2vec|node2vec+text|text",
+    )
     ap.add_argument("--limit", type=int, default=0, help="subsample this many test queries (seeded); 0 = all")
     ap.add_argument("--train-limit", type=int, default=0, help="subsample training pairs for our linker; 0 = all")
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--vectors", default="", help="word vectors for our linker: a spaCy pipeline folder (default: GloVe 6B 50-d)")
-    ap.add_argument("--candidates", default="", help="'leaves' or 'all' for every setting (default: leaves for GEM, all for NCBI)")
+    ap.add_argument(
+        "--vectors", default="", help="word vectors for our linker: a spaCy pipeline folder (default: GloVe 6B 50-d)"
+    )
+    ap.add_argument(
+        "--candidates", default="", help="'leaves' or 'all' for every setting (default: leaves for GEM, all for NCBI)"
+    )
     ap.add_argument("--subtree", default=None, help="ICD-10-CM subtree for the GEM settings (e.g. 4)")
-    ap.add_argument("--subwords", default="", help="word-vector subword component for OOV tokens: '' (none, plain GloVe), ngram or wordpiece")
+    ap.add_argument(
+        "--subwords",
+        default="",
+        help="word-vector subword component for OOV tokens: '' (none, plain GloVe), ngram or wordpiece",
+    )
     ap.add_argument("--walks", type=int, default=10)
     ap.add_argument("--walk-length", type=int, default=80)
     ap.add_argument("--dim", type=int, default=128)
@@ -284,13 +344,30 @@ def main() -> None:
     for s in settings:
         results[s] = {}
         for c in contenders:
-            spec = {"setting": s, "contender": c, "limit": a.limit, "train_limit": a.train_limit, "epochs": a.epochs, "subtree": a.subtree, "walks": a.walks, "subwords": a.subwords, "candidates": a.candidates, "vectors": str(Path(a.vectors).resolve()) if a.vectors else "", "walk_length": a.walk_length, "dim": a.dim}
+            spec = {
+                "setting": s,
+                "contender": c,
+                "limit": a.limit,
+                "train_limit": a.train_limit,
+                "epochs": a.epochs,
+                "subtree": a.subtree,
+                "walks": a.walks,
+                "subwords": a.subwords,
+                "candidates": a.candidates,
+                "vectors": str(Path(a.vectors).resolve()) if a.vectors else "",
+                "walk_length": a.walk_length,
+                "dim": a.dim,
+            }
             print(f"== {s} / {c}", flush=True)
             results[s][c] = run_one(spec)
             print(json.dumps(results[s][c]), flush=True)
     cols = ["acc@1", "acc@5", "mrr", "tree_distance", "phrases_per_s", "peak_rss_mb"]
     print()
-    print(f"{'setting':8} {'contender':22} {'n':>6} " + " ".join(f"{c:>13}" for c in cols) + f" {'speed/minilm':>12} {'reload same':>11}")
+    print(
+        f"{'setting':8} {'contender':22} {'n':>6} "
+        + " ".join(f"{c:>13}" for c in cols)
+        + f" {'speed/minilm':>12} {'reload same':>11}"
+    )
     for s, row in results.items():
         base = row.get("minilm", {}).get("phrases_per_s")
         for c, r in row.items():
@@ -299,10 +376,20 @@ def main() -> None:
                 continue
             ratio = r["phrases_per_s"] / base if base else None
             r["speed_ratio_vs_minilm"] = ratio
-            print(f"{s:8} {c:22} {int(r['n']):>6} " + " ".join(f"{fmt(r.get(k), 1 if k in ('phrases_per_s', 'peak_rss_mb') else 3):>13}" for k in cols) + f" {fmt(ratio, 2):>12} {fmt(r.get('reload_identical')):>11}")
+            print(
+                f"{s:8} {c:22} {int(r['n']):>6} "
+                + " ".join(f"{fmt(r.get(k), 1 if k in ('phrases_per_s', 'peak_rss_mb') else 3):>13}" for k in cols)
+                + f" {fmt(ratio, 2):>12} {fmt(r.get('reload_identical')):>11}"
+            )
     import platform
 
-    meta = {"argv": sys.argv, "cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_end": os.getloadavg(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta = {
+        "argv": sys.argv,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_at_end": os.getloadavg(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     print(f"\nwrote {a.out} (load average at end {meta['load_avg_at_end']})")

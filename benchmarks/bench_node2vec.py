@@ -9,6 +9,7 @@ and workers; the parent MRR of both embeddings is computed the same way.
 
 Writes benchmarks/results/node2vec.json (or node2vec_quick.json).
 """
+
 import argparse
 import json
 import os
@@ -34,21 +35,47 @@ def run_ours(args) -> dict:
     tax = Taxonomy.from_disk(args.taxonomy_dir)
     t1 = time.perf_counter()
     nv = embed_nodes(
-        tax, dim=args.dim, p=args.p, q=args.q, walk_length=args.walk_length, num_walks=args.num_walks,
-        window=args.window, epochs=args.epochs, workers=args.workers, seed=args.seed, progress=False,
+        tax,
+        dim=args.dim,
+        p=args.p,
+        q=args.q,
+        walk_length=args.walk_length,
+        num_walks=args.num_walks,
+        window=args.window,
+        epochs=args.epochs,
+        workers=args.workers,
+        seed=args.seed,
+        progress=False,
     )
     t2 = time.perf_counter()
     np.save(args.vectors_out, nv.vectors, allow_pickle=False)
-    return {"load_s": t1 - t0, "embed_s": t2 - t1, "walks_s": nv.cfg["stats"]["walks_s"], "train_s": nv.cfg["stats"]["train_s"]}
+    return {
+        "load_s": t1 - t0,
+        "embed_s": t2 - t1,
+        "walks_s": nv.cfg["stats"]["walks_s"],
+        "train_s": nv.cfg["stats"]["train_s"],
+    }
 
 
 def _numpy_aliases_for_pecanpy() -> None:
     # pecanpy 2.0.9 imports nptyping, which reads numpy aliases removed in numpy 2.0
     aliases = {
-        "bool8": np.bool_, "object0": np.object_, "int0": np.intp, "uint0": np.uintp, "void0": np.void,
-        "bytes0": np.bytes_, "str0": np.str_, "float_": np.float64, "complex_": np.complex128,
-        "unicode_": np.str_, "string_": np.bytes_, "longfloat": np.longdouble, "singlecomplex": np.complex64,
-        "cfloat": np.complex128, "clongfloat": np.clongdouble, "longcomplex": np.clongdouble,
+        "bool8": np.bool_,
+        "object0": np.object_,
+        "int0": np.intp,
+        "uint0": np.uintp,
+        "void0": np.void,
+        "bytes0": np.bytes_,
+        "str0": np.str_,
+        "float_": np.float64,
+        "complex_": np.complex128,
+        "unicode_": np.str_,
+        "string_": np.bytes_,
+        "longfloat": np.longdouble,
+        "singlecomplex": np.complex64,
+        "cfloat": np.complex128,
+        "clongfloat": np.clongdouble,
+        "longcomplex": np.clongdouble,
     }
     for name, value in aliases.items():
         try:
@@ -65,7 +92,13 @@ def run_pecanpy(args) -> dict:
     g = pp.SparseOTF(p=args.p, q=args.q, workers=args.workers, verbose=False, random_state=args.seed)
     g.read_edg(args.edgelist, weighted=False, directed=False)
     t1 = time.perf_counter()
-    emb = g.embed(dim=args.dim, num_walks=args.num_walks, walk_length=args.walk_length, window_size=args.window, epochs=args.epochs)
+    emb = g.embed(
+        dim=args.dim,
+        num_walks=args.num_walks,
+        walk_length=args.walk_length,
+        window_size=args.window,
+        epochs=args.epochs,
+    )
     t2 = time.perf_counter()
     out = np.zeros((args.n_nodes, args.dim), dtype=np.float32)  # isolated nodes (absent from an edge list): zeros
     out[np.asarray([int(x) for x in g.nodes])] = emb
@@ -131,9 +164,26 @@ def main() -> None:
         tax = tax.subtree([root], name=f"icd10cm-chapter-{root}")
     n = len(tax)
     indptr, indices = tax.csr(undirected=False)  # child -> parent: each edge once
-    params = ["--dim", args.dim, "--p", args.p, "--q", args.q, "--walk-length", args.walk_length,
-              "--num-walks", args.num_walks, "--window", args.window, "--epochs", args.epochs,
-              "--workers", args.workers, "--seed", args.seed]
+    params = [
+        "--dim",
+        args.dim,
+        "--p",
+        args.p,
+        "--q",
+        args.q,
+        "--walk-length",
+        args.walk_length,
+        "--num-walks",
+        args.num_walks,
+        "--window",
+        args.window,
+        "--epochs",
+        args.epochs,
+        "--workers",
+        args.workers,
+        "--seed",
+        args.seed,
+    ]
     params = [str(x) for x in params]
     print(f"graph: {tax.name}, {n:,} nodes, {int(indptr[-1]):,} edges; cpus={os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +195,9 @@ def main() -> None:
                     f.write(f"{i}\t{j}\n")
         # compile-cache warm-up for ours (numba caches compiled code on disk after the first call)
         t0 = time.perf_counter()
-        embed_nodes(tax.subtree([tax.roots[0]]), dim=8, walk_length=5, num_walks=1, workers=args.workers, progress=False)
+        embed_nodes(
+            tax.subtree([tax.roots[0]]), dim=8, walk_length=5, num_walks=1, workers=args.workers, progress=False
+        )
         warmup = time.perf_counter() - t0
         results = {}
         results["spacy-text2node"] = contender("ours", args, work, params + ["--taxonomy-dir", str(work / "taxonomy")])
@@ -158,16 +210,29 @@ def main() -> None:
 
     base = results.get("pecanpy SparseOTF")
     print()
-    print(f"{'contender':<20} {'wall s':>8} {'embed s':>8} {'peak RSS MB':>12} {'parent MRR':>11} {'hits@10':>8} {'wall ratio':>11}")
+    print(
+        f"{'contender':<20} {'wall s':>8} {'embed s':>8} {'peak RSS MB':>12} {'parent MRR':>11} {'hits@10':>8} {'wall ratio':>11}"
+    )
     for name, r in results.items():
         ratio = f"{base['wall_s'] / r['wall_s']:.2f}x" if base else "-"
-        print(f"{name:<20} {r['wall_s']:>8.1f} {r['embed_s']:>8.1f} {r['peak_rss_mb']:>12.0f} {r['parent_mrr']:>11.4f} {r['parent_hits@10']:>8.3f} {ratio:>11}")
+        print(
+            f"{name:<20} {r['wall_s']:>8.1f} {r['embed_s']:>8.1f} {r['peak_rss_mb']:>12.0f} {r['parent_mrr']:>11.4f} {r['parent_hits@10']:>8.3f} {ratio:>11}"
+        )
     ours = results["spacy-text2node"]
-    print(f"\nours: walks {ours['walks_s']:.1f}s, training {ours['train_s']:.1f}s; numba warm-up call {warmup:.1f}s (not timed)")
+    print(
+        f"\nours: walks {ours['walks_s']:.1f}s, training {ours['train_s']:.1f}s; numba warm-up call {warmup:.1f}s (not timed)"
+    )
     summary = {
-        "graph": tax.name, "nodes": n, "edges": int(indptr[-1]),
-        "params": {k: getattr(args, k) for k in ("dim", "p", "q", "walk_length", "num_walks", "window", "epochs", "workers", "seed")},
-        "results": results, "warmup_s": warmup, "command": " ".join(["python"] + sys.argv),
+        "graph": tax.name,
+        "nodes": n,
+        "edges": int(indptr[-1]),
+        "params": {
+            k: getattr(args, k)
+            for k in ("dim", "p", "q", "walk_length", "num_walks", "window", "epochs", "workers", "seed")
+        },
+        "results": results,
+        "warmup_s": warmup,
+        "command": " ".join(["python"] + sys.argv),
     }
     if base:
         summary["wall_ratio_pecanpy_over_ours"] = base["wall_s"] / ours["wall_s"]

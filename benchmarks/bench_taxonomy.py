@@ -7,12 +7,11 @@ MEDIC and HPO; times a to_disk/from_disk round trip and checks it is identical.
 Each source is measured in a fresh subprocess so peak RSS is its own.
 Targets (foundation issue): ICD-10-CM load < 10 s, round trip < 2 s.
 """
+
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,10 +49,14 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", CHILD, fmt, path], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results[name] = r
-        print(f"{name:<10} {r['concepts']:>9,} {r['load_s']:>7.2f} {r['round_trip_s']:>13.2f} {str(r['identical']):>9} {r['peak_rss_mb']:>11.0f}")
+        print(
+            f"{name:<10} {r['concepts']:>9,} {r['load_s']:>7.2f} {r['round_trip_s']:>13.2f} {str(r['identical']):>9} {r['peak_rss_mb']:>11.0f}"
+        )
     icd = results["ICD-10-CM"]
-    print(f"\nICD-10-CM load {icd['load_s']:.2f} s (target < 10 s): {'OK' if icd['load_s'] < 10 else 'MISSED'}; "
-          f"round trip {icd['round_trip_s']:.2f} s (target < 2 s): {'OK' if icd['round_trip_s'] < 2 and icd['identical'] else 'MISSED'}")
+    print(
+        f"\nICD-10-CM load {icd['load_s']:.2f} s (target < 10 s): {'OK' if icd['load_s'] < 10 else 'MISSED'}; "
+        f"round trip {icd['round_trip_s']:.2f} s (target < 2 s): {'OK' if icd['round_trip_s'] < 2 and icd['identical'] else 'MISSED'}"
+    )
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "taxonomy.json").write_text(json.dumps(results, indent=2))
 

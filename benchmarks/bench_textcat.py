@@ -34,6 +34,7 @@ and the scores are on that validation part; the test split is not read.
 
     python benchmarks/bench_textcat.py --speed-check
 """
+
 import argparse
 import json
 import os
@@ -60,19 +61,33 @@ ENSEMBLE = {
     "@architectures": "spacy.TextCatEnsemble.v2",
     "tok2vec": {
         "@architectures": "spacy.Tok2Vec.v2",
-        "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 64,
-                  "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500],
-                  "include_static_vectors": False},
-        "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 64, "depth": 2,
-                   "window_size": 1, "maxout_pieces": 3},
+        "embed": {
+            "@architectures": "spacy.MultiHashEmbed.v2",
+            "width": 64,
+            "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+            "rows": [5000, 1000, 2500, 2500],
+            "include_static_vectors": False,
+        },
+        "encode": {
+            "@architectures": "spacy.MaxoutWindowEncoder.v2",
+            "width": 64,
+            "depth": 2,
+            "window_size": 1,
+            "maxout_pieces": 3,
+        },
     },
-    "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
-                     "ngram_size": 1, "no_output_layer": False},
+    "linear_model": {
+        "@architectures": "spacy.TextCatBOW.v3",
+        "exclusive_classes": True,
+        "ngram_size": 1,
+        "no_output_layer": False,
+    },
 }
 
 
 def load_split(dataset, validate=False):
     import spacy
+
     from spacy_text2node.readers import classification  # noqa: F401 (registers readers)
 
     reader_name, path, lang = DATASETS[dataset]
@@ -89,8 +104,9 @@ def load_split(dataset, validate=False):
         # part stands in for the test split, which is never looked at.
         from sklearn.model_selection import train_test_split
 
-        tr_x, va_x, tr_y, va_y = train_test_split(*out["train"], test_size=0.2, stratify=out["train"][1],
-                                                  random_state=1)
+        tr_x, va_x, tr_y, va_y = train_test_split(
+            *out["train"], test_size=0.2, stratify=out["train"][1], random_state=1
+        )
         out = {"train": (tr_x, tr_y), "dev": (va_x, va_y)}
     return lang, out
 
@@ -109,10 +125,12 @@ def run_svm(lang, data, args):
     (tr_x, tr_y), (te_x, te_y) = data["train"], data["dev"]
     t = time.perf_counter()
     clf = make_pipeline(
-        FeatureUnion([
-            ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)),
-        ]),
+        FeatureUnion(
+            [
+                ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True)),
+                ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)),
+            ]
+        ),
         LinearSVC(C=1.0, random_state=0),
     )
     clf.fit(tr_x, tr_y)
@@ -165,28 +183,43 @@ def run_spacy(lang, data, args, contender):
     t = time.perf_counter()
     nlp = spacy.blank(lang)
     if contender == "bow":
-        model = {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
-                 "ngram_size": 2, "no_output_layer": False}
+        model = {
+            "@architectures": "spacy.TextCatBOW.v3",
+            "exclusive_classes": True,
+            "ngram_size": 2,
+            "no_output_layer": False,
+        }
         epochs, lr = args.epochs_bow, 0.001
     elif contender == "ensemble":
         model = ENSEMBLE
         epochs, lr = args.epochs_ensemble, 0.001
     elif contender == "mlr":
-        model = {"@architectures": "spacy-text2node.StaticVectorsMLR.v1", "exclusive_classes": True,
-                 "pooling": args.mlr_pooling}
+        model = {
+            "@architectures": "spacy-text2node.StaticVectorsMLR.v1",
+            "exclusive_classes": True,
+            "pooling": args.mlr_pooling,
+        }
         epochs, lr = args.epochs_mlr, 0.01
         extra["vectors"] = _glove_vectors(nlp) if lang == "en" else _trained_vectors(nlp, tr_x, 0)
     else:
-        model = {"@architectures": "spacy-text2node.LexicalDense.v1", "exclusive_classes": True,
-                 "n_buckets": args.buckets, "width": args.width, "dropout": args.dropout,
-                 "linear": not args.no_linear, "char_min": args.char_min, "char_max": args.char_max,
-                 "min_df": args.min_df, "prior_correction": args.prior_correction,
-                 "table_update": args.table_update, "table_lr": args.table_lr}
+        model = {
+            "@architectures": "spacy-text2node.LexicalDense.v1",
+            "exclusive_classes": True,
+            "n_buckets": args.buckets,
+            "width": args.width,
+            "dropout": args.dropout,
+            "linear": not args.no_linear,
+            "char_min": args.char_min,
+            "char_max": args.char_max,
+            "min_df": args.min_df,
+            "prior_correction": args.prior_correction,
+            "table_update": args.table_update,
+            "table_lr": args.table_lr,
+        }
         epochs, lr = args.epochs_lexdense, args.lr_lexdense
         extra["model"] = {k: v for k, v in model.items() if k != "@architectures"}
     nlp.add_pipe("textcat", config={"model": model})
-    egs = [Example.from_dict(nlp.make_doc(x), {"cats": {l: float(l == y) for l in labels}})
-           for x, y in zip(tr_x, tr_y)]
+    egs = [Example.from_dict(nlp.make_doc(x), {"cats": {l: float(l == y) for l in labels}}) for x, y in zip(tr_x, tr_y)]
     opt = Adam(lr, L2=args.l2_lexdense) if contender == "lexdense" else Adam(lr)
     nlp.initialize(lambda: egs, sgd=opt)
     tc = nlp.get_pipe("textcat").model
@@ -221,7 +254,7 @@ def run_spacy(lang, data, args, contender):
         extra["macro_f1_by_prior_correction"] = {}
         for tau in [float(x) for x in args.tau_grid.split(",")]:
             out.attrs["prior_correction"] = tau
-            P = np.concatenate([tc.predict(docs[i:i + BATCH]) for i in range(0, len(docs), BATCH)])
+            P = np.concatenate([tc.predict(docs[i : i + BATCH]) for i in range(0, len(docs), BATCH)])
             labs = nlp.get_pipe("textcat").labels
             extra["macro_f1_by_prior_correction"][tau] = round(scores(te_y, [labs[j] for j in P.argmax(1)])[1], 4)
         out.attrs["prior_correction"] = keep
@@ -245,20 +278,32 @@ def speed_check(dataset, args):
     for name in ("bow", "lexdense"):
         nlp = spacy.blank(lang)
         if name == "bow":
-            model = {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True, "ngram_size": 2,
-                     "no_output_layer": False}
+            model = {
+                "@architectures": "spacy.TextCatBOW.v3",
+                "exclusive_classes": True,
+                "ngram_size": 2,
+                "no_output_layer": False,
+            }
         else:
-            model = {"@architectures": "spacy-text2node.LexicalDense.v1", "exclusive_classes": True,
-                     "n_buckets": args.buckets, "width": args.width, "linear": not args.no_linear,
-                     "char_min": args.char_min, "char_max": args.char_max,
-                     "prior_correction": args.prior_correction}
+            model = {
+                "@architectures": "spacy-text2node.LexicalDense.v1",
+                "exclusive_classes": True,
+                "n_buckets": args.buckets,
+                "width": args.width,
+                "linear": not args.no_linear,
+                "char_min": args.char_min,
+                "char_max": args.char_max,
+                "prior_correction": args.prior_correction,
+            }
         nlp.add_pipe("textcat", config={"model": model})
-        egs = [Example.from_dict(nlp.make_doc(x), {"cats": {l: float(l == y) for l in labels}})
-               for x, y in zip(tr_x, tr_y)]
+        egs = [
+            Example.from_dict(nlp.make_doc(x), {"cats": {l: float(l == y) for l in labels}}) for x, y in zip(tr_x, tr_y)
+        ]
         nlp.initialize(lambda: egs)
         if name == "lexdense":
-            T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in egs],
-                      labels=nlp.get_pipe("textcat").labels)
+            T.fit_idf(
+                nlp.get_pipe("textcat").model, [eg.reference for eg in egs], labels=nlp.get_pipe("textcat").labels
+            )
         nlps[name] = nlp
     docs = list(nlps["bow"].tokenizer.pipe(te_x))
     best = {}
@@ -267,17 +312,20 @@ def speed_check(dataset, args):
             model = nlp.get_pipe("textcat").model
             t = time.perf_counter()
             for i in range(0, len(docs), BATCH):
-                model.predict(docs[i:i + BATCH])
-            best[f"{name}_model_us_per_doc"] = min(best.get(f"{name}_model_us_per_doc", 1e18),
-                                                   1e6 * (time.perf_counter() - t) / len(docs))
+                model.predict(docs[i : i + BATCH])
+            best[f"{name}_model_us_per_doc"] = min(
+                best.get(f"{name}_model_us_per_doc", 1e18), 1e6 * (time.perf_counter() - t) / len(docs)
+            )
             t = time.perf_counter()
             list(nlp.pipe(te_x, batch_size=BATCH))
-            best[f"{name}_pipe_us_per_doc"] = min(best.get(f"{name}_pipe_us_per_doc", 1e18),
-                                                  1e6 * (time.perf_counter() - t) / len(docs))
+            best[f"{name}_pipe_us_per_doc"] = min(
+                best.get(f"{name}_pipe_us_per_doc", 1e18), 1e6 * (time.perf_counter() - t) / len(docs)
+            )
         t = time.perf_counter()
         list(nlps["bow"].tokenizer.pipe(te_x, batch_size=BATCH))
-        best["tokenizer_us_per_doc"] = min(best.get("tokenizer_us_per_doc", 1e18),
-                                           1e6 * (time.perf_counter() - t) / len(docs))
+        best["tokenizer_us_per_doc"] = min(
+            best.get("tokenizer_us_per_doc", 1e18), 1e6 * (time.perf_counter() - t) / len(docs)
+        )
     return {"dataset": dataset, "n_test": len(docs), **{k: round(v, 1) for k, v in best.items()}}
 
 
@@ -290,10 +338,19 @@ def worker(dataset, contender, args):
     acc, f1 = scores(data["dev"][1], pred)
     n = len(data["dev"][0])
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"dataset": dataset, "contender": contender, "n_train": len(data["train"][0]), "n_test": n,
-            "accuracy": round(acc, 4), "macro_f1": round(f1, 4), "train_s": round(train_s, 2),
-            "predict_docs_per_s": round(n / min(times), 1),
-            "predict_docs_per_s_each_pass": [round(n / t, 1) for t in times], "peak_rss_mb": round(rss, 1), **extra}
+    return {
+        "dataset": dataset,
+        "contender": contender,
+        "n_train": len(data["train"][0]),
+        "n_test": n,
+        "accuracy": round(acc, 4),
+        "macro_f1": round(f1, 4),
+        "train_s": round(train_s, 2),
+        "predict_docs_per_s": round(n / min(times), 1),
+        "predict_docs_per_s_each_pass": [round(n / t, 1) for t in times],
+        "peak_rss_mb": round(rss, 1),
+        **extra,
+    }
 
 
 def main():
@@ -313,17 +370,27 @@ def main():
     ap.add_argument("--char-max", type=int, default=5)
     ap.add_argument("--min-df", type=int, default=1)
     ap.add_argument("--prior-correction", type=float, default=0.75)
-    ap.add_argument("--predict-repeats", type=int, default=5,
-                    help="prediction passes over the test texts; docs/s is from the fastest")
-    ap.add_argument("--speed-check", action="store_true",
-                    help="only time bow and LexicalDense side by side (model alone and nlp.pipe), no scores")
+    ap.add_argument(
+        "--predict-repeats",
+        type=int,
+        default=5,
+        help="prediction passes over the test texts; docs/s is from the fastest",
+    )
+    ap.add_argument(
+        "--speed-check",
+        action="store_true",
+        help="only time bow and LexicalDense side by side (model alone and nlp.pipe), no scores",
+    )
     ap.add_argument("--tau-grid", default="", help="with --validate: also score these prior_correction values")
     ap.add_argument("--table-update", default="sgd", choices=["sgd", "adam"])
     ap.add_argument("--table-lr", type=float, default=1.0)
     ap.add_argument("--l2-lexdense", type=float, default=0.0, help="Adam weight decay for LexicalDense")
-    ap.add_argument("--validate", action="store_true",
-                    help="tuning mode: train on 80%% of the training part, score on its other 20%% "
-                         "(seeded, stratified); the test split is not used")
+    ap.add_argument(
+        "--validate",
+        action="store_true",
+        help="tuning mode: train on 80%% of the training part, score on its other 20%% "
+        "(seeded, stratified); the test split is not used",
+    )
     ap.add_argument("--distill", type=int, default=0, help="LexicalDense distillation epochs (0 = off)")
     ap.add_argument("--mlr-pooling", default="sif", choices=["mean", "sif"])
     ap.add_argument("--train-batch", type=int, default=64)
@@ -345,8 +412,9 @@ def main():
     for dataset in args.datasets.split(","):
         for contender in args.contenders.split(","):
             t = time.perf_counter()
-            proc = subprocess.run([sys.executable, __file__, *passthrough, "--worker", dataset, contender],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--worker", dataset, contender], capture_output=True, text=True
+            )
             line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
             if proc.returncode or not line:
                 print(f"{dataset}/{contender} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
@@ -355,11 +423,14 @@ def main():
             r["wall_s"] = round(time.perf_counter() - t, 1)
             results.append(r)
             _write(args.out, passthrough, results)  # after every contender: a cut-off run keeps its results
-            print(f"  {dataset:9s} {contender:9s} acc {r['accuracy']:.4f} F1 {r['macro_f1']:.4f} "
-                  f"train {r['train_s']:7.1f}s  {r['predict_docs_per_s']:9.1f} docs/s  "
-                  f"{r['peak_rss_mb']:7.1f} MB", flush=True)
+            print(
+                f"  {dataset:9s} {contender:9s} acc {r['accuracy']:.4f} F1 {r['macro_f1']:.4f} "
+                f"train {r['train_s']:7.1f}s  {r['predict_docs_per_s']:9.1f} docs/s  "
+                f"{r['peak_rss_mb']:7.1f} MB",
+                flush=True,
+            )
     print()
-    hdr = f"| dataset | contender | accuracy | macro-F1 | F1 / SVM | train s | docs/s | docs/s / bow | peak RSS MB |"
+    hdr = "| dataset | contender | accuracy | macro-F1 | F1 / SVM | train s | docs/s | docs/s / bow | peak RSS MB |"
     print(hdr)
     print("|" + "---|" * 9)
     for r in results:
@@ -367,16 +438,23 @@ def main():
         bow = next((s for s in results if s["dataset"] == r["dataset"] and s["contender"] == "bow"), None)
         f1r = f"{r['macro_f1'] / svm['macro_f1']:.3f}" if svm else "-"
         spr = f"{r['predict_docs_per_s'] / bow['predict_docs_per_s']:.2f}" if bow else "-"
-        print(f"| {r['dataset']} | {r['contender']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {f1r} | "
-              f"{r['train_s']:.1f} | {r['predict_docs_per_s']:.0f} | {spr} | {r['peak_rss_mb']:.0f} |")
+        print(
+            f"| {r['dataset']} | {r['contender']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {f1r} | "
+            f"{r['train_s']:.1f} | {r['predict_docs_per_s']:.0f} | {spr} | {r['peak_rss_mb']:.0f} |"
+        )
     print(f"\nwrote {_write(args.out, passthrough, results)}")
 
 
 def _write(path, passthrough, results):
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python " + " ".join(["benchmarks/bench_textcat.py"] + passthrough),
-            "validate": "--validate" in passthrough, "cpu_count": os.cpu_count(), "load_avg_at_end": os.getloadavg(), "pipe_batch_size": BATCH}
+    meta = {
+        "command": "python " + " ".join(["benchmarks/bench_textcat.py"] + passthrough),
+        "validate": "--validate" in passthrough,
+        "cpu_count": os.cpu_count(),
+        "load_avg_at_end": os.getloadavg(),
+        "pipe_batch_size": BATCH,
+    }
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     return out
 

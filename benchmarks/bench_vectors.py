@@ -28,6 +28,7 @@ settings; CTD is skipped). MiniLM outputs are cached as .npy in --cache-dir (def
 WORKDIR/minilm_cache); speed is timed on the same phrases for every contender, uncached.
 Writes benchmarks/results/vectors.json (vectors_val.json for --split val).
 """
+
 import argparse
 import json
 import subprocess
@@ -80,23 +81,34 @@ def save(results) -> None:
 
 
 def print_tables(results) -> None:
-    names = [n for n in NAMES + EXTRA if n in results.get("sources", {})
-             or any(n in r for r in results.get("speed", {}).values())]
+    names = [
+        n
+        for n in NAMES + EXTRA
+        if n in results.get("sources", {}) or any(n in r for r in results.get("speed", {}).values())
+    ]
     if "oov" in results:
-        print("\n== Out-of-vocabulary alphabetic tokens, MTSamples "
-              f"({results['oov']['notes']} notes, {results['oov']['alpha_tokens']:,} tokens) ==")
+        print(
+            "\n== Out-of-vocabulary alphabetic tokens, MTSamples "
+            f"({results['oov']['notes']} notes, {results['oov']['alpha_tokens']:,} tokens) =="
+        )
         print(f"{'source':<12} {'words':>8} {'dim':>4} {'OOV before':>11} {'OOV after':>10}")
         for n in names:
             o = results["oov"][n]
-            print(f"{n:<12} {results['sources'][n]['words']:>8,} {results['sources'][n]['dim']:>4} {o['oov_before']:>11.2%} {o['oov_after']:>10.2%}")
+            print(
+                f"{n:<12} {results['sources'][n]['words']:>8,} {results['sources'][n]['dim']:>4} {o['oov_before']:>11.2%} {o['oov_after']:>10.2%}"
+            )
     for tname, res in results.get("retrieval", {}).items():
-        print(f"\n== Synonym retrieval {tname} ({res['split']}): {res['queries']:,} of {res['synonyms_total']:,} "
-              f"synonyms vs all {res['labels']:,} labels ==")
+        print(
+            f"\n== Synonym retrieval {tname} ({res['split']}): {res['queries']:,} of {res['synonyms_total']:,} "
+            f"synonyms vs all {res['labels']:,} labels =="
+        )
         ref = res["minilm"]
         print(f"{'source':<36} {'Acc@1':>6} {'Acc@10':>7} {'MRR':>6} {'dMRR':>7}")
         for n in [k for k in LABELS if k in res]:
             m = res[n]
-            print(f"{LABELS[n]:<36} {m['acc@1']:>6.3f} {m['acc@10']:>7.3f} {m['mrr']:>6.3f} {m['mrr'] - ref['mrr']:>+7.3f}")
+            print(
+                f"{LABELS[n]:<36} {m['acc@1']:>6.3f} {m['acc@10']:>7.3f} {m['mrr']:>6.3f} {m['mrr'] - ref['mrr']:>+7.3f}"
+            )
     if "speed" in results:
         print("\n== Phrases per second, same phrases for every contender (cold pipeline, uncached MiniLM) ==")
         tn = list(results["speed"])
@@ -109,16 +121,22 @@ def print_tables(results) -> None:
                 if n == "minilm":
                     cells.append(f"{mm:>14,.0f} {'(1x)':>9} {'':>18}")
                 else:
-                    cells.append(f"{r[n]['fast']:>14,.0f} ({r[n]['fast'] / mm:>5.0f}x) {r[n]['doc_vector']:>9,.0f} ({r[n]['doc_vector'] / mm:>4.0f}x)")
+                    cells.append(
+                        f"{r[n]['fast']:>14,.0f} ({r[n]['fast'] / mm:>5.0f}x) {r[n]['doc_vector']:>9,.0f} ({r[n]['doc_vector'] / mm:>4.0f}x)"
+                    )
             print(f"{n:<12} " + " ".join(cells))
     if "load" in results:
         print("\n== Vector table inside a pipeline (spacy.load in a fresh process) ==")
-        print(f"{'source':<12} {'load s':>7} {'- blank s':>9} {'RSS added MB':>13} {'- blank MB':>11} {'RSS MB':>7} {'disk MB':>8}")
+        print(
+            f"{'source':<12} {'load s':>7} {'- blank s':>9} {'RSS added MB':>13} {'- blank MB':>11} {'RSS MB':>7} {'disk MB':>8}"
+        )
         b = results["load"]["blank"]
         for n in ["blank"] + names:
             r = results["load"][n]
-            print(f"{n:<12} {r['load_s']:>7.2f} {r['load_s'] - b['load_s']:>9.2f} {r['rss_added_mb']:>13.0f} "
-                  f"{r['rss_added_mb'] - b['rss_added_mb']:>11.0f} {r['rss_after_mb']:>7.0f} {r['disk_mb']:>8.1f}")
+            print(
+                f"{n:<12} {r['load_s']:>7.2f} {r['load_s'] - b['load_s']:>9.2f} {r['rss_added_mb']:>13.0f} "
+                f"{r['rss_added_mb'] - b['rss_added_mb']:>11.0f} {r['rss_after_mb']:>7.0f} {r['disk_mb']:>8.1f}"
+            )
 
 
 def log(*a):
@@ -160,9 +178,16 @@ def build_sources(args, icd, workdir: Path, cache: Path, tok, mdl, only=None, ct
         nlp.to_disk(workdir / "fasttext")
         ft_vocab = set(model.wv.index_to_key)
         (workdir / "fasttext_vocab.json").write_text(json.dumps(sorted(ft_vocab)))
-        info["fasttext"] = {"words": len(ft_vocab), "dim": 100, "floret_buckets": 50_000, "corpus_sentences": len(sents),
-                            "corpus_tokens": sum(map(len, sents)), "corpus_s": t_corpus, "train_s": t_train,
-                            "build_s": time.perf_counter() - t0}
+        info["fasttext"] = {
+            "words": len(ft_vocab),
+            "dim": 100,
+            "floret_buckets": 50_000,
+            "corpus_sentences": len(sents),
+            "corpus_tokens": sum(map(len, sents)),
+            "corpus_s": t_corpus,
+            "train_s": t_train,
+            "build_s": time.perf_counter() - t0,
+        }
         log("fasttext built", info["fasttext"])
 
     t0 = time.perf_counter()
@@ -173,7 +198,12 @@ def build_sources(args, icd, workdir: Path, cache: Path, tok, mdl, only=None, ct
         kept, fl, pieces, ptable = first_layer_vectors(vocab, tok, mdl)
         nlp = build_vectors_pipeline(kept, fl, subwords="wordpiece", wordpieces=(pieces, ptable))
         nlp.to_disk(workdir / "first-layer")
-        info["first-layer"] = {"words": len(kept), "dim": fl.shape[1], "vocab_s": t_vocab, "build_s": time.perf_counter() - t0}
+        info["first-layer"] = {
+            "words": len(kept),
+            "dim": fl.shape[1],
+            "vocab_s": t_vocab,
+            "build_s": time.perf_counter() - t0,
+        }
         log("first-layer built", info["first-layer"])
 
     if "contextless" in want:
@@ -182,8 +212,12 @@ def build_sources(args, icd, workdir: Path, cache: Path, tok, mdl, only=None, ct
         t_enc = time.perf_counter() - t0
         nlp = build_vectors_pipeline(vocab, cl, component_config={"n_buckets": 100_000})
         nlp.to_disk(workdir / "contextless")
-        info["contextless"] = {"words": len(vocab), "dim": cl.shape[1], "encode_s_or_cache_read": t_enc,
-                               "build_s": time.perf_counter() - t0}
+        info["contextless"] = {
+            "words": len(vocab),
+            "dim": cl.shape[1],
+            "encode_s_or_cache_read": t_enc,
+            "build_s": time.perf_counter() - t0,
+        }
         log("contextless built", info["contextless"])
 
     if "contextless-sif" in want:
@@ -201,28 +235,51 @@ def build_sources(args, icd, workdir: Path, cache: Path, tok, mdl, only=None, ct
         p = np.array([counts.get(w, 0) / total for w in vocab])
         sif = (cl * (args.sif_a / (args.sif_a + p))[:, None]).astype(np.float32)
         index = {w: i for i, w in enumerate(vocab)}
-        pooled = np.stack([sif[[index[t] for t in ts if t in index]].mean(0) for ts in toks if any(t in index for t in ts)])
+        pooled = np.stack(
+            [sif[[index[t] for t in ts if t in index]].mean(0) for ts in toks if any(t in index for t in ts)]
+        )
         u = np.linalg.svd(pooled[:: max(1, len(pooled) // 20000)], full_matrices=False)[2][0]
         sif -= np.outer(sif @ u, u)
         nlp = build_vectors_pipeline(vocab, sif, component_config={"n_buckets": 100_000})
         nlp.to_disk(workdir / "contextless-sif")
-        info["contextless-sif"] = {"words": len(vocab), "dim": sif.shape[1], "a": args.sif_a, "build_s": time.perf_counter() - t0}
+        info["contextless-sif"] = {
+            "words": len(vocab),
+            "dim": sif.shape[1],
+            "a": args.sif_a,
+            "build_s": time.perf_counter() - t0,
+        }
         log("contextless-sif built", info["contextless-sif"])
 
     def distilled(name: str, tax, words, trained_on: str) -> None:
         t0 = time.perf_counter()
         dw, dm, dinfo = distill_phrase_vectors(
-            tax.labels, tok, mdl, words=words, epochs=args.distill_epochs, lr=args.distill_lr,
-            val_fraction=0.05, word_anchors=not args.no_word_anchors, cache_dir=cache, show_progress=False,
+            tax.labels,
+            tok,
+            mdl,
+            words=words,
+            epochs=args.distill_epochs,
+            lr=args.distill_lr,
+            val_fraction=0.05,
+            word_anchors=not args.no_word_anchors,
+            cache_dir=cache,
+            show_progress=False,
         )
         t_fit = time.perf_counter() - t0
         nlp = build_vectors_pipeline(dw, dm, component_config={"n_buckets": 100_000})
         nlp.to_disk(workdir / name)
-        info[name] = {"words": len(dw), "dim": dm.shape[1], "trained_on": trained_on,
-                      "phrases": dinfo["phrases"], "words_added_from_phrases": dinfo["words_added_from_phrases"],
-                      "history": dinfo["history"], "lr": args.distill_lr, "max_epochs": args.distill_epochs,
-                      "word_anchors": not args.no_word_anchors, "distill_s": t_fit,
-                      "build_s": time.perf_counter() - t0}
+        info[name] = {
+            "words": len(dw),
+            "dim": dm.shape[1],
+            "trained_on": trained_on,
+            "phrases": dinfo["phrases"],
+            "words_added_from_phrases": dinfo["words_added_from_phrases"],
+            "history": dinfo["history"],
+            "lr": args.distill_lr,
+            "max_epochs": args.distill_epochs,
+            "word_anchors": not args.no_word_anchors,
+            "distill_s": t_fit,
+            "build_s": time.perf_counter() - t0,
+        }
         log(f"{name} built", {k: v for k, v in info[name].items() if k != "history"})
         for h in dinfo["history"]:
             log("  distill", h)
@@ -230,7 +287,9 @@ def build_sources(args, icd, workdir: Path, cache: Path, tok, mdl, only=None, ct
     if "distilled" in want:
         distilled("distilled", icd, vocab, "ICD-10-CM labels (no synonyms)")
     if "distilled-ctd" in want and ctd is not None:
-        distilled("distilled-ctd", ctd, default_vocabulary(ctd, max_words=args.max_words), "CTD MEDIC labels (no synonyms)")
+        distilled(
+            "distilled-ctd", ctd, default_vocabulary(ctd, max_words=args.max_words), "CTD MEDIC labels (no synonyms)"
+        )
     return info, ft_vocab
 
 
@@ -264,8 +323,12 @@ def oov(args, nlps, ft_vocab):
         before_rate = float(w[~own].sum() / total)
         after_rate = float(w[~after].sum() / total)
         missing = sorted(((counts[t], t) for t, o in zip(types, own) if not o), reverse=True)[:10]
-        out[name] = {"oov_before": before_rate, "oov_after": after_rate,
-                     "oov_types_before": int((~own).sum()), "top_missing": [t for _c, t in missing]}
+        out[name] = {
+            "oov_before": before_rate,
+            "oov_after": after_rate,
+            "oov_types_before": int((~own).sum()),
+            "top_missing": [t for _c, t in missing],
+        }
         log(f"OOV {name}: before {before_rate:.4f} after {after_rate:.4f}")
     return out
 
@@ -301,7 +364,11 @@ def rank_metrics(Q, L, gold, batch=256):
         S = Q[s : s + batch] @ L.T
         g = S[np.arange(S.shape[0]), gold[s : s + batch]]
         ranks[s : s + batch] = (S > g[:, None]).sum(1) + 1
-    return {"acc@1": float((ranks == 1).mean()), "acc@10": float((ranks <= 10).mean()), "mrr": float((1.0 / ranks).mean())}
+    return {
+        "acc@1": float((ranks == 1).mean()),
+        "acc@10": float((ranks <= 10).mean()),
+        "mrr": float((1.0 / ranks).mean()),
+    }
 
 
 def retrieval(args, results, names, nlps, taxonomies, tok, mdl, cache) -> None:
@@ -317,11 +384,19 @@ def retrieval(args, results, names, nlps, taxonomies, tok, mdl, cache) -> None:
             pairs = [p for p in pairs if p[1] < args.label_cap]
         qtexts = [p[0] for p in pairs]
         gold = np.array([p[1] for p in pairs])
-        res = {"split": args.split, "labels": len(labels), "labels_total": len(tax), "synonyms_total": total,
-               "queries": len(pairs)}
+        res = {
+            "split": args.split,
+            "labels": len(labels),
+            "labels_total": len(tax),
+            "synonyms_total": total,
+            "queries": len(pairs),
+        }
         t0 = time.perf_counter()
-        Lm = normalize(encode_texts(labels, tok, mdl, batch_size=128, show_progress=True, desc=f"MiniLM {tname} labels",
-                                    cache_dir=cache))
+        Lm = normalize(
+            encode_texts(
+                labels, tok, mdl, batch_size=128, show_progress=True, desc=f"MiniLM {tname} labels", cache_dir=cache
+            )
+        )
         Qm = normalize(encode_texts(qtexts, tok, mdl, batch_size=128, cache_dir=cache))
         res["minilm"] = rank_metrics(Qm, Lm, gold)
         res["minilm"]["embed_s_or_cache_read"] = time.perf_counter() - t0
@@ -378,8 +453,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "data"))
     ap.add_argument("--queries", type=int, default=2000)
-    ap.add_argument("--split", choices=["test", "val"], default="test",
-                    help="val: ICD-10-CM queries disjoint from the test sample, for choosing settings (CTD skipped)")
+    ap.add_argument(
+        "--split",
+        choices=["test", "val"],
+        default="test",
+        help="val: ICD-10-CM queries disjoint from the test sample, for choosing settings (CTD skipped)",
+    )
     ap.add_argument("--notes", type=int, default=1000)
     ap.add_argument("--max-words", type=int, default=20_000)
     ap.add_argument("--ft-epochs", type=int, default=5)
@@ -404,8 +483,8 @@ def main() -> None:
         return
     import spacy
 
-    from spacy_text2node import Taxonomy
     import spacy_text2node.vectors  # noqa: F401
+    from spacy_text2node import Taxonomy
     from spacy_text2node.vectors.distill import load_transformer
 
     names = [n for n in NAMES + EXTRA if n in args.sources.split(",")]
@@ -423,15 +502,18 @@ def main() -> None:
         taxonomies.append(("CTD MEDIC", ctd, "ctd", 1))
     tok, mdl = load_transformer()
     if not args.reuse:
-        info, ft_vocab = build_sources(args, icd, workdir, cache, tok, mdl, only=names,
-                                       ctd=taxonomies[1][1] if len(taxonomies) > 1 else None)
+        info, ft_vocab = build_sources(
+            args, icd, workdir, cache, tok, mdl, only=names, ctd=taxonomies[1][1] if len(taxonomies) > 1 else None
+        )
         results["sources"] = info
         save(results)
         if args.split == "test":
             results["load"] = {}
             spacy.blank("en").to_disk(workdir / "blank")
             for n in ["blank"] + names:
-                out = subprocess.run([sys.executable, "-c", LOAD_CHILD, str(workdir / n)], capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", LOAD_CHILD, str(workdir / n)], capture_output=True, text=True, check=True
+                )
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 r["disk_mb"] = dir_mb(workdir / n)
                 results["load"][n] = r

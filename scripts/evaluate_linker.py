@@ -9,6 +9,7 @@ the best of `--speed-passes` passes over the first `--speed-queries` queries, th
 taking turns in each pass. Writes `OUT/linker.json` (metrics, speed) and `OUT/predictions.jsonl`
 (top-10 per query and system, for the report) and prints the headline table.
 """
+
 import json
 import time
 from pathlib import Path
@@ -38,10 +39,20 @@ def main(
     peers: str = typer.Option("tfidf,minilm", "--peers", help="Comma-separated peers to run ('' for none)."),
     cache_dir: Path = typer.Option(Path("assets/cache"), "--cache-dir", help="MiniLM index embeddings cache."),
     k: int = typer.Option(10, "--k"),
-    candidates: str = typer.Option("leaves", "--candidates", help="'leaves' or 'all': the peers' candidate concepts (must match the linker's)."),
-    model_name: str = typer.Option("model-calibrated", "--model-name", help="Pipeline folder inside TRAINING/<setting>."),
-    speed_queries: int = typer.Option(2000, "--speed-queries", help="Speed is timed on the first N test queries of each setting..."),
-    speed_passes: int = typer.Option(3, "--speed-passes", help="...in this many passes per system, the best one reported (a single pass here varied by up to 30%)."),
+    candidates: str = typer.Option(
+        "leaves", "--candidates", help="'leaves' or 'all': the peers' candidate concepts (must match the linker's)."
+    ),
+    model_name: str = typer.Option(
+        "model-calibrated", "--model-name", help="Pipeline folder inside TRAINING/<setting>."
+    ),
+    speed_queries: int = typer.Option(
+        2000, "--speed-queries", help="Speed is timed on the first N test queries of each setting..."
+    ),
+    speed_passes: int = typer.Option(
+        3,
+        "--speed-passes",
+        help="...in this many passes per system, the best one reported (a single pass here varied by up to 30%).",
+    ),
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     taxonomy = Taxonomy.from_disk(gem_dir / "taxonomy")
@@ -70,7 +81,9 @@ def main(
             load_s = time.perf_counter() - t0
             own = nlp.get_pipe("text2node_linker").cfg.get("candidates", "all")
             if own != candidates:
-                raise ValueError(f"{model_dir}: the linker links to {own!r} concepts but the peers were asked for {candidates!r}; pass --candidates {own}.")
+                raise ValueError(
+                    f"{model_dir}: the linker links to {own!r} concepts but the peers were asked for {candidates!r}; pass --candidates {own}."
+                )
             nlp.get_pipe("text2node_linker").cfg["cache_size"] = 0  # no repeated-text cache: the peers have none
             link_phrases(nlp, texts[:64], k=k)  # warm-up
             systems["text2node"] = link_phrases(nlp, texts, k=k)
@@ -100,14 +113,42 @@ def main(
                 scores["candidates"] = candidates
                 results[setting][name] = scores
                 for q, r in zip(queries, ranked):
-                    pred_file.write(json.dumps({"setting": setting, "system": name, "text": q["text"], "gold": q.get("gold") or [q["concept"]], "ranked": [c for c, _ in r], "scores": [round(float(s), 4) for _, s in r]}) + "\n")
+                    pred_file.write(
+                        json.dumps(
+                            {
+                                "setting": setting,
+                                "system": name,
+                                "text": q["text"],
+                                "gold": q.get("gold") or [q["concept"]],
+                                "ranked": [c for c, _ in r],
+                                "scores": [round(float(s), 4) for _, s in r],
+                            }
+                        )
+                        + "\n"
+                    )
     (out_dir / "linker.json").write_text(json.dumps(results, indent=2))
     rows = []
     for setting, by_sys in results.items():
         for name, s in by_sys.items():
-            rows.append((setting, name, int(s["n"]), f"{s['acc@1']:.3f}", f"{s['acc@5']:.3f}", f"{s['mrr']:.3f}", f"{s['tree_distance']:.2f}", f"{s['phrases_per_s']:.0f}"))
+            rows.append(
+                (
+                    setting,
+                    name,
+                    int(s["n"]),
+                    f"{s['acc@1']:.3f}",
+                    f"{s['acc@5']:.3f}",
+                    f"{s['mrr']:.3f}",
+                    f"{s['tree_distance']:.2f}",
+                    f"{s['phrases_per_s']:.0f}",
+                )
+            )
     msg.table(rows, header=("setting", "system", "n", "Acc@1", "Acc@5", "MRR", "tree dist", "phrases/s"), divider=True)
-    msg.good("Headline: " + "; ".join(f"{st} Acc@1 {r['text2node']['acc@1']:.3f} Acc@5 {r['text2node']['acc@5']:.3f}" for st, r in results.items()))
+    msg.good(
+        "Headline: "
+        + "; ".join(
+            f"{st} Acc@1 {r['text2node']['acc@1']:.3f} Acc@5 {r['text2node']['acc@5']:.3f}" for st, r in results.items()
+        )
+    )
 
 
 if __name__ == "__main__":

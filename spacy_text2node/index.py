@@ -14,6 +14,7 @@
 
 Everything serializes to `.npy`/JSON/msgpack and annoy's own file format; no pickle.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,7 @@ import shutil
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,9 +131,7 @@ def build_node_space(
         parts.append(np.sqrt(nw) * l2_normalize(node_vectors))
     if text_vectors is not None:
         if node_vectors is not None and len(text_vectors) != len(node_vectors):
-            raise ValueError(
-                f"text_vectors has {len(text_vectors)} rows but node_vectors has {len(node_vectors)}."
-            )
+            raise ValueError(f"text_vectors has {len(text_vectors)} rows but node_vectors has {len(node_vectors)}.")
         tw = 1.0 if node_vectors is None else text_weight
         parts.append(np.sqrt(tw) * l2_normalize(text_vectors))
     return l2_normalize(np.concatenate(parts, axis=1))
@@ -217,12 +216,26 @@ class LexicalIndex:
         (they still count in the exact cosine).
     """
 
-    def __init__(self, vocab: Dict[str, int], idf: np.ndarray, matrix: sp.csr_matrix, string_node: np.ndarray, n_nodes: int, max_df: float = 0.03, exact: Optional[Dict[str, List[int]]] = None,
-                 word_vocab: Optional[Dict[str, int]] = None, word_matrix: Optional[sp.csr_matrix] = None):
+    def __init__(
+        self,
+        vocab: Dict[str, int],
+        idf: np.ndarray,
+        matrix: sp.csr_matrix,
+        string_node: np.ndarray,
+        n_nodes: int,
+        max_df: float = 0.03,
+        exact: Optional[Dict[str, List[int]]] = None,
+        word_vocab: Optional[Dict[str, int]] = None,
+        word_matrix: Optional[sp.csr_matrix] = None,
+    ):
         self.vocab = vocab
         # word level: binary (strings, words) matrix of stemmed words, with word IDF
         self.word_vocab: Dict[str, int] = word_vocab or {}
-        self.word_matrix = (word_matrix if word_matrix is not None else sp.csr_matrix((matrix.shape[0], 0), dtype="float32")).tocsr().astype("float32")
+        self.word_matrix = (
+            (word_matrix if word_matrix is not None else sp.csr_matrix((matrix.shape[0], 0), dtype="float32"))
+            .tocsr()
+            .astype("float32")
+        )
         self.exact: Dict[str, List[int]] = exact or {}
         self.idf = np.asarray(idf, dtype="float32")
         self.matrix = matrix.tocsr().astype("float32")
@@ -254,7 +267,9 @@ class LexicalIndex:
         self._node_strings = order.astype("int64")
 
     @classmethod
-    def build(cls, texts: Sequence[str], string_node: Sequence[int], n_nodes: int, *, max_df: float = 0.03) -> "LexicalIndex":
+    def build(
+        cls, texts: Sequence[str], string_node: Sequence[int], n_nodes: int, *, max_df: float = 0.03
+    ) -> "LexicalIndex":
         """Fit the TF-IDF on the strings of the taxonomy.
 
         texts (Sequence[str]): label/synonym strings.
@@ -274,7 +289,10 @@ class LexicalIndex:
                 indices.append(j)
                 data.append(float(v))
             indptr.append(len(indices))
-        m = sp.csr_matrix((np.asarray(data, dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")), shape=(len(texts), len(vocab)))
+        m = sp.csr_matrix(
+            (np.asarray(data, dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")),
+            shape=(len(texts), len(vocab)),
+        )
         df = np.bincount(m.indices, minlength=len(vocab)).astype("float64")
         idf = (np.log((1 + len(texts)) / (1 + df)) + 1.0).astype("float32")
         m = _normalize_rows(m @ sp.diags(idf))
@@ -283,7 +301,14 @@ class LexicalIndex:
         for t in texts:
             w_indices.extend(word_vocab.setdefault(w, len(word_vocab)) for w in word_set(t))
             w_indptr.append(len(w_indices))
-        wm = sp.csr_matrix((np.ones(len(w_indices), dtype="float32"), np.asarray(w_indices, dtype="int32"), np.asarray(w_indptr, dtype="int64")), shape=(len(texts), len(word_vocab)))
+        wm = sp.csr_matrix(
+            (
+                np.ones(len(w_indices), dtype="float32"),
+                np.asarray(w_indices, dtype="int32"),
+                np.asarray(w_indptr, dtype="int64"),
+            ),
+            shape=(len(texts), len(word_vocab)),
+        )
         exact: Dict[str, List[int]] = {}
         for t, node in zip(texts, string_node):
             key = normalize_text(t)
@@ -291,7 +316,17 @@ class LexicalIndex:
                 nodes = exact.setdefault(key, [])
                 if int(node) not in nodes:
                     nodes.append(int(node))
-        return cls(vocab, idf, m, np.asarray(string_node), n_nodes, max_df=max_df, exact=exact, word_vocab=word_vocab, word_matrix=wm)
+        return cls(
+            vocab,
+            idf,
+            m,
+            np.asarray(string_node),
+            n_nodes,
+            max_df=max_df,
+            exact=exact,
+            word_vocab=word_vocab,
+            word_matrix=wm,
+        )
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF rows of query strings, divided by their full norm: n-grams the taxonomy
@@ -311,17 +346,28 @@ class LexicalIndex:
             for w in words(t):
                 g = by_word.get(w)
                 if g is None:
-                    g = by_word[w] = [vocab[x] if x in vocab else unknown.setdefault(x, n_vocab + len(unknown)) for x in word_ngrams(w)]
+                    g = by_word[w] = [
+                        vocab[x] if x in vocab else unknown.setdefault(x, n_vocab + len(unknown))
+                        for x in word_ngrams(w)
+                    ]
                 ids.extend(g)
             ptr.append(len(ids))
         ptr_a = np.asarray(ptr, dtype=np.int64)
         longest = int(np.diff(ptr_a).max()) if len(texts) else 0
         # squared weight of an unknown n-gram by its count in the query
         unk_sq = np.asarray([(v * unk_idf) ** 2 for v in range(longest + 1)], dtype=np.float64)
-        indptr, indices, weights, norms = _tfidf_rows(ptr_a, np.asarray(ids, dtype=np.int64), n_vocab + len(unknown), n_vocab,
-                                                      np.asarray(idf, dtype=np.float32), unk_sq)
+        indptr, indices, weights, norms = _tfidf_rows(
+            ptr_a,
+            np.asarray(ids, dtype=np.int64),
+            n_vocab + len(unknown),
+            n_vocab,
+            np.asarray(idf, dtype=np.float32),
+            unk_sq,
+        )
         data = weights * np.repeat(np.float32(1.0) / norms, np.diff(indptr))
-        return sp.csr_matrix((data, indices, indptr.astype(np.int32) if len(indices) < 2**31 else indptr), shape=(len(texts), n_vocab))
+        return sp.csr_matrix(
+            (data, indices, indptr.astype(np.int32) if len(indices) < 2**31 else indptr), shape=(len(texts), n_vocab)
+        )
 
     def word_transform(self, texts: Sequence[str]) -> Tuple[sp.csr_matrix, np.ndarray]:
         """Binary (queries, words) matrix of known stemmed words, and each query's total word
@@ -355,7 +401,16 @@ class LexicalIndex:
         q = sp.csr_matrix((np.ones(len(ind), dtype="float32"), ind, ptr), shape=(len(texts), len(wv)))
         return q, total
 
-    def pair_features(self, q: sp.csr_matrix, qw: sp.csr_matrix, q_idf: np.ndarray, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False) -> Dict[str, object]:
+    def pair_features(
+        self,
+        q: sp.csr_matrix,
+        qw: sp.csr_matrix,
+        q_idf: np.ndarray,
+        q_idx: np.ndarray,
+        nodes: np.ndarray,
+        *,
+        leave_out_exact: bool = False,
+    ) -> Dict[str, object]:
         """Features of (query, node) pairs, from the node's string with the best lexical cosine.
 
         q, qw, q_idf: `transform`, `word_transform` of the queries.
@@ -381,9 +436,20 @@ class LexicalIndex:
             return out
         wm = self.word_matrix
         if qw.shape[1] != V:
-            raise ValueError(f"pair_features: the query word rows have {qw.shape[1]} columns but the index has {V} words.")
-        overlap, lo_ptr, lo_idx, qo_ptr, qo_idx = _word_pairs(wm.indptr, wm.indices, qw.indptr, qw.indices, self.word_idf,
-                                                             best_str, valid, np.asarray(q_idx, dtype=np.int64), V)
+            raise ValueError(
+                f"pair_features: the query word rows have {qw.shape[1]} columns but the index has {V} words."
+            )
+        overlap, lo_ptr, lo_idx, qo_ptr, qo_idx = _word_pairs(
+            wm.indptr,
+            wm.indices,
+            qw.indptr,
+            qw.indices,
+            self.word_idf,
+            best_str,
+            valid,
+            np.asarray(q_idx, dtype=np.int64),
+            V,
+        )
         s_idf = self._string_word_idf[best_str]
         with np.errstate(divide="ignore", invalid="ignore"):
             out["recall"] = np.where(valid & (q_idf[q_idx] > 0), overlap / q_idf[q_idx], 0.0).astype("float32")
@@ -392,7 +458,9 @@ class LexicalIndex:
         out["query_only"] = sp.csr_matrix((np.ones(len(qo_idx), dtype="float32"), qo_idx, qo_ptr), shape=(n, V))
         return out
 
-    def _best_strings(self, q: sp.csr_matrix, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    def _best_strings(
+        self, q: sp.csr_matrix, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """For each (query, node) pair, the best lexical cosine over the node's strings (the
         first such string on ties) and that string; -1 and 0 for a node without strings
         (or, with leave_out_exact, with only strings identical to the query)."""
@@ -400,9 +468,20 @@ class LexicalIndex:
         qs = q if q.has_sorted_indices else q.sorted_indices()
         if m.shape[1] != qs.shape[1]:
             raise ValueError(f"The queries have {qs.shape[1]} columns but the index has {m.shape[1]} n-grams.")
-        return _best_strings(m.indptr, m.indices, m.data, qs.indptr, qs.indices, qs.data.astype(np.float32, copy=False), qs.shape[1],
-                             self._node_indptr, self._node_strings, np.asarray(nodes, dtype=np.int64), np.asarray(q_idx, dtype=np.int64),
-                             bool(leave_out_exact))
+        return _best_strings(
+            m.indptr,
+            m.indices,
+            m.data,
+            qs.indptr,
+            qs.indices,
+            qs.data.astype(np.float32, copy=False),
+            qs.shape[1],
+            self._node_indptr,
+            self._node_strings,
+            np.asarray(nodes, dtype=np.int64),
+            np.asarray(q_idx, dtype=np.int64),
+            bool(leave_out_exact),
+        )
 
     def exact_matches(self, texts: Sequence[str]) -> List[np.ndarray]:
         """Nodes with a string equal to each query after normalisation (case, punctuation)."""
@@ -428,9 +507,13 @@ class LexicalIndex:
             return []
         rt = self._retrieval_T
         if q.shape[1] != rt.shape[0]:
-            raise ValueError(f"retrieve: the queries have {q.shape[1]} columns but the index has {rt.shape[0]} n-grams.")
+            raise ValueError(
+                f"retrieve: the queries have {q.shape[1]} columns but the index has {rt.shape[0]} n-grams."
+            )
         if q.nnz and q.data.min() <= 0:
-            raise ValueError("retrieve: the query rows must have positive entries only (the TF-IDF rows of `transform`).")
+            raise ValueError(
+                "retrieve: the query rows must have positive entries only (the TF-IDF rows of `transform`)."
+            )
         acc = np.zeros(rt.shape[1], dtype=np.result_type(q.dtype, rt.dtype))
         n_nodes = max(self.n_nodes, int(self.string_node.max()) + 1) if len(self.string_node) else self.n_nodes
         if allowed is not None:
@@ -439,8 +522,22 @@ class LexicalIndex:
                 raise ValueError(f"retrieve: allowed has shape {allowed.shape} but the index has {n_nodes} nodes.")
             rt = self._retrieval_of(allowed)
         m = self.matrix
-        ptr, nodes = _top_nodes(q.indptr, q.indices, q.data, rt.indptr, rt.indices, rt.data, m.indptr, m.indices, m.data,
-                                self.string_node, n_nodes, int(k), acc, RETRIEVAL_POOL)
+        ptr, nodes = _top_nodes(
+            q.indptr,
+            q.indices,
+            q.data,
+            rt.indptr,
+            rt.indices,
+            rt.data,
+            m.indptr,
+            m.indices,
+            m.data,
+            self.string_node,
+            n_nodes,
+            int(k),
+            acc,
+            RETRIEVAL_POOL,
+        )
         return np.split(nodes, ptr[1:-1])
 
     def _retrieval_of(self, allowed: np.ndarray) -> sp.csr_matrix:
@@ -477,7 +574,9 @@ class LexicalIndex:
             "data": _npy_bytes(m.data.astype("float32")),
             "string_node": _npy_bytes(self.string_node),
             "exact": srsly.json_dumps(self.exact).encode("utf8"),
-            "cfg": srsly.json_dumps({"n_nodes": self.n_nodes, "max_df": self.max_df, "shape": list(m.shape)}).encode("utf8"),
+            "cfg": srsly.json_dumps({"n_nodes": self.n_nodes, "max_df": self.max_df, "shape": list(m.shape)}).encode(
+                "utf8"
+            ),
             "word_vocab": srsly.json_dumps(sorted(self.word_vocab, key=self.word_vocab.get)).encode("utf8"),
             "word_indptr": _npy_bytes(self.word_matrix.indptr.astype("int64")),
             "word_indices": _npy_bytes(self.word_matrix.indices.astype("int32")),
@@ -487,15 +586,29 @@ class LexicalIndex:
     def from_dict(cls, msg: Dict[str, bytes]) -> "LexicalIndex":
         vocab_list = srsly.json_loads(msg["vocab"].decode("utf8"))
         cfg = srsly.json_loads(msg["cfg"].decode("utf8"))
-        m = sp.csr_matrix((_npy_load(msg["data"]), _npy_load(msg["indices"]), _npy_load(msg["indptr"])), shape=tuple(cfg["shape"]))
+        m = sp.csr_matrix(
+            (_npy_load(msg["data"]), _npy_load(msg["indices"]), _npy_load(msg["indptr"])), shape=tuple(cfg["shape"])
+        )
         exact = srsly.json_loads(msg["exact"].decode("utf8")) if "exact" in msg else {}
         word_vocab, wm = None, None
         if "word_vocab" in msg:
             wl = srsly.json_loads(msg["word_vocab"].decode("utf8"))
             word_vocab = {w: j for j, w in enumerate(wl)}
             wi = _npy_load(msg["word_indices"])
-            wm = sp.csr_matrix((np.ones(len(wi), dtype="float32"), wi, _npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl)))
-        return cls({g: j for j, g in enumerate(vocab_list)}, _npy_load(msg["idf"]), m, _npy_load(msg["string_node"]), cfg["n_nodes"], max_df=cfg["max_df"], exact=exact, word_vocab=word_vocab, word_matrix=wm)
+            wm = sp.csr_matrix(
+                (np.ones(len(wi), dtype="float32"), wi, _npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl))
+            )
+        return cls(
+            {g: j for j, g in enumerate(vocab_list)},
+            _npy_load(msg["idf"]),
+            m,
+            _npy_load(msg["string_node"]),
+            cfg["n_nodes"],
+            max_df=cfg["max_df"],
+            exact=exact,
+            word_vocab=word_vocab,
+            word_matrix=wm,
+        )
 
 
 @njit(cache=True, nogil=True)
@@ -513,7 +626,9 @@ def _load_row(dense, ptr, idx, vals, cur, j):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _best_strings(m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact):  # pragma: no cover - numba
+def _best_strings(
+    m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact
+):  # pragma: no cover - numba
     """Per pair p: the largest cosine between query rows[p] of Q and the strings of node
     nodes[p] (M's rows node_strings[node_ptr[node]:node_ptr[node + 1]]), and the first
     string that has it. The query row is scattered into a dense vector (kept while rows
@@ -761,7 +876,9 @@ def _first_nodes(vals, strings, string_node, node_seen, stamp, k, out, o):  # pr
 
 
 @njit(cache=True, nogil=True)
-def _top_nodes(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, m_ptr, m_idx, m_val, string_node, n_nodes, k, acc, pool):  # pragma: no cover - numba
+def _top_nodes(
+    q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, m_ptr, m_idx, m_val, string_node, n_nodes, k, acc, pool
+):  # pragma: no cover - numba
     """Lexical candidates of each query row of Q (CSR) against T (CSR, n-grams x strings,
     the pruned matrix) and M (CSR, strings x n-grams, the full matrix): the row of Q @ T
     (`_product_row`), its pool * k best strings (every string whose score equals the
@@ -833,7 +950,13 @@ class Reranker:
     FEATURES = ("lexical", "node", "recall", "precision", "leaf", "memory")
     # pairwise products: a linear score cannot say "trust the node channel more when the
     # lexical match is weak" without them (P1 dev-fitted, test Acc@1 0.607 -> 0.614)
-    PRODUCTS = (("lexical", "node"), ("lexical", "lexical"), ("node", "node"), ("memory", "node"), ("recall", "precision"))
+    PRODUCTS = (
+        ("lexical", "node"),
+        ("lexical", "lexical"),
+        ("node", "node"),
+        ("memory", "node"),
+        ("recall", "precision"),
+    )
     N_DENSE = len(FEATURES) + len(PRODUCTS)
 
     def __init__(self, dense: np.ndarray, label_words: np.ndarray, query_words: np.ndarray):
@@ -874,8 +997,17 @@ class Reranker:
         return np.asarray(out, dtype="float32")
 
     @classmethod
-    def fit(cls, feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, *, l2_dense: float = 1e-3, l2_words: float = 0.05,
-            init: Optional[np.ndarray] = None, max_iter: int = 300) -> "Reranker":
+    def fit(
+        cls,
+        feats: Dict[str, object],
+        bounds: np.ndarray,
+        gold: np.ndarray,
+        *,
+        l2_dense: float = 1e-3,
+        l2_words: float = 0.05,
+        init: Optional[np.ndarray] = None,
+        max_iter: int = 300,
+    ) -> "Reranker":
         """Fit on candidate lists: softmax over each query's candidates, maximising the
         probability of its gold candidates.
 
@@ -928,8 +1060,16 @@ class Reranker:
     L2_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 
     @classmethod
-    def select_l2(cls, feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, *, grid: Sequence[float] = L2_GRID,
-                  init: Optional[np.ndarray] = None, seed: int = 0) -> Tuple[float, Dict[float, float]]:
+    def select_l2(
+        cls,
+        feats: Dict[str, object],
+        bounds: np.ndarray,
+        gold: np.ndarray,
+        *,
+        grid: Sequence[float] = L2_GRID,
+        init: Optional[np.ndarray] = None,
+        seed: int = 0,
+    ) -> Tuple[float, Dict[float, float]]:
         """The per-word L2 penalty with the best 2-fold cross-validated acc@1 over the
         queries (a seeded split; ties go to the larger penalty).
 
@@ -953,9 +1093,18 @@ class Reranker:
         return _largest_best(scores), scores
 
     @classmethod
-    def select_l2_on(cls, feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, val_feats: Dict[str, object],
-                     val_bounds: np.ndarray, val_gold: np.ndarray, *, grid: Sequence[float] = L2_GRID,
-                     init: Optional[np.ndarray] = None) -> Tuple[float, Dict[float, float]]:
+    def select_l2_on(
+        cls,
+        feats: Dict[str, object],
+        bounds: np.ndarray,
+        gold: np.ndarray,
+        val_feats: Dict[str, object],
+        val_bounds: np.ndarray,
+        val_gold: np.ndarray,
+        *,
+        grid: Sequence[float] = L2_GRID,
+        init: Optional[np.ndarray] = None,
+    ) -> Tuple[float, Dict[float, float]]:
         """The per-word L2 penalty whose reranker, fitted on all of (feats, bounds, gold),
         has the best acc@1 over the validation queries (ties go to the larger penalty).
 
@@ -963,21 +1112,36 @@ class Reranker:
         """
         if len(val_bounds) < 2:
             raise ValueError("Reranker.select_l2_on: no validation queries.")
-        scores = {float(l2): _acc1(cls.fit(feats, bounds, gold, l2_words=l2, init=init).score(val_feats), val_feats["ni"], val_bounds, val_gold)
-                  for l2 in sorted(grid)}
+        scores = {
+            float(l2): _acc1(
+                cls.fit(feats, bounds, gold, l2_words=l2, init=init).score(val_feats),
+                val_feats["ni"],
+                val_bounds,
+                val_gold,
+            )
+            for l2 in sorted(grid)
+        }
         return _largest_best(scores), scores
 
     def to_dict(self) -> Dict[str, bytes]:
-        return {"dense": _npy_bytes(self.dense), "label_words": _npy_bytes(self.label_words), "query_words": _npy_bytes(self.query_words)}
+        return {
+            "dense": _npy_bytes(self.dense),
+            "label_words": _npy_bytes(self.label_words),
+            "query_words": _npy_bytes(self.query_words),
+        }
 
     @classmethod
     def from_dict(cls, msg: Dict[str, bytes]) -> "Reranker":
         return cls(_npy_load(msg["dense"]), _npy_load(msg["label_words"]), _npy_load(msg["query_words"]))
 
 
-def _take_queries(feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, queries: np.ndarray) -> Tuple[Dict[str, object], np.ndarray, np.ndarray]:
+def _take_queries(
+    feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, queries: np.ndarray
+) -> Tuple[Dict[str, object], np.ndarray, np.ndarray]:
     """The pair features, bounds and gold of some queries only (pairs stay contiguous)."""
-    rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in queries] or [np.zeros(0, dtype="int64")]).astype("int64")
+    rows = np.concatenate(
+        [np.arange(bounds[i], bounds[i + 1]) for i in queries] or [np.zeros(0, dtype="int64")]
+    ).astype("int64")
     n_pairs = int(bounds[-1])
     out: Dict[str, object] = {}
     for key, v in feats.items():
@@ -1019,9 +1183,19 @@ class NodeIndex:
     seed (int): annoy seed.
     """
 
-    def __init__(self, space: np.ndarray, lexical: LexicalIndex, *, n_trees: int = 20, seed: int = 0, annoy: Optional[AnnoyIndex] = None,
-                 reranker: Optional[Reranker] = None, is_leaf: Optional[np.ndarray] = None, memory: Optional[LexicalIndex] = None,
-                 ann_items: Optional[np.ndarray] = None):
+    def __init__(
+        self,
+        space: np.ndarray,
+        lexical: LexicalIndex,
+        *,
+        n_trees: int = 20,
+        seed: int = 0,
+        annoy: Optional[AnnoyIndex] = None,
+        reranker: Optional[Reranker] = None,
+        is_leaf: Optional[np.ndarray] = None,
+        memory: Optional[LexicalIndex] = None,
+        ann_items: Optional[np.ndarray] = None,
+    ):
         self.space = np.ascontiguousarray(space, dtype="float32")
         # the nodes annoy holds, in item order (None: every node); e.g. only the leaves when
         # only they can be linked to: a smaller index, and no over-fetching of filtered nodes
@@ -1106,11 +1280,24 @@ class NodeIndex:
         else:
             mem = [np.zeros(0, dtype="int64")] * b
         use_ann = fusion_weight > 0.0 or self.reranker is not None
-        parts = [lex, exact, mem, [np.asarray(self.ann(Yn[i], ann_candidates * ann_over, search_k), dtype="int64") for i in range(b)] if use_ann else []]
+        parts = [
+            lex,
+            exact,
+            mem,
+            [np.asarray(self.ann(Yn[i], ann_candidates * ann_over, search_k), dtype="int64") for i in range(b)]
+            if use_ann
+            else [],
+        ]
         # one sort for the whole batch: (query, node) keys, unique, queries contiguous
         n_nodes = np.int64(len(self))
-        keys = np.concatenate([np.repeat(np.arange(b, dtype="int64"), [len(c) for c in part]) * n_nodes + np.concatenate(part)
-                               for part in parts if len(part) and sum(len(c) for c in part)] or [np.zeros(0, dtype="int64")])
+        keys = np.concatenate(
+            [
+                np.repeat(np.arange(b, dtype="int64"), [len(c) for c in part]) * n_nodes + np.concatenate(part)
+                for part in parts
+                if len(part) and sum(len(c) for c in part)
+            ]
+            or [np.zeros(0, dtype="int64")]
+        )
         keys = np.unique(keys)
         qi, ni = keys // n_nodes, keys % n_nodes
         if allowed is not None:
@@ -1118,12 +1305,20 @@ class NodeIndex:
             qi, ni = qi[m], ni[m]
         feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
         feats["node"] = self._node_cosines(Yn, qi, ni)
-        feats["leaf"] = self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
+        feats["leaf"] = (
+            self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
+        )
         feats["memory"] = memory.pair_scores(qm, qi, ni) if memory is not None else np.zeros(len(ni), dtype="float32")
-        ex_keys = np.concatenate([i * n_nodes + np.asarray(e, dtype="int64") for i, e in enumerate(exact) if len(e)] or [np.zeros(0, dtype="int64")])
+        ex_keys = np.concatenate(
+            [i * n_nodes + np.asarray(e, dtype="int64") for i, e in enumerate(exact) if len(e)]
+            or [np.zeros(0, dtype="int64")]
+        )
         ex = np.isin(qi * n_nodes + ni, ex_keys) if len(ex_keys) else np.zeros(len(ni), dtype=bool)
         feats.update(
-            qi=qi, ni=ni, exact=ex, bounds=np.searchsorted(qi, np.arange(b + 1)).astype("int64"),
+            qi=qi,
+            ni=ni,
+            exact=ex,
+            bounds=np.searchsorted(qi, np.arange(b + 1)).astype("int64"),
             fused=(fusion_weight * feats["node"] + (1.0 - fusion_weight) * feats["lexical"]).astype("float32"),
         )
         return feats
@@ -1175,8 +1370,15 @@ class NodeIndex:
             if Y.shape[0] != 0:
                 raise ValueError(f"search got {Y.shape[0]} vectors but 0 texts.")
             return []
-        t = self.pair_table(Y, texts, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
-                            fusion_weight=fusion_weight, search_k=search_k, allowed=allowed)
+        t = self.pair_table(
+            Y,
+            texts,
+            ann_candidates=ann_candidates,
+            lexical_candidates=lexical_candidates,
+            fusion_weight=fusion_weight,
+            search_k=search_k,
+            allowed=allowed,
+        )
         ni, bounds, fused = t["ni"], t["bounds"], t["fused"]
         if self.reranker is not None:
             order_score = self.reranker.score(t) + EXACT_BONUS * t["exact"]
@@ -1245,8 +1447,17 @@ class NodeIndex:
         with step("lexical index"):
             memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
             lexical = LexicalIndex.from_dict(msg["lexical"])
-        return cls(space, lexical, n_trees=cfg["n_trees"], seed=cfg["seed"], annoy=annoy, reranker=reranker,
-                   is_leaf=is_leaf, memory=memory, ann_items=ann_items)
+        return cls(
+            space,
+            lexical,
+            n_trees=cfg["n_trees"],
+            seed=cfg["seed"],
+            annoy=annoy,
+            reranker=reranker,
+            is_leaf=is_leaf,
+            memory=memory,
+            ann_items=ann_items,
+        )
 
     def to_disk(self, path: Union[str, Path]) -> None:
         path = Path(path)
@@ -1254,8 +1465,15 @@ class NodeIndex:
         np.save(path / "space.npy", self.space, allow_pickle=False)
         self.annoy.save(str(path / "annoy.ann"))
         # the annoy file's size is checked before annoy maps it (a damaged one can crash the process)
-        srsly.write_json(path / "cfg.json", {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim,
-                                             "annoy_bytes": (path / "annoy.ann").stat().st_size})
+        srsly.write_json(
+            path / "cfg.json",
+            {
+                "n_trees": self.n_trees,
+                "seed": self.seed,
+                "dim": self.dim,
+                "annoy_bytes": (path / "annoy.ann").stat().st_size,
+            },
+        )
         lex = path / "lexical"
         lex.mkdir(exist_ok=True)
         for key, value in self.lexical.to_dict().items():
@@ -1286,7 +1504,9 @@ class NodeIndex:
         path = Path(path)
         for name in ("cfg.json", "space.npy", "annoy.ann", "lexical"):
             if not (path / name).exists():
-                raise ValueError(f"{path / name} is missing: the linker index at {path} is incomplete; re-save the pipeline.")
+                raise ValueError(
+                    f"{path / name} is missing: the linker index at {path} is incomplete; re-save the pipeline."
+                )
         from .pipeline.manifest import check_annoy_loaded, check_annoy_size, load_step
 
         def npy(name: str) -> Optional[np.ndarray]:
@@ -1315,5 +1535,14 @@ class NodeIndex:
         lexical = parts("lexical", "the lexical index", LexicalIndex.from_dict)
         memory = parts("memory", "the lexical index of training phrases", LexicalIndex.from_dict)
         reranker = parts("reranker", "the reranker", Reranker.from_dict)
-        return cls(space, lexical, n_trees=n_trees, seed=seed, annoy=annoy, reranker=reranker,
-                   is_leaf=npy("is_leaf.npy"), memory=memory, ann_items=ann_items)
+        return cls(
+            space,
+            lexical,
+            n_trees=n_trees,
+            seed=seed,
+            annoy=annoy,
+            reranker=reranker,
+            is_leaf=npy("is_leaf.npy"),
+            memory=memory,
+            ann_items=ann_items,
+        )

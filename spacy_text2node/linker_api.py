@@ -3,6 +3,7 @@
 `spacy train configs/linker.cfg` stays the main training path; these helpers build,
 train (a thin `nlp.update` loop), calibrate and query a linker pipeline in Python.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import spacy
 from spacy.language import Language
 from spacy.training import Example
@@ -104,8 +104,12 @@ def build_linker_nlp(
     if "text2node_vectors" in nlp.pipe_names:
         nlp.get_pipe("text2node_vectors")  # already initialised in its source pipeline
     t0 = time.time()
-    linker.initialize(lambda: [Example(nlp.make_doc(taxonomy.labels[0]), nlp.make_doc(taxonomy.labels[0]))],
-                      nlp=nlp, taxonomy=taxonomy, node_vectors=node_vectors)
+    linker.initialize(
+        lambda: [Example(nlp.make_doc(taxonomy.labels[0]), nlp.make_doc(taxonomy.labels[0]))],
+        nlp=nlp,
+        taxonomy=taxonomy,
+        node_vectors=node_vectors,
+    )
     logger.info("build_linker_nlp: initialised in %.1f s (node space %s)", time.time() - t0, linker.index.space.shape)
     return nlp
 
@@ -117,7 +121,9 @@ def _linker(nlp: Language) -> Text2NodeLinker:
     raise ValueError(f"The pipeline has no text2node_linker (components: {nlp.pipe_names}).")
 
 
-def link_phrases(nlp: Language, phrases: Sequence[str], k: int = 5, batch_size: int = 1024) -> List[List[Tuple[str, float]]]:
+def link_phrases(
+    nlp: Language, phrases: Sequence[str], k: int = 5, batch_size: int = 1024
+) -> List[List[Tuple[str, float]]]:
     """Ranked (concept id, score) for each phrase (the whole phrase is one span).
 
     Runs only the tokenizer (and the components before the linker, if any) and then the
@@ -156,7 +162,9 @@ def _phrase_gold(examples: Iterable[Example]) -> Tuple[List[str], List[List[str]
     return texts, gold
 
 
-def evaluate_phrases(nlp: Language, examples: Sequence[Example], k: int = 5, with_taxonomy: bool = True) -> Dict[str, float]:
+def evaluate_phrases(
+    nlp: Language, examples: Sequence[Example], k: int = 5, with_taxonomy: bool = True
+) -> Dict[str, float]:
     """acc@1, acc@5, MRR (and tree distance) of `link_phrases` on the gold spans of examples."""
     texts, gold = _phrase_gold(examples)
     ranked = [[c for c, _ in r] for r in link_phrases(nlp, texts, k=k)]
@@ -171,8 +179,13 @@ def _phrase_docs(nlp: Language, linker: Text2NodeLinker, phrases: Sequence[str])
     return [nlp.make_doc(p) for p in phrases]
 
 
-def calibrate_linker(nlp: Language, dev_examples: Sequence[Example], *, l2_words: Optional[float] = None,
-                     select_examples: Optional[Sequence[Example]] = None) -> Dict[str, float]:
+def calibrate_linker(
+    nlp: Language,
+    dev_examples: Sequence[Example],
+    *,
+    l2_words: Optional[float] = None,
+    select_examples: Optional[Sequence[Example]] = None,
+) -> Dict[str, float]:
     """Fit the linker's reranker (the learned fusion of its channels) on development
     examples the mapper did not train on (see `Text2NodeLinker.calibrate`).
 
@@ -241,7 +254,13 @@ def train_linker(
         rng.shuffle(train)
         losses: Dict[str, float] = {}
         t0 = time.time()
-        bar = tqdm(minibatch(train, size=batch_size), total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_progress, leave=False)
+        bar = tqdm(
+            minibatch(train, size=batch_size),
+            total=n_batches,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not show_progress,
+            leave=False,
+        )
         for batch in bar:
             linker.update(batch, sgd=optimizer, losses=losses)
         msg = f"epoch {epoch + 1}: loss {losses.get(linker.name, 0.0) / max(1, len(train)):.4f} ({time.time() - t0:.1f} s)"

@@ -1,7 +1,8 @@
 """Ranking metrics for linking: acc@k, MRR and tree distance in a Taxonomy."""
+
 from __future__ import annotations
 
-from typing import Collection, Dict, Iterable, List, Optional, Sequence
+from typing import Collection, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 

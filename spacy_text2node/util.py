@@ -1,4 +1,5 @@
 """Small helpers shared by the loaders and readers."""
+
 import functools
 import gzip
 import zlib

@@ -1,4 +1,5 @@
 """displaCy helpers: render linked spans with their concept id, label and a link."""
+
 from __future__ import annotations
 
 from html import escape
@@ -39,7 +40,9 @@ def _linked_spans(doc: Doc, spans: str) -> List[Span]:
     raise ValueError(f"render_links: spans={spans!r} must be 'ents' or 'spans:<key>'.")
 
 
-def links_to_displacy(doc: Doc, *, url_template: Optional[str] = None, taxonomy: Any = None, spans: str = "ents") -> Dict[str, Any]:
+def links_to_displacy(
+    doc: Doc, *, url_template: Optional[str] = None, taxonomy: Any = None, spans: str = "ents"
+) -> Dict[str, Any]:
     """displaCy "manual" data for one doc: each linked span shows its label, concept id
     and concept label, linked to the concept's URL.
 
@@ -65,13 +68,15 @@ def links_to_displacy(doc: Doc, *, url_template: Optional[str] = None, taxonomy:
         kb_text = f"{cid} {label}".strip() if cid else "NIL"
         # displaCy writes labels, ids and URLs into its HTML as they are: they come from a
         # taxonomy or a model, so they are escaped here (the text is escaped by displaCy)
-        ents.append({
-            "start": span.start_char,
-            "end": span.end_char,
-            "label": escape(span.label_ or "CONCEPT"),
-            "kb_id": escape(kb_text),
-            "kb_url": escape(concept_url(cid, url_template)),
-        })
+        ents.append(
+            {
+                "start": span.start_char,
+                "end": span.end_char,
+                "label": escape(span.label_ or "CONCEPT"),
+                "kb_id": escape(kb_text),
+                "kb_url": escape(concept_url(cid, url_template)),
+            }
+        )
     return {"text": doc.text, "ents": ents, "title": None}
 
 

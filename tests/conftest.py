@@ -1,4 +1,5 @@
 """Shared pytest setup: the --slow flag, paths to ../shared/data, common fixtures."""
+
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Bulk linking: readers, errors file, resume (also after SIGKILL), CLI, clinical mentions."""
+
 import json
 import os
 import signal
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import spacy
-
 from conftest import FIXTURES, REPO, shared_file
 
 import spacy_text2node.cli.link  # noqa: F401  (registers `text2node link` before the lead wires it)
@@ -77,7 +77,15 @@ def test_readers_agree_across_formats(tmp_path):
     # --id-field none: the 0-based record index (a misspelled id field is an error: tests/test_bulk_inputs.py)
     assert [r.id for r in read_records(tmp_path / "in.jsonl", id_field="none")][:3] == ["0", "1", "2"]
     txt = list(read_records(TXT))
-    assert [r.id for r in txt] == ["n01.txt", "n02.txt", "n03.txt", "n04.txt", "sub/n05.txt", "z_empty.txt", "z_latin1.txt"]
+    assert [r.id for r in txt] == [
+        "n01.txt",
+        "n02.txt",
+        "n03.txt",
+        "n04.txt",
+        "sub/n05.txt",
+        "z_empty.txt",
+        "z_latin1.txt",
+    ]
     assert isinstance(txt[0].text, bytes)
 
 
@@ -101,15 +109,20 @@ def test_link_jsonl_writes_records_and_errors(ruler_nlp, tmp_path):
     n01 = recs[0]
     assert {s["text"].lower() for s in n01["spans"]} == {"type 2 diabetes mellitus", "high cholesterol"}
     for s in n01["spans"]:
-        assert texts["n01"][s["start"]:s["end"]] == s["text"] and s["label"] == "MENTION" and s["source"] == "ents"
+        assert texts["n01"][s["start"] : s["end"]] == s["text"] and s["label"] == "MENTION" and s["source"] == "ents"
         assert s["concept_id"] is None and s["candidates"] == []  # no linker in this pipeline
     assert recs[0]["n_tokens"] == len(ruler_nlp(texts["n01"]))
     errors = [json.loads(l) for l in _lines(str(out) + ".errors.jsonl")]
     reasons = [(e["id"], e["reason"].split(":")[0].split(" (")[0]) for e in errors]
     assert reasons == [
-        (None, "bad JSON"), ("e_missing", "missing text"), ("e_number", "text is not a string but int"),
-        ("e_empty", "empty text"), ("e_long", "text has 360 characters, over the limit of 300"),
-        ("n03", "duplicate id 'n03'"), (None, "bad JSON"), ("e_latin1", "text is not valid UTF-8"),
+        (None, "bad JSON"),
+        ("e_missing", "missing text"),
+        ("e_number", "text is not a string but int"),
+        ("e_empty", "empty text"),
+        ("e_long", "text has 360 characters, over the limit of 300"),
+        ("n03", "duplicate id 'n03'"),
+        (None, "bad JSON"),
+        ("e_latin1", "text is not valid UTF-8"),
     ]
     assert len(errors) == 8 and [e["line"] for e in errors] == [7, 8, 9, 10, 11, 18, 19, 20]
 
@@ -128,7 +141,10 @@ def test_txt_folder_and_parquet_output(ruler_nlp, tmp_path):
     link_documents(ruler_nlp, TXT, jl, progress=False)
     assert read_output(jl) == recs
     errs = [json.loads(l) for l in _lines(str(out) + ".errors.jsonl")]
-    assert [(e["id"], e["reason"].split(" (")[0]) for e in errs] == [("z_empty.txt", "empty text"), ("z_latin1.txt", "text is not valid UTF-8")]
+    assert [(e["id"], e["reason"].split(" (")[0]) for e in errs] == [
+        ("z_empty.txt", "empty text"),
+        ("z_latin1.txt", "text is not valid UTF-8"),
+    ]
 
 
 def test_existing_output_needs_resume_or_overwrite(ruler_nlp, tmp_path):
@@ -174,7 +190,9 @@ def test_damaged_output_in_the_middle_is_an_error(tmp_path):
 def test_n_process_2_equals_1(ruler_nlp, tmp_path):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     link_documents(ruler_nlp, CSV, a, id_field="note_id", text_field="note", progress=False, batch_size=2)
-    stats = link_documents(ruler_nlp, CSV, b, id_field="note_id", text_field="note", progress=False, batch_size=2, n_process=2)
+    stats = link_documents(
+        ruler_nlp, CSV, b, id_field="note_id", text_field="note", progress=False, batch_size=2, n_process=2
+    )
     assert stats.balanced and a.read_bytes() == b.read_bytes()
 
 
@@ -236,12 +254,17 @@ def test_span_group_source(tmp_path):
     link_documents(nlp, CSV, out, id_field="note_id", text_field="note", span_keys=["ents", "found"], progress=False)
     n12 = [r for r in read_output(out) if r["id"] == "n12"][0]
     # overlapping spans survive in a span group (doc.ents could not hold them)
-    assert sorted((s["text"], s["source"]) for s in n12["spans"]) == [("Bronchial asthma", "found"), ("asthma", "found")]
+    assert sorted((s["text"], s["source"]) for s in n12["spans"]) == [
+        ("Bronchial asthma", "found"),
+        ("asthma", "found"),
+    ]
 
 
 def _cli(*args, **kw):
     code = "import sys; from spacy_text2node.cli import app; import spacy_text2node.cli.link; sys.argv[0]='text2node'; app()"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw
+    )
 
 
 def test_cli_link_summary(ruler_dir, tmp_path):
@@ -298,7 +321,7 @@ def test_killed_run_resumed_equals_uninterrupted(tmp_path):
     p = _cli("link", model, str(src), str(out), "--batch-size", "8", "--flush-every", "8", "--no-progress", "--resume")
     text = " ".join(p.communicate(timeout=300)[0].decode().split())
     assert p.returncode == 0, text
-    assert f"done by earlier runs: input 300 = output 295 + errors file 5" in text
+    assert "done by earlier runs: input 300 = output 295 + errors file 5" in text
     assert out.read_bytes() == full.read_bytes()
     assert Path(str(out) + ".errors.jsonl").read_bytes() == Path(str(full) + ".errors.jsonl").read_bytes()
 
@@ -308,11 +331,24 @@ def test_mtsamples_clinical_pipeline_end_to_end(tmp_path):
     path = shared_file("mtsamples", "mtsamples.csv.gz")
     out = tmp_path / "mt.jsonl"
     stats = link_documents(
-        REPO / "configs" / "clinical.cfg", path, out, id_field="note_id", text_field="transcription",
-        limit=200, n_process=2, progress=False,
+        REPO / "configs" / "clinical.cfg",
+        path,
+        out,
+        id_field="note_id",
+        text_field="transcription",
+        limit=200,
+        n_process=2,
+        progress=False,
     )
-    assert stats.balanced and stats.n_in == 200 and stats.n_errors == sum(
-        1 for r in read_records(path, id_field="note_id", text_field="transcription") if r.index < 200 and not (r.text or "").strip()
+    assert (
+        stats.balanced
+        and stats.n_in == 200
+        and stats.n_errors
+        == sum(
+            1
+            for r in read_records(path, id_field="note_id", text_field="transcription")
+            if r.index < 200 and not (r.text or "").strip()
+        )
     )
     recs = read_output(out)
     assert len(recs) == stats.n_written and all(r["spans"] for r in recs)
@@ -337,7 +373,9 @@ def linker_dir(tiny_taxonomy, tmp_path_factory):
 
 def test_linker_attributes_in_records(linker_dir, tiny_taxonomy, tmp_path):
     out1, out2 = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    stats = link_documents(linker_dir, CSV, out1, id_field="note_id", text_field="note", mentions="ruler", progress=False)
+    stats = link_documents(
+        linker_dir, CSV, out1, id_field="note_id", text_field="note", mentions="ruler", progress=False
+    )
     assert stats.balanced
     recs = {r["id"]: r for r in read_output(out1)}
     linked = {s["text"].lower(): s for r in recs.values() for s in r["spans"]}
@@ -349,8 +387,18 @@ def test_linker_attributes_in_records(linker_dir, tiny_taxonomy, tmp_path):
             assert (top["concept_id"], top["score"]) == (s["concept_id"], s["score"])
             assert s["concept_label"] == tiny_taxonomy.label(s["concept_id"])
     # worker processes send the linker's candidates back with the docs; top_k trims them
-    link_documents(linker_dir, CSV, out2, id_field="note_id", text_field="note", mentions="ruler", progress=False,
-                   n_process=2, batch_size=4, top_k=1)
+    link_documents(
+        linker_dir,
+        CSV,
+        out2,
+        id_field="note_id",
+        text_field="note",
+        mentions="ruler",
+        progress=False,
+        n_process=2,
+        batch_size=4,
+        top_k=1,
+    )
     for r in read_output(out2):
         for s, ref in zip(r["spans"], recs[r["id"]]["spans"]):
             assert s["candidates"] == ref["candidates"][:1] and s["concept_id"] == ref["concept_id"]
@@ -358,7 +406,10 @@ def test_linker_attributes_in_records(linker_dir, tiny_taxonomy, tmp_path):
 
 def test_clinical_config_with_linker(linker_dir):
     nlp = load_pipeline(REPO / "configs" / "clinical.cfg", overrides={"paths.linker": str(linker_dir)})
-    assert nlp.pipe_names[-2:] == ["text2node_noun_chunks", "text2node_linker"] and nlp.vocab.vectors.shape == (20_000, 50)
+    assert nlp.pipe_names[-2:] == ["text2node_noun_chunks", "text2node_linker"] and nlp.vocab.vectors.shape == (
+        20_000,
+        50,
+    )
     doc = nlp("She has bronchial asthma and a lung infection.")
     assert [(e.text, e.kb_id_) for e in doc.ents] == [("bronchial asthma", "ASTH"), ("lung infection", "PNEU")]
     assert load_pipeline(REPO / "configs" / "clinical.cfg").pipe_names[-1] == "text2node_noun_chunks"

@@ -1,5 +1,6 @@
 """Bad bulk inputs fail loudly (issue 17): ids, BOMs, CSV quoting, OUTPUT == INPUT,
 n_chars, the no-spans warning and one-line CLI errors."""
+
 import json
 import subprocess
 import sys
@@ -8,12 +9,16 @@ from pathlib import Path
 
 import pytest
 import spacy
-
 from conftest import FIXTURES, REPO
 
 import spacy_text2node.cli.link  # noqa: F401  (registers `text2node link`)
 from spacy_text2node.bulk import (
-    build_clinical_pipeline, link_documents, local_processor, read_output, read_records, run_bulk,
+    build_clinical_pipeline,
+    link_documents,
+    local_processor,
+    read_output,
+    read_records,
+    run_bulk,
 )
 
 NOTES = FIXTURES / "bulk_notes.jsonl"
@@ -147,10 +152,18 @@ def test_bom_in_gzip_csv(tmp_path):
 
 def test_bad_json_ids_go_to_errors(blank_nlp, tmp_path):
     rows = [
-        {"id": "ok", "text": "fine"}, {"id": None, "text": "a"}, {"id": [1], "text": "b"},
+        {"id": "ok", "text": "fine"},
+        {"id": None, "text": "a"},
+        {"id": [1], "text": "b"},
         {"id": {"x": 1}, "text": "c"},
-        {"id": True, "text": "d"}, {"id": "", "text": "e"}, {"id": "  ", "text": "f"}, {"id": 1.5, "text": "g"},
-        {"id": 7, "text": "h"}, {"id": 8.0, "text": "i"}, '{"id": NaN, "text": "j"}', '{"id": "\\ud800", "text": "k"}',
+        {"id": True, "text": "d"},
+        {"id": "", "text": "e"},
+        {"id": "  ", "text": "f"},
+        {"id": 1.5, "text": "g"},
+        {"id": 7, "text": "h"},
+        {"id": 8.0, "text": "i"},
+        '{"id": NaN, "text": "j"}',
+        '{"id": "\\ud800", "text": "k"}',
     ]
     src = _jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
@@ -197,7 +210,10 @@ def test_unterminated_quote_does_not_swallow_rows(tmp_path):
     src.write_text('id,text\na,first\nb,"unterminated\nc,third\nd,"quoted, fourth"\ne,fifth\n')
     recs = list(read_records(src))
     assert [(r.id, r.text, r.line) for r in recs if r.error is None] == [
-        ("a", "first", 2), ("c", "third", 4), ("d", "quoted, fourth", 5), ("e", "fifth", 6),
+        ("a", "first", 2),
+        ("c", "third", 4),
+        ("d", "quoted, fourth", 5),
+        ("e", "fifth", 6),
     ]
     bad = [r for r in recs if r.error is not None]
     assert len(bad) == 1 and bad[0].line == 3 and bad[0].error.startswith("bad CSV row")
@@ -228,7 +244,10 @@ def test_multiline_quoted_fields_still_work(tmp_path):
     import io
 
     texts = [
-        "Line one: asthma.\nLine two: gout, \"quoted\".", "A\r\nB, C\n\nD", "plain", "\"starts quoted\"\nand, more",
+        'Line one: asthma.\nLine two: gout, "quoted".',
+        "A\r\nB, C\n\nD",
+        "plain",
+        '"starts quoted"\nand, more',
     ]
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -246,10 +265,15 @@ def test_csv_every_row_is_a_record_or_an_error(tmp_path):
     src.write_text('id,text\na,one\nb,two,extra\nc\n\nd,"multi\nline"\ne,"bad"quote\nf,six\n')
     recs = list(read_records(src))
     assert [(r.id, r.line, r.error is None) for r in recs] == [
-        ("a", 2, True), ("b", 3, False), ("c", 4, False), ("d", 7, True), ("e", 8, True), ("f", 9, True),
+        ("a", 2, True),
+        ("b", 3, False),
+        ("c", 4, False),
+        ("d", 7, True),
+        ("e", 8, True),
+        ("f", 9, True),
     ]
     assert recs[1].error == "bad CSV row: 3 fields, the header has 2"
-    assert recs[4].text == 'badquote'  # one line, so read as Python's csv module reads it
+    assert recs[4].text == "badquote"  # one line, so read as Python's csv module reads it
 
 
 def test_csv_missing_id_and_text_columns_name_the_header(tmp_path):
@@ -465,9 +489,16 @@ def test_spark_partition_applies_the_id_rules(blank_dir):
 
     pdf = pd.DataFrame({"id": ["a", None, "", "d", float("nan")], "text": ["one", "two", "three", "", "five"]})
     (out,) = _link_partition(
-        iter([pdf]), model=str(blank_dir), text_col="text", id_col="id", span_keys=("ents",), top_k=None,
-        max_chars=100, batch_size=8,
+        iter([pdf]),
+        model=str(blank_dir),
+        text_col="text",
+        id_col="id",
+        span_keys=("ents",),
+        top_k=None,
+        max_chars=100,
+        batch_size=8,
     )
+
     def col(name):  # pandas shows a null as None or NaN; Arrow reads both as null
         return [None if pd.isna(v) else v for v in out[name].tolist()]
 
@@ -476,7 +507,13 @@ def test_spark_partition_applies_the_id_rules(blank_dir):
     assert out["n_tokens"].tolist() == [1, 0, 0, 0, 0]
     ints = pd.DataFrame({"id": [7, 8], "text": ["x", "y"]})
     (out,) = _link_partition(
-        iter([ints]), model=str(blank_dir), text_col="text", id_col="id", span_keys=("ents",), top_k=None,
-        max_chars=100, batch_size=8,
+        iter([ints]),
+        model=str(blank_dir),
+        text_col="text",
+        id_col="id",
+        span_keys=("ents",),
+        top_k=None,
+        max_chars=100,
+        batch_size=8,
     )
     assert col("id") == ["7", "8"] and col("error") == [None, None]

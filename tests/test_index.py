@@ -1,5 +1,6 @@
 """Tests of the lexical channel of the index (`LexicalIndex.transform`, `word_transform`,
 `retrieve`): the fast paths must give exactly what the plain definitions below give."""
+
 from collections import Counter
 
 import numpy as np
@@ -11,11 +12,35 @@ from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, char_ngrams, wor
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
 QUERIES = [
-    "Tuberculosis", "tuberculossis", "bronchial asthma", "Bronchial  Asthma!!", "diabetes diabetes diabetes",
-    "type 2 diabetes mellitus with complications", "Type 1 diabetes", "lung", "infection", "Flu", "flu flu",
-    "", "   ", "...", "?!-,", "qqxz", "zzzz yyyy wwww", "a", "x" * 120, "Ünïcödé disease", "COVID-19",
-    "sars cov 2 infection", "chronic obstructive lung disease", "disease", "Disease of the lung",
-    "infections", "diseases of the respiratory system", "high cholesterol level", "gout gout",
+    "Tuberculosis",
+    "tuberculossis",
+    "bronchial asthma",
+    "Bronchial  Asthma!!",
+    "diabetes diabetes diabetes",
+    "type 2 diabetes mellitus with complications",
+    "Type 1 diabetes",
+    "lung",
+    "infection",
+    "Flu",
+    "flu flu",
+    "",
+    "   ",
+    "...",
+    "?!-,",
+    "qqxz",
+    "zzzz yyyy wwww",
+    "a",
+    "x" * 120,
+    "Ünïcödé disease",
+    "COVID-19",
+    "sars cov 2 infection",
+    "chronic obstructive lung disease",
+    "disease",
+    "Disease of the lung",
+    "infections",
+    "diseases of the respiratory system",
+    "high cholesterol level",
+    "gout gout",
 ]
 
 
@@ -65,7 +90,10 @@ def _reference_transform(lex, texts):
         indptr.append(len(indices))
     scale = 1.0 / norms
     data = np.asarray(data, dtype="float32") * np.repeat(scale, np.diff(indptr)).astype("float32")
-    return sp.csr_matrix((data, np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")), shape=(len(texts), len(lex.vocab)))
+    return sp.csr_matrix(
+        (data, np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")),
+        shape=(len(texts), len(lex.vocab)),
+    )
 
 
 def _reference_word_transform(lex, texts):
@@ -76,8 +104,10 @@ def _reference_word_transform(lex, texts):
         indices.extend(known)
         indptr.append(len(indices))
         total[i] = float(lex.word_idf[known].sum()) + lex._unknown_word_idf * (len(ws) - len(known))
-    q = sp.csr_matrix((np.ones(len(indices), dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")),
-                      shape=(len(texts), len(lex.word_vocab)))
+    q = sp.csr_matrix(
+        (np.ones(len(indices), dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")),
+        shape=(len(texts), len(lex.word_vocab)),
+    )
     return q, total
 
 
@@ -103,7 +133,12 @@ def _reference_retrieve(lex, q, k, allowed=None):
             continue
         kk = min(k * RETRIEVAL_POOL, len(vals))
         top = np.flatnonzero(vals >= np.sort(vals)[::-1][kk - 1]) if kk < len(vals) else np.arange(len(vals))
-        qd = dict(zip(q.indices[q.indptr[i]:q.indptr[i + 1]].tolist(), q.data[q.indptr[i]:q.indptr[i + 1]].astype("float64").tolist()))
+        qd = dict(
+            zip(
+                q.indices[q.indptr[i] : q.indptr[i + 1]].tolist(),
+                q.data[q.indptr[i] : q.indptr[i + 1]].astype("float64").tolist(),
+            )
+        )
         full = []
         for st in cols[top]:
             v = 0.0
@@ -117,8 +152,13 @@ def _reference_retrieve(lex, q, k, allowed=None):
 
 
 def _same_csr(a, b):
-    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
-            and a.data.dtype == np.float32 and np.array_equal(a.data, b.data))
+    return (
+        a.shape == b.shape
+        and np.array_equal(a.indptr, b.indptr)
+        and np.array_equal(a.indices, b.indices)
+        and a.data.dtype == np.float32
+        and np.array_equal(a.data, b.data)
+    )
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -203,7 +243,9 @@ def test_lexical_retrieve_allowed_nodes(lexical_indexes, which, k):
     filtered = [e[allowed[e]] for e in everything]
     if k <= 5:  # (40 takes every node of the tiny taxonomy either way)
         assert any(len(g) > len(f) for g, f in zip(got, filtered))  # the filter-after kept fewer
-    assert all(np.array_equal(a, b) for a, b in zip(lex.retrieve(q, k, allowed=np.ones(lex.n_nodes, dtype=bool)), everything))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(lex.retrieve(q, k, allowed=np.ones(lex.n_nodes, dtype=bool)), everything)
+    )
     with pytest.raises(ValueError, match="allowed"):
         lex.retrieve(q, k, allowed=allowed[:-1])
 
@@ -211,8 +253,20 @@ def test_lexical_retrieve_allowed_nodes(lexical_indexes, which, k):
 def test_lexical_retrieve_ties_between_nodes():
     """Strings shared by several nodes score the same: the order among them is the stable
     order of the sparse product's columns, and a cut inside a tie keeps the whole tie."""
-    texts = ["acute pain", "acute pain", "acute pain", "chronic pain", "pain", "pain", "acute kidney failure",
-             "pain of the back", "back pain", "pain in limb", "acute pain", "painful"]
+    texts = [
+        "acute pain",
+        "acute pain",
+        "acute pain",
+        "chronic pain",
+        "pain",
+        "pain",
+        "acute kidney failure",
+        "pain of the back",
+        "back pain",
+        "pain in limb",
+        "acute pain",
+        "painful",
+    ]
     nodes = [0, 1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 9]
     lex = LexicalIndex.build(texts, nodes, 10, max_df=1.0)
     queries = ["acute pain", "pain", "back pain", "acute", "pains"]
@@ -253,8 +307,8 @@ def _reference_pair_dots(a, rows_a, b, rows_b):
     products summed in float64, stored as float32."""
     out = np.zeros(len(rows_a), dtype=np.float32)
     for p, (i, j) in enumerate(zip(rows_a, rows_b)):
-        ra = dict(zip(a.indices[a.indptr[i]:a.indptr[i + 1]].tolist(), a.data[a.indptr[i]:a.indptr[i + 1]]))
-        rb = dict(zip(b.indices[b.indptr[j]:b.indptr[j + 1]].tolist(), b.data[b.indptr[j]:b.indptr[j + 1]]))
+        ra = dict(zip(a.indices[a.indptr[i] : a.indptr[i + 1]].tolist(), a.data[a.indptr[i] : a.indptr[i + 1]]))
+        rb = dict(zip(b.indices[b.indptr[j] : b.indptr[j + 1]].tolist(), b.data[b.indptr[j] : b.indptr[j + 1]]))
         acc = 0.0
         for c in sorted(set(ra) & set(rb)):
             acc += float(np.float32(ra[c]) * np.float32(rb[c]))
@@ -296,8 +350,8 @@ def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact):
         if sims.max() < 0:
             continue
         lexical[p] = sims.max()
-        s_words = set(lex.word_matrix.indices[lex.word_matrix.indptr[best]:lex.word_matrix.indptr[best + 1]].tolist())
-        q_words = set(qw.indices[qw.indptr[i]:qw.indptr[i + 1]].tolist())
+        s_words = set(lex.word_matrix.indices[lex.word_matrix.indptr[best] : lex.word_matrix.indptr[best + 1]].tolist())
+        q_words = set(qw.indices[qw.indptr[i] : qw.indptr[i + 1]].tolist())
         overlap = np.float32(0.0)
         for w in sorted(s_words & q_words):
             overlap = np.float32(overlap + lex.word_idf[w])
@@ -330,9 +384,9 @@ def test_lexical_pair_features_match_definition(lexical_indexes, which, leave_ou
     assert np.array_equal(f["label_only"].toarray(), lo) and np.array_equal(f["query_only"].toarray(), qo)
     assert (f["lexical"] > 0.3).sum() > 5 and f["label_only"].nnz > 0 and f["query_only"].nnz > 0
     if leave_out_exact:
-        assert (f["lexical"][-len(exact):] < 0.9999).all()
+        assert (f["lexical"][-len(exact) :] < 0.9999).all()
     else:
-        assert np.allclose(f["lexical"][-len(exact):], 1.0, atol=1e-5)
+        assert np.allclose(f["lexical"][-len(exact) :], 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="columns"):
         lex.pair_features(q2, sp.csr_matrix((len(queries), qw2.shape[1] + 1), dtype="float32"), q_idf2, qi, ni)
 

@@ -1,5 +1,6 @@
 """Tests of the Text2Node linker: mappers, node space and index, the component, the API,
 configs/linker.cfg and the displaCy helper."""
+
 import io
 import json
 import subprocess
@@ -7,24 +8,32 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import pytest
+import scipy.sparse as sp
 import spacy
+from conftest import toy_vectors_nlp
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
-
-from conftest import toy_vectors_nlp
 
 import spacy_text2node.linker_api  # noqa: F401  (registers factory, architectures, scorer)
 import spacy_text2node.nodes.io  # noqa: F401  (spacy-text2node.NodeVectors.v1)
 import spacy_text2node.readers.linking  # noqa: F401  (spacy-text2node.PhraseConcepts.v1)
 import spacy_text2node.taxonomy.loaders  # noqa: F401
 import spacy_text2node.vectors.pipeline  # noqa: F401  (spacy-text2node.GloVeVectors.v1)
-from spacy_text2node.index import LexicalIndex, NodeIndex, Reranker, _npy_bytes, build_node_space, char_ngrams, l2_normalize, principal_components
+from spacy_text2node.index import (
+    LexicalIndex,
+    NodeIndex,
+    Reranker,
+    _npy_bytes,
+    build_node_space,
+    char_ngrams,
+    l2_normalize,
+    principal_components,
+)
 from spacy_text2node.linker_api import build_linker_nlp, calibrate_linker, evaluate_phrases, link_phrases, train_linker
 from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, set_mapper_dims
-from spacy_text2node.pipeline.linker import DEFAULT_LINKER_MODEL, Text2NodeLinker
+from spacy_text2node.pipeline.linker import DEFAULT_LINKER_MODEL
 from spacy_text2node.visualize import concept_url, render_links
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -174,8 +183,14 @@ def trained(tiny_taxonomy):
     """A linker trained with nlp.update until it fits the tiny taxonomy's strings."""
     fix_random_seed(0)
     nlp = toy_vectors_nlp()
-    nlp.add_pipe("text2node_linker", config={"spans": "ents", "threshold": 0.2, "model": {
-        "@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1}})
+    nlp.add_pipe(
+        "text2node_linker",
+        config={
+            "spans": "ents",
+            "threshold": 0.2,
+            "model": {"@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1},
+        },
+    )
     examples = _examples(nlp, _tax_pairs(tiny_taxonomy))
     linker = nlp.get_pipe("text2node_linker")
     linker.initialize(lambda: examples, nlp=nlp, taxonomy=tiny_taxonomy, node_vectors=_node_vectors(tiny_taxonomy))
@@ -217,11 +232,17 @@ def test_overfitting_IO(trained, tiny_taxonomy, tmp_path):
     nlp.to_disk(tmp_path / "linker")
     nlp2 = spacy.load(tmp_path / "linker")
     l2 = nlp2.get_pipe("text2node_linker")
-    docs2 = [l2(_gold_doc(nlp2, "Patient with juvenile diabetes and gout", 2, 4)), l2(_gold_doc(nlp2, "history of COPD", 2, 3))]
+    docs2 = [
+        l2(_gold_doc(nlp2, "Patient with juvenile diabetes and gout", 2, 4)),
+        l2(_gold_doc(nlp2, "history of COPD", 2, 3)),
+    ]
     assert [d.ents[0]._.text2node_candidates for d in docs2] == cands
     # bytes round trip too
     nlp3 = spacy.blank("en")
-    nlp3.add_pipe("text2node_linker", config={"model": {"@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1}})
+    nlp3.add_pipe(
+        "text2node_linker",
+        config={"model": {"@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1}},
+    )
     nlp3.from_bytes(nlp.to_bytes())
     d3 = nlp3.get_pipe("text2node_linker")(_gold_doc(nlp3, "history of COPD", 2, 3))
     assert d3.ents[0]._.text2node_candidates == cands[1]
@@ -273,8 +294,12 @@ def test_requires_taxonomy(tiny_taxonomy):
     with pytest.raises(ValueError, match="taxonomy"):
         linker.initialize(lambda: _examples(nlp, [("flu", "FLU")]), nlp=nlp)
     with pytest.raises(ValueError, match="node_vectors has shape"):
-        linker.initialize(lambda: _examples(nlp, [("flu", "FLU")]), nlp=nlp, taxonomy=tiny_taxonomy,
-                          node_vectors=np.zeros((3, 4), "float32"))
+        linker.initialize(
+            lambda: _examples(nlp, [("flu", "FLU")]),
+            nlp=nlp,
+            taxonomy=tiny_taxonomy,
+            node_vectors=np.zeros((3, 4), "float32"),
+        )
 
 
 def test_span_group_and_doc_modes(trained, tmp_path):
@@ -390,20 +415,38 @@ def test_new_process_gives_identical_candidates(trained, tmp_path):
 # --------------------------------------------------------------------------- API
 def test_api_build_train_calibrate(tiny_taxonomy):
     src = toy_vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="mean",
-                           node_space="node2vec", width=32, k=3)
+    nlp = build_linker_nlp(
+        tiny_taxonomy,
+        _node_vectors(tiny_taxonomy),
+        src,
+        spans="doc",
+        architecture="mean",
+        node_space="node2vec",
+        width=32,
+        k=3,
+    )
     assert nlp.pipe_names == ["text2node_linker"]
     linker = nlp.get_pipe("text2node_linker")
     assert linker.index.space.shape == (len(tiny_taxonomy), 8)  # node2vec only
     train = _examples(nlp, _tax_pairs(tiny_taxonomy))
-    dev = _examples(nlp, [("flu", "FLU"), ("grippe", "FLU"), ("diabetes type 1", "T1DM"), ("lung disease", ["RESP", "PNEU"])])
+    dev = _examples(
+        nlp, [("flu", "FLU"), ("grippe", "FLU"), ("diabetes type 1", "T1DM"), ("lung disease", ["RESP", "PNEU"])]
+    )
     train_linker(nlp, train, dev, epochs=40, batch_size=16, learn_rate=0.01, show_progress=False)
     assert 0.0 <= linker.cfg["fusion_weight"] <= 1.0
     s = evaluate_phrases(nlp, dev)
     assert s["acc@1"] >= 0.75
     ranked = link_phrases(nlp, ["flu"], k=3)
     assert len(ranked[0]) <= 3 and ranked[0][0][0] == "FLU"
-    nlp2 = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="cnn", node_space="node2vec+text", width=32)
+    nlp2 = build_linker_nlp(
+        tiny_taxonomy,
+        _node_vectors(tiny_taxonomy),
+        src,
+        spans="doc",
+        architecture="cnn",
+        node_space="node2vec+text",
+        width=32,
+    )
     assert nlp2.get_pipe("text2node_linker").index.space.shape == (len(tiny_taxonomy), 8 + 16)
     with pytest.raises(ValueError, match="architecture"):
         build_linker_nlp(tiny_taxonomy, None, src, spans="doc", architecture="transformer")
@@ -411,17 +454,40 @@ def test_api_build_train_calibrate(tiny_taxonomy):
 
 def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy, tmp_path):
     src = toy_vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
+    )
     linker = nlp.get_pipe("text2node_linker")
     linker.cfg["fusion_weight"] = 1.0  # node channel only: an untrained mapper is noise
-    dev = _examples(nlp, [("type 2 diabetes", "T2DM"), ("type 1 diabetes", "T1DM"), ("bacterial pneumonias", "BPNEU"),
-                          ("chronic obstructive pulmonary diseases", "COPD"), ("viral infections", "VIR"), ("bronchial asthmas", "ASTH"),
-                          ("high cholesterols", "HYPCH"), ("tuberculoses", "TB"), ("Podagra", "GOUT")])
-    test = _examples(nlp, [("diabetes type 2", "T2DM"), ("influenzas", "FLU"), ("obesities", "OBES"),
-                           ("lung infections", "PNEU"), ("juvenile diabetes mellitus", "T1DM")])
+    dev = _examples(
+        nlp,
+        [
+            ("type 2 diabetes", "T2DM"),
+            ("type 1 diabetes", "T1DM"),
+            ("bacterial pneumonias", "BPNEU"),
+            ("chronic obstructive pulmonary diseases", "COPD"),
+            ("viral infections", "VIR"),
+            ("bronchial asthmas", "ASTH"),
+            ("high cholesterols", "HYPCH"),
+            ("tuberculoses", "TB"),
+            ("Podagra", "GOUT"),
+        ],
+    )
+    test = _examples(
+        nlp,
+        [
+            ("diabetes type 2", "T2DM"),
+            ("influenzas", "FLU"),
+            ("obesities", "OBES"),
+            ("lung infections", "PNEU"),
+            ("juvenile diabetes mellitus", "T1DM"),
+        ],
+    )
     before = evaluate_phrases(nlp, test)["mrr"]
     info = calibrate_linker(nlp, dev)
-    assert info["given"] == 9 and info["queries"] == 8 and info["w_lexical"] > info["w_node"]  # "Podagra" is a taxonomy string
+    assert (
+        info["given"] == 9 and info["queries"] == 8 and info["w_lexical"] > info["w_node"]
+    )  # "Podagra" is a taxonomy string
     assert info["acc@1_after"] >= info["acc@1_before"]
     after = evaluate_phrases(nlp, test)
     assert after["mrr"] > before and after["acc@1"] >= 0.8
@@ -439,12 +505,15 @@ def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy
 
 def test_calibration_chooses_word_penalty_by_cross_validation(tiny_taxonomy):
     src = toy_vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
+    )
     # reworded taxonomy strings (words reversed, plural): none is a taxonomy string
     pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
     assert len(pairs) >= 20
     info = calibrate_linker(nlp, _examples(nlp, pairs))
     from spacy_text2node.index import Reranker
+
     assert info["l2_words"] in Reranker.L2_GRID
     cv = {float(k.split("=")[1]): v for k, v in info.items() if k.startswith("cv_acc@1_l2=")}
     assert set(cv) == set(Reranker.L2_GRID) and all(0.0 <= v <= 1.0 for v in cv.values())
@@ -461,9 +530,17 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
     from spacy_text2node.index import Reranker
 
     src = toy_vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
+    )
     pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
-    select = [("flu", "FLU"), ("grippe", "FLU"), ("podagra", "GOUT"), ("lung infections", "PNEU"), ("diabetes type 2", "T2DM")]
+    select = [
+        ("flu", "FLU"),
+        ("grippe", "FLU"),
+        ("podagra", "GOUT"),
+        ("lung infections", "PNEU"),
+        ("diabetes type 2", "T2DM"),
+    ]
     info = calibrate_linker(nlp, _examples(nlp, pairs), select_examples=_examples(nlp, select))
     val = {float(k.split("=")[1]): v for k, v in info.items() if k.startswith("select_acc@1_l2=")}
     assert set(val) == set(Reranker.L2_GRID) and not any(k.startswith("cv_") for k in info)
@@ -475,16 +552,27 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
     assert np.allclose(linker.index.reranker.dense, chosen.dense) and again["acc@1_after"] == info["acc@1_after"]
     # each grid value's selection acc@1, recomputed by hand, is what was reported
     docs = [nlp.make_doc(t) for t, _ in select]
-    t, gold = linker._calibration_table(docs, [(i, 0, len(d)) for i, d in enumerate(docs)], [t for t, _ in select],
-                                        [[tiny_taxonomy.index(c)] for _, c in select])
+    t, gold = linker._calibration_table(
+        docs,
+        [(i, 0, len(d)) for i, d in enumerate(docs)],
+        [t for t, _ in select],
+        [[tiny_taxonomy.index(c)] for _, c in select],
+    )
     cal_docs = [nlp.make_doc(t) for t, _ in pairs]
-    tc, gc = linker._calibration_table(cal_docs, [(i, 0, len(d)) for i, d in enumerate(cal_docs)], [t for t, _ in pairs],
-                                       [[tiny_taxonomy.index(c)] for _, c in pairs])
+    tc, gc = linker._calibration_table(
+        cal_docs,
+        [(i, 0, len(d)) for i, d in enumerate(cal_docs)],
+        [t for t, _ in pairs],
+        [[tiny_taxonomy.index(c)] for _, c in pairs],
+    )
     init = Reranker.initial_dense(float(linker.cfg["fusion_weight"]))
     for l2, v in val.items():
         rr = Reranker.fit(tc, tc["bounds"], gc, l2_words=l2, init=init)
         z = rr.score(t)
-        best = [t["ni"][a + int(np.lexsort((t["ni"][a:e], -z[a:e]))[0])] if e > a else -1 for a, e in zip(t["bounds"][:-1], t["bounds"][1:])]
+        best = [
+            t["ni"][a + int(np.lexsort((t["ni"][a:e], -z[a:e]))[0])] if e > a else -1
+            for a, e in zip(t["bounds"][:-1], t["bounds"][1:])
+        ]
         assert len(best) == len(select)
         assert v == pytest.approx(sum(tiny_taxonomy.index(c) == b for (_, c), b in zip(select, best)) / len(select))
     with pytest.raises(ValueError, match="selection"):
@@ -540,11 +628,21 @@ def test_principal_components():
 
 def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
     src = toy_vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="mean", width=16, text_dim=4, k=3)
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", architecture="mean", width=16, text_dim=4, k=3
+    )
     linker = nlp.get_pipe("text2node_linker")
     assert linker.index.space.shape == (len(tiny_taxonomy), 8 + 4)
     assert linker.cfg["nO"] == 12
-    train_linker(nlp, _examples(nlp, _tax_pairs(tiny_taxonomy)), epochs=20, batch_size=16, learn_rate=0.01, show_progress=False, calibrate=False)
+    train_linker(
+        nlp,
+        _examples(nlp, _tax_pairs(tiny_taxonomy)),
+        epochs=20,
+        batch_size=16,
+        learn_rate=0.01,
+        show_progress=False,
+        calibrate=False,
+    )
     before = link_phrases(nlp, ["flu", "type 2 diabetes"], k=3)
     assert before[0][0][0] == "FLU"
     nlp.to_disk(tmp_path / "p")
@@ -565,7 +663,13 @@ def test_reranker_products_and_six_weight_rerankers_load():
     assert np.allclose(F[:, Reranker.dense_names().index("lexical*node")], feats["lexical"] * feats["node"])
     # a reranker saved with the six plain weights scores exactly as it did
     w6 = rng.normal(size=6).astype("float32")
-    old = Reranker.from_dict({"dense": _npy_bytes(w6), "label_words": _npy_bytes(np.zeros(3, "float32")), "query_words": _npy_bytes(np.zeros(3, "float32"))})
+    old = Reranker.from_dict(
+        {
+            "dense": _npy_bytes(w6),
+            "label_words": _npy_bytes(np.zeros(3, "float32")),
+            "query_words": _npy_bytes(np.zeros(3, "float32")),
+        }
+    )
     plain = np.stack([feats[k] for k in Reranker.FEATURES], axis=1)
     assert np.allclose(old.score(feats), plain @ w6, atol=1e-6)
     with pytest.raises(ValueError, match="dense weights"):
@@ -574,7 +678,17 @@ def test_reranker_products_and_six_weight_rerankers_load():
 
 def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     src = toy_vectors_nlp()
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16, candidates="leaves", k=20, threshold=0.0)
+    nlp = build_linker_nlp(
+        tiny_taxonomy,
+        _node_vectors(tiny_taxonomy),
+        src,
+        spans="doc",
+        node_space="node2vec",
+        width=16,
+        candidates="leaves",
+        k=20,
+        threshold=0.0,
+    )
     leaves = {c for c in tiny_taxonomy.ids if tiny_taxonomy.is_leaf(c)}
     ranked = link_phrases(nlp, ["Disease", "Respiratory disease", "diabetes"], k=20)
     assert all(r and {c for c, _ in r} <= leaves for r in ranked)
@@ -594,6 +708,7 @@ def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     with pytest.raises(ValueError, match="candidates"):
         build_linker_nlp(tiny_taxonomy, None, src, spans="doc", candidates="billable")
 
+
 def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
     # build_linker_nlp sources the text2node_vectors component from the vectors pipeline;
     # its hooks then see tokens of the linker's own vocab, whose strings the vectors
@@ -602,10 +717,14 @@ def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
 
     src = toy_vectors_nlp()
     words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
-    wv = build_vectors_pipeline(words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram", show_progress=False)
+    wv = build_vectors_pipeline(
+        words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram", show_progress=False
+    )
     nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), wv, spans="doc", width=16)
     assert "text2node_vectors" in nlp.pipe_names
-    examples = _examples(nlp, [("zymotic flu", "FLU"), ("diabetes typus zwei", "T2DM"), ("asthmatoid bronchitis", "ASTH")])
+    examples = _examples(
+        nlp, [("zymotic flu", "FLU"), ("diabetes typus zwei", "T2DM"), ("asthmatoid bronchitis", "ASTH")]
+    )
     train_linker(nlp, examples, examples, epochs=1, show_progress=False, calibrate=False)
     ranked = link_phrases(nlp, ["zymoticflu", "diabetess", "asthmaa"], k=3)
     assert all(len(r) for r in ranked)
@@ -615,10 +734,24 @@ def test_calibration_keeps_strings_of_concepts_that_are_not_candidates(tiny_taxo
     # "Type 2 diabetes mellitus" (T2DM) has a child, so with leaf candidates it is no
     # candidate's string: a dev pair from it (to its child) is used; "Gout" is a leaf's label
     src = toy_vectors_nlp()
-    dev_pairs = [("Type 2 diabetes mellitus", "T2DMC"), ("Gout", "GOUT"), ("diabetes type two with complications", "T2DMC")]
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16, candidates="leaves")
+    dev_pairs = [
+        ("Type 2 diabetes mellitus", "T2DMC"),
+        ("Gout", "GOUT"),
+        ("diabetes type two with complications", "T2DMC"),
+    ]
+    nlp = build_linker_nlp(
+        tiny_taxonomy,
+        _node_vectors(tiny_taxonomy),
+        src,
+        spans="doc",
+        node_space="node2vec",
+        width=16,
+        candidates="leaves",
+    )
     assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 2
-    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16)
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
+    )
     assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 1  # every concept is a candidate
     with pytest.raises(ValueError, match="strings of concepts the linker links to"):
         calibrate_linker(nlp, _examples(nlp, dev_pairs[:2]))
@@ -632,27 +765,32 @@ def test_default_child_pairs(tmp_path):
         "id,label,parents,synonyms,definition",
         "K62,Other diseases of anus and rectum,,,",
         "K62.0,Anal polyp,K62,,",
-        "K62.9,\"Disease of anus and rectum, unspecified\",K62,,",
+        'K62.9,"Disease of anus and rectum, unspecified",K62,,',
         "S01.15,Open bite of eyelid,,,",
-        "S01.15A,\"Open bite of eyelid, initial encounter\",S01.15,,",
-        "S01.15D,\"Open bite of eyelid, subsequent encounter\",S01.15,,",
+        'S01.15A,"Open bite of eyelid, initial encounter",S01.15,,',
+        'S01.15D,"Open bite of eyelid, subsequent encounter",S01.15,,',
         "E11,Type 2 diabetes mellitus,,,",
         "E11.8,Type 2 diabetes mellitus with unspecified complications,E11,,",
-        "E11.9,\"Type 2 diabetes mellitus, unspecified\",E11,,",
+        'E11.9,"Type 2 diabetes mellitus, unspecified",E11,,',
         "R10,Abdominal pain,,,",
         "R10.1,Pain localized to upper abdomen,R10,,",
         "Q71,Reduction defects of unspecified upper limb,,,",
-        "Q71.9,\"Reduction defect of unspecified upper limb, unspecified\",Q71,,",
-        "Q71.8,\"Other reduction defects of upper limb, initial encounter\",Q71,,",
+        'Q71.9,"Reduction defect of unspecified upper limb, unspecified",Q71,,',
+        'Q71.8,"Other reduction defects of upper limb, initial encounter",Q71,,',
     ]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf8")
     tax = Taxonomy.from_csv(tmp_path / "t.csv")
     got = {p["text"]: p["concept"] for p in default_child_pairs(tax)}
     # E11: two children say "unspecified", so it has no single default; R10: none does;
     # Q71 already says "unspecified", so its default is the next qualifier's child
-    assert got == {"Other diseases of anus and rectum": "K62.9", "Open bite of eyelid": "S01.15A",
-                   "Reduction defects of unspecified upper limb": "Q71.8"}
-    assert default_child_pairs(tax, exclude=["K62.9"]) and "K62" not in {p["parent"] for p in default_child_pairs(tax, exclude=["K62.9"])}
+    assert got == {
+        "Other diseases of anus and rectum": "K62.9",
+        "Open bite of eyelid": "S01.15A",
+        "Reduction defects of unspecified upper limb": "Q71.8",
+    }
+    assert default_child_pairs(tax, exclude=["K62.9"]) and "K62" not in {
+        p["parent"] for p in default_child_pairs(tax, exclude=["K62.9"])
+    }
 
 
 def test_default_model_config_parses():
@@ -671,11 +809,21 @@ def test_linker_cfg_init_and_train(tiny_taxonomy, tmp_path):
 
     tiny_taxonomy.to_disk(tmp_path / "tax")
     NodeVectors(tiny_taxonomy.ids, _node_vectors(tiny_taxonomy)).to_disk(tmp_path / "nodes")
-    config = load_config(REPO / "configs" / "linker.cfg", overrides={
-        "paths.train": str(PAIRS), "paths.dev": str(PAIRS), "paths.taxonomy": str(tmp_path / "tax"),
-        "paths.node_vectors": str(tmp_path / "nodes"), "paths.vectors": str(VECTORS_TXT), "paths.vectors_format": "glove",
-        "components.text2node_linker.model.width": 32, "training.max_epochs": 12, "training.eval_frequency": 5,
-    }, interpolate=False)
+    config = load_config(
+        REPO / "configs" / "linker.cfg",
+        overrides={
+            "paths.train": str(PAIRS),
+            "paths.dev": str(PAIRS),
+            "paths.taxonomy": str(tmp_path / "tax"),
+            "paths.node_vectors": str(tmp_path / "nodes"),
+            "paths.vectors": str(VECTORS_TXT),
+            "paths.vectors_format": "glove",
+            "components.text2node_linker.model.width": 32,
+            "training.max_epochs": 12,
+            "training.eval_frequency": 5,
+        },
+        interpolate=False,
+    )
     nlp = init_nlp(config)
     assert nlp.vocab.vectors.shape == (66, 16)
     linker = nlp.get_pipe("text2node_linker")
@@ -730,7 +878,9 @@ def test_linked_doc_serializes(trained):
     doc = linker(_gold_doc(nlp, "Patient with juvenile diabetes and gout", 2, 4))
     back = Doc(nlp.vocab).from_bytes(doc.to_bytes())
     assert back.ents[0].kb_id_ == "T1DM"
-    assert [tuple(c) for c in back.ents[0]._.text2node_candidates] == [tuple(c) for c in doc.ents[0]._.text2node_candidates]
+    assert [tuple(c) for c in back.ents[0]._.text2node_candidates] == [
+        tuple(c) for c in doc.ents[0]._.text2node_candidates
+    ]
     db = DocBin(store_user_data=True, docs=[doc])
     again = list(DocBin(store_user_data=True).from_bytes(db.to_bytes()).get_docs(nlp.vocab))[0]
     assert again.ents[0].kb_id_ == "T1DM"
@@ -761,7 +911,10 @@ def test_result_cache_same_results_and_invalidated_by_training(trained):
 
 def test_memory_of_training_phrases(tiny_taxonomy, tmp_path):
     nlp = toy_vectors_nlp()
-    nlp.add_pipe("text2node_linker", config={"spans": "ents", "model": {"@architectures": "spacy-text2node.PhraseMapperMean.v1", "width": 16}})
+    nlp.add_pipe(
+        "text2node_linker",
+        config={"spans": "ents", "model": {"@architectures": "spacy-text2node.PhraseMapperMean.v1", "width": 16}},
+    )
     # taxonomy strings are not memorised again; the new phrasing is
     examples = _examples(nlp, _tax_pairs(tiny_taxonomy) + [("sugar disease", "T2DM"), ("sugar disease", "T2DM")])
     linker = nlp.get_pipe("text2node_linker")

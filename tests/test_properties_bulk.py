@@ -1,6 +1,7 @@
 """Property-based tests of the bulk reader and runner (issue 17): random valid-looking rows, random bytes
 and random truncations never raise anything but ValueError, and every input record ends up exactly once
 in the output or the errors file."""
+
 import csv
 import io
 import json
@@ -24,8 +25,14 @@ PROCESS = local_processor(NLP)
 BOM = b"\xef\xbb\xbf"
 
 json_ids = st.one_of(
-    st.text(max_size=6), st.integers(-3, 3), st.none(), st.booleans(), st.floats(), st.just(""),
-    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+    st.text(max_size=6),
+    st.integers(-3, 3),
+    st.none(),
+    st.booleans(),
+    st.floats(),
+    st.just(""),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
 )
 json_texts = st.one_of(st.text(max_size=30), st.none(), st.integers(), st.just("  "), st.binary(max_size=5).map(repr))
 json_rows = st.fixed_dictionaries({"id": json_ids, "text": json_texts}) | st.dictionaries(
@@ -98,7 +105,7 @@ def test_jsonl_reader_and_runner_account_for_every_line(data, id_field):
     recs = _check_run(data, ".jsonl", id_field)
     if recs is None:
         return
-    body = data[len(BOM):] if data.startswith(BOM) else data
+    body = data[len(BOM) :] if data.startswith(BOM) else data
     nonblank = [n for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
     assert [r.line for r in recs] == nonblank  # every non-blank line is one record
 
@@ -148,8 +155,9 @@ def test_damaged_csv_never_crashes_and_accounts_for_every_row(data, id_field):
 
 
 @SETTINGS
-@given(rows=st.lists(st.tuples(csv_cells, csv_cells), max_size=8), eol=st.sampled_from(["\r\n", "\n"]),
-       bom=st.booleans())
+@given(
+    rows=st.lists(st.tuples(csv_cells, csv_cells), max_size=8), eol=st.sampled_from(["\r\n", "\n"]), bom=st.booleans()
+)
 def test_valid_csv_round_trips(rows, eol, bom):
     if eol == "\n":  # csv.writer quotes only the characters of its line terminator: a bare \r would go unquoted
         rows = [(a.replace("\r", ""), b.replace("\r", "")) for a, b in rows]
@@ -172,9 +180,11 @@ def test_valid_csv_round_trips(rows, eol, bom):
 plain = st.text(alphabet="abcdefgh XYZ.;:-0123456789", min_size=1, max_size=12)
 # a quoted text: it holds a delimiter, a quote or a line break, but does not start with one (see csv_rows:
 # a stray quote closed by such a field's opening quote is then always a bad row)
-quoted = st.tuples(plain, st.lists(st.sampled_from([",", '"', "\n", "\r\n", " "]) | plain, min_size=1, max_size=6)).map(
-    lambda t: t[0] + "".join(t[1])
-).filter(lambda s: any(c in s for c in ',"\r\n'))
+quoted = (
+    st.tuples(plain, st.lists(st.sampled_from([",", '"', "\n", "\r\n", " "]) | plain, min_size=1, max_size=6))
+    .map(lambda t: t[0] + "".join(t[1]))
+    .filter(lambda s: any(c in s for c in ',"\r\n'))
+)
 
 
 @SETTINGS

@@ -8,6 +8,7 @@ Documented error type: ValueError, with its subclasses `TaxonomyError` (taxonomy
 (a truncated or damaged gzip file, from `util.open_binary`). Anything else (TypeError, KeyError,
 EOFError, zlib.error, RecursionError, MemoryError...) is a bug.
 """
+
 import gzip
 import json
 import os
@@ -20,10 +21,10 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="needs hypothesis (the test extra)")
+from conftest import FIXTURES  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import FIXTURES  # noqa: E402
 from spacy_text2node import Taxonomy, TaxonomyError  # noqa: E402
 from spacy_text2node.taxonomy.loaders import load_csv, load_ctd_medic, load_jsonl, load_obo  # noqa: E402
 from spacy_text2node.vectors import VectorsError, read_vectors  # noqa: E402
@@ -39,7 +40,7 @@ HANG_SECONDS = 60  # a watchdog, not a speed check: one example takes millisecon
 OBO_FIXTURE = (
     'format-version: 1.4\n\n[Term]\nid: X:1\nname: root\ndef: "The top." []\n\n'
     '[Term]\nid: X:2\nname: child\nsynonym: "kid" EXACT []\nis_a: X:1 ! root\nalt_id: X:9\n\n'
-    '[Term]\nid: X:3\nname: old\nis_obsolete: true\n'
+    "[Term]\nid: X:3\nname: old\nis_obsolete: true\n"
 ).encode()
 CTD_FIXTURE = (
     "# DiseaseName\tDiseaseID\tAltDiseaseIDs\tDefinition\tParentIDs\tTreeNumbers\tParentTreeNumbers\tSynonyms\t"
@@ -216,8 +217,12 @@ _json_values = st.recursive(
 @SETTINGS
 @given(
     rows=_concept_rows(),
-    extra=st.lists(st.dictionaries(st.sampled_from(["id", "label", "parents", "synonyms", "definition", "xrefs"]),
-                                   _json_values, max_size=6), max_size=3),
+    extra=st.lists(
+        st.dictionaries(
+            st.sampled_from(["id", "label", "parents", "synonyms", "definition", "xrefs"]), _json_values, max_size=6
+        ),
+        max_size=3,
+    ),
     skip=st.booleans(),
 )
 def test_jsonl_valid_looking_rows(rows, extra, skip):

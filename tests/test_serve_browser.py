@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from test_serve import NEG_NOTE, running_server, serve_linker_dir  # noqa: F401  (fixture)
 
 from spacy_text2node.serve.headless import CHROMIUM_ARGS
-from test_serve import NEG_NOTE, running_server, serve_linker_dir  # noqa: F401  (fixture)
 
 CHROMIUM = Path(os.environ.get("TEXT2NODE_CHROMIUM", "/usr/bin/chromium"))
 PATH_JS = "[...document.querySelectorAll('#path li')].map(l => l.textContent).join('|')"

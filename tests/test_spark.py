@@ -1,5 +1,5 @@
 """The Spark backend (local[2]): the same records as the local backend."""
-import json
+
 import os
 import sys
 
@@ -35,7 +35,10 @@ def test_dataframe_equals_local_backend(spark, ruler_dir, tmp_path):
     local = tmp_path / "local.jsonl"
     link_documents(ruler_dir, CSV, local, id_field="note_id", text_field="note", progress=False)
     expected = read_output(local)
-    rows = [{"note_id": r.id, "note": r.text, "specialty": "x"} for r in read_records(CSV, id_field="note_id", text_field="note")]
+    rows = [
+        {"note_id": r.id, "note": r.text, "specialty": "x"}
+        for r in read_records(CSV, id_field="note_id", text_field="note")
+    ]
     df = spark.createDataFrame(rows).repartition(3)  # order is not kept: compare by id
     out = link_spark_dataframe(df, ruler_dir, text_col="note", id_col="note_id")
     assert out.columns == ["id", "n_tokens", "spans", "error"]

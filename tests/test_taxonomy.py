@@ -1,16 +1,15 @@
 """Tests for the Taxonomy and its loaders (issue: foundation)."""
+
 import gzip
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import spacy
+from conftest import FIXTURES, shared_file
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, shared_file
 from spacy_text2node import Taxonomy, TaxonomyBuilder, TaxonomyError
 from spacy_text2node.cli import app
 
@@ -167,7 +166,13 @@ def test_tsv_gzip_and_quoted_fields(tmp_path):
 def test_jsonl(tmp_path):
     rows = [
         {"id": "A", "label": "Alpha", "synonyms": ["a"], "xrefs": ["OLD:1"]},
-        {"id": "B", "label": "Beta", "parents": ["A"], "synonyms": [{"text": "bee", "type": "EXACT"}], "definition": "b"},
+        {
+            "id": "B",
+            "label": "Beta",
+            "parents": ["A"],
+            "synonyms": [{"text": "bee", "type": "EXACT"}],
+            "definition": "b",
+        },
     ]
     p = _write(tmp_path, "t.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     t = Taxonomy.from_jsonl(p)
@@ -238,9 +243,9 @@ def test_obo_obsolete_and_scopes(tmp_path):
     p = _write(
         tmp_path,
         "t.obo",
-        'format-version: 1.4\n\n[Term]\nid: X:1\nname: root\n\n[Term]\nid: X:2\nname: child\n'
+        "format-version: 1.4\n\n[Term]\nid: X:1\nname: root\n\n[Term]\nid: X:2\nname: child\n"
         'synonym: "kid" EXACT []\nsynonym: "offspring" BROAD []\nis_a: X:1 ! root\n\n'
-        '[Term]\nid: X:3\nname: old\nis_obsolete: true\n\n[Typedef]\nid: part_of\nname: part of\n',
+        "[Term]\nid: X:3\nname: old\nis_obsolete: true\n\n[Typedef]\nid: part_of\nname: part of\n",
     )
     t = Taxonomy.from_obo(p, synonym_scopes=("EXACT",))
     assert t.ids == ["X:1", "X:2"] and t.meta["dropped_obsolete"] == 1
@@ -272,11 +277,17 @@ def test_cli_build_and_info(tmp_path):
     assert "concepts" in res.output and "depth" in res.output and "Roots (1): D" in res.output
     res = runner.invoke(app, ["taxonomy", "info", str(out), "--json"])
     info = json.loads(res.output)
-    assert info["concepts"] == 20 and info["roots"] == ["D"] and info["depth_histogram"] == {"0": 1, "1": 3, "2": 11, "3": 4, "4": 1}
+    assert (
+        info["concepts"] == 20
+        and info["roots"] == ["D"]
+        and info["depth_histogram"] == {"0": 1, "1": 3, "2": 11, "3": 4, "4": 1}
+    )
     bad = _write(tmp_path, "bad.csv", "id,label,parents,synonyms\nA,Alpha,Z,\n")
     res = runner.invoke(app, ["taxonomy", "build", str(bad), str(tmp_path / "x"), "--format", "csv"])
     assert res.exit_code == 1 and "line 2" in res.output
-    res = runner.invoke(app, ["taxonomy", "build", str(bad), str(tmp_path / "x"), "--format", "csv", "--on-error", "skip"])
+    res = runner.invoke(
+        app, ["taxonomy", "build", str(bad), str(tmp_path / "x"), "--format", "csv", "--on-error", "skip"]
+    )
     assert res.exit_code == 0 and "Skipped 1" in res.output
 
 

@@ -1,4 +1,5 @@
 """Text classification: architectures, readers, configs (spacy-text2node.*Textcat*)."""
+
 import functools
 import logging
 import random
@@ -8,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
+from conftest import FIXTURES, REPO, shared_file
 from spacy.training import Example
 from spacy.util import load_config
 from thinc.api import fix_random_seed
 
-from conftest import FIXTURES, REPO, shared_file
 from spacy_text2node.ml import textcat as T  # registers the architectures and callback
 from spacy_text2node.readers import classification as R  # registers the readers
 
@@ -39,13 +40,16 @@ MULTI = [
 
 
 def lexical_cfg(exclusive):
-    return {"@architectures": "spacy-text2node.LexicalDense.v1", "exclusive_classes": exclusive,
-            "n_buckets": 4096, "width": 16}
+    return {
+        "@architectures": "spacy-text2node.LexicalDense.v1",
+        "exclusive_classes": exclusive,
+        "n_buckets": 4096,
+        "width": 16,
+    }
 
 
 def mlr_cfg(exclusive, pooling="mean"):
-    return {"@architectures": "spacy-text2node.StaticVectorsMLR.v1", "exclusive_classes": exclusive,
-            "pooling": pooling}
+    return {"@architectures": "spacy-text2node.StaticVectorsMLR.v1", "exclusive_classes": exclusive, "pooling": pooling}
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,8 +77,7 @@ def make_examples(nlp, multilabel):
     if multilabel:
         return [Example.from_dict(nlp.make_doc(t), {"cats": c}) for t, c in MULTI]
     labels = sorted({lab for _, lab in SINGLE})
-    return [Example.from_dict(nlp.make_doc(t), {"cats": {l: float(l == lab) for l in labels}})
-            for t, lab in SINGLE]
+    return [Example.from_dict(nlp.make_doc(t), {"cats": {l: float(l == lab) for l in labels}}) for t, lab in SINGLE]
 
 
 @pytest.mark.parametrize("arch", ["lexical", "mlr", "mlr-sif"])
@@ -145,7 +148,7 @@ def test_lexical_idf_running_and_fitted():
 
 def test_lexical_features_are_tfidf_normalised():
     nlp = spacy.blank("en")
-    nB = 2 ** 20  # no hash collisions among these few features
+    nB = 2**20  # no hash collisions among these few features
     model = spacy.registry.resolve({"m": {**lexical_cfg(True), "n_buckets": nB}})["m"]
     model.get_ref("lexical_features").initialize()
     bag = model.get_ref("lexical_features")
@@ -177,13 +180,11 @@ def test_batch_features_match_single_docs():
 
 
 def _trained_linear(nlp, table_update="sgd", prior_correction=0.0, steps=1):
-    model = {**lexical_cfg(True), "width": 0, "table_update": table_update,
-             "prior_correction": prior_correction}
+    model = {**lexical_cfg(True), "width": 0, "table_update": table_update, "prior_correction": prior_correction}
     nlp.add_pipe("textcat", config={"model": model})
     examples = make_examples(nlp, False)
     opt = nlp.initialize(lambda: examples)
-    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in examples],
-              labels=nlp.get_pipe("textcat").labels)
+    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in examples], labels=nlp.get_pipe("textcat").labels)
     return examples, opt
 
 
@@ -264,7 +265,7 @@ def test_prior_correction_shifts_logits_by_the_log_prior(tmp_path):
 
 def test_min_df_drops_rare_buckets():
     nlp = spacy.blank("en")
-    nB = 2 ** 20
+    nB = 2**20
     model = spacy.registry.resolve({"m": {**lexical_cfg(True), "n_buckets": nB, "min_df": 2}})["m"]
     feats = model.get_ref("lexical_features")
     feats.initialize()
@@ -272,10 +273,11 @@ def test_min_df_drops_rare_buckets():
     T.fit_idf(model, docs)
     row = T._tfidf_matrix(feats, [nlp.make_doc("red kiwi")])
     cols = set(row.indices)
-    red, kiwi = (T._hash_keys(np.asarray([nlp.vocab.strings[w]], dtype="uint64"), T._WORD_SEED, nB)[0]
-                 for w in ("red", "kiwi"))
+    red, kiwi = (
+        T._hash_keys(np.asarray([nlp.vocab.strings[w]], dtype="uint64"), T._WORD_SEED, nB)[0] for w in ("red", "kiwi")
+    )
     assert red in cols and kiwi not in cols  # "red" in 2 docs, "kiwi" in none
-    assert np.isclose(np.sqrt((row.data ** 2).sum()), np.sqrt(2), atol=1e-5)
+    assert np.isclose(np.sqrt((row.data**2).sum()), np.sqrt(2), atol=1e-5)
 
 
 def test_word_table_growth_keeps_features():
@@ -369,7 +371,9 @@ def test_reader_missing_column(tmp_path):
     p = tmp_path / "bad.csv"
     p.write_text("body,label\nhello,a\n", encoding="utf-8")
     read = spacy.registry.readers.get("spacy-text2node.ClassificationCSV.v1")
-    with pytest.raises(ValueError, match=r"bad.csv: missing column\(s\) \['text'\]; the header has \['body', 'label'\]"):
+    with pytest.raises(
+        ValueError, match=r"bad.csv: missing column\(s\) \['text'\]; the header has \['body', 'label'\]"
+    ):
         list(read(path=str(p), split="all")(spacy.blank("en")))
     with pytest.raises(ValueError, match="no such file"):
         list(read(path=str(tmp_path / "nope.csv"))(spacy.blank("en")))
@@ -460,10 +464,17 @@ def test_config_init_nlp(name):
 def test_spacy_train_on_fixture(tmp_path):
     from spacy.cli.train import train
 
-    train(CONFIGS / "textcat_hate_en.cfg", tmp_path,
-          overrides={"paths.data": str(TWEETS), "training.max_steps": 20,
-                     "components.textcat.model.n_buckets": 8192,
-                     "training.eval_frequency": 10, "training.max_epochs": 0})
+    train(
+        CONFIGS / "textcat_hate_en.cfg",
+        tmp_path,
+        overrides={
+            "paths.data": str(TWEETS),
+            "training.max_steps": 20,
+            "components.textcat.model.n_buckets": 8192,
+            "training.eval_frequency": 10,
+            "training.max_epochs": 0,
+        },
+    )
     nlp = spacy.load(tmp_path / "model-last")
     cats = nlp("you are such a stupid clown").cats
     assert set(cats) == {"hate", "offensive", "neither"}
@@ -482,8 +493,7 @@ def test_distillation_with_minilm():
     targets = T.teacher_embeddings([d.text for d in docs])
     assert targets.shape == (len(docs), 384)
     assert np.allclose(np.linalg.norm(targets, axis=1), 1.0, atol=1e-4)
-    history = T.distill(nlp.get_pipe("textcat").model, docs, targets, epochs=30, batch_size=3,
-                        learn_rate=0.01)
+    history = T.distill(nlp.get_pipe("textcat").model, docs, targets, epochs=30, batch_size=3, learn_rate=0.01)
     assert history[-1] < 0.5 * history[0]
 
 
@@ -501,12 +511,12 @@ def test_lexical_dense_on_bengali_real_data():
     read = spacy.registry.readers.get("spacy-text2node.KarimBengali.v1")
     train = list(read(path=str(path), split="train")(nlp))
     dev = list(read(path=str(path), split="dev")(nlp))
-    nlp.add_pipe("textcat", config={"model": {**lexical_cfg(True), "n_buckets": 262144, "width": 0,
-                                               "prior_correction": 0.75}})
+    nlp.add_pipe(
+        "textcat", config={"model": {**lexical_cfg(True), "n_buckets": 262144, "width": 0, "prior_correction": 0.75}}
+    )
     opt = Adam(0.005)
     nlp.initialize(lambda: train, sgd=opt)
-    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in train],
-              labels=nlp.get_pipe("textcat").labels)
+    T.fit_idf(nlp.get_pipe("textcat").model, [eg.reference for eg in train], labels=nlp.get_pipe("textcat").labels)
     rng = random.Random(0)
     for _ in range(10):
         rng.shuffle(train)

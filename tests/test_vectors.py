@@ -1,13 +1,14 @@
 """Word vectors: readers, bad input, training (word2vec, FastText -> floret),
 distillation from MiniLM, the `text2node_vectors` subword component and the CLI."""
+
 import gzip
 import json
 
 import numpy as np
 import pytest
 import spacy
-
 from conftest import FIXTURES, shared_file
+
 import spacy_text2node.vectors  # noqa: F401  (registers the factory and loaders)
 from spacy_text2node.vectors import (
     VectorsError,
@@ -391,8 +392,9 @@ def test_fit_phrase_vectors_learns_pooling_weights():
         targets.append((true[r] * weights[r, None]).sum(0))
     init = (true + rng.normal(scale=0.8, size=true.shape)).astype(np.float32)
     init[0] = true[0] * 3  # the stop word starts long: plain mean pooling drowns the rest
-    out, hist = fit_phrase_vectors(init, rows, np.array(targets), epochs=15, lr=0.05, batch_size=64,
-                                   val_fraction=0.1, seed=0)
+    out, hist = fit_phrase_vectors(
+        init, rows, np.array(targets), epochs=15, lr=0.05, batch_size=64, val_fraction=0.1, seed=0
+    )
     assert out.shape == init.shape and out.dtype == np.float32
     assert hist[0]["val_cos"] < 0.8 and max(h["val_cos"] for h in hist) > 0.97
     norms = np.linalg.norm(out, axis=1)
@@ -409,8 +411,8 @@ def test_cli_distill_phrase_writes_a_loadable_pipeline(minilm, tmp_path, tiny_ta
     label embeddings than the contextless vectors it started from."""
     from typer.testing import CliRunner
 
-    from spacy_text2node.cli._app import app
     import spacy_text2node.cli.vectors  # noqa: F401
+    from spacy_text2node.cli._app import app
     from spacy_text2node.vectors import phrase_vectors
     from spacy_text2node.vectors.distill import encode_texts
 
@@ -418,11 +420,23 @@ def test_cli_distill_phrase_writes_a_loadable_pipeline(minilm, tmp_path, tiny_ta
     tax_dir = tmp_path / "tax"
     tiny_taxonomy.to_disk(tax_dir)
     runner = CliRunner()
-    common = ["--taxonomy", str(tax_dir), "--max-words", "150", "--cache-dir", str(tmp_path / "cache"), "--subwords", "ngram"]
+    common = [
+        "--taxonomy",
+        str(tax_dir),
+        "--max-words",
+        "150",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--subwords",
+        "ngram",
+    ]
     r = runner.invoke(app, ["vectors", "distill", str(tmp_path / "cl"), "--method", "contextless"] + common)
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["vectors", "distill", str(tmp_path / "ph"), "--method", "phrase", "--epochs", "30",
-                            "--val-fraction", "0"] + common)
+    r = runner.invoke(
+        app,
+        ["vectors", "distill", str(tmp_path / "ph"), "--method", "phrase", "--epochs", "30", "--val-fraction", "0"]
+        + common,
+    )
     assert r.exit_code == 0, r.output
     assert "Training phrases: 20" in r.output
     ph, cl = spacy.load(tmp_path / "ph"), spacy.load(tmp_path / "cl")
@@ -449,8 +463,8 @@ def test_cli_distill_phrase_writes_a_loadable_pipeline(minilm, tmp_path, tiny_ta
 def test_cli_load_train_and_errors(tmp_path, tiny_taxonomy):
     from typer.testing import CliRunner
 
-    from spacy_text2node.cli._app import app
     import spacy_text2node.cli.vectors  # noqa: F401
+    from spacy_text2node.cli._app import app
 
     runner = CliRunner()
     out = tmp_path / "glove"
@@ -467,7 +481,20 @@ def test_cli_load_train_and_errors(tmp_path, tiny_taxonomy):
     tiny_taxonomy.to_disk(tax_dir)
     r = runner.invoke(
         app,
-        ["vectors", "train", str(tmp_path / "ft"), "--taxonomy", str(tax_dir), "--floret", "--dim", "8", "--epochs", "2", "--buckets", "1000"],
+        [
+            "vectors",
+            "train",
+            str(tmp_path / "ft"),
+            "--taxonomy",
+            str(tax_dir),
+            "--floret",
+            "--dim",
+            "8",
+            "--epochs",
+            "2",
+            "--buckets",
+            "1000",
+        ],
     )
     assert r.exit_code == 0, r.output
     ft = spacy.load(tmp_path / "ft")

@@ -1,5 +1,6 @@
 """The displaCy helper escapes what comes from a taxonomy (labels, ids, URLs): a concept
 label is data, and a review page must never run it as markup."""
+
 import spacy
 from spacy.tokens import Span
 

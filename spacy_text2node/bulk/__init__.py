@@ -4,6 +4,7 @@ the default clinical pipeline (mentions + linker).
 
 Spark is imported lazily: `from spacy_text2node.bulk.spark import link_spark_dataframe`.
 """
+
 from .clinical import NounChunkMentions, build_clinical_pipeline, taxonomy_patterns
 from .io import InputRecord, check_text, read_output, read_records
 from .records import doc_to_record, span_to_record

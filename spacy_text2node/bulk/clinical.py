@@ -4,12 +4,13 @@ feeding the `text2node_linker`.
     from spacy_text2node.bulk import build_clinical_pipeline
     nlp = build_clinical_pipeline("my_linker_pipeline", mentions="noun_chunks")
 """
+
 from __future__ import annotations
 
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import spacy
 from spacy.language import Language
@@ -141,7 +142,9 @@ def taxonomy_patterns(
 
 
 @registry.misc("spacy-text2node.TaxonomyPatterns.v1")
-def make_taxonomy_patterns(taxonomy: Any, label: str = "MENTION", synonyms: bool = True, min_chars: int = 3) -> List[Dict[str, str]]:
+def make_taxonomy_patterns(
+    taxonomy: Any, label: str = "MENTION", synonyms: bool = True, min_chars: int = 3
+) -> List[Dict[str, str]]:
     """Registered builder: phrase patterns from a taxonomy, for
     `[initialize.components.entity_ruler] patterns`."""
     return taxonomy_patterns(taxonomy, label=label, synonyms=synonyms, min_chars=min_chars)
@@ -244,7 +247,9 @@ def build_clinical_pipeline(
                 "The 'ruler' mention finder needs the taxonomy whose labels and synonyms to match: give a "
                 "pipeline with a text2node_linker (CLI: MODEL), or build_clinical_pipeline(taxonomy=...) in Python."
             )
-        ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True}, before=before)
+        ruler = nlp.add_pipe(
+            "entity_ruler", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True}, before=before
+        )
         patterns = taxonomy_patterns(taxonomy, label=label)
         logger.info("Adding %d taxonomy patterns to the entity ruler", len(patterns))
         ruler.add_patterns(patterns)
@@ -252,10 +257,14 @@ def build_clinical_pipeline(
         src = spacy.load(ner_model or base)
         if "ner" not in src.pipe_names:
             raise ValueError(f"The pipeline {ner_model or base!r} has no 'ner' component (it has {src.pipe_names}).")
-        listens = src.get_pipe_config("ner")["model"].get("tok2vec", {}).get("@architectures", "").endswith("Listener.v1")
+        listens = (
+            src.get_pipe_config("ner")["model"].get("tok2vec", {}).get("@architectures", "").endswith("Listener.v1")
+        )
         if listens:
             if "tok2vec" in nlp.pipe_names:
-                raise ValueError(f"The NER of {ner_model or base!r} listens to a 'tok2vec' and the pipeline already has one.")
+                raise ValueError(
+                    f"The NER of {ner_model or base!r} listens to a 'tok2vec' and the pipeline already has one."
+                )
             _add_sourced(nlp, "tok2vec", src, before)
         _add_sourced(nlp, "ner", src, before)
     if _has_linker(nlp):

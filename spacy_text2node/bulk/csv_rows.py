@@ -13,6 +13,7 @@ dialect: `"` quotes, `""` escapes, no escape character), then parsed by the `csv
 Known limit: a stray quote whose swallowed text happens to end at a quote followed by the end of a line (an
 unquoted field ending in `"`), with the header's number of fields, cannot be told from a real multi-line field.
 """
+
 from __future__ import annotations
 
 import csv

@@ -8,6 +8,7 @@ Writers append: JSONL with flush + fsync per batch, Parquet as part files in an
 output folder (each part is written to a temporary name and renamed, so a killed
 run never leaves half a part).
 """
+
 from __future__ import annotations
 
 import csv
@@ -70,7 +71,15 @@ def detect_input_format(path: PathLike) -> str:
             return "parquet"
         return "txt"
     name = _strip_gz(path)
-    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"), (".tsv", "tsv"), (".parquet", "parquet"), (".pq", "parquet")):
+    for suffix, fmt in (
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+        (".csv", "csv"),
+        (".tsv", "tsv"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+    ):
         if name.endswith(suffix):
             return fmt
     raise ValueError(
@@ -155,7 +164,7 @@ def _jsonl_lines(path: Path) -> Iterator[Tuple[int, bytes]]:
     with open_binary(path) as f:
         for lineno, raw in enumerate(f, 1):
             if lineno == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
+                raw = raw[len(BOM) :]
             if raw.strip():
                 yield lineno, raw
 
@@ -623,7 +632,9 @@ class ParquetPartsWriter:
 
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"Parquet output {self.path} is a file; Parquet output is a folder of part files. Remove it or choose another path.")
+            raise ValueError(
+                f"Parquet output {self.path} is a file; Parquet output is a folder of part files. Remove it or choose another path."
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         self.rows_per_part = rows_per_part
         self.schema = arrow_schema()

@@ -1,4 +1,5 @@
 """Doc -> plain record: the one function both backends use, so their outputs are equal."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple

@@ -1,8 +1,9 @@
 """The local bulk runner: stream records through a spaCy pipeline into an output.
 
-    from spacy_text2node.bulk import link_documents
-    stats = link_documents("my_pipeline", "notes.jsonl", "linked.jsonl", n_process=2)
+from spacy_text2node.bulk import link_documents
+stats = link_documents("my_pipeline", "notes.jsonl", "linked.jsonl", n_process=2)
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,7 @@ import warnings
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -307,8 +308,8 @@ def _configure_sourced_linker(nlp: Language, config: Any, path: Path) -> None:
     if finders and nlp.get_pipe(LINKER).cfg.get("spans") == "doc":
         raise ValueError(
             f"{path}: the {LINKER} sourced from {config['components'][LINKER]['source']} links each whole "
-            f"document as one span (spans=\"doc\": it was trained on phrases), which would replace the mentions "
-            f"found by {', '.join(finders)}. Add `spans = \"ents\"` under [components.{LINKER}] beside `source`."
+            f'document as one span (spans="doc": it was trained on phrases), which would replace the mentions '
+            f'found by {", ".join(finders)}. Add `spans = "ents"` under [components.{LINKER}] beside `source`.'
         )
 
 
@@ -455,8 +456,15 @@ def run_bulk(
             raise ValueError(f"{name} must be at least {least}, not {value}.")
     output = Path(output)
     fmt, errors_path, exists = check_bulk_run(
-        input_path, output, input_format=input_format, output_format=output_format, id_field=id_field,
-        text_field=text_field, errors_path=errors_path, resume=resume, overwrite=overwrite,
+        input_path,
+        output,
+        input_format=input_format,
+        output_format=output_format,
+        id_field=id_field,
+        text_field=text_field,
+        errors_path=errors_path,
+        resume=resume,
+        overwrite=overwrite,
     )
     records = read_records(
         input_path, input_format=input_format, id_field=normalize_id_field(id_field), text_field=text_field

@@ -8,6 +8,7 @@ built by the same `doc_to_record` as the local backend, so both outputs are equa
     out = link_spark_dataframe(df, "/models/clinical", text_col="note", id_col="note_id")
     out.write.parquet("linked.parquet")
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,9 @@ logger = logging.getLogger("spacy_text2node")
 _PIPELINES: Dict[Tuple[Any, ...], Any] = {}
 
 
-def _get_pipeline(model: str, max_chars: int, overrides: Optional[Dict[str, Any]] = None, mentions: Optional[str] = None):
+def _get_pipeline(
+    model: str, max_chars: int, overrides: Optional[Dict[str, Any]] = None, mentions: Optional[str] = None
+):
     """Load a pipeline once per (executor) process."""
     key = (model, max_chars, tuple(sorted((overrides or {}).items())), mentions)
     if key not in _PIPELINES:
@@ -121,8 +124,15 @@ def link_spark_dataframe(
     if Path(model).exists():
         model = str(Path(model).resolve())
     args = dict(
-        model=model, text_col=text_col, id_col=id_col, span_keys=tuple(span_keys), top_k=top_k,
-        max_chars=max_chars, batch_size=batch_size, overrides=dict(overrides or {}), mentions=mentions,
+        model=model,
+        text_col=text_col,
+        id_col=id_col,
+        span_keys=tuple(span_keys),
+        top_k=top_k,
+        max_chars=max_chars,
+        batch_size=batch_size,
+        overrides=dict(overrides or {}),
+        mentions=mentions,
     )
 
     def fn(batches):
@@ -168,8 +178,14 @@ def spark_processor(
         if partitions and sdf.rdd.getNumPartitions() > partitions:
             sdf = sdf.coalesce(partitions)  # coalesce keeps contiguous ranges, so order
         out = link_spark_dataframe(
-            sdf, model, span_keys=span_keys, top_k=top_k, max_chars=max_chars, batch_size=batch_size,
-            overrides=overrides, mentions=mentions,
+            sdf,
+            model,
+            span_keys=span_keys,
+            top_k=top_k,
+            max_chars=max_chars,
+            batch_size=batch_size,
+            overrides=overrides,
+            mentions=mentions,
         )
         for row in out.collect():  # one job per chunk; partitions run in parallel
             if row["error"] is not None:

@@ -2,8 +2,9 @@
 
 The commands are thin wrappers over the library; each module below adds its own.
 """
+
+from . import data, evaluate, link, nodes, serve, taxonomy, vectors  # noqa: F401
 from ._app import app
-from . import taxonomy, nodes, vectors, data, link, evaluate, serve  # noqa: F401
 
 
 def main() -> None:

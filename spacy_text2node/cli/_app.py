@@ -3,6 +3,7 @@
 Also the helpers every command uses to turn a user's mistake into one clear line and a
 non-zero exit: `user_errors`, `check_out_dir` and `check_choice`.
 """
+
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence

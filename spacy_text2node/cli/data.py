@@ -1,4 +1,5 @@
 """`text2node data gem|ncbi`: write linking datasets as JSONL pairs (and spaCy docs)."""
+
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -16,8 +17,14 @@ app.add_typer(data_app, name="data")
 def gem_cmd(
     out_dir: Path = typer.Argument(..., help="Folder to write P3/, P1/, Z/, taxonomy/ and stats.json to."),
     seed: int = typer.Option(0, "--seed", help="Seed of the P1 split (by ICD-9 code) and the Z held-out leaves."),
-    subtree: Optional[List[str]] = typer.Option(None, "--subtree", help="Keep only this ICD-10-CM subtree (chapter '4', block 'E08-E13', ...); repeat or comma-separate for several; empty for all."),
-    dev_size: int = typer.Option(2000, "--dev-size", help="Non-label training pairs held out into each dev.jsonl (calibration)."),
+    subtree: Optional[List[str]] = typer.Option(
+        None,
+        "--subtree",
+        help="Keep only this ICD-10-CM subtree (chapter '4', block 'E08-E13', ...); repeat or comma-separate for several; empty for all.",
+    ),
+    dev_size: int = typer.Option(
+        2000, "--dev-size", help="Non-label training pairs held out into each dev.jsonl (calibration)."
+    ),
 ) -> None:
     """ICD-9-CM -> ICD-10-CM benchmark from the CMS GEMs (settings P3, P1, Z)."""
     from ..datasets import write_gem_splits
@@ -31,15 +38,21 @@ def gem_cmd(
         except ImportError as e:
             msg.fail(f"Could not write the GEM benchmark: {e}", exits=1)
     g = stats["gem"]
-    msg.good(f"{g['kept']:,} ICD-9-CM codes kept of {g['icd9_codes']:,} (no map {g['no_map']}, target missing in ICD-10-CM {g['missing_target']}, outside subtree {g['outside_subtree']}); {stats['concepts']:,} concepts -> {out_dir} ({time.perf_counter() - t0:.1f}s)")
+    msg.good(
+        f"{g['kept']:,} ICD-9-CM codes kept of {g['icd9_codes']:,} (no map {g['no_map']}, target missing in ICD-10-CM {g['missing_target']}, outside subtree {g['outside_subtree']}); {stats['concepts']:,} concepts -> {out_dir} ({time.perf_counter() - t0:.1f}s)"
+    )
     rows = [(s, stats[s]["train"], stats[s]["train_gem"], stats[s]["test"]) for s in ("P3", "P1", "Z")]
     msg.table(rows, header=("setting", "train pairs", "of which GEM", "test queries"), aligns=("l", "r", "r", "r"))
 
 
 @data_app.command("ncbi")
 def ncbi_cmd(
-    out_dir: Path = typer.Argument(..., help="Folder to write {split}.jsonl, {split}.spacy, taxonomy/ and stats.json to."),
-    ncbi_dir: Path = typer.Option(..., "--ncbi-dir", help="Folder with NCBItrainset_corpus.txt, NCBIdevelopset_corpus.txt (PubTator)."),
+    out_dir: Path = typer.Argument(
+        ..., help="Folder to write {split}.jsonl, {split}.spacy, taxonomy/ and stats.json to."
+    ),
+    ncbi_dir: Path = typer.Option(
+        ..., "--ncbi-dir", help="Folder with NCBItrainset_corpus.txt, NCBIdevelopset_corpus.txt (PubTator)."
+    ),
     medic: Path = typer.Option(..., "--medic", help="CTD MEDIC CTD_diseases.tsv(.gz)."),
     docs: bool = typer.Option(True, "--docs/--no-docs", help="Also write document-level DocBins."),
 ) -> None:
@@ -53,6 +66,28 @@ def ncbi_cmd(
     rows = []
     for split, st in stats.items():
         if isinstance(st, dict):
-            rows.append((split, st["docs"], st["mentions"], st["kept"], st["dropped_unresolved"], st["unresolved_distinct"], st.get("doc_misaligned", "-")))
+            rows.append(
+                (
+                    split,
+                    st["docs"],
+                    st["mentions"],
+                    st["kept"],
+                    st["dropped_unresolved"],
+                    st["unresolved_distinct"],
+                    st.get("doc_misaligned", "-"),
+                )
+            )
     msg.good(f"{stats['concepts']:,} MEDIC concepts -> {out_dir} ({time.perf_counter() - t0:.1f}s)")
-    msg.table(rows, header=("split", "docs", "mentions", "pairs", "dropped (unresolved ids)", "distinct unresolved ids", "misaligned spans"), aligns=("l", "r", "r", "r", "r", "r", "r"))
+    msg.table(
+        rows,
+        header=(
+            "split",
+            "docs",
+            "mentions",
+            "pairs",
+            "dropped (unresolved ids)",
+            "distinct unresolved ids",
+            "misaligned spans",
+        ),
+        aligns=("l", "r", "r", "r", "r", "r", "r"),
+    )

@@ -3,6 +3,7 @@ documents, read by the same registered readers that `spacy train` uses.
 
 `spacy evaluate` reads only `.spacy` files (DocBin); this command reads what
 `text2node data gem|ncbi` writes."""
+
 import json
 from pathlib import Path
 from typing import Optional
@@ -18,14 +19,19 @@ def evaluate_cmd(
     model: str = typer.Argument(..., help="Pipeline: installed package or folder written by nlp.to_disk."),
     data: Path = typer.Argument(..., help="JSONL phrase -> concept pairs, or a PubTator file (.txt/.pubtator)."),
     data_format: Optional[str] = typer.Option(None, "--format", help="pairs or pubtator (default: from DATA's name)."),
-    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="PubTator: CTD MEDIC file or taxonomy folder to resolve ids with."),
-    gold_mentions: bool = typer.Option(True, "--gold-mentions/--predicted-mentions", help="PubTator: link the gold mentions (default) or those the pipeline finds."),
+    taxonomy: Optional[Path] = typer.Option(
+        None, "--taxonomy", help="PubTator: CTD MEDIC file or taxonomy folder to resolve ids with."
+    ),
+    gold_mentions: bool = typer.Option(
+        True,
+        "--gold-mentions/--predicted-mentions",
+        help="PubTator: link the gold mentions (default) or those the pipeline finds.",
+    ),
     limit: int = typer.Option(0, "--limit", help="At most this many pairs or documents (0: all)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the scores as JSON here."),
 ) -> None:
     """Score MODEL on DATA and print the scores (`text2node_acc@1`, ...)."""
     import spacy
-    from spacy.training import Example
 
     from ..readers.linking import PhraseConceptsCorpus, PubTatorCorpus
 
@@ -48,7 +54,11 @@ def evaluate_cmd(
     except ValueError as e:
         msg.fail(f"Cannot evaluate on {data}", str(e), exits=1)
     shown = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
-    msg.table([(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in shown.items()], header=("score", "value"), divider=True)
+    msg.table(
+        [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in shown.items()],
+        header=("score", "value"),
+        divider=True,
+    )
     msg.good(f"{len(examples):,} examples of {data}")
     if output:
         output.write_text(json.dumps(scores, indent=2, default=str))

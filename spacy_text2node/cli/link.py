@@ -1,4 +1,5 @@
 """`text2node link MODEL INPUT OUTPUT`: bulk linking, a thin wrapper over spacy_text2node.bulk."""
+
 import json
 import warnings
 from pathlib import Path
@@ -24,10 +25,15 @@ def link_cmd(
     model: str = typer.Argument(..., help="Pipeline: installed package, folder from nlp.to_disk, or a .cfg config."),
     input_path: Path = typer.Argument(..., help="JSONL, CSV/TSV or Parquet file (.gz ok), or a folder of .txt files."),
     output: Path = typer.Argument(..., help="Output: a .jsonl file or a .parquet folder of part files."),
-    input_format: Optional[str] = typer.Option(None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."),
-    output_format: Optional[str] = typer.Option(None, "--output-format", help="jsonl or parquet (default: from OUTPUT)."),
+    input_format: Optional[str] = typer.Option(
+        None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."
+    ),
+    output_format: Optional[str] = typer.Option(
+        None, "--output-format", help="jsonl or parquet (default: from OUTPUT)."
+    ),
     id_field: str = typer.Option(
-        "id", "--id-field",
+        "id",
+        "--id-field",
         help="Id field/column; it must exist. 'none': the 0-based record index (.txt folders: the file name).",
     ),
     text_field: str = typer.Option("text", "--text-field", help="Text field/column."),
@@ -37,15 +43,25 @@ def link_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run: skip records already written."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output and errors file."),
     max_chars: int = typer.Option(1_000_000, "--max-chars", help="Longer texts go to the errors file."),
-    span_key: List[str] = typer.Option(["ents"], "--span-key", help="Span source: 'ents' or a span group key (repeatable)."),
-    mentions: Optional[str] = typer.Option(None, "--mentions", help="Treat MODEL as a linker pipeline and put a mention finder in front: noun_chunks, ruler or ner."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Candidates kept per span (default: all the linker gives)."),
+    span_key: List[str] = typer.Option(
+        ["ents"], "--span-key", help="Span source: 'ents' or a span group key (repeatable)."
+    ),
+    mentions: Optional[str] = typer.Option(
+        None,
+        "--mentions",
+        help="Treat MODEL as a linker pipeline and put a mention finder in front: noun_chunks, ruler or ner.",
+    ),
+    top_k: Optional[int] = typer.Option(
+        None, "--top-k", help="Candidates kept per span (default: all the linker gives)."
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Read at most this many input records."),
     flush_every: int = typer.Option(256, "--flush-every", help="Records per write (flushed and fsynced)."),
     backend: str = typer.Option("local", "--backend", help="local (nlp.pipe with --n-process) or spark."),
     spark_master: str = typer.Option("local[2]", "--spark-master", help="Spark master URL (--backend spark)."),
     spark_chunk: int = typer.Option(5_000, "--spark-chunk", help="Documents per Spark job (--backend spark)."),
-    stats_json: Optional[Path] = typer.Option(None, "--stats-json", help="Also write the run's counts and timings as JSON here."),
+    stats_json: Optional[Path] = typer.Option(
+        None, "--stats-json", help="Also write the run's counts and timings as JSON here."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Link every document of INPUT with MODEL and write one record per document
@@ -66,10 +82,17 @@ def link_cmd(
         raise typer.Exit(2)
     if backend not in ("local", "spark"):
         msg.fail(f"Unknown --backend {backend!r}: use local or spark.", exits=2)
-    _check_options(**{
-        "--n-process": n_process, "--batch-size": batch_size, "--max-chars": max_chars, "--flush-every": flush_every,
-        "--top-k": top_k, "--limit": limit, "--spark-chunk": spark_chunk,
-    })
+    _check_options(
+        **{
+            "--n-process": n_process,
+            "--batch-size": batch_size,
+            "--max-chars": max_chars,
+            "--flush-every": flush_every,
+            "--top-k": top_k,
+            "--limit": limit,
+            "--spark-chunk": spark_chunk,
+        }
+    )
     if mentions is not None and mentions not in MENTION_MODES:
         msg.fail(f"Unknown --mentions {mentions!r}: use one of {', '.join(MENTION_MODES)}.", exits=2)
     if input_format is not None and input_format not in INPUT_FORMATS:
@@ -78,8 +101,13 @@ def link_cmd(
         msg.fail(f"Unknown --output-format {output_format!r}: use jsonl or parquet.", exits=2)
 
     common = dict(
-        input_format=input_format, output_format=output_format, id_field=id_field, text_field=text_field,
-        errors_path=errors, resume=resume, overwrite=overwrite,
+        input_format=input_format,
+        output_format=output_format,
+        id_field=id_field,
+        text_field=text_field,
+        errors_path=errors,
+        resume=resume,
+        overwrite=overwrite,
     )
     try:
         check_bulk_run(input_path, output, **common)
@@ -109,8 +137,15 @@ def link_cmd(
                 load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
                 spark = local_spark_session(spark_master)
                 proc = spark_processor(
-                    spark, model, span_keys=span_key, top_k=top_k, max_chars=max_chars, batch_size=batch_size,
-                    chunk_size=spark_chunk, overrides=overrides, mentions=mentions,
+                    spark,
+                    model,
+                    span_keys=span_key,
+                    top_k=top_k,
+                    max_chars=max_chars,
+                    batch_size=batch_size,
+                    chunk_size=spark_chunk,
+                    overrides=overrides,
+                    mentions=mentions,
                 )
                 try:
                     stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
@@ -143,11 +178,23 @@ def link_cmd(
 @app.command("calibrate-linker")
 def calibrate_linker_cmd(
     model: Path = typer.Argument(..., help="Trained linker pipeline folder (e.g. training/P1/model-best)."),
-    dev_path: Path = typer.Argument(..., help="Development pairs (JSONL: text, concept[, gold]) the mapper did not train on."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to save the calibrated pipeline (default: overwrite MODEL)."),
-    l2_words: Optional[float] = typer.Option(None, "--l2-words", help="L2 penalty of the per-word reranker weights (default: chosen by 2-fold cross-validation on the pairs)."),
+    dev_path: Path = typer.Argument(
+        ..., help="Development pairs (JSONL: text, concept[, gold]) the mapper did not train on."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Where to save the calibrated pipeline (default: overwrite MODEL)."
+    ),
+    l2_words: Optional[float] = typer.Option(
+        None,
+        "--l2-words",
+        help="L2 penalty of the per-word reranker weights (default: chosen by 2-fold cross-validation on the pairs).",
+    ),
     limit: int = typer.Option(0, "--limit", help="Use at most this many development pairs (0: all)."),
-    select_on: Optional[Path] = typer.Option(None, "--select-on", help="Other held-out pairs (JSONL), worded unlike DEV_PATH (e.g. synonyms held out of training): choose the word penalty by Acc@1 on them instead of by cross-validation on DEV_PATH. For DEV_PATH pairs that are only a proxy of the target text."),
+    select_on: Optional[Path] = typer.Option(
+        None,
+        "--select-on",
+        help="Other held-out pairs (JSONL), worded unlike DEV_PATH (e.g. synonyms held out of training): choose the word penalty by Acc@1 on them instead of by cross-validation on DEV_PATH. For DEV_PATH pairs that are only a proxy of the target text.",
+    ),
 ) -> None:
     """Fit the linker's reranker (learned fusion of the lexical, node-space and word
     channels) on development pairs and save the pipeline."""
@@ -164,8 +211,10 @@ def calibrate_linker_cmd(
         examples = [phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"])) for p in pairs]
         select = None
         if select_on is not None:
-            select = [phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"]))
-                      for p in read_pairs(select_on, taxonomy=_linker(nlp).taxonomy, limit=limit)]
+            select = [
+                phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"]))
+                for p in read_pairs(select_on, taxonomy=_linker(nlp).taxonomy, limit=limit)
+            ]
             msg.info(f"The word penalty is chosen on {len(select)} pairs of {select_on}.")
         msg.info(f"Calibrating on {len(examples)} development pairs...")
         info = calibrate_linker(nlp, examples, l2_words=l2_words, select_examples=select)
@@ -174,7 +223,9 @@ def calibrate_linker_cmd(
             msg.fail(str(err), exits=1)
         msg.warn(str(err))
         info = {"calibrated": False}
-    msg.table([(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in info.items()], header=("", "value"), divider=True)
+    msg.table(
+        [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in info.items()], header=("", "value"), divider=True
+    )
     out = output or model
     nlp.to_disk(out)
     msg.good(f"Saved the calibrated pipeline to {out}")

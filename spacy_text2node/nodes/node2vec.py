@@ -11,6 +11,7 @@ seed). Such a vector is nearly orthogonal to every trained vector, so an isolate
 node never comes out as a close neighbour; it is not a zero vector, so cosine and
 normalization stay defined.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,7 +79,10 @@ class Node2VecConfig:
             (self.window >= 1, f"window must be at least 1 (got {self.window!r})."),
             (self.epochs >= 1, f"epochs must be at least 1 (got {self.epochs!r})."),
             (self.negative >= 1, f"negative must be at least 1 (got {self.negative!r}); 5 is usual."),
-            (self.alpha > 0 and self.min_alpha >= 0, f"alpha must be > 0 and min_alpha >= 0 (got {self.alpha!r}, {self.min_alpha!r})."),
+            (
+                self.alpha > 0 and self.min_alpha >= 0,
+                f"alpha must be > 0 and min_alpha >= 0 (got {self.alpha!r}, {self.min_alpha!r}).",
+            ),
             (self.sample >= 0, f"sample must be >= 0 (got {self.sample!r}); 0 turns subsampling off."),
             (self.workers >= 1, f"workers must be at least 1 (got {self.workers!r})."),
             (self.chunk_size >= 1, f"chunk_size must be at least 1 (got {self.chunk_size!r})."),
@@ -157,9 +161,21 @@ def node2vec_csr(
                 walks, lengths = random_walks(indptr, indices, ids, **walk_kw)
                 ranks = np.arange(done, done + ids.shape[0], dtype=np.int64)
                 n_pairs += train_chunk(
-                    walks, lengths, ranks, syn0, syn1, prob, alias, keep,
-                    window=cfg.window, negative=cfg.negative, alpha=cfg.alpha,
-                    min_alpha=cfg.min_alpha, total=run_total, seed=cfg.seed, workers=workers,
+                    walks,
+                    lengths,
+                    ranks,
+                    syn0,
+                    syn1,
+                    prob,
+                    alias,
+                    keep,
+                    window=cfg.window,
+                    negative=cfg.negative,
+                    alpha=cfg.alpha,
+                    min_alpha=cfg.min_alpha,
+                    total=run_total,
+                    seed=cfg.seed,
+                    workers=workers,
                 )
                 done += ids.shape[0]
                 bar.update(ids.shape[0])
@@ -232,7 +248,16 @@ def make_node2vec(
     RETURNS (NodeVectors): one float32 row per node, in the taxonomy's order.
     """
     return embed_nodes(
-        taxonomy, dim=dim, p=p, q=q, walk_length=walk_length, num_walks=num_walks,
-        window=window, epochs=epochs, negative=negative, workers=workers, seed=seed,
+        taxonomy,
+        dim=dim,
+        p=p,
+        q=q,
+        walk_length=walk_length,
+        num_walks=num_walks,
+        window=window,
+        epochs=epochs,
+        negative=negative,
+        workers=workers,
+        seed=seed,
         progress=False,
     )

@@ -1,4 +1,5 @@
 """Quality of node vectors without a linker: how near each node's parent is."""
+
 from __future__ import annotations
 
 from typing import Dict, Union

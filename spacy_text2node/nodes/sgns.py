@@ -17,6 +17,7 @@ in one window is gathered once and its gradient multiplied by its count, which i
 exactly the block update of its repeated rows. The logistic function is read from a
 table, as in word2vec.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -92,8 +93,23 @@ def _draw(state, prob, alias):
 
 @njit(nogil=True, fastmath=True, cache=True)
 def _train_rows(
-    walks, lengths, ranks, lo, hi, syn0, syn1, prob, alias, keep, window, negative,
-    alpha0, min_alpha, total, seed, subsample,
+    walks,
+    lengths,
+    ranks,
+    lo,
+    hi,
+    syn0,
+    syn1,
+    prob,
+    alias,
+    keep,
+    window,
+    negative,
+    alpha0,
+    min_alpha,
+    total,
+    seed,
+    subsample,
 ):
     """Train on walks lo..hi-1 of a chunk; `ranks` are their global positions."""
     dim = syn0.shape[1]
@@ -245,7 +261,18 @@ def train_chunk(
     RETURNS (int): the number of (context, centre) pairs trained.
     """
     subsample = bool((keep < 1.0).any())
-    args = (prob, alias, keep, int(window), int(negative), float(alpha), float(min_alpha), float(total), np.uint64(seed), subsample)
+    args = (
+        prob,
+        alias,
+        keep,
+        int(window),
+        int(negative),
+        float(alpha),
+        float(min_alpha),
+        float(total),
+        np.uint64(seed),
+        subsample,
+    )
     n = walks.shape[0]
     workers = min(int(workers), max(1, n))
     if workers <= 1:

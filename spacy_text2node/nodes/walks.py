@@ -10,6 +10,7 @@ per-edge transition tables, however large the hubs are.
 Every walk has its own random stream, seeded from `(seed, walk id)`, so the walks are
 the same for a given seed whatever the number of threads or the chunking. The\nkernels release the GIL (`nogil`), so plain Python threads run them in parallel.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -189,7 +190,9 @@ def _count_tokens(walks, lengths, counts):
             counts[walks[i, j]] += 1
 
 
-def count_tokens(walks: np.ndarray, lengths: np.ndarray, n_nodes: int, counts: Optional[np.ndarray] = None) -> np.ndarray:
+def count_tokens(
+    walks: np.ndarray, lengths: np.ndarray, n_nodes: int, counts: Optional[np.ndarray] = None
+) -> np.ndarray:
     """How often each node occurs in the walks (int64, length n_nodes), added to `counts`."""
     if counts is None:
         counts = np.zeros(n_nodes, dtype=np.int64)

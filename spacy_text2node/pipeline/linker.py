@@ -199,11 +199,31 @@ def make_text2node_linker(
     RETURNS (Text2NodeLinker): the component.
     """
     return Text2NodeLinker(
-        nlp.vocab, model, name, spans=spans, k=k, threshold=threshold, candidates=candidates, memory=memory, node_space=node_space,
-        text_weight=text_weight, text_dim=text_dim, fusion_weight=fusion_weight, ann_candidates=ann_candidates,
-        lexical_candidates=lexical_candidates, max_df=max_df, n_trees=n_trees, search_k=search_k,
-        temperature=temperature, n_negatives=n_negatives, hard_negatives=hard_negatives,
-        distance_weight=distance_weight, cache_size=cache_size, n_threads=n_threads, seed=seed, scorer=scorer,
+        nlp.vocab,
+        model,
+        name,
+        spans=spans,
+        k=k,
+        threshold=threshold,
+        candidates=candidates,
+        memory=memory,
+        node_space=node_space,
+        text_weight=text_weight,
+        text_dim=text_dim,
+        fusion_weight=fusion_weight,
+        ann_candidates=ann_candidates,
+        lexical_candidates=lexical_candidates,
+        max_df=max_df,
+        n_trees=n_trees,
+        search_k=search_k,
+        temperature=temperature,
+        n_negatives=n_negatives,
+        hard_negatives=hard_negatives,
+        distance_weight=distance_weight,
+        cache_size=cache_size,
+        n_threads=n_threads,
+        seed=seed,
+        scorer=scorer,
     )
 
 
@@ -266,7 +286,9 @@ def score_linking(examples: Iterable[Example], *, taxonomy: Optional[Taxonomy] =
         known = [[x for x in g if x in taxonomy] for g in gold]
         scores = ranking_scores(ranked, gold, ks=(1, 5), taxonomy=None)
         pairs = [(r, g) for r, g in zip(ranked, known) if g]
-        tax_scores = ranking_scores([r for r, _ in pairs], [g for _, g in pairs], ks=(1,), taxonomy=taxonomy) if pairs else {}
+        tax_scores = (
+            ranking_scores([r for r, _ in pairs], [g for _, g in pairs], ks=(1,), taxonomy=taxonomy) if pairs else {}
+        )
         scores["tree_distance"] = tax_scores.get("tree_distance")
         scores["nil_rate"] = float(np.mean([len(r) == 0 for r in ranked]))
     else:
@@ -289,12 +311,35 @@ def make_linker_scorer() -> Callable:
 class Text2NodeLinker(TrainablePipe):
     """Link spans to taxonomy concepts with a trained phrase mapper and a node-space index."""
 
-    def __init__(self, vocab: Vocab, model: Model, name: str = "text2node_linker", *, spans: str = "ents", k: int = 5,
-                 threshold: float = 0.2, candidates: str = "all", memory: bool = True, node_space: str = "node2vec+text", text_weight: float = 0.5,
-                 text_dim: int = 0, fusion_weight: float = 0.5, ann_candidates: int = 50, lexical_candidates: int = 20,
-                 max_df: float = 0.03, n_trees: int = 20, search_k: int = -1, temperature: float = 0.05,
-                 n_negatives: int = 1024, hard_negatives: int = 8, distance_weight: float = 0.2, cache_size: int = 50000, n_threads: int = 0,
-                 seed: int = 0, scorer: Optional[Callable] = score_linking) -> None:
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "text2node_linker",
+        *,
+        spans: str = "ents",
+        k: int = 5,
+        threshold: float = 0.2,
+        candidates: str = "all",
+        memory: bool = True,
+        node_space: str = "node2vec+text",
+        text_weight: float = 0.5,
+        text_dim: int = 0,
+        fusion_weight: float = 0.5,
+        ann_candidates: int = 50,
+        lexical_candidates: int = 20,
+        max_df: float = 0.03,
+        n_trees: int = 20,
+        search_k: int = -1,
+        temperature: float = 0.05,
+        n_negatives: int = 1024,
+        hard_negatives: int = 8,
+        distance_weight: float = 0.2,
+        cache_size: int = 50000,
+        n_threads: int = 0,
+        seed: int = 0,
+        scorer: Optional[Callable] = score_linking,
+    ) -> None:
         """Initialize the linker (see `make_text2node_linker` for the arguments)."""
         check_spans_setting(spans)
         if candidates not in ("all", "leaves"):
@@ -302,19 +347,41 @@ class Text2NodeLinker(TrainablePipe):
         if node_space not in ("node2vec", "node2vec+text"):
             raise ValueError(f"text2node_linker: node_space={node_space!r} must be 'node2vec' or 'node2vec+text'.")
         if int(n_threads) < 0:
-            raise ValueError(f"text2node_linker: n_threads={n_threads!r} must be 0 (one per available CPU) or a positive number.")
+            raise ValueError(
+                f"text2node_linker: n_threads={n_threads!r} must be 0 (one per available CPU) or a positive number."
+            )
         if int(text_dim) < 0:
-            raise ValueError(f"text2node_linker: text_dim={text_dim!r} must be 0 (full width) or a positive number of components.")
+            raise ValueError(
+                f"text2node_linker: text_dim={text_dim!r} must be 0 (full width) or a positive number of components."
+            )
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
         self.cfg: Dict[str, Any] = dict(
-            spans=spans, k=k, threshold=threshold, candidates=candidates, memory=memory, node_space=node_space, text_weight=text_weight,
-            text_dim=int(text_dim), fusion_weight=fusion_weight, ann_candidates=ann_candidates, lexical_candidates=lexical_candidates,
-            max_df=max_df, n_trees=n_trees, search_k=search_k, temperature=temperature, n_negatives=n_negatives,
-            hard_negatives=hard_negatives, distance_weight=distance_weight, cache_size=cache_size, n_threads=int(n_threads), seed=seed,
-            nI=None, nO=None,
+            spans=spans,
+            k=k,
+            threshold=threshold,
+            candidates=candidates,
+            memory=memory,
+            node_space=node_space,
+            text_weight=text_weight,
+            text_dim=int(text_dim),
+            fusion_weight=fusion_weight,
+            ann_candidates=ann_candidates,
+            lexical_candidates=lexical_candidates,
+            max_df=max_df,
+            n_trees=n_trees,
+            search_k=search_k,
+            temperature=temperature,
+            n_negatives=n_negatives,
+            hard_negatives=hard_negatives,
+            distance_weight=distance_weight,
+            cache_size=cache_size,
+            n_threads=int(n_threads),
+            seed=seed,
+            nI=None,
+            nO=None,
             has_node_vectors=None,
         )
         self.taxonomy: Optional[Taxonomy] = None
@@ -409,7 +476,9 @@ class Text2NodeLinker(TrainablePipe):
                 return int(node.attrs["max_tokens"])
         return 32
 
-    def rank(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: Optional[int] = None) -> List[List[Tuple[int, float]]]:
+    def rank(
+        self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: Optional[int] = None
+    ) -> List[List[Tuple[int, float]]]:
         """Ranked (node index, fused score) for spans given as (doc index, start, end).
 
         Candidates below the threshold are dropped (a NIL span gets an empty list), and so is
@@ -444,7 +513,9 @@ class Text2NodeLinker(TrainablePipe):
                 cache[texts[i]] = r
         return [list(cache[t]) for t in texts]
 
-    def _search(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: int) -> List[List[Tuple[int, float]]]:
+    def _search(
+        self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], k: int
+    ) -> List[List[Tuple[int, float]]]:
         cfg = self.cfg
         allowed = self._allowed()
         static = self._static_mapper()
@@ -459,12 +530,21 @@ class Text2NodeLinker(TrainablePipe):
         def chunk(a: int) -> List[List[Tuple[int, float]]]:
             b = min(a + SEARCH_CHUNK, len(texts))
             if static:  # the mapper's intermediate arrays for 256 spans took 22 MB: 64 at a time
-                Y = np.concatenate([self._mapped(docs, offsets[c : min(c + MAP_CHUNK, b)]) for c in range(a, b, MAP_CHUNK)])
+                Y = np.concatenate(
+                    [self._mapped(docs, offsets[c : min(c + MAP_CHUNK, b)]) for c in range(a, b, MAP_CHUNK)]
+                )
             else:
                 Y = Y_all[a:b]
             return self.index.search(
-                Y, texts[a:b], k=k, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
-                fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=allowed, threshold=cfg["threshold"],
+                Y,
+                texts[a:b],
+                k=k,
+                ann_candidates=cfg["ann_candidates"],
+                lexical_candidates=cfg["lexical_candidates"],
+                fusion_weight=cfg["fusion_weight"],
+                search_k=cfg["search_k"],
+                allowed=allowed,
+                threshold=cfg["threshold"],
             )
 
         starts = list(range(0, len(texts), SEARCH_CHUNK))
@@ -492,8 +572,14 @@ class Text2NodeLinker(TrainablePipe):
         if int(self.cfg.get("cache_size", 0) or 0) <= 0 or not self._static_mapper():
             return None
         hook = docs[0].user_token_hooks.get("vector")
-        key = (k, id(self.index), id(self.index.reranker), vectors, id(getattr(hook, "__self__", hook)),
-               tuple(sorted((a, str(b)) for a, b in self.cfg.items())))
+        key = (
+            k,
+            id(self.index),
+            id(self.index.reranker),
+            vectors,
+            id(getattr(hook, "__self__", hook)),
+            tuple(sorted((a, str(b)) for a, b in self.cfg.items())),
+        )
         if key != self._results_key:
             self._results = {}
             self._results_key = key
@@ -527,8 +613,18 @@ class Text2NodeLinker(TrainablePipe):
             self.index.is_leaf = _leaf_mask(self.taxonomy)
         return self.index.is_leaf
 
-    def calibrate(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str], golds: Sequence[Sequence[str]],
-                  *, l2_words: Optional[float] = None, select: Optional[Tuple[Sequence[Doc], List[Tuple[int, int, int]], Sequence[str], Sequence[Sequence[str]]]] = None) -> Dict[str, float]:
+    def calibrate(
+        self,
+        docs: Sequence[Doc],
+        offsets: List[Tuple[int, int, int]],
+        texts: Sequence[str],
+        golds: Sequence[Sequence[str]],
+        *,
+        l2_words: Optional[float] = None,
+        select: Optional[
+            Tuple[Sequence[Doc], List[Tuple[int, int, int]], Sequence[str], Sequence[Sequence[str]]]
+        ] = None,
+    ) -> Dict[str, float]:
         """Fit the reranker (the learned fusion of the lexical, node-space and word-overlap
         channels) on development spans that the mapper did not train on.
 
@@ -594,21 +690,35 @@ class Text2NodeLinker(TrainablePipe):
         if l2_words is None and select is not None:
             s_docs, s_offsets, s_texts, s_golds = select
             if not s_texts:
-                raise ValueError("text2node_linker.calibrate: the selection spans are empty; give held-out pairs or drop `select`.")
-            tv, gv = self._calibration_table(s_docs, s_offsets, s_texts, self._gold_index([list(g) for g in s_golds])[1])
+                raise ValueError(
+                    "text2node_linker.calibrate: the selection spans are empty; give held-out pairs or drop `select`."
+                )
+            tv, gv = self._calibration_table(
+                s_docs, s_offsets, s_texts, self._gold_index([list(g) for g in s_golds])[1]
+            )
             l2_words, val = Reranker.select_l2_on(t, bounds, gold, tv, tv["bounds"], gv, init=init)
         elif l2_words is None:
             if len(texts) < 20:
                 l2_words = 0.01
-                logger.warning("text2node_linker.calibrate: %d development spans are too few to choose the word penalty; using %s.", len(texts), l2_words)
+                logger.warning(
+                    "text2node_linker.calibrate: %d development spans are too few to choose the word penalty; using %s.",
+                    len(texts),
+                    l2_words,
+                )
             else:
                 l2_words, cv = Reranker.select_l2(t, bounds, gold, init=init, seed=int(cfg.get("seed", 0)))
         rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=init)
         self.index.reranker = rr
         self._results_key = None
-        n_with = int(sum(gold[bounds[i]:bounds[i + 1]].any() for i in range(len(texts))))
-        info = {"given": n_given, "queries": len(texts), "with_right_candidate": n_with, "acc@1_before": acc1(t["fused"]), "acc@1_after": acc1(rr.score(t)),
-                "l2_words": float(l2_words)}
+        n_with = int(sum(gold[bounds[i] : bounds[i + 1]].any() for i in range(len(texts))))
+        info = {
+            "given": n_given,
+            "queries": len(texts),
+            "with_right_candidate": n_with,
+            "acc@1_before": acc1(t["fused"]),
+            "acc@1_after": acc1(rr.score(t)),
+            "l2_words": float(l2_words),
+        }
         info.update({f"cv_acc@1_l2={k:g}": v for k, v in cv.items()})
         info.update({f"select_acc@1_l2={k:g}": v for k, v in val.items()})
         info.update({f"w_{k}": float(w) for k, w in zip(Reranker.dense_names(), rr.dense)})
@@ -616,16 +726,29 @@ class Text2NodeLinker(TrainablePipe):
         logger.info("text2node_linker.calibrate: %s", info)
         return info
 
-    def _calibration_table(self, docs: Sequence[Doc], offsets: List[Tuple[int, int, int]], texts: Sequence[str],
-                           gold_idx: Sequence[Sequence[int]]) -> Tuple[Dict[str, object], np.ndarray]:
+    def _calibration_table(
+        self,
+        docs: Sequence[Doc],
+        offsets: List[Tuple[int, int, int]],
+        texts: Sequence[str],
+        gold_idx: Sequence[Sequence[int]],
+    ) -> Tuple[Dict[str, object], np.ndarray]:
         """Candidates and features of spans as an uncalibrated linker retrieves them (their
         own strings left out), and a bool per pair: is it a right candidate."""
         cfg = self.cfg
         Y = self._mapped(list(docs), offsets)
         saved, self.index.reranker = self.index.reranker, None  # a failed fit keeps the old reranker
         try:
-            t = self.index.pair_table(Y, texts, ann_candidates=cfg["ann_candidates"], lexical_candidates=cfg["lexical_candidates"],
-                                      fusion_weight=cfg["fusion_weight"], search_k=cfg["search_k"], allowed=self._allowed(), leave_out_exact=True)
+            t = self.index.pair_table(
+                Y,
+                texts,
+                ann_candidates=cfg["ann_candidates"],
+                lexical_candidates=cfg["lexical_candidates"],
+                fusion_weight=cfg["fusion_weight"],
+                search_k=cfg["search_k"],
+                allowed=self._allowed(),
+                leave_out_exact=True,
+            )
         finally:
             self.index.reranker = saved
         ni, bounds = t["ni"], t["bounds"]
@@ -694,7 +817,9 @@ class Text2NodeLinker(TrainablePipe):
                 parts.append(nb)
         return np.unique(np.concatenate(parts).astype("int64"))
 
-    def _loss_and_grad(self, Y: np.ndarray, gold_first: np.ndarray, gold_all: List[List[int]]) -> Tuple[float, np.ndarray]:
+    def _loss_and_grad(
+        self, Y: np.ndarray, gold_first: np.ndarray, gold_all: List[List[int]]
+    ) -> Tuple[float, np.ndarray]:
         """InfoNCE over in-batch golds + sampled + hard negatives, plus cosine distance."""
         cfg = self.cfg
         space = self.index.space
@@ -728,7 +853,14 @@ class Text2NodeLinker(TrainablePipe):
         d_Y = (d_Yn - Yn * (d_Yn * Yn).sum(1, keepdims=True)) / norms
         return loss, d_Y.astype("float32")
 
-    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
         """Learn from a batch of examples (all spans of the batch in one model call)."""
         if losses is None:
             losses = {}
@@ -770,8 +902,14 @@ class Text2NodeLinker(TrainablePipe):
         gold_first, gold_all = self._gold_index(golds)
         return self._loss_and_grad(self.model.ops.to_numpy(scores), gold_first, gold_all)
 
-    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None,
-                   taxonomy: Optional[Taxonomy] = None, node_vectors: Any = None) -> None:
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        taxonomy: Optional[Taxonomy] = None,
+        node_vectors: Any = None,
+    ) -> None:
         """Build node space and the index, and initialize the mapper.
 
         get_examples (Callable[[], Iterable[Example]]): training examples (a sample
@@ -785,10 +923,12 @@ class Text2NodeLinker(TrainablePipe):
         if taxonomy is None:
             raise ValueError(
                 f"text2node_linker.initialize needs a taxonomy: set [initialize.components.{self.name}.taxonomy] "
-                "(e.g. @misc = \"spacy-text2node.TaxonomyDir.v1\") or pass taxonomy=."
+                '(e.g. @misc = "spacy-text2node.TaxonomyDir.v1") or pass taxonomy=.'
             )
         if not isinstance(taxonomy, Taxonomy):
-            raise TypeError(f"text2node_linker: taxonomy must be a spacy_text2node.Taxonomy, got {type(taxonomy).__name__}.")
+            raise TypeError(
+                f"text2node_linker: taxonomy must be a spacy_text2node.Taxonomy, got {type(taxonomy).__name__}."
+            )
         self.taxonomy = taxonomy
         nv = None
         if node_vectors is not None:
@@ -812,9 +952,17 @@ class Text2NodeLinker(TrainablePipe):
         if self.cfg["node_space"] == "node2vec+text" or nv is None:
             if self.vocab.vectors.shape[0] == 0:
                 if nv is None:
-                    raise ValueError("text2node_linker: no node_vectors and no word vectors: nothing to build node space from.")
+                    raise ValueError(
+                        "text2node_linker: no node_vectors and no word vectors: nothing to build node space from."
+                    )
             else:
-                text_vecs = node_text_vectors(texts, string_node_arr, len(taxonomy), _vectors_table(self.vocab), lambda ws: _find_rows(self.vocab, ws))
+                text_vecs = node_text_vectors(
+                    texts,
+                    string_node_arr,
+                    len(taxonomy),
+                    _vectors_table(self.vocab),
+                    lambda ws: _find_rows(self.vocab, ws),
+                )
                 if self.cfg.get("text_dim", 0):
                     text_vecs = principal_components(text_vecs, self.cfg["text_dim"])
         space = build_node_space(nv, text_vecs, text_weight=self.cfg["text_weight"])
@@ -823,7 +971,9 @@ class Text2NodeLinker(TrainablePipe):
         is_leaf = _leaf_mask(taxonomy)
         # with candidates = "leaves", annoy holds only the leaves (smaller, and no over-fetching)
         ann_items = np.flatnonzero(is_leaf) if self.cfg.get("candidates", "all") == "leaves" else None
-        self.index = NodeIndex(space, lexical, n_trees=self.cfg["n_trees"], seed=self.cfg["seed"], is_leaf=is_leaf, ann_items=ann_items)
+        self.index = NodeIndex(
+            space, lexical, n_trees=self.cfg["n_trees"], seed=self.cfg["seed"], is_leaf=is_leaf, ann_items=ann_items
+        )
         self.cfg["nO"] = int(space.shape[1])
         self.cfg["has_node_vectors"] = nv is not None
         self._sibling_cache, self._neighbour_cache = {}, {}
@@ -962,8 +1112,9 @@ class Text2NodeLinker(TrainablePipe):
             "model": lambda p: p.write_bytes(self.model.to_bytes()),
         }
         util.to_disk(path, serialize, exclude)
-        mf.write_manifest(path, "text2node_linker", taxonomy=mf.taxonomy_record(self.taxonomy),
-                          vectors=self.cfg.get(mf.VECTORS_KEY))
+        mf.write_manifest(
+            path, "text2node_linker", taxonomy=mf.taxonomy_record(self.taxonomy), vectors=self.cfg.get(mf.VECTORS_KEY)
+        )
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "Text2NodeLinker":
         path = util.ensure_path(path)

@@ -7,6 +7,7 @@ taxonomy's fingerprint and node order, the word vectors the linker was trained w
 swapped is an error naming the file, not wrong concept ids. Hashing runs at about 1 GB/s:
 0.2 s for a 200 MB component, a small part of its load time (see `check_files`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,8 +86,13 @@ def read_manifest(folder: Path, name: str) -> Optional[Dict[str, Any]]:
     """
     path = folder / MANIFEST
     if not path.exists():
-        logger.warning("%s: %s has no %s (saved by an older version): its files are not checked for damage; "
-                       "re-save the pipeline with nlp.to_disk to add one.", name, folder, MANIFEST)
+        logger.warning(
+            "%s: %s has no %s (saved by an older version): its files are not checked for damage; "
+            "re-save the pipeline with nlp.to_disk to add one.",
+            name,
+            folder,
+            MANIFEST,
+        )
         return None
     with load_step(path, "the manifest"):
         manifest = srsly.read_json(path)
@@ -112,17 +118,23 @@ def check_files(folder: Path, manifest: Dict[str, Any], exclude: Iterable[str] =
             continue
         p = folder / rel
         if not p.is_file():
-            raise PipelineFileError(f"{p} is missing: {folder / MANIFEST} lists it as part of the saved component. "
-                                    f"The pipeline folder is incomplete: {FIX}.")
+            raise PipelineFileError(
+                f"{p} is missing: {folder / MANIFEST} lists it as part of the saved component. "
+                f"The pipeline folder is incomplete: {FIX}."
+            )
         size = p.stat().st_size
         if size != want.get("size"):
-            raise PipelineFileError(f"{p} has {size} bytes but was saved with {want.get('size')} "
-                                    f"({folder / MANIFEST}): "
-                                    f"the file was changed or truncated after the pipeline was saved; {FIX}.")
+            raise PipelineFileError(
+                f"{p} has {size} bytes but was saved with {want.get('size')} "
+                f"({folder / MANIFEST}): "
+                f"the file was changed or truncated after the pipeline was saved; {FIX}."
+            )
         if want.get("sha256") and sha256_file(p) != want["sha256"]:
-            raise PipelineFileError(f"{p}: its content differs from the file that was saved "
-                                    f"(sha256 in {folder / MANIFEST}): "
-                                    f"it was changed or replaced after the pipeline was saved; {FIX}.")
+            raise PipelineFileError(
+                f"{p}: its content differs from the file that was saved "
+                f"(sha256 in {folder / MANIFEST}): "
+                f"it was changed or replaced after the pipeline was saved; {FIX}."
+            )
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -144,8 +156,9 @@ def pack_parts(getters: Dict[str, Callable[[], Any]], exclude: Iterable[str], **
     return srsly.msgpack_dumps(parts)
 
 
-def unpack_parts(data: bytes, setters: Dict[str, Callable[[Any], None]], exclude: Iterable[str],
-                 name: str) -> Optional[Dict[str, Any]]:
+def unpack_parts(
+    data: bytes, setters: Dict[str, Callable[[Any], None]], exclude: Iterable[str], name: str
+) -> Optional[Dict[str, Any]]:
     """Check a component's bytes against their manifest part (when they have one), then
     call each setter on its part, naming the part in any error.
 
@@ -169,8 +182,10 @@ def unpack_parts(data: bytes, setters: Dict[str, Callable[[Any], None]], exclude
             if key in exclude:
                 continue
             if key not in msg or hashlib.sha256(_as_bytes(msg[key])).hexdigest() != want:
-                raise PipelineFileError(f"{source}: the '{key}' part is missing or damaged (its sha256 differs from "
-                                        f"the one recorded when it was serialized); {BYTES_FIX}.")
+                raise PipelineFileError(
+                    f"{source}: the '{key}' part is missing or damaged (its sha256 differs from "
+                    f"the one recorded when it was serialized); {BYTES_FIX}."
+                )
     for key, setter in setters.items():
         if key not in exclude and key in msg:
             with load_step(f"{source}, part '{key}'", f"the {key}", fix=BYTES_FIX):
@@ -186,6 +201,7 @@ def guarded(readers: Dict[str, Callable[[Path], None]], name: str) -> Dict[str, 
     name (str): the component name, for messages.
     RETURNS (Dict[str, Callable[[Path], None]]): the guarded readers.
     """
+
     def wrap(key: str, read: Callable[[Path], None]) -> Callable[[Path], None]:
         def guarded_read(p: Path) -> None:
             with load_step(p, f"the {name}'s {key}"):
@@ -317,11 +333,14 @@ def check_annoy_size(source: Any, size: int, dim: int, items: int, expected: Opt
     """
     node = ANNOY_HEADER + 4 * int(dim)
     if expected is not None and size != expected:
-        raise PipelineFileError(f"{source} has {size} bytes but was saved with {expected}: the annoy index is damaged; "
-                                f"{FIX}.")
+        raise PipelineFileError(
+            f"{source} has {size} bytes but was saved with {expected}: the annoy index is damaged; {FIX}."
+        )
     if size == 0 or size % node or size // node < items:
-        raise PipelineFileError(f"{source} has {size} bytes, not a whole number of at least {items} annoy nodes of "
-                                f"{node} bytes ({dim}-d): the annoy index is damaged; {FIX}.")
+        raise PipelineFileError(
+            f"{source} has {size} bytes, not a whole number of at least {items} annoy nodes of "
+            f"{node} bytes ({dim}-d): the annoy index is damaged; {FIX}."
+        )
 
 
 def check_annoy_loaded(source: Any, annoy: Any, items: int) -> None:

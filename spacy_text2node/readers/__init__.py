@@ -1,2 +1,3 @@
 """Corpus readers (@readers) for spacy train / evaluate."""
+
 from . import classification, linking  # noqa: F401

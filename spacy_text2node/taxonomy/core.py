@@ -1,4 +1,5 @@
 """The Taxonomy: concepts, synonyms and is-a edges, aligned to a stable node order."""
+
 from __future__ import annotations
 
 import logging
@@ -246,7 +247,7 @@ class TaxonomyBuilder:
                         stack.append((nxt, 0))
                         path.append(nxt)
                     elif state[nxt] == 1:
-                        cyc = path[path.index(nxt):] + [nxt]
+                        cyc = path[path.index(nxt) :] + [nxt]
                         names = " -> ".join(ids[i] for i in cyc)
                         line = self.rows[ids[node]].line
                         self.problem(line, f"is-a cycle: {names}")
@@ -399,7 +400,9 @@ class Taxonomy:
             return cid
         if cid in self._xrefs:
             return self._xrefs[cid]
-        raise KeyError(f"Concept {cid!r} is not in taxonomy {self.name!r} ({len(self)} concepts), neither as an id nor as an alternative id.")
+        raise KeyError(
+            f"Concept {cid!r} is not in taxonomy {self.name!r} ({len(self)} concepts), neither as an id nor as an alternative id."
+        )
 
     def index(self, cid: str) -> int:
         """The node position of `cid` (alternative ids resolve)."""
@@ -541,10 +544,7 @@ class Taxonomy:
         RETURNS (Tuple[np.ndarray, np.ndarray]): indptr of length n + 1, indices.
         """
         n = len(self._ids)
-        lists = [
-            (self._parents[i] + self._children[i]) if undirected else self._parents[i]
-            for i in range(n)
-        ]
+        lists = [(self._parents[i] + self._children[i]) if undirected else self._parents[i] for i in range(n)]
         counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=n)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
@@ -641,8 +641,7 @@ class Taxonomy:
         fmt = msg.get("format") if isinstance(msg, dict) else None
         if fmt != FORMAT_VERSION:
             raise TaxonomyError(
-                f"{source}: not a spacy-text2node taxonomy of format {FORMAT_VERSION} (found {fmt!r}). "
-                f"{_REBUILD}"
+                f"{source}: not a spacy-text2node taxonomy of format {FORMAT_VERSION} (found {fmt!r}). {_REBUILD}"
             )
         try:
             ids = [str(c) for c in msg["ids"]]
@@ -710,7 +709,15 @@ class Taxonomy:
         path = util.ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "taxonomy.msgpack").write_bytes(self.to_bytes())
-        srsly.write_json(path / "meta.json", {"name": self.name, "concepts": len(self), "format": FORMAT_VERSION, **{k: v for k, v in self.meta.items() if k != "skipped_examples"}})
+        srsly.write_json(
+            path / "meta.json",
+            {
+                "name": self.name,
+                "concepts": len(self),
+                "format": FORMAT_VERSION,
+                **{k: v for k, v in self.meta.items() if k != "skipped_examples"},
+            },
+        )
 
     @classmethod
     def from_disk(cls, path: Union[str, Path], exclude: Iterable[str] = ()) -> "Taxonomy":
@@ -723,7 +730,9 @@ class Taxonomy:
             )
         f = path / "taxonomy.msgpack"
         if not f.exists():
-            raise TaxonomyError(f"{path}: no taxonomy.msgpack here. Build one with `text2node taxonomy build SOURCE {path}`.")
+            raise TaxonomyError(
+                f"{path}: no taxonomy.msgpack here. Build one with `text2node taxonomy build SOURCE {path}`."
+            )
         return cls.from_bytes(f.read_bytes(), source=str(f))
 
     def __eq__(self, other: object) -> bool:

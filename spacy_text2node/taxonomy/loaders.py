@@ -3,6 +3,7 @@
 Each loader is a plain function, a `Taxonomy.from_*` classmethod and a versioned
 `registry.misc` entry, so configs can name it under `[initialize]`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -81,9 +82,7 @@ def load_icd10cm(*, inclusion_terms: bool = True, name: str = "icd10cm") -> Taxo
     try:
         import simple_icd_10_cm as icd
     except ImportError:
-        raise ImportError(
-            "ICD-10-CM needs the simple-icd-10-cm package: pip install 'spacy-text2node[icd]'"
-        ) from None
+        raise ImportError("ICD-10-CM needs the simple-icd-10-cm package: pip install 'spacy-text2node[icd]'") from None
     b = TaxonomyBuilder("simple-icd-10-cm", name=name)
     codes = icd.get_all_codes(True)
     # 39 blocks hold a single category of the same name ("B10" the block, "B10" the
@@ -104,7 +103,9 @@ def load_icd10cm(*, inclusion_terms: bool = True, name: str = "icd10cm") -> Taxo
         syns = []
         if inclusion_terms:
             syns = [Synonym(t, "inclusion") for t in icd.get_inclusion_term(code, prioritize_blocks=block)]
-        b.add(cid, icd.get_description(code, prioritize_blocks=block), synonyms=syns, parents=[parent] if parent else [])
+        b.add(
+            cid, icd.get_description(code, prioritize_blocks=block), synonyms=syns, parents=[parent] if parent else []
+        )
     tax = b.build()
     tax.meta["source"] = "simple-icd-10-cm (ICD-10-CM tabular list)"
     return tax
@@ -168,7 +169,9 @@ def load_obo(
             seen_header = True
             continue
         if not seen_header and not stanzas and n == 1 and not line.startswith("format-version"):
-            raise TaxonomyError(f"{p}, line 1: does not look like OBO (expected 'format-version: ...'). Is this the right --format?")
+            raise TaxonomyError(
+                f"{p}, line 1: does not look like OBO (expected 'format-version: ...'). Is this the right --format?"
+            )
         if ":" not in line:
             b.problem(n, f"malformed line {line[:60]!r}: expected 'tag: value'")
             continue
@@ -239,9 +242,40 @@ SNOMED_PREFERRED = "900000000000548007"
 
 _RF2_COLUMNS = {
     "Concept": ["id", "effectiveTime", "active", "moduleId", "definitionStatusId"],
-    "Description": ["id", "effectiveTime", "active", "moduleId", "conceptId", "languageCode", "typeId", "term", "caseSignificanceId"],
-    "Relationship": ["id", "effectiveTime", "active", "moduleId", "sourceId", "destinationId", "relationshipGroup", "typeId", "characteristicTypeId", "modifierId"],
-    "TextDefinition": ["id", "effectiveTime", "active", "moduleId", "conceptId", "languageCode", "typeId", "term", "caseSignificanceId"],
+    "Description": [
+        "id",
+        "effectiveTime",
+        "active",
+        "moduleId",
+        "conceptId",
+        "languageCode",
+        "typeId",
+        "term",
+        "caseSignificanceId",
+    ],
+    "Relationship": [
+        "id",
+        "effectiveTime",
+        "active",
+        "moduleId",
+        "sourceId",
+        "destinationId",
+        "relationshipGroup",
+        "typeId",
+        "characteristicTypeId",
+        "modifierId",
+    ],
+    "TextDefinition": [
+        "id",
+        "effectiveTime",
+        "active",
+        "moduleId",
+        "conceptId",
+        "languageCode",
+        "typeId",
+        "term",
+        "caseSignificanceId",
+    ],
     "Language": ["id", "effectiveTime", "active", "moduleId", "refsetId", "referencedComponentId", "acceptabilityId"],
 }
 
@@ -274,7 +308,7 @@ def _rf2_rows(path: Path, kind: str) -> Iterator[Tuple[int, Dict[str, str]]]:
         if n == 1:
             if parts[: len(cols)] != cols:
                 raise TaxonomyError(
-                    f"{path}, line 1: expected the RF2 {kind} header {cols}, found {parts[:len(cols)]}."
+                    f"{path}, line 1: expected the RF2 {kind} header {cols}, found {parts[: len(cols)]}."
                 )
             continue
         if not line:
@@ -375,7 +409,17 @@ def load_snomed_rf2(
 
 
 # CTD MEDIC ----------------------------------------------------------------------------
-CTD_COLUMNS = ["DiseaseName", "DiseaseID", "AltDiseaseIDs", "Definition", "ParentIDs", "TreeNumbers", "ParentTreeNumbers", "Synonyms", "SlimMappings"]
+CTD_COLUMNS = [
+    "DiseaseName",
+    "DiseaseID",
+    "AltDiseaseIDs",
+    "Definition",
+    "ParentIDs",
+    "TreeNumbers",
+    "ParentTreeNumbers",
+    "Synonyms",
+    "SlimMappings",
+]
 
 
 def load_ctd_medic(path: PathLike, *, on_error: str = "raise", name: str = "ctd_medic") -> Taxonomy:
@@ -403,7 +447,9 @@ def load_ctd_medic(path: PathLike, *, on_error: str = "raise", name: str = "ctd_
         parts = line.split("\t")
         if len(parts) != len(CTD_COLUMNS):
             if not saw_header and n < 50:
-                raise TaxonomyError(f"{p}, line {n}: does not look like CTD_diseases.tsv (expected {len(CTD_COLUMNS)} tab-separated columns, found {len(parts)}).")
+                raise TaxonomyError(
+                    f"{p}, line {n}: does not look like CTD_diseases.tsv (expected {len(CTD_COLUMNS)} tab-separated columns, found {len(parts)})."
+                )
             b.problem(n, f"expected {len(CTD_COLUMNS)} tab-separated columns, found {len(parts)}")
             continue
         row = dict(zip(CTD_COLUMNS, parts))
@@ -513,7 +559,9 @@ def load_csv(
     try:
         first = next(lines)
     except StopIteration:
-        raise TaxonomyError(f"{p}: the file is empty. Expected a header row with columns {id_column}, {label_column}, {parents_column}, {synonyms_column}.") from None
+        raise TaxonomyError(
+            f"{p}: the file is empty. Expected a header row with columns {id_column}, {label_column}, {parents_column}, {synonyms_column}."
+        ) from None
     header = next(csv.reader([first[1]], delimiter=delimiter), [])
     header = [h.strip() for h in header]
     _check_csv_header(

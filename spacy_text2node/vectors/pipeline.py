@@ -1,4 +1,5 @@
 """Put vector tables into spaCy pipelines, and the registered loaders for configs."""
+
 from __future__ import annotations
 
 import logging
@@ -141,8 +142,10 @@ def phrase_vectors(nlp: Language, texts: Sequence[str], *, batch_size: int = 100
     texts = list(texts)
     if "text2node_vectors" in nlp.pipe_names:
         comp = nlp.get_pipe("text2node_vectors")
-        out = [comp.docs_vectors(list(nlp.tokenizer.pipe(texts[s : s + batch_size], batch_size=batch_size)))
-               for s in range(0, len(texts), batch_size)]
+        out = [
+            comp.docs_vectors(list(nlp.tokenizer.pipe(texts[s : s + batch_size], batch_size=batch_size)))
+            for s in range(0, len(texts), batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, nlp.vocab.vectors_length), dtype=np.float32)
     mats = [d.vector for d in nlp.pipe(texts, batch_size=batch_size)]
     return np.asarray(mats, dtype=np.float32).reshape(len(texts), -1)
@@ -212,7 +215,13 @@ def make_distilled_vectors(
     (contextless vectors fitted so that the mean word vector of each of the taxonomy's
     labels and `corpus` lines matches the model's embedding of it; `epochs`, `lr`,
     `val_fraction` as in `fit_phrase_vectors`)."""
-    from .distill import contextless_vectors, default_vocabulary, distill_phrase_vectors, first_layer_vectors, load_transformer
+    from .distill import (
+        contextless_vectors,
+        default_vocabulary,
+        distill_phrase_vectors,
+        first_layer_vectors,
+        load_transformer,
+    )
     from .train import iter_corpus_texts
 
     if method not in ("first-layer", "contextless", "phrase"):

@@ -12,6 +12,7 @@ Two kinds of pieces:
 - WordPiece pieces (BERT-style greedy longest match) with a piece-vector table, e.g.
   the input embeddings of a transformer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,9 +20,9 @@ import unicodedata
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from numba import njit, prange
 from scipy import sparse
 from spacy.vectors import Vectors
-from numba import njit, prange
 from tqdm import tqdm
 
 logger = logging.getLogger("spacy_text2node")
@@ -187,14 +188,10 @@ def fit_floret_table(
     indptr, indices = floret_rows(words, hasher, n_buckets, whole_word=whole_word)
     A = _mean_matrix(indptr, indices, n_buckets)
     table = fit_buckets(A, matrix, prior=prior, max_iter=max_iter, show_progress=show_progress)
-    return Vectors(
-        data=table, mode="floret", minn=minn, maxn=maxn, hash_count=hash_count, hash_seed=hash_seed
-    )
+    return Vectors(data=table, mode="floret", minn=minn, maxn=maxn, hash_count=hash_count, hash_seed=hash_seed)
 
 
-def floret_vectors(
-    table: Vectors, words: Sequence[str], *, whole_word: bool = True, chunk: int = 4096
-) -> np.ndarray:
+def floret_vectors(table: Vectors, words: Sequence[str], *, whole_word: bool = True, chunk: int = 4096) -> np.ndarray:
     """Vectors of `words` from a floret table (with `whole_word` the same result as
     spaCy's `get_batch`): a numpy gather and segment mean, in chunks of words."""
     data = np.asarray(table.data, dtype=np.float32)
@@ -291,7 +288,9 @@ class WordPieceTokenizer:
         return [self.vocab[i] for i in self.piece_ids(text)]
 
 
-def wordpiece_vectors(tokenizer: WordPieceTokenizer, table: np.ndarray, words: Iterable[str]) -> Tuple[np.ndarray, np.ndarray]:
+def wordpiece_vectors(
+    tokenizer: WordPieceTokenizer, table: np.ndarray, words: Iterable[str]
+) -> Tuple[np.ndarray, np.ndarray]:
     """Mean piece vector per word; returns (matrix, found) where found[i] is False
     when a word has no known piece (its row is zeros)."""
     words = list(words)

@@ -2,9 +2,9 @@
 taxonomy's own labels, synonyms and definitions, and export them for spaCy
 (a default table, or floret vectors that keep FastText's subword information).
 """
+
 from __future__ import annotations
 
-from ..util import open_binary
 import json
 import logging
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from spacy.vectors import Vectors
 
+from ..util import open_binary
 from .io import VectorsError
 from .subwords import fit_floret_table, floret_hasher
 
