@@ -195,7 +195,7 @@ def trained(tiny_taxonomy):
     linker = nlp.get_pipe("text2node_linker")
     linker.initialize(lambda: examples, nlp=nlp, taxonomy=tiny_taxonomy, node_vectors=_node_vectors(tiny_taxonomy))
     optimizer = Adam(0.01)
-    for i in range(60):
+    for _ in range(60):
         losses = {}
         nlp.update(examples, sgd=optimizer, losses=losses)
     assert losses["text2node_linker"] < 5.0
@@ -931,3 +931,44 @@ def test_memory_of_training_phrases(tiny_taxonomy, tmp_path):
     linker.cfg["memory"] = False
     linker.initialize(lambda: examples, nlp=nlp, taxonomy=tiny_taxonomy, node_vectors=_node_vectors(tiny_taxonomy))
     assert linker.index.memory is None
+
+
+# --------------------------------------------------------------------------- CLI
+CALIBRATION_PAIRS = [
+    ("type 2 diabetes", "T2DM"),
+    ("type 1 diabetes", "T1DM"),
+    ("bacterial pneumonias", "BPNEU"),
+    ("chronic obstructive pulmonary diseases", "COPD"),
+    ("viral infections", "VIR"),
+    ("bronchial asthmas", "ASTH"),
+    ("high cholesterols", "HYPCH"),
+    ("tuberculoses", "TB"),
+]
+
+
+def _calibrate_cli(model, dev, output):
+    from typer.testing import CliRunner
+
+    import spacy_text2node.cli.link  # noqa: F401  (registers the command)
+    from spacy_text2node.cli import app
+
+    return CliRunner().invoke(app, ["calibrate-linker", str(model), str(dev), "--output", str(output)])
+
+
+def test_calibrate_cli_creates_a_nested_output_folder(phrase_linker_dir, tmp_path):
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"text": t, "concept": c}) + "\n" for t, c in CALIBRATION_PAIRS))
+    out = tmp_path / "a" / "b" / "c"
+    res = _calibrate_cli(phrase_linker_dir, dev, out)
+    assert res.exit_code == 0, res.output
+    linker = spacy.load(out).get_pipe("text2node_linker")
+    assert linker.cfg["calibrated"] is True and linker.index.reranker is not None
+
+
+def test_calibrate_cli_refuses_an_output_that_is_a_file_before_calibrating(phrase_linker_dir, tmp_path):
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"text": t, "concept": c}) + "\n" for t, c in CALIBRATION_PAIRS))
+    (tmp_path / "a").write_text("not a folder")
+    res = _calibrate_cli(phrase_linker_dir, dev, tmp_path / "a" / "b")
+    assert res.exit_code == 1
+    assert "Calibrating on" not in res.output and "a/b" in res.output

@@ -79,7 +79,7 @@ def link_cmd(
     try:
         overrides = parse_config_overrides(ctx.args)
     except SystemExit:
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if backend not in ("local", "spark"):
         msg.fail(f"Unknown --backend {backend!r}: use local or spark.", exits=2)
     _check_options(
@@ -193,7 +193,11 @@ def calibrate_linker_cmd(
     select_on: Optional[Path] = typer.Option(
         None,
         "--select-on",
-        help="Other held-out pairs (JSONL), worded unlike DEV_PATH (e.g. synonyms held out of training): choose the word penalty by Acc@1 on them instead of by cross-validation on DEV_PATH. For DEV_PATH pairs that are only a proxy of the target text.",
+        help=(
+            "Other held-out pairs (JSONL), worded unlike DEV_PATH (e.g. synonyms held out of training): choose "
+            "the word penalty by Acc@1 on them instead of by cross-validation on DEV_PATH. For DEV_PATH pairs "
+            "that are only a proxy of the target text."
+        ),
     ),
 ) -> None:
     """Fit the linker's reranker (learned fusion of the lexical, node-space and word
@@ -205,6 +209,11 @@ def calibrate_linker_cmd(
 
     if not (model / "config.cfg").exists():
         msg.fail(f"{model}: not a pipeline folder (no config.cfg).", exits=1)
+    out = output or model
+    try:  # before the calibration: spaCy's to_disk makes only the last folder
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        msg.fail(f"Cannot write the calibrated pipeline to {out}: {err}", exits=1)
     nlp = spacy.load(model)
     try:
         pairs = read_pairs(dev_path, taxonomy=_linker(nlp).taxonomy, limit=limit)
@@ -226,6 +235,5 @@ def calibrate_linker_cmd(
     msg.table(
         [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in info.items()], header=("", "value"), divider=True
     )
-    out = output or model
     nlp.to_disk(out)
     msg.good(f"Saved the calibrated pipeline to {out}")
