@@ -1,0 +1,42 @@
+"""Node space, the annoy index over it, the lexical character 3-gram channel and their fusion.
+
+* `node_space`: `build_node_space` (node2vec rows, optionally concatenated with a text
+  vector of each concept's label and synonyms; cosine = (1 - w) cos_node2vec + w cos_text),
+  `principal_components`, `node_text_vectors`.
+* `lexical`: `LexicalIndex`, TF-IDF over character 3-grams of words (`char_wb`) of all
+  label/synonym strings, the word channel and the exact-match table (`kernels`: its numba loops).
+* `rerank`: `Reranker`, the learned score of (query, candidate) pairs.
+* `ann`: `NodeIndex`, the annoy index over node space fused with the lexical channel.
+* `text`: words, stemming, n-grams, normalisation.
+"""
+
+from .ann import EXACT_BONUS, PAIR_BLOCK, NodeIndex
+from .lexical import MIN_DF_CAP, RETRIEVAL_POOL, LexicalIndex
+from .node_space import build_node_space, node_text_vectors, principal_components
+from .rerank import Reranker
+
+# private names other modules and tests import from here (kept until they switch)
+from .rerank import _acc1 as _acc1
+from .rerank import _take_queries as _take_queries
+from .serialize import _npy_bytes as _npy_bytes
+from .text import char_ngrams, l2_normalize, normalize_text, stem, word_ngrams, word_set, words
+
+__all__ = [
+    "EXACT_BONUS",
+    "MIN_DF_CAP",
+    "PAIR_BLOCK",
+    "RETRIEVAL_POOL",
+    "LexicalIndex",
+    "NodeIndex",
+    "Reranker",
+    "build_node_space",
+    "char_ngrams",
+    "l2_normalize",
+    "node_text_vectors",
+    "normalize_text",
+    "principal_components",
+    "stem",
+    "word_ngrams",
+    "word_set",
+    "words",
+]

@@ -1,0 +1,399 @@
+"""`NodeIndex`: the annoy index over node space and the lexical channel; `search` takes the
+union of both candidate lists and ranks them by
+`fusion_weight * cos_node + (1 - fusion_weight) * cos_lexical`, or by the reranker once
+calibrated. Everything serializes to `.npy`/JSON/msgpack and annoy's own file format; no pickle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import srsly
+from annoy import AnnoyIndex
+from spacy.util import make_tempdir
+
+from .lexical import LexicalIndex
+from .rerank import Reranker
+from .serialize import _npy_bytes, _npy_load
+from .text import l2_normalize
+
+# added to the reranker score of a candidate with a string equal to the query (normalised)
+EXACT_BONUS = 100.0
+# (query, node) pairs whose node-space cosines are computed at once
+PAIR_BLOCK = 2048
+
+
+class NodeIndex:
+    """Annoy index over node space fused with the lexical channel.
+
+    space (np.ndarray): (n_nodes, d) unit rows.
+    lexical (LexicalIndex): the lexical channel.
+    n_trees (int): annoy trees.
+    seed (int): annoy seed.
+    """
+
+    def __init__(
+        self,
+        space: np.ndarray,
+        lexical: LexicalIndex,
+        *,
+        n_trees: int = 20,
+        seed: int = 0,
+        annoy: Optional[AnnoyIndex] = None,
+        reranker: Optional[Reranker] = None,
+        is_leaf: Optional[np.ndarray] = None,
+        memory: Optional[LexicalIndex] = None,
+        ann_items: Optional[np.ndarray] = None,
+    ):
+        self.space = np.ascontiguousarray(space, dtype="float32")
+        # the nodes annoy holds, in item order (None: every node); e.g. only the leaves when
+        # only they can be linked to: a smaller index, and no over-fetching of filtered nodes
+        self.ann_items = None if ann_items is None else np.asarray(ann_items, dtype="int64")
+        # training phrases as extra lexical strings of their concepts (feature "memory")
+        self.memory = memory
+        self.reranker = reranker
+        self.is_leaf = None if is_leaf is None else np.asarray(is_leaf, dtype=bool)
+        self.lexical = lexical
+        self.n_trees = int(n_trees)
+        self.seed = int(seed)
+        self.annoy = annoy if annoy is not None else self._build_annoy()
+
+    @property
+    def dim(self) -> int:
+        return int(self.space.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.space.shape[0])
+
+    def _build_annoy(self) -> AnnoyIndex:
+        idx = AnnoyIndex(self.dim, "angular")
+        idx.set_seed(self.seed)
+        rows = self.space if self.ann_items is None else self.space[self.ann_items]
+        for i, row in enumerate(rows):
+            idx.add_item(i, row)
+        idx.build(self.n_trees, n_jobs=1)
+        return idx
+
+    def ann(self, y: np.ndarray, k: int, search_k: int = -1) -> List[int]:
+        """Annoy neighbours of one vector (empty for a zero vector)."""
+        if k <= 0 or not np.any(y):
+            return []
+        items = self.annoy.get_nns_by_vector(y, k, search_k=search_k)
+        return items if self.ann_items is None else self.ann_items[items].tolist()
+
+    def neighbours(self, node: int, k: int) -> List[int]:
+        """Annoy neighbours of a node (itself excluded)."""
+        if self.ann_items is None:
+            return [j for j in self.annoy.get_nns_by_item(node, k + 1) if j != node][:k]
+        return [j for j in self.ann(self.space[node], k + 1) if j != node][:k]
+
+    def pair_table(
+        self,
+        Y: np.ndarray,
+        texts: Sequence[str],
+        *,
+        ann_candidates: int = 50,
+        lexical_candidates: int = 20,
+        fusion_weight: float = 0.5,
+        search_k: int = -1,
+        allowed: Optional[np.ndarray] = None,
+        leave_out_exact: bool = False,
+    ) -> Dict[str, object]:
+        """Candidates of each query and their features (see `search`).
+
+        allowed (Optional[np.ndarray]): bool per node; only these nodes are candidates
+            (e.g. the leaves, ICD-10-CM's billable codes).
+        leave_out_exact (bool): calibration mode: the query's own string (identical text)
+            is neither an exact-match candidate nor counted in the lexical features.
+        RETURNS (Dict): "qi", "ni" (query and node of each pair, queries contiguous),
+            "bounds", "exact" (bool per pair), "fused" (the fixed fusion score), and the
+            `LexicalIndex.pair_features` plus "node" (cosine in node space) and "leaf".
+        """
+        b = len(texts)
+        if Y.shape[0] != b:
+            raise ValueError(f"search got {Y.shape[0]} vectors but {b} texts.")
+        Yn = l2_normalize(Y)
+        lexical = self.lexical
+        q = lexical.transform(texts)
+        qw, q_idf = lexical.word_transform(texts)
+        # annoy holds only the candidates, or is asked for more when some are filtered out;
+        # the lexical channels rank only the allowed nodes' strings
+        ann_over = 1 if self.ann_items is not None or allowed is None else 2
+        use_lex = fusion_weight < 1.0 or self.reranker is not None
+        lex = lexical.retrieve(q, lexical_candidates, allowed) if use_lex else [np.zeros(0, dtype="int64")] * b
+        exact = [np.zeros(0, dtype="int64")] * b if leave_out_exact else lexical.exact_matches(texts)
+        memory = self.memory
+        if memory is not None:
+            qm = memory.transform(texts)
+            mem = memory.retrieve(qm, lexical_candidates, allowed)
+        else:
+            mem = [np.zeros(0, dtype="int64")] * b
+        use_ann = fusion_weight > 0.0 or self.reranker is not None
+        parts = [
+            lex,
+            exact,
+            mem,
+            [np.asarray(self.ann(Yn[i], ann_candidates * ann_over, search_k), dtype="int64") for i in range(b)]
+            if use_ann
+            else [],
+        ]
+        # one sort for the whole batch: (query, node) keys, unique, queries contiguous
+        n_nodes = np.int64(len(self))
+        keys = np.concatenate(
+            [
+                np.repeat(np.arange(b, dtype="int64"), [len(c) for c in part]) * n_nodes + np.concatenate(part)
+                for part in parts
+                if len(part) and sum(len(c) for c in part)
+            ]
+            or [np.zeros(0, dtype="int64")]
+        )
+        keys = np.unique(keys)
+        qi, ni = keys // n_nodes, keys % n_nodes
+        if allowed is not None:
+            m = allowed[ni]
+            qi, ni = qi[m], ni[m]
+        feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
+        feats["node"] = self._node_cosines(Yn, qi, ni)
+        feats["leaf"] = (
+            self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
+        )
+        feats["memory"] = memory.pair_scores(qm, qi, ni) if memory is not None else np.zeros(len(ni), dtype="float32")
+        ex_keys = np.concatenate(
+            [i * n_nodes + np.asarray(e, dtype="int64") for i, e in enumerate(exact) if len(e)]
+            or [np.zeros(0, dtype="int64")]
+        )
+        ex = np.isin(qi * n_nodes + ni, ex_keys) if len(ex_keys) else np.zeros(len(ni), dtype=bool)
+        feats.update(
+            qi=qi,
+            ni=ni,
+            exact=ex,
+            bounds=np.searchsorted(qi, np.arange(b + 1)).astype("int64"),
+            fused=(fusion_weight * feats["node"] + (1.0 - fusion_weight) * feats["lexical"]).astype("float32"),
+        )
+        return feats
+
+    def _node_cosines(self, Yn: np.ndarray, qi: np.ndarray, ni: np.ndarray) -> np.ndarray:
+        """Yn[qi] . space[ni] per pair, PAIR_BLOCK pairs at a time: the gathered rows of
+        a whole chunk's pairs took 20 MB per search thread (256 queries, 76 pairs each)."""
+        out = np.zeros(len(ni), dtype="float32")
+        for a in range(0, len(ni), PAIR_BLOCK):
+            b = min(a + PAIR_BLOCK, len(ni))
+            out[a:b] = np.einsum("ij,ij->i", Yn[qi[a:b]], self.space[ni[a:b]])
+        return out
+
+    def search(
+        self,
+        Y: np.ndarray,
+        texts: Sequence[str],
+        *,
+        k: int = 5,
+        ann_candidates: int = 50,
+        lexical_candidates: int = 20,
+        fusion_weight: float = 0.5,
+        search_k: int = -1,
+        allowed: Optional[np.ndarray] = None,
+        threshold: Optional[float] = None,
+    ) -> List[List[Tuple[int, float]]]:
+        """Ranked (node index, score) per query.
+
+        Without a reranker the score is `fusion_weight * cos_node + (1 - fusion_weight) *
+        cos_lexical`. With a fitted reranker (`calibrate`), candidates are ordered by its
+        score (exact matches of a normalised string first) and the score shown is the
+        reranker's probability among the query's candidates.
+
+        Y (np.ndarray): (b, d) mapper outputs (any norm; zero rows use only the lexical channel).
+        texts (Sequence[str]): the query strings (for the lexical channel).
+        k (int): results per query.
+        ann_candidates (int): candidates from annoy.
+        lexical_candidates (int): candidates from the lexical inverted index.
+        fusion_weight (float): a in the fixed fusion above.
+        search_k (int): annoy search_k (-1: annoy default).
+        allowed (Optional[np.ndarray]): bool per node: only these can be returned.
+        threshold (Optional[float]): candidates whose similarity (the larger of the fixed
+            fusion score and the lexical cosine) is below this are dropped; a query left
+            with none is NIL.
+        RETURNS (List[List[Tuple[int, float]]]): best first; ties broken by node index.
+        """
+        b = len(texts)
+        if b == 0:
+            if Y.shape[0] != 0:
+                raise ValueError(f"search got {Y.shape[0]} vectors but 0 texts.")
+            return []
+        t = self.pair_table(
+            Y,
+            texts,
+            ann_candidates=ann_candidates,
+            lexical_candidates=lexical_candidates,
+            fusion_weight=fusion_weight,
+            search_k=search_k,
+            allowed=allowed,
+        )
+        ni, bounds, fused = t["ni"], t["bounds"], t["fused"]
+        if self.reranker is not None:
+            order_score = self.reranker.score(t) + EXACT_BONUS * t["exact"]
+        else:
+            order_score = fused
+        # the evidence a candidate needs: its best similarity, lexical or fused (in [0, 1])
+        keep = np.maximum(fused, t["lexical"]) >= threshold if threshold is not None else np.ones(len(ni), dtype=bool)
+        out: List[List[Tuple[int, float]]] = []
+        for i in range(b):
+            a, e = bounds[i], bounds[i + 1]
+            m = keep[a:e]
+            nodes, z = ni[a:e][m], order_score[a:e][m]
+            if self.reranker is not None and len(z):
+                p = np.exp(z - z.max())
+                shown = p / p.sum()
+            else:
+                shown = z
+            order = np.lexsort((nodes, -z))[:k]
+            out.append([(int(nodes[j]), float(shown[j])) for j in order])
+        return out
+
+    # serialization -------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        with make_tempdir() as tmp:
+            self.annoy.save(str(tmp / "annoy.ann"))
+            annoy_bytes = (tmp / "annoy.ann").read_bytes()
+        msg = {
+            "cfg": {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim},
+            "space": _npy_bytes(self.space),
+            "annoy": annoy_bytes,
+            "lexical": self.lexical.to_dict(),
+        }
+        if self.reranker is not None:
+            msg["reranker"] = self.reranker.to_dict()
+        if self.is_leaf is not None:
+            msg["is_leaf"] = _npy_bytes(self.is_leaf)
+        if self.memory is not None:
+            msg["memory"] = self.memory.to_dict()
+        if self.ann_items is not None:
+            msg["ann_items"] = _npy_bytes(self.ann_items)
+        return srsly.msgpack_dumps(msg)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "NodeIndex":
+        from ..pipeline.manifest import BYTES_FIX, check_annoy_loaded, check_annoy_size, load_step
+
+        def step(part: str):
+            return load_step(f"node index (serialized bytes), part '{part}'", f"the {part}", fix=BYTES_FIX)
+
+        with step("index"):
+            msg = srsly.msgpack_loads(data)
+            cfg, annoy_bytes = msg["cfg"], msg["annoy"]
+        with step("space"):
+            space = _npy_load(msg["space"])
+        ann_items = _npy_load(msg["ann_items"]) if "ann_items" in msg else None
+        n_items = len(space) if ann_items is None else len(ann_items)
+        check_annoy_size("node index (serialized bytes), part 'annoy'", len(annoy_bytes), cfg["dim"], n_items)
+        annoy = AnnoyIndex(cfg["dim"], "angular")
+        with step("annoy"), make_tempdir() as tmp:
+            (tmp / "annoy.ann").write_bytes(annoy_bytes)
+            annoy.load(str(tmp / "annoy.ann"), prefault=True)  # mmap stays valid after unlink
+        check_annoy_loaded("node index (serialized bytes), part 'annoy'", annoy, n_items)
+        with step("reranker"):
+            reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
+        is_leaf = _npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
+        with step("lexical index"):
+            memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
+            lexical = LexicalIndex.from_dict(msg["lexical"])
+        return cls(
+            space,
+            lexical,
+            n_trees=cfg["n_trees"],
+            seed=cfg["seed"],
+            annoy=annoy,
+            reranker=reranker,
+            is_leaf=is_leaf,
+            memory=memory,
+            ann_items=ann_items,
+        )
+
+    def to_disk(self, path: Union[str, Path]) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        np.save(path / "space.npy", self.space, allow_pickle=False)
+        self.annoy.save(str(path / "annoy.ann"))
+        # the annoy file's size is checked before annoy maps it (a damaged one can crash the process)
+        srsly.write_json(
+            path / "cfg.json",
+            {
+                "n_trees": self.n_trees,
+                "seed": self.seed,
+                "dim": self.dim,
+                "annoy_bytes": (path / "annoy.ann").stat().st_size,
+            },
+        )
+        lex = path / "lexical"
+        lex.mkdir(exist_ok=True)
+        for key, value in self.lexical.to_dict().items():
+            (lex / key).write_bytes(value)
+        if self.is_leaf is not None:
+            np.save(path / "is_leaf.npy", self.is_leaf, allow_pickle=False)
+        if (path / "ann_items.npy").exists():
+            (path / "ann_items.npy").unlink()
+        if self.ann_items is not None:
+            np.save(path / "ann_items.npy", self.ann_items, allow_pickle=False)
+        mem = path / "memory"
+        if mem.exists():
+            shutil.rmtree(mem)
+        if self.memory is not None:
+            mem.mkdir()
+            for key, value in self.memory.to_dict().items():
+                (mem / key).write_bytes(value)
+        rr = path / "reranker"
+        if rr.exists():  # never leave a stale reranker from an earlier save
+            shutil.rmtree(rr)
+        if self.reranker is not None:
+            rr.mkdir()
+            for key, value in self.reranker.to_dict().items():
+                (rr / key).write_bytes(value)
+
+    @classmethod
+    def from_disk(cls, path: Union[str, Path]) -> "NodeIndex":
+        path = Path(path)
+        for name in ("cfg.json", "space.npy", "annoy.ann", "lexical"):
+            if not (path / name).exists():
+                raise ValueError(
+                    f"{path / name} is missing: the linker index at {path} is incomplete; re-save the pipeline."
+                )
+        from ..pipeline.manifest import check_annoy_loaded, check_annoy_size, load_step
+
+        def npy(name: str) -> Optional[np.ndarray]:
+            if not (path / name).exists():
+                return None
+            with load_step(path / name, "an array of the linker index"):
+                return np.load(path / name, allow_pickle=False)
+
+        def parts(name: str, what: str, make):
+            if not (path / name).exists():
+                return None
+            with load_step(path / name, what):
+                return make({p.name: p.read_bytes() for p in (path / name).iterdir()})
+
+        with load_step(path / "cfg.json", "the index settings"):
+            cfg = srsly.read_json(path / "cfg.json")
+            dim, n_trees, seed = int(cfg["dim"]), cfg["n_trees"], cfg["seed"]
+        space, ann_items = npy("space.npy"), npy("ann_items.npy")
+        n_items = len(space) if ann_items is None else len(ann_items)
+        ann = path / "annoy.ann"
+        check_annoy_size(ann, ann.stat().st_size, dim, n_items, cfg.get("annoy_bytes"))
+        annoy = AnnoyIndex(dim, "angular")
+        with load_step(ann, "the annoy index"):
+            annoy.load(str(ann))
+        check_annoy_loaded(ann, annoy, n_items)
+        lexical = parts("lexical", "the lexical index", LexicalIndex.from_dict)
+        memory = parts("memory", "the lexical index of training phrases", LexicalIndex.from_dict)
+        reranker = parts("reranker", "the reranker", Reranker.from_dict)
+        return cls(
+            space,
+            lexical,
+            n_trees=n_trees,
+            seed=seed,
+            annoy=annoy,
+            reranker=reranker,
+            is_leaf=npy("is_leaf.npy"),
+            memory=memory,
+            ann_items=ann_items,
+        )

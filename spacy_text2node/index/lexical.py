@@ -1,0 +1,441 @@
+"""The lexical channel: TF-IDF over character 3-grams of words (`char_wb`, like scispaCy)
+of all label/synonym strings, the word-level channel over stemmed words, and the
+exact-match table. Retrieval uses the exact-match table and an inverted index restricted
+to informative n-grams (in at most max(`max_df` x strings, 100) strings); the final lexical
+score of every candidate is the exact cosine over all n-grams, max over the concept's strings."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+import srsly
+
+from .kernels import _best_strings, _tfidf_rows, _top_nodes, _word_pairs
+from .serialize import _npy_bytes, _npy_load
+from .text import char_ngrams, normalize_text, stem, word_ngrams, word_set, words
+
+# n-grams in at most this many strings are always used for lexical retrieval
+MIN_DF_CAP = 100
+# lexical retrieval shortlists this many strings per candidate asked for by the pruned
+# score, then orders them by the full cosine (GEM P3 with the P3 linker, Acc@5: 3 strings
+# per candidate and pruned order 0.719, 3 and full 0.728, 10 and full 0.736, 20 0.738)
+RETRIEVAL_POOL = 10
+
+
+class LexicalIndex:
+    """TF-IDF over char 3-grams of words, with an inverted index over informative n-grams.
+
+    vocab (Dict[str, int]): n-gram -> column.
+    idf (np.ndarray): idf per column (float32).
+    matrix (sp.csr_matrix): (strings, columns) L2-normalised TF-IDF rows.
+    string_node (np.ndarray): node index of each string (int32).
+    n_nodes (int): number of nodes.
+    max_df (float): n-grams in more than this fraction of strings are not used for retrieval
+        (they still count in the exact cosine).
+    """
+
+    def __init__(
+        self,
+        vocab: Dict[str, int],
+        idf: np.ndarray,
+        matrix: sp.csr_matrix,
+        string_node: np.ndarray,
+        n_nodes: int,
+        max_df: float = 0.03,
+        exact: Optional[Dict[str, List[int]]] = None,
+        word_vocab: Optional[Dict[str, int]] = None,
+        word_matrix: Optional[sp.csr_matrix] = None,
+    ):
+        self.vocab = vocab
+        # word level: binary (strings, words) matrix of stemmed words, with word IDF
+        self.word_vocab: Dict[str, int] = word_vocab or {}
+        self.word_matrix = (
+            (word_matrix if word_matrix is not None else sp.csr_matrix((matrix.shape[0], 0), dtype="float32"))
+            .tocsr()
+            .astype("float32")
+        )
+        self.exact: Dict[str, List[int]] = exact or {}
+        self.idf = np.asarray(idf, dtype="float32")
+        self.matrix = matrix.tocsr().astype("float32")
+        # canonical (sorted, no duplicates) now, once: threads score against these shared
+        # matrices, so nothing may sort them in place later (scipy does that lazily)
+        self.matrix.sum_duplicates()
+        self.word_matrix.sum_duplicates()
+        self.string_node = np.asarray(string_node, dtype="int32")
+        self.n_nodes = int(n_nodes)
+        self.max_df = float(max_df)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        n_strings = self.matrix.shape[0]
+        wdf = np.bincount(self.word_matrix.indices, minlength=self.word_matrix.shape[1]).astype("float64")
+        self.word_idf = (np.log((1 + n_strings) / (1 + wdf)) + 1.0).astype("float32")
+        self._unknown_word_idf = float(np.log(1 + n_strings) + 1.0)
+        self._string_word_idf = np.asarray(self.word_matrix @ self.word_idf).ravel().astype("float32")
+        df = np.bincount(self.matrix.indices, minlength=self.matrix.shape[1])
+        keep = df <= max(MIN_DF_CAP, self.max_df * n_strings)
+        pruned = self.matrix @ sp.diags(keep.astype("float32"))
+        self._retrieval_T = sp.csr_matrix(pruned.T)
+        self._retrieval_T.eliminate_zeros()
+        self._masked: Optional[Tuple[bytes, sp.csr_matrix]] = None  # see _retrieval_of
+        self._masked_lock = threading.Lock()
+        order = np.argsort(self.string_node, kind="stable")
+        counts = np.bincount(self.string_node, minlength=self.n_nodes)
+        self._node_indptr = np.concatenate([[0], np.cumsum(counts)]).astype("int64")
+        self._node_strings = order.astype("int64")
+
+    @classmethod
+    def build(
+        cls, texts: Sequence[str], string_node: Sequence[int], n_nodes: int, *, max_df: float = 0.03
+    ) -> "LexicalIndex":
+        """Fit the TF-IDF on the strings of the taxonomy.
+
+        texts (Sequence[str]): label/synonym strings.
+        string_node (Sequence[int]): node index of each string.
+        n_nodes (int): number of nodes.
+        max_df (float): see the class docstring.
+        RETURNS (LexicalIndex): the index.
+        """
+        vocab: Dict[str, int] = {}
+        indptr = [0]
+        indices: List[int] = []
+        data: List[float] = []
+        for t in texts:
+            c = Counter(char_ngrams(t))
+            for g, v in c.items():
+                j = vocab.setdefault(g, len(vocab))
+                indices.append(j)
+                data.append(float(v))
+            indptr.append(len(indices))
+        m = sp.csr_matrix(
+            (np.asarray(data, dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")),
+            shape=(len(texts), len(vocab)),
+        )
+        df = np.bincount(m.indices, minlength=len(vocab)).astype("float64")
+        idf = (np.log((1 + len(texts)) / (1 + df)) + 1.0).astype("float32")
+        m = _normalize_rows(m @ sp.diags(idf))
+        word_vocab: Dict[str, int] = {}
+        w_indptr, w_indices = [0], []
+        for t in texts:
+            w_indices.extend(word_vocab.setdefault(w, len(word_vocab)) for w in word_set(t))
+            w_indptr.append(len(w_indices))
+        wm = sp.csr_matrix(
+            (
+                np.ones(len(w_indices), dtype="float32"),
+                np.asarray(w_indices, dtype="int32"),
+                np.asarray(w_indptr, dtype="int64"),
+            ),
+            shape=(len(texts), len(word_vocab)),
+        )
+        exact: Dict[str, List[int]] = {}
+        for t, node in zip(texts, string_node):
+            key = normalize_text(t)
+            if key:
+                nodes = exact.setdefault(key, [])
+                if int(node) not in nodes:
+                    nodes.append(int(node))
+        return cls(
+            vocab,
+            idf,
+            m,
+            np.asarray(string_node),
+            n_nodes,
+            max_df=max_df,
+            exact=exact,
+            word_vocab=word_vocab,
+            word_matrix=wm,
+        )
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """TF-IDF rows of query strings, divided by their full norm: n-grams the taxonomy
+        never has count in the norm (with the highest IDF) but match nothing, so a string
+        of unknown n-grams does not look similar to anything.
+
+        The n-grams of each distinct word are looked up once per call; a row lists its
+        known n-grams in reverse order of first occurrence."""
+        vocab, idf = self.vocab, self.idf
+        n_vocab = len(vocab)
+        unk_idf = float(idf.max()) if len(idf) else 1.0
+        unknown: Dict[str, int] = {}  # n-grams missing from the vocabulary: ids n_vocab, n_vocab + 1, ...
+        by_word: Dict[str, List[int]] = {}
+        ids: List[int] = []
+        ptr = [0]
+        for t in texts:
+            for w in words(t):
+                g = by_word.get(w)
+                if g is None:
+                    g = by_word[w] = [
+                        vocab[x] if x in vocab else unknown.setdefault(x, n_vocab + len(unknown))
+                        for x in word_ngrams(w)
+                    ]
+                ids.extend(g)
+            ptr.append(len(ids))
+        ptr_a = np.asarray(ptr, dtype=np.int64)
+        longest = int(np.diff(ptr_a).max()) if len(texts) else 0
+        # squared weight of an unknown n-gram by its count in the query
+        unk_sq = np.asarray([(v * unk_idf) ** 2 for v in range(longest + 1)], dtype=np.float64)
+        indptr, indices, weights, norms = _tfidf_rows(
+            ptr_a,
+            np.asarray(ids, dtype=np.int64),
+            n_vocab + len(unknown),
+            n_vocab,
+            np.asarray(idf, dtype=np.float32),
+            unk_sq,
+        )
+        data = weights * np.repeat(np.float32(1.0) / norms, np.diff(indptr))
+        return sp.csr_matrix(
+            (data, indices, indptr.astype(np.int32) if len(indices) < 2**31 else indptr), shape=(len(texts), n_vocab)
+        )
+
+    def word_transform(self, texts: Sequence[str]) -> Tuple[sp.csr_matrix, np.ndarray]:
+        """Binary (queries, words) matrix of known stemmed words, and each query's total word
+        IDF (unknown words count with the highest IDF)."""
+        wv, idf, unk = self.word_vocab, self.word_idf, self._unknown_word_idf
+        stems: Dict[str, str] = {}
+        indptr, indices, n_unknown = [0], [], []
+        for t in texts:
+            ws = sorted({stems[w] if w in stems else stems.setdefault(w, stem(w)) for w in words(t)})
+            known = [wv[w] for w in ws if w in wv]
+            indices.extend(known)
+            indptr.append(len(indices))
+            n_unknown.append(len(ws) - len(known))
+        ind = np.asarray(indices, dtype=np.int32)
+        ptr = np.asarray(indptr, dtype=np.int64)
+        counts = np.diff(ptr)
+        # known IDF per query summed as numpy sums a float32 row: sequentially below 8 terms
+        # (a cumulative sum of the zero-padded rows), pairwise from 8 on (rare: numpy per row)
+        sums = np.zeros(len(texts), dtype=np.float32)
+        short = counts < 8
+        if short.any():
+            pad = np.zeros((len(texts), 7), dtype=np.float32)
+            rows = np.repeat(np.arange(len(texts)), counts)
+            cols = np.arange(len(ind)) - np.repeat(ptr[:-1], counts)
+            sel = short[rows]
+            pad[rows[sel], cols[sel]] = idf[ind[sel]]
+            sums[short] = np.cumsum(pad, axis=1)[short, -1]
+        for i in np.flatnonzero(~short):
+            sums[i] = idf[ind[ptr[i] : ptr[i + 1]]].sum()
+        total = (sums.astype(np.float64) + unk * np.asarray(n_unknown, dtype=np.float64)).astype(np.float32)
+        q = sp.csr_matrix((np.ones(len(ind), dtype="float32"), ind, ptr), shape=(len(texts), len(wv)))
+        return q, total
+
+    def pair_features(
+        self,
+        q: sp.csr_matrix,
+        qw: sp.csr_matrix,
+        q_idf: np.ndarray,
+        q_idx: np.ndarray,
+        nodes: np.ndarray,
+        *,
+        leave_out_exact: bool = False,
+    ) -> Dict[str, object]:
+        """Features of (query, node) pairs, from the node's string with the best lexical cosine.
+
+        q, qw, q_idf: `transform`, `word_transform` of the queries.
+        q_idx (np.ndarray), nodes (np.ndarray): the pairs.
+        leave_out_exact (bool): ignore strings identical to the query (cosine 1): used when
+            calibrating on pairs whose text is itself one of the taxonomy's strings.
+        RETURNS (Dict): "lexical", "recall", "precision" (IDF-weighted word overlap over the
+            query's and the string's words) as float32 arrays, and sparse (pairs, words)
+            matrices "label_only" (words of the string missing from the query) and
+            "query_only" (words of the query missing from the string).
+        """
+        n = len(nodes)
+        V = self.word_matrix.shape[1]
+        empty = sp.csr_matrix((n, V), dtype="float32")
+        out: Dict[str, object] = {k: np.zeros(n, dtype="float32") for k in ("lexical", "recall", "precision")}
+        out["label_only"], out["query_only"] = empty, empty
+        if n == 0:
+            return out
+        best_sim, best_str = self._best_strings(q, q_idx, nodes, leave_out_exact=leave_out_exact)
+        valid = best_sim >= 0  # the node has a string (left in)
+        out["lexical"] = np.where(valid, best_sim, 0.0).astype("float32")
+        if V == 0:
+            return out
+        wm = self.word_matrix
+        if qw.shape[1] != V:
+            raise ValueError(
+                f"pair_features: the query word rows have {qw.shape[1]} columns but the index has {V} words."
+            )
+        overlap, lo_ptr, lo_idx, qo_ptr, qo_idx = _word_pairs(
+            wm.indptr,
+            wm.indices,
+            qw.indptr,
+            qw.indices,
+            self.word_idf,
+            best_str,
+            valid,
+            np.asarray(q_idx, dtype=np.int64),
+            V,
+        )
+        s_idf = self._string_word_idf[best_str]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["recall"] = np.where(valid & (q_idf[q_idx] > 0), overlap / q_idf[q_idx], 0.0).astype("float32")
+            out["precision"] = np.where(valid & (s_idf > 0), overlap / s_idf, 0.0).astype("float32")
+        out["label_only"] = sp.csr_matrix((np.ones(len(lo_idx), dtype="float32"), lo_idx, lo_ptr), shape=(n, V))
+        out["query_only"] = sp.csr_matrix((np.ones(len(qo_idx), dtype="float32"), qo_idx, qo_ptr), shape=(n, V))
+        return out
+
+    def _best_strings(
+        self, q: sp.csr_matrix, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """For each (query, node) pair, the best lexical cosine over the node's strings (the
+        first such string on ties) and that string; -1 and 0 for a node without strings
+        (or, with leave_out_exact, with only strings identical to the query)."""
+        m = self.matrix
+        qs = q if q.has_sorted_indices else q.sorted_indices()
+        if m.shape[1] != qs.shape[1]:
+            raise ValueError(f"The queries have {qs.shape[1]} columns but the index has {m.shape[1]} n-grams.")
+        return _best_strings(
+            m.indptr,
+            m.indices,
+            m.data,
+            qs.indptr,
+            qs.indices,
+            qs.data.astype(np.float32, copy=False),
+            qs.shape[1],
+            self._node_indptr,
+            self._node_strings,
+            np.asarray(nodes, dtype=np.int64),
+            np.asarray(q_idx, dtype=np.int64),
+            bool(leave_out_exact),
+        )
+
+    def exact_matches(self, texts: Sequence[str]) -> List[np.ndarray]:
+        """Nodes with a string equal to each query after normalisation (case, punctuation)."""
+        return [np.asarray(self.exact.get(normalize_text(t), ()), dtype="int64") for t in texts]
+
+    def retrieve(self, q: sp.csr_matrix, k: int, allowed: Optional[np.ndarray] = None) -> List[np.ndarray]:
+        """Top-k node candidates per query, in two stages. The shortlist: the
+        `RETRIEVAL_POOL` * k best strings by the pruned (informative n-gram) score q @
+        pruned.T, and every string tied with the last. Then the shortlist's nodes by their
+        strings' full cosine q @ matrix.T (a stable sort over the product's column order),
+        each node once. The pruned score alone prefers short strings, as the common
+        n-grams it leaves out still count in a string's norm: "Burn of unspecified degree
+        of ear" ranked the "left ear ..., sequela" leaf above the "unspecified ear ...,
+        initial encounter" one, which the full cosine puts first.
+
+        allowed (Optional[np.ndarray]): bool per node; only the strings of these nodes are
+            ranked (k of them come back, however many better strings other nodes have).
+        """
+        n_q = q.shape[0]
+        if k <= 0:
+            return [np.zeros(0, dtype="int64") for _ in range(n_q)]
+        if n_q == 0:
+            return []
+        rt = self._retrieval_T
+        if q.shape[1] != rt.shape[0]:
+            raise ValueError(
+                f"retrieve: the queries have {q.shape[1]} columns but the index has {rt.shape[0]} n-grams."
+            )
+        if q.nnz and q.data.min() <= 0:
+            raise ValueError(
+                "retrieve: the query rows must have positive entries only (the TF-IDF rows of `transform`)."
+            )
+        acc = np.zeros(rt.shape[1], dtype=np.result_type(q.dtype, rt.dtype))
+        n_nodes = max(self.n_nodes, int(self.string_node.max()) + 1) if len(self.string_node) else self.n_nodes
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=bool)
+            if allowed.shape != (n_nodes,):
+                raise ValueError(f"retrieve: allowed has shape {allowed.shape} but the index has {n_nodes} nodes.")
+            rt = self._retrieval_of(allowed)
+        m = self.matrix
+        ptr, nodes = _top_nodes(
+            q.indptr,
+            q.indices,
+            q.data,
+            rt.indptr,
+            rt.indices,
+            rt.data,
+            m.indptr,
+            m.indices,
+            m.data,
+            self.string_node,
+            n_nodes,
+            int(k),
+            acc,
+            RETRIEVAL_POOL,
+        )
+        return np.split(nodes, ptr[1:-1])
+
+    def _retrieval_of(self, allowed: np.ndarray) -> sp.csr_matrix:
+        """The retrieval matrix without the strings of nodes outside `allowed`, built once
+        per mask (the last one is kept; threads may call this at once)."""
+        key = hashlib.blake2b(np.packbits(allowed).tobytes(), digest_size=16).digest()
+        with self._masked_lock:
+            if self._masked is None or self._masked[0] != key:
+                rt = self._retrieval_T
+                keep = allowed[self.string_node][rt.indices]
+                rows = np.repeat(np.arange(rt.shape[0]), np.diff(rt.indptr))
+                counts = np.bincount(rows[keep], minlength=rt.shape[0])
+                indptr = np.concatenate([[0], np.cumsum(counts)]).astype(rt.indptr.dtype)
+                masked = sp.csr_matrix((rt.data[keep], rt.indices[keep], indptr), shape=rt.shape)
+                self._masked = (key, masked)
+            return self._masked[1]
+
+    def pair_scores(self, q: sp.csr_matrix, q_idx: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Exact lexical cosine for (query, node) pairs: max over the node's strings."""
+        if len(nodes) == 0:
+            return np.zeros(0, dtype="float32")
+        return np.maximum(self._best_strings(q, q_idx, nodes)[0], 0.0).astype("float32")
+
+    def to_dict(self) -> Dict[str, bytes]:
+        vocab_list = [None] * len(self.vocab)
+        for g, j in self.vocab.items():
+            vocab_list[j] = g
+        m = self.matrix
+        return {
+            "vocab": srsly.json_dumps(vocab_list).encode("utf8"),
+            "idf": _npy_bytes(self.idf),
+            "indptr": _npy_bytes(m.indptr.astype("int64")),
+            "indices": _npy_bytes(m.indices.astype("int32")),
+            "data": _npy_bytes(m.data.astype("float32")),
+            "string_node": _npy_bytes(self.string_node),
+            "exact": srsly.json_dumps(self.exact).encode("utf8"),
+            "cfg": srsly.json_dumps({"n_nodes": self.n_nodes, "max_df": self.max_df, "shape": list(m.shape)}).encode(
+                "utf8"
+            ),
+            "word_vocab": srsly.json_dumps(sorted(self.word_vocab, key=self.word_vocab.get)).encode("utf8"),
+            "word_indptr": _npy_bytes(self.word_matrix.indptr.astype("int64")),
+            "word_indices": _npy_bytes(self.word_matrix.indices.astype("int32")),
+        }
+
+    @classmethod
+    def from_dict(cls, msg: Dict[str, bytes]) -> "LexicalIndex":
+        vocab_list = srsly.json_loads(msg["vocab"].decode("utf8"))
+        cfg = srsly.json_loads(msg["cfg"].decode("utf8"))
+        m = sp.csr_matrix(
+            (_npy_load(msg["data"]), _npy_load(msg["indices"]), _npy_load(msg["indptr"])), shape=tuple(cfg["shape"])
+        )
+        exact = srsly.json_loads(msg["exact"].decode("utf8")) if "exact" in msg else {}
+        word_vocab, wm = None, None
+        if "word_vocab" in msg:
+            wl = srsly.json_loads(msg["word_vocab"].decode("utf8"))
+            word_vocab = {w: j for j, w in enumerate(wl)}
+            wi = _npy_load(msg["word_indices"])
+            wm = sp.csr_matrix(
+                (np.ones(len(wi), dtype="float32"), wi, _npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl))
+            )
+        return cls(
+            {g: j for j, g in enumerate(vocab_list)},
+            _npy_load(msg["idf"]),
+            m,
+            _npy_load(msg["string_node"]),
+            cfg["n_nodes"],
+            max_df=cfg["max_df"],
+            exact=exact,
+            word_vocab=word_vocab,
+            word_matrix=wm,
+        )
+
+
+def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    m = sp.csr_matrix(m, dtype="float32")
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms).astype("float32") @ m)
