@@ -1,11 +1,11 @@
 """Bulk linking throughput, linker overhead, Spark and memory on MTSamples notes.
 
 Usage:
-    python benchmarks/bench_bulk.py [--n-docs 1000] [--rss-sizes 1000,5000] [--shared ../shared/data]
+    python -m benchmarks bulk [--n-docs 1000] [--rss-sizes 1000,5000] [--shared ../shared/data]
 
 Contenders run side by side in the same run, each as `text2node link` in a fresh
-subprocess (peak RSS is its own: psutil polls the process tree every 0.1 s, and
-`ru_maxrss` of the children gives the largest single process):
+subprocess (benchmarks/_children/bulk_link.py; peak RSS is its own: psutil polls the
+process tree every 0.1 s, and `ru_maxrss` of the children gives the largest single process):
 
 * mentions n1 / n2   configs/clinical.cfg without a linker (en_core_web_sm noun chunks)
 * linked n1 / n2     the same config with `--paths.linker` = an ICD-10-CM text2node_linker
@@ -14,7 +14,8 @@ subprocess (peak RSS is its own: psutil polls the process tree every 0.1 s, and
                      linker pipeline with `--mentions ruler` (an entity ruler from the
                      ICD-10-CM labels and inclusion terms), faster than noun chunks
 
-The linker is built once (cached in benchmarks/results/cache): ICD-10-CM (98,505
+The linker is built once (benchmarks/_children/bulk_build_linker.py, cached in
+benchmarks/results/cache): ICD-10-CM (98,505
 concepts with inclusion terms), GloVe 6B 50-d (100k words), CNN mapper, text-only node
 space. Its mapper is untrained: the work per span is the same as a trained one's.
 Results: a table with ratios, and benchmarks/results/bulk.json.
@@ -30,37 +31,33 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
 import psutil
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-CACHE = HERE / "results" / "cache"
-LINKER = CACHE / "bulk_linker_icd10cm"
-LINKER_CODE = ("pipeline/linker.py", "ml/mapper.py", "linker_api.py", "index.py")
+if not __package__:  # run as `python benchmarks/bench_bulk.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BUILD_LINKER = r"""
-import sys
-from spacy_text2node import Taxonomy
-from spacy_text2node.linker_api import build_linker_nlp
-from spacy_text2node.vectors.io import glove_6b_50d
-from spacy_text2node.vectors.pipeline import build_vectors_pipeline
-words, matrix = glove_6b_50d(max_words=100_000)
-vec = build_vectors_pipeline(words, matrix, subwords=None)
-nlp = build_linker_nlp(Taxonomy.from_icd10cm(), None, vec, spans="ents", architecture="cnn")
-nlp.to_disk(sys.argv[1])
-"""
-# The CLI, plus a note of this process's and its waited-for children's peak RSS at exit.
-CLI = (
-    "import atexit, json, resource, sys\n"
-    "path = sys.argv.pop(1)\n"
-    "def _rss():\n"
-    "    json.dump({'self_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,\n"
-    "               'children_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}, open(path, 'w'))\n"
-    "atexit.register(_rss)\n"
-    "from spacy_text2node.cli import app; import spacy_text2node.cli.link\n"
-    "sys.argv[0] = 'text2node'; app()\n"
-)
+from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "bulk"
+CACHE = RESULTS / "cache"
+BUILT_LINKER = CACHE / "bulk_linker_icd10cm"
+# the built linker is rebuilt whenever the code under these package paths changes
+LINKER_CODE = ("pipeline", "ml", "linker_api.py", "index")
+
+
+def code_key() -> str:
+    """A hash of the linker's source files (a file or every .py under a folder)."""
+    pkg = REPO / "spacy_text2node"
+    files = []
+    for part in LINKER_CODE:
+        path = pkg / part
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    digest = hashlib.sha1()
+    for f in files:
+        digest.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
 
 
 def trained_linker_copy(src: Path) -> Path:
@@ -83,22 +80,13 @@ def trained_linker_copy(src: Path) -> Path:
     return dst
 
 
-def run_contender(args, out_dir: Path, name: str):
+def run_contender(args: List[str], out_dir: Path, name: str) -> Dict[str, Any]:
     """Run `text2node link ...` in a subprocess; return its stats and memory."""
     stats_path = out_dir / f"{name}.stats.json"
     rss_path = out_dir / f"{name}.rss.json"
-    cmd = [
-        sys.executable,
-        "-c",
-        CLI,
-        str(rss_path),
-        "link",
-        *args,
-        "--no-progress",
-        "--stats-json",
-        str(stats_path),
-        "--overwrite",
-    ]
+    cmd = child_command(
+        "bulk_link", str(rss_path), "link", *args, "--no-progress", "--stats-json", str(stats_path), "--overwrite"
+    )
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps = psutil.Process(proc.pid)
@@ -110,7 +98,7 @@ def run_contender(args, out_dir: Path, name: str):
         except psutil.Error:
             pass
         time.sleep(0.1)
-    output = proc.stdout.read()
+    output = proc.stdout.read() if proc.stdout else ""
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed ({proc.returncode}):\n{output[-3000:]}")
@@ -125,8 +113,10 @@ def run_contender(args, out_dir: Path, name: str):
     return stats
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--n-docs", type=int, default=1000, help="input records for the throughput runs")
     ap.add_argument("--rss-sizes", default="1000,5000", help="input sizes for the memory runs")
@@ -138,29 +128,28 @@ def main() -> None:
         help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project); "
         "copied with spans='ents'. Default: an untrained CNN linker built once.",
     )
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=RESULTS / "bulk.json")
+    args = ap.parse_args(argv)
     notes = Path(args.shared) / "mtsamples" / "mtsamples.csv.gz"
     if not notes.exists():
         raise SystemExit(f"{notes} is absent: this benchmark needs the shared MTSamples notes.")
     skip = set(filter(None, args.skip.split(",")))
-    global LINKER
-    if args.linker:
-        LINKER = trained_linker_copy(Path(args.linker))
+    linker = trained_linker_copy(Path(args.linker)) if args.linker else BUILT_LINKER
     # rebuild the cached linker whenever the linker's code changed
-    key = hashlib.sha1(b"".join((REPO / "spacy_text2node" / f).read_bytes() for f in LINKER_CODE)).hexdigest()
+    key = code_key()
     key_file = CACHE / "bulk_linker_icd10cm.key"
     if not args.linker and (
-        not (LINKER / "config.cfg").exists() or not key_file.exists() or key_file.read_text() != key
+        not (linker / "config.cfg").exists() or not key_file.exists() or key_file.read_text() != key
     ):
-        print(f"building the ICD-10-CM linker into {LINKER} ...", flush=True)
+        print(f"building the ICD-10-CM linker into {linker} ...", flush=True)
         CACHE.mkdir(parents=True, exist_ok=True)
-        if LINKER.exists():
-            shutil.rmtree(LINKER)
-        subprocess.run([sys.executable, "-c", BUILD_LINKER, str(LINKER)], check=True, cwd=REPO)
+        if linker.exists():
+            shutil.rmtree(linker)
+        subprocess.run(child_command("bulk_build_linker", str(linker)), check=True, cwd=REPO)
         key_file.write_text(key)
     cfg = str(REPO / "configs" / "clinical.cfg")
     common = ["--id-field", "note_id", "--text-field", "transcription", "--batch-size", str(args.batch_size)]
-    linked = [cfg, "--paths.linker", str(LINKER)]
+    linked = [cfg, "--paths.linker", str(linker)]
     contenders = [
         ("mentions n1", [cfg], ["-n", "1"], args.n_docs),
         ("mentions n2", [cfg], ["-n", "2"], args.n_docs),
@@ -177,18 +166,18 @@ def main() -> None:
         # the memory pair uses a faster mention finder (an entity ruler from the linker's
         # ICD-10-CM labels and inclusion terms) so 5,000 notes fit the time on 2 cores
         for size in [int(s) for s in args.rss_sizes.split(",")]:
-            contenders.append((f"ruler+linker n1 rss@{size}", [str(LINKER), "--mentions", "ruler"], ["-n", "1"], size))
+            contenders.append((f"ruler+linker n1 rss@{size}", [str(linker), "--mentions", "ruler"], ["-n", "1"], size))
     contenders = [c for c in contenders if not any(s in c[0] for s in skip)]
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    results: Dict[str, Dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
         for name, model_args, extra, n in contenders:
             out = tmp / (name.replace(" ", "_").replace("[", "").replace("]", "") + ".jsonl")
             model, *overrides = model_args
             argv = [model, str(notes), str(out), *common, *extra, "--limit", str(n), *overrides]
             print(f"running {name} on {n} notes ...", flush=True)
             r = run_contender(argv, tmp, name.replace(" ", "_"))
-            recs = [json.loads(l) for l in out.read_text().splitlines()]
+            recs = [json.loads(line) for line in out.read_text().splitlines()]
             r["n_docs_requested"] = n
             r["n_spans"] = sum(len(x["spans"]) for x in recs)
             r["n_linked_spans"] = sum(1 for x in recs for s in x["spans"] if s["concept_id"])
@@ -196,23 +185,24 @@ def main() -> None:
             results[name] = r
     base = results.get("mentions n1")
     print(
-        f"\n{'contender':<26} {'docs':>5} {'docs/s':>7} {'words/s':>8} {'x mentions n1':>13} {'spans':>7} {'linked':>7} {'peak RSS MB (proc / tree)':>26}"
+        f"\n{'contender':<26} {'docs':>5} {'docs/s':>7} {'words/s':>8} {'x mentions n1':>13} {'spans':>7} "
+        f"{'linked':>7} {'peak RSS MB (proc / tree)':>26}"
     )
     for name, r in results.items():
         ratio = r["docs_per_second"] / base["docs_per_second"] if base else float("nan")
         proc = f"{r['peak_process_rss_mb']:.0f}" if r["peak_process_rss_mb"] else "-"
         print(
-            f"{name:<26} {r['n_written']:>5} {r['docs_per_second']:>7.2f} {r['words_per_second']:>8,.0f} {ratio:>13.2f} "
+            f"{name:<26} {r['n_written']:>5} {r['docs_per_second']:>7.2f} {r['words_per_second']:>8,.0f} "
+            f"{ratio:>13.2f} "
             f"{r['n_spans']:>7,} {r['n_linked_spans']:>7,} {proc + ' / ' + format(r['peak_tree_rss_mb'], '.0f'):>26}"
         )
-    summary = {}
+    summary: Dict[str, Any] = {}
     for n in ("1", "2"):
         a, b = results.get(f"mentions n{n}"), results.get(f"linked n{n}")
         if a and b:
             summary[f"linker_overhead_n{n}"] = a["docs_per_second"] / b["docs_per_second"] - 1
-            print(
-                f"linker overhead with --n-process {n}: {summary[f'linker_overhead_n{n}']:+.0%} time per doc (target <= +30%)"
-            )
+            overhead = summary[f"linker_overhead_n{n}"]
+            print(f"linker overhead with --n-process {n}: {overhead:+.0%} time per doc (target <= +30%)")
     if "linked n1" in results and "linked n2" in results:
         summary["speedup_n2"] = results["linked n2"]["docs_per_second"] / results["linked n1"]["docs_per_second"]
         print(f"--n-process 2 vs 1 (linked): x{summary['speedup_n2']:.2f}")
@@ -233,9 +223,8 @@ def main() -> None:
     load = os.getloadavg()
     summary["load_average_at_end"] = load
     print(f"load average at the end: {load[0]:.1f} on {os.cpu_count()} cores (other jobs share the machine)")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bulk.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2))
-    print(f"-> {HERE / 'results' / 'bulk.json'}")
+    meta = run_meta(prog, argv, notes=str(notes), linker=str(linker))
+    print(f"-> {write_results(args.out, {'meta': meta, 'results': results, 'summary': summary})}")
 
 
 if __name__ == "__main__":

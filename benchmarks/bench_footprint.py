@@ -33,7 +33,7 @@ every CPU). acc@1 / acc@5 use `spacy_text2node.scoring.ranking_scores`
 with each query's "gold" list. `--limit N` takes a seeded random sample of N queries.
 Prints a markdown table and writes every number to --out.
 
-    python benchmarks/bench_footprint.py training/P1/model-calibrated \\
+    python -m benchmarks footprint training/P1/model-calibrated \\
         --queries corpus/gem/P1/test.jsonl --lean-python /tmp/lean/bin/python
 """
 
@@ -42,39 +42,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _common import peak_rss_mb, rss_mb  # noqa: E402
+if not __package__:  # run as `python benchmarks/bench_footprint.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = HERE.parent
+from benchmarks._children.footprint_worker import WARMUP, K, dir_mb  # noqa: E402
+from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "footprint"
 PEERS = ("minilm", "tfidf")
 PEER_LABELS = {"minilm": "MiniLM-L6 (peer)", "tfidf": "TF-IDF char3 (peer)"}
 FACTORY = "text2node_linker"
-K = 5
-WARMUP = 64
 
 
 # helpers ------------------------------------------------------------------------------
-def dir_mb(path: Path) -> float:
-    """Sum of the sizes of the files under path (or of the file itself), in MB."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size / 2**20
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            total += os.stat(os.path.join(root, f)).st_size
-    return total / 2**20
-
-
 def disk_parts(model_dir: Path, pipe: str) -> Dict[str, float]:
     """MB per part of a pipeline folder: each top-level entry, and each entry of the
     linker's folder and of its index (those two replace their parent's total)."""
@@ -102,7 +89,8 @@ def linker_name(model_dir: Path) -> str:
     cfg_path = model_dir / "config.cfg"
     if not cfg_path.exists():
         raise SystemExit(
-            f"{model_dir} has no config.cfg: it is not a spaCy pipeline folder (pass the folder written by nlp.to_disk / spacy train)."
+            f"{model_dir} has no config.cfg: it is not a spaCy pipeline folder "
+            "(pass the folder written by nlp.to_disk / spacy train)."
         )
     from thinc.api import Config
 
@@ -117,7 +105,8 @@ def linker_name(model_dir: Path) -> str:
         )
     if not (model_dir / names[0] / "taxonomy").exists():
         raise SystemExit(
-            f"{model_dir}: {names[0]} has no stored taxonomy ({model_dir / names[0] / 'taxonomy'}); the pipeline is incomplete."
+            f"{model_dir}: {names[0]} has no stored taxonomy ({model_dir / names[0] / 'taxonomy'}); "
+            "the pipeline is incomplete."
         )
     return names[0]
 
@@ -158,157 +147,6 @@ def thread_env(threads: int) -> Dict[str, str]:
     return env
 
 
-# workers (one contender per fresh process) --------------------------------------------
-def _runtime_info(spec: Dict[str, Any]) -> Dict[str, Any]:
-    info: Dict[str, Any] = {"python": sys.executable, "torch_imported": "torch" in sys.modules}
-    if info["torch_imported"]:
-        info["torch_threads"] = sys.modules["torch"].get_num_threads()
-    return info
-
-
-def _set_torch_threads(spec: Dict[str, Any]) -> None:
-    if spec.get("threads", 0) > 0 and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(spec["threads"])
-
-
-def work_blank(spec: Dict[str, Any]) -> Dict[str, Any]:
-    t0 = time.perf_counter()
-    import spacy
-
-    import_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    nlp = spacy.blank("en")
-    nlp("warm up the tokenizer")
-    load_s = time.perf_counter() - t0
-    return {
-        "import_s": import_s,
-        "load_s": load_s,
-        "rss_after_load_mb": rss_mb(),
-        "peak_rss_after_load_mb": peak_rss_mb(),
-        "spacy_version": spacy.__version__,
-    }
-
-
-def work_ours(spec: Dict[str, Any]) -> Dict[str, Any]:
-    t0 = time.perf_counter()
-    import spacy
-
-    from spacy_text2node.linker_api import link_phrases
-    from spacy_text2node.scoring import ranking_scores
-
-    import_s = time.perf_counter() - t0
-    model_dir = Path(spec["model_dir"])
-    t0 = time.perf_counter()
-    nlp = spacy.load(model_dir)
-    load_s = time.perf_counter() - t0
-    rss_load, peak_load = rss_mb(), peak_rss_mb()
-    if spec["pipe"] not in nlp.pipe_names:
-        raise SystemExit(f"{model_dir}: no {spec['pipe']} component after loading (components: {nlp.pipe_names}).")
-    linker = nlp.get_pipe(spec["pipe"])
-    linker.cfg["cache_size"] = 0  # no result cache: a repeated text costs a full search
-    if spec.get("threads", 0) > 0:
-        linker.cfg["n_threads"] = spec["threads"]
-    _set_torch_threads(spec)
-    texts = [q["text"] for q in spec["queries"]]
-    gold = [q["gold"] for q in spec["queries"]]
-    link_phrases(nlp, texts[:WARMUP], k=K)
-    ranked, passes_s = timed_passes(lambda: link_phrases(nlp, texts, k=K), spec["passes"])
-    rank_s = min(passes_s)
-    scores = ranking_scores([[c for c, _ in r] for r in ranked], gold, ks=(1, 5))
-    return {
-        **scores,
-        "import_s": import_s,
-        "load_s": load_s,
-        "rss_after_load_mb": rss_load,
-        "peak_rss_after_load_mb": peak_load,
-        "rank_s": rank_s,
-        "passes_s": passes_s,
-        "n_threads": linker.cfg.get("n_threads"),
-        "phrases_per_s": len(texts) / rank_s,
-        "candidates": linker.cfg.get("candidates", "all"),
-        "calibrated": bool(linker.cfg.get("calibrated", False)),
-        "concepts": len(linker.taxonomy),
-        "spacy_version": spacy.__version__,
-    }
-
-
-def work_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
-    t0 = time.perf_counter()
-    from spacy_text2node import Taxonomy
-    from spacy_text2node.baselines import MiniLMLinker, TfidfLinker, index_strings, minilm_path, strings_key
-    from spacy_text2node.scoring import ranking_scores
-
-    import_s = time.perf_counter() - t0
-    tax_dir = Path(spec["model_dir"]) / spec["pipe"] / "taxonomy"
-    t0 = time.perf_counter()
-    tax = Taxonomy.from_disk(tax_dir)
-    taxonomy_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    extra: Dict[str, Any] = {}
-    disk = {"taxonomy": dir_mb(tax_dir)}
-    if spec["peer"] == "minilm":
-        peer = MiniLMLinker(tax, cache_dir=spec["cache_dir"], candidates=spec["candidates"])
-        build_s = time.perf_counter() - t0
-        cache_file = Path(spec["cache_dir"]) / f"minilm-{strings_key(index_strings(tax)[1])}.npy"
-        disk["model"] = dir_mb(minilm_path())
-        disk["encodings"] = dir_mb(cache_file) if cache_file.exists() else 0.0
-        extra = {
-            "index_from_cache": peer.from_cache,
-            "index_encode_s": peer.encode_seconds,
-            "encodings_file": str(cache_file),
-        }
-    else:
-        peer = TfidfLinker(tax, candidates=spec["candidates"])
-        build_s = time.perf_counter() - t0
-    rss_load, peak_load = rss_mb(), peak_rss_mb()
-    _set_torch_threads(spec)
-    texts = [q["text"] for q in spec["queries"]]
-    gold = [q["gold"] for q in spec["queries"]]
-    peer.rank(texts[:WARMUP], k=K)
-    ranked, passes_s = timed_passes(lambda: peer.rank(texts, k=K), spec["passes"])
-    rank_s = min(passes_s)
-    scores = ranking_scores([[c for c, _ in r] for r in ranked], gold, ks=(1, 5))
-    return {
-        **scores,
-        **extra,
-        "import_s": import_s,
-        "taxonomy_load_s": taxonomy_s,
-        "build_s": build_s,
-        "load_s": taxonomy_s + build_s,
-        "rss_after_load_mb": rss_load,
-        "peak_rss_after_load_mb": peak_load,
-        "rank_s": rank_s,
-        "passes_s": passes_s,
-        "phrases_per_s": len(texts) / rank_s,
-        "candidates": spec["candidates"],
-        "index_strings": peer.n_strings,
-        "disk_mb": sum(disk.values()),
-        "disk_parts_mb": disk,
-    }
-
-
-def timed_passes(run: Any, passes: int) -> Any:
-    """Run `run()` `passes` times: (the last result, seconds of each pass)."""
-    seconds: List[float] = []
-    out = None
-    for _ in range(max(1, passes)):
-        t0 = time.perf_counter()
-        out = run()
-        seconds.append(time.perf_counter() - t0)
-    return out, seconds
-
-
-WORKERS = {"blank": work_blank, "ours": work_ours, "peer": work_peer}
-
-
-def worker(spec_path: str, out_path: str) -> None:
-    spec = json.loads(Path(spec_path).read_text(encoding="utf8"))
-    res = WORKERS[spec["kind"]](spec)
-    res.update(_runtime_info(spec))
-    res["peak_rss_mb"] = peak_rss_mb()
-    Path(out_path).write_text(json.dumps(res), encoding="utf8")
-
-
 # driver -------------------------------------------------------------------------------
 def run_contender(python: str, spec: Dict[str, Any], tmp: Path, env: Dict[str, str]) -> Dict[str, Any]:
     spec_path = tmp / "spec.json"
@@ -318,7 +156,7 @@ def run_contender(python: str, spec: Dict[str, Any], tmp: Path, env: Dict[str, s
         out_path.unlink()
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [python, str(Path(__file__).resolve()), "--worker", str(spec_path), str(out_path)],
+        child_command("footprint_worker", str(spec_path), str(out_path), python=python),
         cwd=str(REPO),
         env=env,
         stdout=subprocess.PIPE,
@@ -392,8 +230,10 @@ def short_name(model_dir: Path) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else str(model_dir)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "model_dirs", nargs="*", type=Path, metavar="MODEL_DIR", help="trained pipelines with a text2node_linker"
     )
@@ -422,11 +262,8 @@ def main() -> None:
     ap.add_argument(
         "--passes", type=int, default=3, help="timed passes over the queries per contender; phrases/s is the best"
     )
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "footprint.json")
-    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.worker:
-        return worker(*a.worker)
+    ap.add_argument("--out", type=Path, default=RESULTS / "footprint.json")
+    a = ap.parse_args(argv)
     if not a.model_dirs:
         ap.error("pass at least one MODEL_DIR (a trained pipeline folder, e.g. training/P1/model-calibrated)")
     peers = [p.strip() for p in a.peers.split(",") if p.strip()]
@@ -438,8 +275,8 @@ def main() -> None:
         lean = Path(a.lean_python)
         if not lean.exists() or not os.access(lean, os.X_OK):
             raise SystemExit(
-                f"--lean-python {lean}: no such executable; pass the python of a venv with spaCy and spacy-text2node's core "
-                "dependencies installed (and no torch), e.g. /tmp/lean/bin/python."
+                f"--lean-python {lean}: no such executable; pass the python of a venv with spaCy and "
+                "spacy-text2node's core dependencies installed (and no torch), e.g. /tmp/lean/bin/python."
             )
     pipes = {d: linker_name(d) for d in a.model_dirs}
     queries = read_queries(a.queries, a.limit)
@@ -492,8 +329,8 @@ def main() -> None:
             )
 
     print(
-        f"{len(queries)} queries from {a.queries}; {len(plan)} contenders, each in a fresh process ({os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.2f})",
+        f"{len(queries)} queries from {a.queries}; {len(plan)} contenders, each in a fresh process "
+        f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})",
         flush=True,
     )
     env = thread_env(a.threads)
@@ -540,28 +377,24 @@ def main() -> None:
     print()
     print(table)
     print(
-        f"\nspeed vs MiniLM = phrases/s / MiniLM's phrases/s in this run; k={K}, warm-up {WARMUP} queries, linker result cache off; "
-        f"candidates: {candidates}; threads: {a.threads or 'library defaults'}; phrases/s: best of {a.passes} passes."
+        f"\nspeed vs MiniLM = phrases/s / MiniLM's phrases/s in this run; k={K}, warm-up {WARMUP} queries, "
+        f"linker result cache off; candidates: {candidates}; threads: {a.threads or 'library defaults'}; "
+        f"phrases/s: best of {a.passes} passes."
     )
-    meta = {
-        "command": " ".join([Path(sys.executable).name] + [str(x) for x in sys.argv]),
-        "queries_file": str(a.queries),
-        "n_queries": len(queries),
-        "limit": a.limit,
-        "k": K,
-        "warmup": WARMUP,
-        "candidates": candidates,
-        "peers": peers,
-        "threads": a.threads,
-        "passes": a.passes,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_avg_at_end": os.getloadavg(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"meta": meta, "contenders": rows, "table": table}, indent=2), encoding="utf8")
+    meta = run_meta(
+        prog,
+        argv,
+        queries_file=str(a.queries),
+        n_queries=len(queries),
+        limit=a.limit,
+        k=K,
+        warmup=WARMUP,
+        candidates=candidates,
+        peers=peers,
+        threads=a.threads,
+        passes=a.passes,
+    )
+    write_results(a.out, {"meta": meta, "contenders": rows, "table": table})
     print(f"wrote {a.out}")
 
 

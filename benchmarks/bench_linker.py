@@ -5,9 +5,10 @@ and NCBI (NCBI Disease dev mentions -> CTD MEDIC, from ../shared/data). Every co
 runs in its own subprocess (one setting each), so its peak RSS and single-process speed
 are its own. Prints a table and writes benchmarks/results/linker.json.
 
-    python benchmarks/bench_linker.py --only peers --settings P3
-    python benchmarks/bench_linker.py --settings P3,P1,Z,NCBI --variants cnn:node2vec+text,bilstm:node2vec+text,mean:node2vec+text,cnn:node2vec
-    python benchmarks/bench_linker.py --subtree 4 --limit 500      # quick
+    python -m benchmarks linker --only peers --settings P3
+    python -m benchmarks linker --settings P3,P1,Z,NCBI \\
+        --variants cnn:node2vec+text,bilstm:node2vec+text,mean:node2vec+text,cnn:node2vec
+    python -m benchmarks linker --subtree 4 --limit 500      # quick
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _common import peak_rss_mb  # noqa: E402
+if not __package__:  # run as `python benchmarks/bench_linker.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = HERE.parent
-RESULTS = HERE / "results"
+from benchmarks._common import REPO, RESULTS, peak_rss_mb, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "linker"
 CACHE = RESULTS / "cache"
 SHARED = Path(os.environ.get("TEXT2NODE_SHARED_DATA", REPO.parent / "shared" / "data"))
 PEERS = ("tfidf", "minilm")
@@ -74,7 +75,7 @@ def ncbi_calibration_split(d: Path) -> None:
     srsly.write_jsonl(d / "calibration.jsonl", calib)
 
 
-def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Path]:
+def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Any]:
     if setting == "NCBI":
         d = ncbi_dir()
         ncbi_calibration_split(d)
@@ -118,6 +119,7 @@ def run_peer(spec: Dict[str, Any]) -> Dict[str, Any]:
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
     t0 = time.perf_counter()
     cands = spec.get("candidates") or files["candidates"]
+    peer: Any
     if spec["contender"] == "tfidf":
         peer = TfidfLinker(tax, candidates=cands)
     else:
@@ -200,7 +202,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     mk = lambda p: phrase_example(nlp, p["text"], p["concept"], p["gold"])  # noqa: E731
     t0 = time.perf_counter()
     train_ex = [mk(p) for p in train]
-    linker = nlp.get_pipe("text2node_linker")
+    linker: Any = nlp.get_pipe("text2node_linker")
     if linker.cfg.get("memory", True):  # build_linker_nlp initialised without the training phrases
         linker.index.memory = linker._build_memory(train_ex, linker.index.lexical)
     train_linker(
@@ -295,8 +297,10 @@ def fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", default="P3,P1,Z,NCBI", help="comma-separated: P3, P1, Z, NCBI")
     ap.add_argument("--only", choices=["all", "peers", "linker"], default="all")
     ap.add_argument("--peers", default="tfidf,minilm")
@@ -326,7 +330,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "linker.json"))
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--reload-worker", nargs=3, help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.worker:
         return worker(*a.worker)
     if a.reload_worker:
@@ -381,17 +385,8 @@ def main() -> None:
                 + " ".join(f"{fmt(r.get(k), 1 if k in ('phrases_per_s', 'peak_rss_mb') else 3):>13}" for k in cols)
                 + f" {fmt(ratio, 2):>12} {fmt(r.get('reload_identical')):>11}"
             )
-    import platform
-
-    meta = {
-        "argv": sys.argv,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_avg_at_end": os.getloadavg(),
-        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    meta = run_meta(prog, argv)
+    write_results(Path(a.out), {"meta": meta, "results": results})
     print(f"\nwrote {a.out} (load average at end {meta['load_avg_at_end']})")
 
 

@@ -4,8 +4,8 @@ Both run side by side in one run, each in its own subprocess (so wall time and p
 RSS are measured separately), with the same graph, p, q, walks, dim, window, epochs
 and workers; the parent MRR of both embeddings is computed the same way.
 
-    python benchmarks/bench_node2vec.py            # full ICD-10-CM (PecanPy takes minutes)
-    python benchmarks/bench_node2vec.py --quick    # one ICD-10-CM chapter, a fast check
+    python -m benchmarks node2vec            # full ICD-10-CM (PecanPy takes minutes)
+    python -m benchmarks node2vec --quick    # one ICD-10-CM chapter, a fast check
 
 Writes benchmarks/results/node2vec.json (or node2vec_quick.json).
 """
@@ -18,16 +18,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _common import peak_rss_mb  # noqa: E402
+if not __package__:  # run as `python benchmarks/bench_node2vec.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import REPO, RESULTS, peak_rss_mb, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "node2vec"
 
 
 # contenders (run in a subprocess: `--run ours|pecanpy`) -------------------------------------
-def run_ours(args) -> dict:
+def run_ours(args: argparse.Namespace) -> Dict[str, Any]:
     t0 = time.perf_counter()
     from spacy_text2node import Taxonomy
     from spacy_text2node.nodes import embed_nodes
@@ -84,7 +88,7 @@ def _numpy_aliases_for_pecanpy() -> None:
             setattr(np, name, value)
 
 
-def run_pecanpy(args) -> dict:
+def run_pecanpy(args: argparse.Namespace) -> Dict[str, Any]:
     t0 = time.perf_counter()
     _numpy_aliases_for_pecanpy()
     from pecanpy import pecanpy as pp
@@ -106,7 +110,7 @@ def run_pecanpy(args) -> dict:
     return {"load_s": t1 - t0, "embed_s": t2 - t1, "nodes_in_graph": len(g.nodes)}
 
 
-def child_main(args) -> None:
+def child_main(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     info = (run_ours if args.run == "ours" else run_pecanpy)(args)
     info["inner_total_s"] = time.perf_counter() - t0
@@ -115,12 +119,12 @@ def child_main(args) -> None:
 
 
 # driver ----------------------------------------------------------------------------------------
-def contender(name: str, args, work: Path, extra: list) -> dict:
+def contender(name: str, work: Path, extra: List[str]) -> Dict[str, Any]:
     vec, info = work / f"{name}.npy", work / f"{name}.json"
     cmd = [sys.executable, __file__, "--run", name, "--vectors-out", str(vec), "--info-out", str(info)] + extra
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
     wall = time.perf_counter() - t0
     res = json.loads(info.read_text())
     res.update({"wall_s": wall, "loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0]})
@@ -128,8 +132,10 @@ def contender(name: str, args, work: Path, extra: list) -> dict:
     return res
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one ICD-10-CM chapter instead of the whole tree")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--p", type=float, default=1.0)
@@ -150,7 +156,7 @@ def main() -> None:
     ap.add_argument("--n-nodes", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--vectors-out", help=argparse.SUPPRESS)
     ap.add_argument("--info-out", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.run:
         child_main(args)
         return
@@ -184,7 +190,7 @@ def main() -> None:
         "--seed",
         args.seed,
     ]
-    params = [str(x) for x in params]
+    params_s = [str(x) for x in params]
     print(f"graph: {tax.name}, {n:,} nodes, {int(indptr[-1]):,} edges; cpus={os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -199,30 +205,34 @@ def main() -> None:
             tax.subtree([tax.roots[0]]), dim=8, walk_length=5, num_walks=1, workers=args.workers, progress=False
         )
         warmup = time.perf_counter() - t0
-        results = {}
-        results["spacy-text2node"] = contender("ours", args, work, params + ["--taxonomy-dir", str(work / "taxonomy")])
+        results: Dict[str, Dict[str, Any]] = {}
+        results["spacy-text2node"] = contender("ours", work, params_s + ["--taxonomy-dir", str(work / "taxonomy")])
         if not args.skip_pecanpy:
             results["pecanpy SparseOTF"] = contender(
-                "pecanpy", args, work, params + ["--edgelist", str(work / "graph.edg"), "--n-nodes", str(n)]
+                "pecanpy", work, params_s + ["--edgelist", str(work / "graph.edg"), "--n-nodes", str(n)]
             )
-    for name, res in results.items():
+    for res in results.values():
         res.update(parent_report(tax, res.pop("vectors"), n_samples=args.samples, seed=0))
 
     base = results.get("pecanpy SparseOTF")
     print()
     print(
-        f"{'contender':<20} {'wall s':>8} {'embed s':>8} {'peak RSS MB':>12} {'parent MRR':>11} {'hits@10':>8} {'wall ratio':>11}"
+        f"{'contender':<20} {'wall s':>8} {'embed s':>8} {'peak RSS MB':>12} {'parent MRR':>11} {'hits@10':>8} "
+        f"{'wall ratio':>11}"
     )
     for name, r in results.items():
         ratio = f"{base['wall_s'] / r['wall_s']:.2f}x" if base else "-"
         print(
-            f"{name:<20} {r['wall_s']:>8.1f} {r['embed_s']:>8.1f} {r['peak_rss_mb']:>12.0f} {r['parent_mrr']:>11.4f} {r['parent_hits@10']:>8.3f} {ratio:>11}"
+            f"{name:<20} {r['wall_s']:>8.1f} {r['embed_s']:>8.1f} {r['peak_rss_mb']:>12.0f} "
+            f"{r['parent_mrr']:>11.4f} {r['parent_hits@10']:>8.3f} {ratio:>11}"
         )
     ours = results["spacy-text2node"]
     print(
-        f"\nours: walks {ours['walks_s']:.1f}s, training {ours['train_s']:.1f}s; numba warm-up call {warmup:.1f}s (not timed)"
+        f"\nours: walks {ours['walks_s']:.1f}s, training {ours['train_s']:.1f}s; "
+        f"numba warm-up call {warmup:.1f}s (not timed)"
     )
-    summary = {
+    summary: Dict[str, Any] = {
+        "meta": run_meta(prog, argv),
         "graph": tax.name,
         "nodes": n,
         "edges": int(indptr[-1]),
@@ -232,7 +242,6 @@ def main() -> None:
         },
         "results": results,
         "warmup_s": warmup,
-        "command": " ".join(["python"] + sys.argv),
     }
     if base:
         summary["wall_ratio_pecanpy_over_ours"] = base["wall_s"] / ours["wall_s"]
@@ -242,10 +251,8 @@ def main() -> None:
             "parent_mrr_no_worse": ours["parent_mrr"] >= base["parent_mrr"],
         }
         print("checks:", summary["checks"])
-    out = args.out or HERE / "results" / ("node2vec_quick.json" if args.quick else "node2vec.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
-    print(f"-> {out}")
+    out = args.out or RESULTS / ("node2vec_quick.json" if args.quick else "node2vec.json")
+    print(f"-> {write_results(out, summary)}")
 
 
 if __name__ == "__main__":

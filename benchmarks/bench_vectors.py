@@ -3,7 +3,7 @@ ICD-10-CM and CTD MEDIC (beside full MiniLM sentence embeddings, all labels as
 candidates), speed per phrase, and load time / memory of each vector table inside a
 spaCy pipeline.
 
-Usage: python benchmarks/bench_vectors.py [--shared ../shared/data] [--queries 2000]
+Usage: python -m benchmarks vectors [--shared ../shared/data] [--queries 2000]
        [--notes 1000] [--max-words 20000] [--ft-epochs 5] [--workdir DIR] [--cache-dir DIR]
        [--split test|val]
 
@@ -25,22 +25,30 @@ Synonym retrieval: every label of the taxonomy is a candidate (all 98,505 ICD-10
 inclusion terms) is ranked against all labels by cosine. `--split val` ranks instead a
 seeded sample of ICD-10-CM inclusion terms disjoint from the test sample (for choosing
 settings; CTD is skipped). MiniLM outputs are cached as .npy in --cache-dir (default
-WORKDIR/minilm_cache); speed is timed on the same phrases for every contender, uncached.
+WORKDIR/minilm_cache); speed is timed on the same phrases for every contender, uncached. Each vector table is
+loaded in a fresh process (benchmarks/_children/vectors_load.py) for its load time and RSS.
 Writes benchmarks/results/vectors.json (vectors_val.json for --split val).
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+if not __package__:  # run as `python benchmarks/bench_vectors.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "vectors"
 NAMES = ["glove", "fasttext", "first-layer", "contextless", "distilled", "distilled-ctd"]
 EXTRA = ["contextless-sif"]  # only with --sources (a check on the validation split)
 LABELS = {
@@ -55,29 +63,14 @@ LABELS = {
     "minilm": "full MiniLM (peer)",
 }
 
-LOAD_CHILD = r"""
-import json, sys, time, psutil
-proc = psutil.Process()
-import spacy, spacy_text2node.vectors
-base = proc.memory_info().rss
-t0 = time.perf_counter()
-nlp = spacy.load(sys.argv[1])
-doc = nlp("Patient with cholecystitis and hyperlipidaemia.")
-load = time.perf_counter() - t0
-rss = proc.memory_info().rss
-print(json.dumps({"load_s": load, "rss_added_mb": (rss - base) / 2**20, "rss_after_mb": rss / 2**20,
-                  "all_tokens_have_vectors": all(t.has_vector for t in doc)}))
-"""
-
 
 def results_path(split: str) -> Path:
-    return HERE / "results" / ("vectors.json" if split == "test" else f"vectors_{split}.json")
+    return RESULTS / ("vectors.json" if split == "test" else f"vectors_{split}.json")
 
 
-def save(results) -> None:
-    path = results_path(results["args"].get("split", "test"))
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(results, indent=2))
+def save(results: Dict[str, Any]) -> None:
+    results["meta"]["load_avg_at_end"] = list(os.getloadavg())
+    write_results(results_path(results["args"].get("split", "test")), results)
 
 
 def print_tables(results) -> None:
@@ -93,10 +86,8 @@ def print_tables(results) -> None:
         )
         print(f"{'source':<12} {'words':>8} {'dim':>4} {'OOV before':>11} {'OOV after':>10}")
         for n in names:
-            o = results["oov"][n]
-            print(
-                f"{n:<12} {results['sources'][n]['words']:>8,} {results['sources'][n]['dim']:>4} {o['oov_before']:>11.2%} {o['oov_after']:>10.2%}"
-            )
+            o, src = results["oov"][n], results["sources"][n]
+            print(f"{n:<12} {src['words']:>8,} {src['dim']:>4} {o['oov_before']:>11.2%} {o['oov_after']:>10.2%}")
     for tname, res in results.get("retrieval", {}).items():
         print(
             f"\n== Synonym retrieval {tname} ({res['split']}): {res['queries']:,} of {res['synonyms_total']:,} "
@@ -106,9 +97,8 @@ def print_tables(results) -> None:
         print(f"{'source':<36} {'Acc@1':>6} {'Acc@10':>7} {'MRR':>6} {'dMRR':>7}")
         for n in [k for k in LABELS if k in res]:
             m = res[n]
-            print(
-                f"{LABELS[n]:<36} {m['acc@1']:>6.3f} {m['acc@10']:>7.3f} {m['mrr']:>6.3f} {m['mrr'] - ref['mrr']:>+7.3f}"
-            )
+            delta = m["mrr"] - ref["mrr"]
+            print(f"{LABELS[n]:<36} {m['acc@1']:>6.3f} {m['acc@10']:>7.3f} {m['mrr']:>6.3f} {delta:>+7.3f}")
     if "speed" in results:
         print("\n== Phrases per second, same phrases for every contender (cold pipeline, uncached MiniLM) ==")
         tn = list(results["speed"])
@@ -121,14 +111,14 @@ def print_tables(results) -> None:
                 if n == "minilm":
                     cells.append(f"{mm:>14,.0f} {'(1x)':>9} {'':>18}")
                 else:
-                    cells.append(
-                        f"{r[n]['fast']:>14,.0f} ({r[n]['fast'] / mm:>5.0f}x) {r[n]['doc_vector']:>9,.0f} ({r[n]['doc_vector'] / mm:>4.0f}x)"
-                    )
+                    fast, slow = r[n]["fast"], r[n]["doc_vector"]
+                    cells.append(f"{fast:>14,.0f} ({fast / mm:>5.0f}x) {slow:>9,.0f} ({slow / mm:>4.0f}x)")
             print(f"{n:<12} " + " ".join(cells))
     if "load" in results:
         print("\n== Vector table inside a pipeline (spacy.load in a fresh process) ==")
         print(
-            f"{'source':<12} {'load s':>7} {'- blank s':>9} {'RSS added MB':>13} {'- blank MB':>11} {'RSS MB':>7} {'disk MB':>8}"
+            f"{'source':<12} {'load s':>7} {'- blank s':>9} {'RSS added MB':>13} {'- blank MB':>11} {'RSS MB':>7} "
+            f"{'disk MB':>8}"
         )
         b = results["load"]["blank"]
         for n in ["blank"] + names:
@@ -156,7 +146,7 @@ def build_sources(args, icd, workdir: Path, cache: Path, tok, mdl, only=None, ct
         first_layer_vectors,
     )
 
-    info = {}
+    info: Dict[str, Dict[str, Any]] = {}
     want = set(only or NAMES)
     ft_vocab = set()
     if "glove" in want:
@@ -428,7 +418,7 @@ def speed(args, results, names, workdir, taxonomies, tok, mdl) -> None:
         rng = np.random.default_rng(seed + 100)
         labels = [tax.labels[i] for i in sorted(rng.choice(len(tax), min(args.speed_labels, len(tax)), replace=False))]
         texts = [p[0] for p in pairs] + labels
-        res = {"phrases": len(texts)}
+        res: Dict[str, Any] = {"phrases": len(texts)}
         for n in names:
             nlp = spacy.load(workdir / n)
             t0 = time.perf_counter()
@@ -449,9 +439,11 @@ def speed(args, results, names, workdir, taxonomies, tok, mdl) -> None:
         save(results)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default=str(HERE.parent.parent / "shared" / "data"))
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument(
         "--split",
@@ -473,7 +465,7 @@ def main() -> None:
     ap.add_argument("--speed-labels", type=int, default=2000, help="labels per taxonomy in the speed test")
     ap.add_argument("--report", action="store_true", help="only print the tables of the last results JSON")
     ap.add_argument("--label-cap", type=int, default=None, help="smoke tests only: use the first N labels")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
@@ -493,7 +485,7 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_vectors_"))
     workdir.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache_dir) if args.cache_dir else workdir / "minilm_cache"
-    results = {"args": vars(args)}
+    results: Dict[str, Any] = {"meta": run_meta(prog, argv), "args": vars(args)}
     log("loading taxonomies")
     icd = Taxonomy.from_icd10cm()
     taxonomies = [("ICD-10-CM", icd, "icd", 0)]
@@ -511,9 +503,8 @@ def main() -> None:
             results["load"] = {}
             spacy.blank("en").to_disk(workdir / "blank")
             for n in ["blank"] + names:
-                out = subprocess.run(
-                    [sys.executable, "-c", LOAD_CHILD, str(workdir / n)], capture_output=True, text=True, check=True
-                )
+                cmd = child_command("vectors_load", str(workdir / n))
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 r["disk_mb"] = dir_mb(workdir / n)
                 results["load"][n] = r
