@@ -13,13 +13,14 @@
 from .ann import EXACT_BONUS, PAIR_BLOCK, NodeIndex
 from .lexical import MIN_DF_CAP, RETRIEVAL_POOL, LexicalIndex
 from .node_space import build_node_space, node_text_vectors, principal_components
-from .rerank import Reranker
-
-# private names other modules and tests import from here (kept until they switch)
-from .rerank import _acc1 as _acc1
-from .rerank import _take_queries as _take_queries
-from .serialize import _npy_bytes as _npy_bytes
+from .rerank import Reranker, acc_at_1, take_queries
+from .serialize import npy_bytes, npy_load
 from .text import char_ngrams, l2_normalize, normalize_text, stem, word_ngrams, word_set, words
+
+# the old private names other modules and tests still import (until they switch to the public ones)
+_acc1 = acc_at_1
+_take_queries = take_queries
+_npy_bytes = npy_bytes
 
 __all__ = [
     "EXACT_BONUS",
@@ -29,13 +30,17 @@ __all__ = [
     "LexicalIndex",
     "NodeIndex",
     "Reranker",
+    "acc_at_1",
     "build_node_space",
     "char_ngrams",
     "l2_normalize",
     "node_text_vectors",
     "normalize_text",
+    "npy_bytes",
+    "npy_load",
     "principal_components",
     "stem",
+    "take_queries",
     "word_ngrams",
     "word_set",
     "words",

@@ -16,7 +16,7 @@ from spacy.util import make_tempdir
 
 from .lexical import LexicalIndex
 from .rerank import Reranker
-from .serialize import _npy_bytes, _npy_load
+from .serialize import npy_bytes, npy_load
 from .text import l2_normalize
 
 # added to the reranker score of a candidate with a string equal to the query (normalised)
@@ -258,18 +258,18 @@ class NodeIndex:
             annoy_bytes = (tmp / "annoy.ann").read_bytes()
         msg = {
             "cfg": {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim},
-            "space": _npy_bytes(self.space),
+            "space": npy_bytes(self.space),
             "annoy": annoy_bytes,
             "lexical": self.lexical.to_dict(),
         }
         if self.reranker is not None:
             msg["reranker"] = self.reranker.to_dict()
         if self.is_leaf is not None:
-            msg["is_leaf"] = _npy_bytes(self.is_leaf)
+            msg["is_leaf"] = npy_bytes(self.is_leaf)
         if self.memory is not None:
             msg["memory"] = self.memory.to_dict()
         if self.ann_items is not None:
-            msg["ann_items"] = _npy_bytes(self.ann_items)
+            msg["ann_items"] = npy_bytes(self.ann_items)
         return srsly.msgpack_dumps(msg)
 
     @classmethod
@@ -283,8 +283,8 @@ class NodeIndex:
             msg = srsly.msgpack_loads(data)
             cfg, annoy_bytes = msg["cfg"], msg["annoy"]
         with step("space"):
-            space = _npy_load(msg["space"])
-        ann_items = _npy_load(msg["ann_items"]) if "ann_items" in msg else None
+            space = npy_load(msg["space"])
+        ann_items = npy_load(msg["ann_items"]) if "ann_items" in msg else None
         n_items = len(space) if ann_items is None else len(ann_items)
         check_annoy_size("node index (serialized bytes), part 'annoy'", len(annoy_bytes), cfg["dim"], n_items)
         annoy = AnnoyIndex(cfg["dim"], "angular")
@@ -294,7 +294,7 @@ class NodeIndex:
         check_annoy_loaded("node index (serialized bytes), part 'annoy'", annoy, n_items)
         with step("reranker"):
             reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
-        is_leaf = _npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
+        is_leaf = npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
         with step("lexical index"):
             memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
             lexical = LexicalIndex.from_dict(msg["lexical"])

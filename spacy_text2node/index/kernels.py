@@ -21,7 +21,7 @@ def _load_row(dense, ptr, idx, vals, cur, j):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _best_strings(
+def _best_string_cosines(
     m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact
 ):  # pragma: no cover - numba
     """Per pair p: the largest cosine between query rows[p] of Q and the strings of node

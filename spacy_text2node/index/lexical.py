@@ -15,8 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 import srsly
 
-from .kernels import _best_strings, _tfidf_rows, _top_nodes, _word_pairs
-from .serialize import _npy_bytes, _npy_load
+from .kernels import _best_string_cosines, _tfidf_rows, _top_nodes, _word_pairs
+from .serialize import npy_bytes, npy_load
 from .text import char_ngrams, normalize_text, stem, word_ngrams, word_set, words
 
 # n-grams in at most this many strings are always used for lexical retrieval
@@ -291,7 +291,7 @@ class LexicalIndex:
         qs = q if q.has_sorted_indices else q.sorted_indices()
         if m.shape[1] != qs.shape[1]:
             raise ValueError(f"The queries have {qs.shape[1]} columns but the index has {m.shape[1]} n-grams.")
-        return _best_strings(
+        return _best_string_cosines(
             m.indptr,
             m.indices,
             m.data,
@@ -391,18 +391,18 @@ class LexicalIndex:
         m = self.matrix
         return {
             "vocab": srsly.json_dumps(vocab_list).encode("utf8"),
-            "idf": _npy_bytes(self.idf),
-            "indptr": _npy_bytes(m.indptr.astype("int64")),
-            "indices": _npy_bytes(m.indices.astype("int32")),
-            "data": _npy_bytes(m.data.astype("float32")),
-            "string_node": _npy_bytes(self.string_node),
+            "idf": npy_bytes(self.idf),
+            "indptr": npy_bytes(m.indptr.astype("int64")),
+            "indices": npy_bytes(m.indices.astype("int32")),
+            "data": npy_bytes(m.data.astype("float32")),
+            "string_node": npy_bytes(self.string_node),
             "exact": srsly.json_dumps(self.exact).encode("utf8"),
             "cfg": srsly.json_dumps({"n_nodes": self.n_nodes, "max_df": self.max_df, "shape": list(m.shape)}).encode(
                 "utf8"
             ),
             "word_vocab": srsly.json_dumps(sorted(self.word_vocab, key=self.word_vocab.get)).encode("utf8"),
-            "word_indptr": _npy_bytes(self.word_matrix.indptr.astype("int64")),
-            "word_indices": _npy_bytes(self.word_matrix.indices.astype("int32")),
+            "word_indptr": npy_bytes(self.word_matrix.indptr.astype("int64")),
+            "word_indices": npy_bytes(self.word_matrix.indices.astype("int32")),
         }
 
     @classmethod
@@ -410,22 +410,22 @@ class LexicalIndex:
         vocab_list = srsly.json_loads(msg["vocab"].decode("utf8"))
         cfg = srsly.json_loads(msg["cfg"].decode("utf8"))
         m = sp.csr_matrix(
-            (_npy_load(msg["data"]), _npy_load(msg["indices"]), _npy_load(msg["indptr"])), shape=tuple(cfg["shape"])
+            (npy_load(msg["data"]), npy_load(msg["indices"]), npy_load(msg["indptr"])), shape=tuple(cfg["shape"])
         )
         exact = srsly.json_loads(msg["exact"].decode("utf8")) if "exact" in msg else {}
         word_vocab, wm = None, None
         if "word_vocab" in msg:
             wl = srsly.json_loads(msg["word_vocab"].decode("utf8"))
             word_vocab = {w: j for j, w in enumerate(wl)}
-            wi = _npy_load(msg["word_indices"])
+            wi = npy_load(msg["word_indices"])
             wm = sp.csr_matrix(
-                (np.ones(len(wi), dtype="float32"), wi, _npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl))
+                (np.ones(len(wi), dtype="float32"), wi, npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl))
             )
         return cls(
             {g: j for j, g in enumerate(vocab_list)},
-            _npy_load(msg["idf"]),
+            npy_load(msg["idf"]),
             m,
-            _npy_load(msg["string_node"]),
+            npy_load(msg["string_node"]),
             cfg["n_nodes"],
             max_df=cfg["max_df"],
             exact=exact,

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from .serialize import _npy_bytes, _npy_load
+from .serialize import npy_bytes, npy_load
 
 
 class Reranker:
@@ -158,7 +158,7 @@ class Reranker:
             raise ValueError(f"Reranker.select_l2: {nq} queries are too few to cross-validate; pass l2_words.")
         folds = np.zeros(nq, dtype=bool)
         folds[np.random.default_rng(seed).permutation(nq)[: nq // 2]] = True
-        parts = [_take_queries(feats, bounds, gold, np.flatnonzero(folds == f)) for f in (True, False)]
+        parts = [take_queries(feats, bounds, gold, np.flatnonzero(folds == f)) for f in (True, False)]
         scores: Dict[float, float] = {}
         for l2 in sorted(grid):
             hits = 0.0
@@ -166,7 +166,7 @@ class Reranker:
                 if not gtr.any():
                     continue
                 r = cls.fit(ftr, btr, gtr, l2_words=l2, init=init)
-                hits += _acc1(r.score(fte), fte["ni"], bte, gte) * (len(bte) - 1)
+                hits += acc_at_1(r.score(fte), fte["ni"], bte, gte) * (len(bte) - 1)
             scores[float(l2)] = hits / nq
         return _largest_best(scores), scores
 
@@ -191,7 +191,7 @@ class Reranker:
         if len(val_bounds) < 2:
             raise ValueError("Reranker.select_l2_on: no validation queries.")
         scores = {
-            float(l2): _acc1(
+            float(l2): acc_at_1(
                 cls.fit(feats, bounds, gold, l2_words=l2, init=init).score(val_feats),
                 val_feats["ni"],
                 val_bounds,
@@ -203,17 +203,17 @@ class Reranker:
 
     def to_dict(self) -> Dict[str, bytes]:
         return {
-            "dense": _npy_bytes(self.dense),
-            "label_words": _npy_bytes(self.label_words),
-            "query_words": _npy_bytes(self.query_words),
+            "dense": npy_bytes(self.dense),
+            "label_words": npy_bytes(self.label_words),
+            "query_words": npy_bytes(self.query_words),
         }
 
     @classmethod
     def from_dict(cls, msg: Dict[str, bytes]) -> "Reranker":
-        return cls(_npy_load(msg["dense"]), _npy_load(msg["label_words"]), _npy_load(msg["query_words"]))
+        return cls(npy_load(msg["dense"]), npy_load(msg["label_words"]), npy_load(msg["query_words"]))
 
 
-def _take_queries(
+def take_queries(
     feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, queries: np.ndarray
 ) -> Tuple[Dict[str, object], np.ndarray, np.ndarray]:
     """The pair features, bounds and gold of some queries only (pairs stay contiguous)."""
@@ -241,7 +241,7 @@ def _largest_best(scores: Dict[float, float]) -> float:
     return max(l2 for l2, v in scores.items() if v == best)
 
 
-def _acc1(score: np.ndarray, ni: np.ndarray, bounds: np.ndarray, gold: np.ndarray) -> float:
+def acc_at_1(score: np.ndarray, ni: np.ndarray, bounds: np.ndarray, gold: np.ndarray) -> float:
     """Share of queries whose best-scored candidate (ties: lower node index) is right."""
     nq = len(bounds) - 1
     hits = 0
