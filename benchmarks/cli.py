@@ -7,7 +7,9 @@ docstring is its help here.
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
+from typing import List, Optional
 
 import typer
 
@@ -20,7 +22,9 @@ from benchmarks import (
     bench_taxonomy,
     bench_textcat,
     bench_vectors,
+    tables,
 )
+from benchmarks._common import RESULTS
 
 BENCHMARKS = (
     bench_bulk,
@@ -36,7 +40,7 @@ PROG = "python -m benchmarks"
 
 app = typer.Typer(
     name="benchmarks",
-    help="Benchmarks of spacy-text2node. Each writes benchmarks/results/<name>.json.",
+    help="Benchmarks of spacy-text2node. Each writes benchmarks/results/<name>.json; `tables` fills the docs.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -61,3 +65,15 @@ def register(module: ModuleType) -> None:
 
 for _module in BENCHMARKS:
     register(_module)
+
+
+@app.command("tables")
+def tables_command(
+    files: List[Path] = typer.Argument(..., help="markdown files with <!-- BEGIN bench:NAME --> regions"),
+    results: Path = typer.Option(RESULTS, "--results", help="folder of the results JSON files"),
+    check: bool = typer.Option(False, "--check", help="change nothing; exit 1 when a region is stale"),
+    names: Optional[List[str]] = typer.Option(None, "--only", help="fill only these regions"),
+) -> None:
+    """Fill the markdown tables between <!-- BEGIN bench:NAME --> and <!-- END bench:NAME --> from the results."""
+    code = tables.run(files, results, check=check, only=names)
+    raise typer.Exit(code)

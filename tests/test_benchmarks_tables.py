@@ -1,0 +1,102 @@
+"""`python -m benchmarks tables`: markdown regions filled from results JSON, and --check on stale ones."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+META = {
+    "command": "python -m benchmarks taxonomy",
+    "date": "2026-12-01T21:00:00Z",
+    "machine": {"cpus": 2, "cpu_model": "AMD EPYC", "python": "3.11.7"},
+    "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
+    "load_avg_at_end": [1.25, 1.0, 0.9],
+}
+ICD = {"concepts": 98505, "load_s": 3.7612, "round_trip_s": 0.9549, "identical": True, "peak_rss_mb": 491.6}
+DOC = """# Title
+
+Text before.
+
+<!-- BEGIN bench:taxonomy -->
+| an old | table |
+<!-- END bench:taxonomy -->
+
+Text after.
+"""
+
+
+def tables(*args, cwd=REPO):
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", "tables", *map(str, args)], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def write_results(folder: Path, icd=ICD, meta=META):
+    folder.mkdir(exist_ok=True)
+    (folder / "taxonomy.json").write_text(json.dumps({"meta": meta, "results": {"ICD-10-CM": icd}}))
+
+
+def test_fills_a_region_from_its_json_file(tmp_path):
+    results = tmp_path / "results"
+    write_results(results)
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC)
+    out = tables(doc, "--results", results)
+    assert out.returncode == 0, out.stderr
+    text = doc.read_text()
+    assert "| an old | table |" not in text
+    assert "| ICD-10-CM | 98,505 | 3.76 | 0.95 | yes | 492 |" in text
+    assert "| source | concepts | load s | round trip s | identical | peak RSS MB |" in text
+    # the run facts under the table
+    assert "`python -m benchmarks taxonomy`" in text and "commit 0123456" in text and "2026-12-01" in text
+    # the markers and everything outside the region stay
+    assert text.startswith("# Title\n\nText before.\n\n<!-- BEGIN bench:taxonomy -->\n")
+    assert text.endswith("<!-- END bench:taxonomy -->\n\nText after.\n")
+    # a second run changes nothing
+    assert tables(doc, "--results", results).returncode == 0
+    assert doc.read_text() == text
+
+
+def test_check_reports_a_stale_region_and_writes_nothing(tmp_path):
+    results = tmp_path / "results"
+    write_results(results)
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC)
+    assert tables(doc, "--results", results).returncode == 0
+    fresh = tables(doc, "--results", results, "--check")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    filled = doc.read_text()
+    write_results(results, icd={**ICD, "load_s": 4.5})  # a new run: the table in the file is now stale
+    stale = tables(doc, "--results", results, "--check")
+    assert stale.returncode == 1
+    assert "bench:taxonomy is stale" in stale.stdout
+    assert doc.read_text() == filled
+    assert tables(doc, "--results", results).returncode == 0
+    assert "| ICD-10-CM | 98,505 | 4.50 | 0.95 | yes | 492 |" in doc.read_text()
+
+
+def test_figures_of_an_earlier_run_name_their_source(tmp_path):
+    results = tmp_path / "results"
+    earlier = {"provenance": {"command": "python benchmarks/bench_taxonomy.py", "source": "README of commit 02fa7c8"}}
+    write_results(results, meta=earlier)
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC)
+    assert tables(doc, "--results", results).returncode == 0
+    text = doc.read_text()
+    assert "Measured in an earlier run" in text and "README of commit 02fa7c8" in text
+    assert "`python benchmarks/bench_taxonomy.py`" in text
+
+
+def test_unknown_table_and_missing_results_are_errors(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- BEGIN bench:nonesuch -->\n<!-- END bench:nonesuch -->\n")
+    out = tables(doc, "--results", tmp_path)
+    assert out.returncode == 2
+    assert "bench:nonesuch is no known table" in out.stderr and "taxonomy" in out.stderr
+    doc.write_text(DOC)
+    out = tables(doc, "--results", tmp_path / "empty")
+    assert out.returncode == 2
+    assert "taxonomy.json does not exist" in out.stderr
+    assert doc.read_text() == DOC
