@@ -77,7 +77,7 @@ def make_examples(nlp, multilabel):
     if multilabel:
         return [Example.from_dict(nlp.make_doc(t), {"cats": c}) for t, c in MULTI]
     labels = sorted({lab for _, lab in SINGLE})
-    return [Example.from_dict(nlp.make_doc(t), {"cats": {l: float(l == lab) for l in labels}}) for t, lab in SINGLE]
+    return [Example.from_dict(nlp.make_doc(t), {"cats": {k: float(k == lab) for k in labels}}) for t, lab in SINGLE]
 
 
 @pytest.mark.parametrize("arch", ["lexical", "mlr", "mlr-sif"])
@@ -201,7 +201,7 @@ def test_sparse_sgd_touches_only_the_batch_rows():
     X = T._tfidf_matrix(feats, docs)
     P = model.predict(docs)
     labels = nlp.get_pipe("textcat").labels
-    Y = np.asarray([[eg.reference.cats[l] for l in labels] for eg in batch], dtype="float32")
+    Y = np.asarray([[eg.reference.cats[name] for name in labels] for eg in batch], dtype="float32")
     g = np.asarray(X.T @ (P - Y))
     norm = np.sqrt((g * g).sum())
     if norm > opt.grad_clip:
@@ -242,7 +242,7 @@ def test_prior_correction_shifts_logits_by_the_log_prior(tmp_path):
     model = nlp.get_pipe("textcat").model
     out = model.get_ref("output")
     labels = list(nlp.get_pipe("textcat").labels)
-    counts = np.asarray([sum(eg.reference.cats[l] for eg in examples) for l in labels])
+    counts = np.asarray([sum(eg.reference.cats[name] for eg in examples) for name in labels])
     assert np.allclose(out.get_param("log_prior"), np.log((counts + 1) / (counts.sum() + len(labels))))
     docs = [nlp.make_doc("a goal for the team"), nlp.make_doc("profit and sales")]
     corrected = model.predict(docs)
@@ -293,6 +293,33 @@ def test_word_table_growth_keeps_features():
     T._tfidf_matrix(feats, many)
     assert T._word_table(feats).n > 5000
     assert np.allclose(T._tfidf_matrix(feats, [doc]).toarray(), before)
+
+
+def test_word_table_lives_and_dies_with_its_model():
+    """The word table is state of its feature layer: it is freed with the layer,
+    not serialized, and a copy of the layer starts a table of its own."""
+    import gc
+    import weakref
+
+    nlp = spacy.blank("en")
+    cfg = {**lexical_cfg(True), "nO": 3}
+    model = spacy.registry.resolve({"m": cfg})["m"]
+    model.initialize()
+    feats = model.get_ref("lexical_features")
+    docs = [nlp.make_doc("the quick brown fox"), nlp.make_doc("a lazy dog")]
+    X = T._tfidf_matrix(feats, docs).toarray()
+    table = T._word_table(feats)
+    assert table.n == 7
+    copied = model.copy()
+    copied_feats = copied.layers[0]
+    assert T._word_table(copied_feats) is not table
+    assert np.allclose(T._tfidf_matrix(copied_feats, docs).toarray(), X)
+    loaded = spacy.registry.resolve({"m": cfg})["m"].from_bytes(model.to_bytes())
+    assert np.allclose(T._tfidf_matrix(loaded.layers[0], docs).toarray(), X)
+    ref = weakref.ref(table)
+    del model, feats, table
+    gc.collect()
+    assert ref() is None
 
 
 def test_architecture_bad_arguments():
@@ -457,7 +484,7 @@ def test_config_init_nlp(name):
     log_prior = nlp.get_pipe("textcat").model.get_ref("output").get_param("log_prior")
     train_corpus = resolve_dot_names(config.interpolate(), ["corpora.train"])[0]
     counts = Counter(max(eg.reference.cats, key=eg.reference.cats.get) for eg in train_corpus(nlp))
-    counts = np.asarray([counts[l] for l in labels], dtype="float64")
+    counts = np.asarray([counts[name] for name in labels], dtype="float64")
     assert np.allclose(log_prior, np.log((counts + 1) / (counts.sum() + len(labels))), atol=1e-5)
 
 

@@ -7,7 +7,7 @@ layer, either counted while training (running document frequencies) or fitted
 on the whole corpus by `fitting.fit_idf`.
 """
 
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,6 +15,7 @@ from murmurhash import hash_unicode
 from spacy.attrs import IDS as ATTR_IDS
 from spacy.tokens import Doc
 from thinc.api import Model, NumpyOps
+from thinc.model import serialize_attr
 
 from .kernels import _map_insert, _map_lookup, _tfidf_kernel
 
@@ -95,6 +96,12 @@ class _WordTable:
         self.char_idx = np.zeros((16384,), dtype="int64")
         self.n = 0
 
+    def __deepcopy__(self, memo: dict) -> "_WordTable":
+        return _WordTable(self.nB, self.cmin, self.cmax)
+
+    def __reduce__(self):
+        return (_WordTable, (self.nB, self.cmin, self.cmax))
+
     def lookup(self, keys: np.ndarray, strings) -> np.ndarray:
         """Word ids of token keys (an open-addressing hash map, looked up in numba)."""
         wids = np.empty(len(keys), dtype="int64")
@@ -145,15 +152,23 @@ class _WordTable:
         self.n = n0 + k
 
 
-_TABLES: Dict[int, _WordTable] = {}
+_TABLE_ATTR = "word_table"
+
+
+@serialize_attr.register(_WordTable)
+def _skip_word_table(_: _WordTable, value: _WordTable, name: str, model: Model) -> bytes:
+    # thinc leaves out of `Model.to_bytes` the attrs whose serializer raises TypeError
+    raise TypeError("the word table is a cache: rebuilt from the vocab, never serialized")
 
 
 def _word_table(model: Model) -> _WordTable:
-    # Kept out of model.attrs so that it is never serialized.
-    table = _TABLES.get(model.id)
+    """The word table of a feature layer, held in its attrs so that it is freed
+    with the layer. It is a cache: left out of serialization, and a copy of the
+    layer (`Model.copy`, `copy.deepcopy`) starts an empty one."""
+    table = model.attrs.get(_TABLE_ATTR)
     if table is None or table.n > _MAX_CACHE:
         a = model.attrs
-        table = _TABLES[model.id] = _WordTable(model.get_dim("nB"), a["char_min"], a["char_max"])
+        table = a[_TABLE_ATTR] = _WordTable(model.get_dim("nB"), a["char_min"], a["char_max"])
     return table
 
 
