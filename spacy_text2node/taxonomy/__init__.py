@@ -1,6 +1,12 @@
-"""Taxonomies: the concept graph and its loaders."""
+"""Taxonomies: the concept graph and its loaders.
 
-from .core import Concept, Problem, Synonym, Taxonomy, TaxonomyBuilder, TaxonomyError
+`core` holds the Taxonomy, `builder` the checked construction from rows, `graph` the
+hierarchy queries, `serialization` the on-disk form and `loaders` one module per format.
+"""
+
+from .builder import TaxonomyBuilder
+from .concepts import Concept, Problem, Synonym, TaxonomyError
+from .core import Taxonomy
 from .loaders import (
     FORMATS,
     load_csv,
