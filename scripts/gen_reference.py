@@ -94,8 +94,12 @@ def value_text(value: Any) -> str:
 
 
 def prose(text: str) -> str:
-    """Text from the code, safe as markdown prose: `<key>` is shown, not taken for HTML."""
-    return text.replace("<", "&lt;")
+    """Text from the code, safe as markdown prose: `<key>` is shown, not taken for HTML.
+
+    Inside code spans (backticks) markdown shows `<` as it is, so only the text between them is escaped.
+    """
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
 
 
 def cell(text: str) -> str:
@@ -105,7 +109,7 @@ def cell(text: str) -> str:
 
 def code_cell(text: str) -> str:
     """Inline code inside a table cell (empty stays empty)."""
-    return f"`{cell(text)}`" if text else ""
+    return "`" + text.replace("\n", " ").replace("|", "\\|").strip() + "`" if text else ""
 
 
 def signature_text(func: Callable, name: str) -> str:
