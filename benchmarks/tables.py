@@ -183,9 +183,12 @@ def _linker_rows(data: Dict[str, Any], filename: str) -> List[List[str]]:
             if "error" in r:
                 rows.append([setting, name] + ["-"] * 7 + [r["error"]])
                 continue
-            speed = r.get("speed_ratio_vs_minilm")
-            if speed is None and minilm.get("phrases_per_s") and r.get("phrases_per_s"):
+            if "speed_ratio_vs_minilm" in r:  # as recorded (null: no ratio from the same run)
+                speed = r["speed_ratio_vs_minilm"]
+            elif minilm.get("phrases_per_s") and r.get("phrases_per_s"):
                 speed = r["phrases_per_s"] / minilm["phrases_per_s"]
+            else:
+                speed = None
             label = r.get("label") or PEER_NAMES.get(name) or f"text2node {name}"
             rows.append(
                 [
@@ -545,7 +548,7 @@ def _retrieval(results: Path, taxonomy: str) -> str:
             num(res[n]["acc@1"], 3),
             num(res[n]["acc@10"], 3),
             num(res[n]["mrr"], 3),
-            f"{res[n]['mrr'] - ref:+.3f}" if n != "minilm" else "0",
+            "0" if n == "minilm" else f"{res[n].get('delta_mrr_vs_minilm', res[n]['mrr'] - ref):+.3f}",
         ]
         for n in VECTOR_SOURCES
         if n in res
@@ -578,7 +581,7 @@ def vectors_speed_table(results: Path) -> str:
             r, mm = speed[t].get(n, {}), speed[t]["minilm"]["fast"]
             for key in ("fast", "doc_vector"):
                 v = r.get(key)
-                row.append("" if v is None else f"{num(v)} ({v / mm:.0f}×)")
+                row.append("" if v is None else f"{num(v)} ({r.get(key + '_vs_minilm', v / mm):.0f}×)")
         rows.append(row)
     header = ["source"] + [f"{t} {how}" for t in taxonomies for how in ("`phrase_vectors`", "`doc.vector`")]
     return table(header, rows) + "\n\n" + provenance(data.get("meta", {}))
@@ -593,7 +596,7 @@ def vectors_load_table(results: Path) -> str:
     for n, r in res.items():
         rows.append(
             [
-                "blank pipeline" if n == "blank" else VECTOR_SOURCES.get(n, n),
+                r.get("table") or ("blank pipeline" if n == "blank" else VECTOR_SOURCES.get(n, n)),
                 num(r["load_s"], 2),
                 num(r.get("load_s_over_blank", r["load_s"] - blank["load_s"]), 2),
                 num(r["rss_added_mb"]),
