@@ -201,7 +201,14 @@ def component_class(func: Callable) -> Optional[type]:
     ret = inspect.signature(func).return_annotation
     name = annotation_text(ret) if ret is not inspect.Parameter.empty else ""
     cls = getattr(func, "__globals__", {}).get(name)
-    return cls if isinstance(cls, type) else None
+    if isinstance(cls, type):
+        return cls
+    # imported only for type checking: the class of that name defined in the package
+    for module_name in sorted(m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")):
+        cls = getattr(sys.modules[module_name], name, None)
+        if isinstance(cls, type) and cls.__module__ == module_name:
+            return cls
+    return None
 
 
 def factory_section(name: str, func: Callable) -> List[str]:
