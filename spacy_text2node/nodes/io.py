@@ -13,7 +13,6 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 import srsly
-from spacy import util
 from spacy.util import registry
 
 from ..taxonomy import Taxonomy
@@ -100,7 +99,7 @@ class NodeVectors:
 
     def to_disk(self, path: Union[str, Path], exclude: Iterable[str] = ()) -> None:
         """Write `vectors.npy`, `nodes.json` and `cfg.json` to a directory."""
-        path = util.ensure_path(path)
+        path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         cfg = {**self.cfg, "format": FORMAT_VERSION, "n": len(self.ids), "dim": self.dim}
         np.save(path / VECTORS_FILE, self.vectors, allow_pickle=False)
@@ -120,7 +119,7 @@ class NodeVectors:
         taxonomy (Optional[Taxonomy]): the taxonomy the vectors must be aligned to.
         RETURNS (NodeVectors): the loaded vectors.
         """
-        path = util.ensure_path(path)
+        path = Path(path)
         for name in (VECTORS_FILE, NODES_FILE):
             if not (path / name).exists():
                 raise ValueError(
@@ -132,7 +131,8 @@ class NodeVectors:
             raise ValueError(f"{path / CFG_FILE}: expected a JSON object. {_RECOMPUTE}")
         if cfg.get("format", FORMAT_VERSION) != FORMAT_VERSION:
             raise ValueError(
-                f"{path / CFG_FILE}: node-vector format {cfg.get('format')!r} is not {FORMAT_VERSION}; recompute the vectors."
+                f"{path / CFG_FILE}: node-vector format {cfg.get('format')!r} is not {FORMAT_VERSION}; "
+                "recompute the vectors."
             )
         try:
             vectors = np.load(path / VECTORS_FILE, allow_pickle=False)

@@ -131,7 +131,9 @@ def node2vec_csr(
     total = n * cfg.num_walks
     order = np.random.default_rng(cfg.seed).permutation(total).astype(np.int64)
     chunks = [order[s : s + cfg.chunk_size] for s in range(0, total, cfg.chunk_size)]
-    walk_kw = dict(walk_length=cfg.walk_length, p=cfg.p, q=cfg.q, seed=cfg.seed, parallel=parallel, threads=workers)
+    walk_kw: Dict[str, Any] = dict(
+        walk_length=cfg.walk_length, p=cfg.p, q=cfg.q, seed=cfg.seed, parallel=parallel, threads=workers
+    )
 
     t0 = time.perf_counter()
     counts = np.zeros(n, dtype=np.int64)
@@ -156,7 +158,7 @@ def node2vec_csr(
     run_total = total * cfg.epochs
     with tqdm(total=run_total, desc="node2vec training", unit="walk", disable=not progress, leave=False) as bar:
         done = 0
-        for epoch in range(cfg.epochs):
+        for _epoch in range(cfg.epochs):
             for ids in chunks:
                 walks, lengths = random_walks(indptr, indices, ids, **walk_kw)
                 ranks = np.arange(done, done + ids.shape[0], dtype=np.int64)

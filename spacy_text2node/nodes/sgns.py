@@ -174,7 +174,7 @@ def _train_rows(
             tgt[0] = w
             lab[0] = 1.0
             nt = 1
-            for k in range(negative):
+            for _ in range(negative):
                 state, x = _draw(state, prob, alias)
                 if x == w:
                     continue

@@ -8,7 +8,8 @@ is a neighbour of `prev` and `1/q` otherwise. The neighbour test is a binary sea
 per-edge transition tables, however large the hubs are.
 
 Every walk has its own random stream, seeded from `(seed, walk id)`, so the walks are
-the same for a given seed whatever the number of threads or the chunking. The\nkernels release the GIL (`nogil`), so plain Python threads run them in parallel.
+the same for a given seed whatever the number of threads or the chunking. The
+kernels release the GIL (`nogil`), so plain Python threads run them in parallel.
 """
 
 from __future__ import annotations

@@ -137,7 +137,10 @@ def read_corpus_folders(root: Union[str, Path]) -> LabelledRows:
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: not a folder of <label>/*.txt files")
-    texts, labels, lines, empty = [], [], [], []
+    texts: List[str] = []
+    labels: List[Tuple[str, ...]] = []
+    lines: List[int] = []
+    empty: List[int] = []
     n = 0
     for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for f in sorted(label_dir.glob("*.txt")):

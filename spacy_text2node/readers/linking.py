@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Union
 
 from spacy import registry
 from spacy.language import Language
@@ -49,13 +49,12 @@ def load_taxonomy_path(path: Union[str, Path]) -> Taxonomy:
     if p.exists() and p.suffix in (".csv", ".tsv"):
         return Taxonomy.from_csv(p)
     raise ValueError(
-        f"{p}: not a taxonomy folder (from `text2node taxonomy build`) nor a CTD_diseases.tsv(.gz), .csv, .tsv or .jsonl file."
+        f"{p}: not a taxonomy folder (from `text2node taxonomy build`) "
+        "nor a CTD_diseases.tsv(.gz), .csv, .tsv or .jsonl file."
     )
 
 
-def read_pairs(
-    path: Union[str, Path], *, taxonomy: Optional[Taxonomy] = None, limit: int = 0
-) -> List[Dict[str, object]]:
+def read_pairs(path: Union[str, Path], *, taxonomy: Optional[Taxonomy] = None, limit: int = 0) -> List[Dict[str, Any]]:
     """Read and check a JSONL file of phrase -> concept pairs.
 
     Each line is {"text": str, "concept": str, "gold": [str, ...] (optional; defaults
@@ -65,13 +64,13 @@ def read_pairs(
     path (str / Path): the JSONL file.
     taxonomy (Taxonomy): check and resolve ids against it; None skips the check.
     limit (int): read at most this many pairs (0: all).
-    RETURNS (List[Dict[str, object]]): the pairs, with "gold" always a list whose first
+    RETURNS (List[Dict[str, Any]]): the pairs, with "gold" always a list whose first
         element is "concept".
     """
     p = Path(path)
     if not p.exists():
         raise ValueError(f"{p}: pairs file not found. Write the GEM pairs with `text2node data gem OUT_DIR`.")
-    out: List[Dict[str, object]] = []
+    out: List[Dict[str, Any]] = []
     with p.open(encoding="utf8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -101,7 +100,8 @@ def read_pairs(
                 for cid in [concept] + gold:
                     if cid not in taxonomy:
                         raise ValueError(
-                            f"{p}, line {n}: concept {cid!r} is not in taxonomy {taxonomy.name!r} ({len(taxonomy)} concepts). Is this the taxonomy the pairs were written for?"
+                            f"{p}, line {n}: concept {cid!r} is not in taxonomy {taxonomy.name!r} "
+                            f"({len(taxonomy)} concepts). Is this the taxonomy the pairs were written for?"
                         )
                 concept = taxonomy.resolve(concept)
                 gold = [taxonomy.resolve(g) for g in gold]
@@ -205,7 +205,7 @@ def pubtator_docs(
         doc.user_data["pmid"] = pdoc.pmid
         spans: List[Span] = []
         golds: List[List[str]] = []
-        taken = set()
+        taken: Set[int] = set()
         for m in sorted(pdoc.mentions, key=lambda m: (m.start, -m.end)):
             st["mentions"] += 1
             ids = list(m.ids)
