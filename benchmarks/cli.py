@@ -24,7 +24,7 @@ from benchmarks import (
     bench_vectors,
     tables,
 )
-from benchmarks._common import RESULTS
+from benchmarks._common import REPO, RESULTS
 
 BENCHMARKS = (
     bench_bulk,
@@ -69,11 +69,13 @@ for _module in BENCHMARKS:
 
 @app.command("tables")
 def tables_command(
-    files: List[Path] = typer.Argument(..., help="markdown files with <!-- BEGIN bench:NAME --> regions"),
+    files: Optional[List[Path]] = typer.Argument(
+        None, help="markdown files with <!-- BEGIN bench:NAME --> regions (default: README.md docs/benchmarks.md)"
+    ),
     results: Path = typer.Option(RESULTS, "--results", help="folder of the results JSON files"),
     check: bool = typer.Option(False, "--check", help="change nothing; exit 1 when a region is stale"),
     names: Optional[List[str]] = typer.Option(None, "--only", help="fill only these regions"),
 ) -> None:
     """Fill the markdown tables between <!-- BEGIN bench:NAME --> and <!-- END bench:NAME --> from the results."""
-    code = tables.run(files, results, check=check, only=names)
+    code = tables.run(files or [REPO / "README.md", REPO / "docs" / "benchmarks.md"], results, check=check, only=names)
     raise typer.Exit(code)

@@ -16,6 +16,7 @@ from an earlier run, that run's command and the document that recorded them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -770,8 +771,10 @@ def fill(text: str, results: Path, only: Optional[Sequence[str]] = None) -> Tupl
 def run(files: Sequence[Path], results: Path, check: bool = False, only: Optional[Sequence[str]] = None) -> int:
     """Fill (or with check=True, only compare) the regions of each file; 1 when a check finds a stale region."""
     stale = False
-    for path in files:
-        text = Path(path).read_text(encoding="utf8")
+    for given in files:
+        text = Path(given).read_text(encoding="utf8")
+        rel = os.path.relpath(given)
+        path = given if rel.startswith("..") else rel  # as the reader would type it
         regions = [m.group("name") for m in REGION.finditer(text)]
         unclosed = [n for n in BEGIN.findall(text) if n not in regions]
         if unclosed:
@@ -788,7 +791,7 @@ def run(files: Sequence[Path], results: Path, check: bool = False, only: Optiona
                 print(f"{path}: bench:{name} is stale (run `python -m benchmarks tables {path}`).")
             stale = stale or bool(changed)
         elif changed:
-            Path(path).write_text(new, encoding="utf8")
+            Path(given).write_text(new, encoding="utf8")
             print(f"{path}: rewrote {', '.join(f'bench:{n}' for n in changed)}")
         else:
             print(f"{path}: {len(regions)} region(s), all up to date")
