@@ -6,9 +6,10 @@ Spark is imported lazily: `from spacy_text2node.bulk.spark import link_spark_dat
 """
 
 from .clinical import NounChunkMentions, build_clinical_pipeline, taxonomy_patterns
-from .io import InputRecord, check_text, read_output, read_records
+from .readers import InputRecord, check_text, read_records
 from .records import doc_to_record, span_to_record
 from .runner import BulkStats, link_documents, load_pipeline, local_processor, run_bulk
+from .writers import read_output
 
 
 def link_spark_dataframe(*args, **kwargs):

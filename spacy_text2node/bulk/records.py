@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
 
@@ -21,6 +21,9 @@ SPAN_FIELDS = (
     ("score", "double"),
 )
 RECORD_FIELDS = ("id", "n_tokens", "spans")
+
+# A processor (a backend: local or Spark) turns (text, doc_id) pairs into output records, in the same order.
+Processor = Callable[[Iterator[Tuple[str, str]]], Iterator[Dict[str, Any]]]
 
 
 def iter_spans(doc: Doc, span_keys: Sequence[str]) -> Iterable[Tuple[str, Span]]:

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .io import check_id, check_text
+from .readers import check_id, check_text
 from .records import doc_to_record, spark_schema_ddl
 
 logger = logging.getLogger("spacy_text2node")
@@ -32,7 +32,8 @@ def _get_pipeline(
     """Load a pipeline once per (executor) process."""
     key = (model, max_chars, tuple(sorted((overrides or {}).items())), mentions)
     if key not in _PIPELINES:
-        from .runner import load_pipeline, one_thread_per_process
+        from .local import one_thread_per_process
+        from .pipeline_loading import load_pipeline
 
         nlp = load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
         if not any(str(k).endswith("n_threads") for k in (overrides or {})):

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
-from ..bulk.io import check_text
+from ..bulk.readers import check_text
 
 SHAPES = (
     'Send JSON: {"text": "..."} (optionally with "id") for one text, or {"texts": ["...", ...]} or '

@@ -131,7 +131,7 @@ def csv_rows(
             in_quotes = ends_in_quotes(item[1], True, delimiter)
         fields: Optional[List[str]] = None
         if reason is None:
-            fields, reason = _parse([l for _, l in buf], delimiter)
+            fields, reason = _parse([line for _, line in buf], delimiter)
         if reason is None and n_fields is not None and len(fields) != n_fields:  # type: ignore[arg-type]
             reason = f"bad CSV row: {len(fields)} fields, the header has {n_fields}"  # type: ignore[arg-type]
             if len(buf) > 1:

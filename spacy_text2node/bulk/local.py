@@ -1,0 +1,92 @@
+"""The local backend: `nlp.pipe` in this process or in a pool of worker processes.
+(The Spark backend is `spark.py`.)"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+
+from .records import Processor, doc_to_record
+
+_WORKER: Dict[str, Any] = {}
+
+
+def one_thread_per_process(nlp: Language) -> None:
+    """Run this process's pipeline on one thread (torch, numpy's BLAS and the
+    text2node_linker's search threads): where processes are the parallelism (the
+    `n_process` workers, Spark's Python workers), threads inside them only contend."""
+    torch = sys.modules.get("torch")  # only where the pipeline brought it in
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        pass
+    for _, pipe in nlp.pipeline:
+        cfg = getattr(pipe, "cfg", None)
+        if isinstance(cfg, dict) and "n_threads" in cfg:
+            cfg["n_threads"] = 1
+
+
+def _worker_init(nlp: Language, span_keys: Sequence[str], top_k: Optional[int], batch_size: int) -> None:
+    one_thread_per_process(nlp)
+    _WORKER.update(nlp=nlp, span_keys=tuple(span_keys), top_k=top_k, batch_size=batch_size)
+
+
+def _worker_run(batch: List[Tuple[str, str]]) -> List[Dict[str, Any]]:
+    nlp = _WORKER["nlp"]
+    return [
+        doc_to_record(doc, doc_id, span_keys=_WORKER["span_keys"], top_k=_WORKER["top_k"])
+        for doc, doc_id in nlp.pipe(batch, as_tuples=True, batch_size=_WORKER["batch_size"])
+    ]
+
+
+def local_processor(
+    nlp: Language,
+    *,
+    n_process: int = 1,
+    batch_size: int = 64,
+    span_keys: Sequence[str] = ("ents",),
+    top_k: Optional[int] = None,
+) -> Processor:
+    """The local backend. With one process: `nlp.pipe(..., as_tuples=True)`. With
+    more: a pool of worker processes (forked where the platform can, so the pipeline
+    is not reloaded), each running `nlp.pipe` on batches and sending back plain
+    records rather than Docs (cheaper than Doc serialization, and independent of
+    what components keep in `doc.user_data`). At most 2 x n_process batches are in
+    flight, so memory stays flat; records come back in input order.
+
+    nlp (Language): the pipeline.
+    n_process (int): worker processes (1: in this process).
+    batch_size (int): documents per batch.
+    span_keys (Sequence[str]): span sources ("ents" or span group keys).
+    top_k (Optional[int]): candidates kept per span.
+    RETURNS (Processor): a function from (text, id) pairs to records, order kept.
+    """
+
+    def process_one(items: Iterator[Tuple[str, str]]) -> Iterator[Dict[str, Any]]:
+        for doc, doc_id in nlp.pipe(items, as_tuples=True, batch_size=batch_size):
+            yield doc_to_record(doc, doc_id, span_keys=span_keys, top_k=top_k)
+
+    def process_many(items: Iterator[Tuple[str, str]]) -> Iterator[Dict[str, Any]]:
+        import multiprocessing as mp
+        from collections import deque
+
+        from spacy.util import minibatch
+
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        ctx = mp.get_context(method)
+        with ctx.Pool(n_process, initializer=_worker_init, initargs=(nlp, tuple(span_keys), top_k, batch_size)) as pool:
+            pending: deque = deque()
+            for batch in minibatch(items, batch_size):
+                pending.append(pool.apply_async(_worker_run, (list(batch),)))
+                while len(pending) >= 2 * n_process:
+                    yield from pending.popleft().get()
+            while pending:
+                yield from pending.popleft().get()
+
+    return process_one if n_process == 1 else process_many

@@ -1,0 +1,21 @@
+"""Writers for bulk linking, one output format per module, and the reading back of an output.
+
+Writers append: JSONL with flush + fsync per batch (`jsonl`), Parquet as part files in an
+output folder (`parquet`: each part is written to a temporary name and renamed, so a killed
+run never leaves half a part). `read_back` finds what an earlier run finished (for --resume).
+"""
+
+from .base import OUTPUT_FORMATS, detect_output_format
+from .jsonl import JsonlWriter
+from .parquet import ParquetPartsWriter
+from .read_back import done_error_indices, done_output_ids, read_output
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "JsonlWriter",
+    "ParquetPartsWriter",
+    "detect_output_format",
+    "done_error_indices",
+    "done_output_ids",
+    "read_output",
+]
