@@ -366,7 +366,6 @@ def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact):
 @pytest.mark.parametrize("which,leave_out_exact", [(0, False), (1, False), (0, True), (1, True)])
 def test_lexical_pair_features_match_definition(lexical_indexes, which, leave_out_exact):
     lex = lexical_indexes[which]
-    q = lex.transform(QUERIES)
     qw, q_idf = lex.word_transform(QUERIES)
     rng = np.random.default_rng(7 + which)
     qi = np.concatenate([np.sort(rng.integers(0, len(QUERIES), 300)), rng.integers(0, len(QUERIES), 100)])
@@ -379,14 +378,14 @@ def test_lexical_pair_features_match_definition(lexical_indexes, which, leave_ou
     q2, (qw2, q_idf2) = lex.transform(queries), lex.word_transform(queries)
     f = lex.pair_features(q2, qw2, q_idf2, qi, ni, leave_out_exact=leave_out_exact)
     lexical, recall, precision, lo, qo = _reference_pair_features(lex, q2, qw2, q_idf2, qi, ni, leave_out_exact)
-    assert np.array_equal(f["lexical"], lexical)
-    assert np.allclose(f["recall"], recall, atol=1e-6) and np.allclose(f["precision"], precision, atol=1e-6)
-    assert np.array_equal(f["label_only"].toarray(), lo) and np.array_equal(f["query_only"].toarray(), qo)
-    assert (f["lexical"] > 0.3).sum() > 5 and f["label_only"].nnz > 0 and f["query_only"].nnz > 0
+    assert np.array_equal(f.lexical, lexical)
+    assert np.allclose(f.recall, recall, atol=1e-6) and np.allclose(f.precision, precision, atol=1e-6)
+    assert np.array_equal(f.label_only.toarray(), lo) and np.array_equal(f.query_only.toarray(), qo)
+    assert (f.lexical > 0.3).sum() > 5 and f.label_only.nnz > 0 and f.query_only.nnz > 0
     if leave_out_exact:
-        assert (f["lexical"][-len(exact) :] < 0.9999).all()
+        assert (f.lexical[-len(exact) :] < 0.9999).all()
     else:
-        assert np.allclose(f["lexical"][-len(exact) :], 1.0, atol=1e-5)
+        assert np.allclose(f.lexical[-len(exact) :], 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="columns"):
         lex.pair_features(q2, sp.csr_matrix((len(queries), qw2.shape[1] + 1), dtype="float32"), q_idf2, qi, ni)
 
@@ -408,7 +407,7 @@ def test_scoring_in_threads_leaves_the_index_untouched(tiny_taxonomy):
         qi = np.repeat(np.arange(len(chunk)), len(tiny_taxonomy))
         ni = np.tile(np.arange(len(tiny_taxonomy)), len(chunk))
         f = lex.pair_features(q, qw, q_idf, qi, ni)
-        return f["lexical"], f["recall"], lex.pair_scores(q, qi, ni), lex.retrieve(q, 3)
+        return f.lexical, f.recall, lex.pair_scores(q, qi, ni), lex.retrieve(q, 3)
 
     chunks = [QUERIES[i : i + 3] for i in range(0, len(QUERIES), 3)] * 4
     with ThreadPoolExecutor(4) as pool:
@@ -423,6 +422,6 @@ def test_scoring_in_threads_leaves_the_index_untouched(tiny_taxonomy):
         qi = np.repeat(np.arange(len(chunk)), len(tiny_taxonomy))
         ni = np.tile(np.arange(len(tiny_taxonomy)), len(chunk))
         f = again.pair_features(q, qw, q_idf, qi, ni)
-        assert np.array_equal(f["lexical"], lex_) and np.array_equal(f["recall"], rec)
+        assert np.array_equal(f.lexical, lex_) and np.array_equal(f.recall, rec)
         assert np.array_equal(again.pair_scores(q, qi, ni), mem)
         assert all(np.array_equal(a, b) for a, b in zip(again.retrieve(q, 3), ret))

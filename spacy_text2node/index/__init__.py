@@ -5,12 +5,14 @@
   `principal_components`, `node_text_vectors`.
 * `lexical`: `LexicalIndex`, TF-IDF over character 3-grams of words (`char_wb`) of all
   label/synonym strings, the word channel and the exact-match table (`kernels`: its numba loops).
+* `features`: `PairFeatures`, the features of (query, candidate) pairs.
 * `rerank`: `Reranker`, the learned score of (query, candidate) pairs.
 * `ann`: `NodeIndex`, the annoy index over node space fused with the lexical channel.
 * `text`: words, stemming, n-grams, normalisation.
 """
 
 from .ann import EXACT_BONUS, PAIR_BLOCK, NodeIndex
+from .features import LexicalFeatures, PairFeatures
 from .lexical import MIN_DF_CAP, RETRIEVAL_POOL, LexicalIndex
 from .node_space import build_node_space, node_text_vectors, principal_components
 from .rerank import Reranker, acc_at_1, take_queries
@@ -27,8 +29,10 @@ __all__ = [
     "MIN_DF_CAP",
     "PAIR_BLOCK",
     "RETRIEVAL_POOL",
+    "LexicalFeatures",
     "LexicalIndex",
     "NodeIndex",
+    "PairFeatures",
     "Reranker",
     "acc_at_1",
     "build_node_space",

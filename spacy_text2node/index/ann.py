@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import srsly
 from annoy import AnnoyIndex
 from spacy.util import make_tempdir
 
+from .features import PairFeatures
 from .lexical import LexicalIndex
 from .rerank import Reranker
 from .serialize import npy_bytes, npy_load
@@ -100,16 +101,14 @@ class NodeIndex:
         search_k: int = -1,
         allowed: Optional[np.ndarray] = None,
         leave_out_exact: bool = False,
-    ) -> Dict[str, object]:
+    ) -> PairFeatures:
         """Candidates of each query and their features (see `search`).
 
         allowed (Optional[np.ndarray]): bool per node; only these nodes are candidates
             (e.g. the leaves, ICD-10-CM's billable codes).
         leave_out_exact (bool): calibration mode: the query's own string (identical text)
             is neither an exact-match candidate nor counted in the lexical features.
-        RETURNS (Dict): "qi", "ni" (query and node of each pair, queries contiguous),
-            "bounds", "exact" (bool per pair), "fused" (the fixed fusion score), and the
-            `LexicalIndex.pair_features` plus "node" (cosine in node space) and "leaf".
+        RETURNS (PairFeatures): the pairs (queries contiguous) and their features.
         """
         b = len(texts)
         if Y.shape[0] != b:
@@ -154,25 +153,23 @@ class NodeIndex:
         if allowed is not None:
             m = allowed[ni]
             qi, ni = qi[m], ni[m]
-        feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
-        feats["node"] = self._node_cosines(Yn, qi, ni)
-        feats["leaf"] = (
-            self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32")
-        )
-        feats["memory"] = memory.pair_scores(qm, qi, ni) if memory is not None else np.zeros(len(ni), dtype="float32")
+        lex_feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
+        node = self._node_cosines(Yn, qi, ni)
         ex_keys = np.concatenate(
             [i * n_nodes + np.asarray(e, dtype="int64") for i, e in enumerate(exact) if len(e)]
             or [np.zeros(0, dtype="int64")]
         )
-        ex = np.isin(qi * n_nodes + ni, ex_keys) if len(ex_keys) else np.zeros(len(ni), dtype=bool)
-        feats.update(
+        return PairFeatures(
+            **vars(lex_feats),
             qi=qi,
             ni=ni,
-            exact=ex,
             bounds=np.searchsorted(qi, np.arange(b + 1)).astype("int64"),
-            fused=(fusion_weight * feats["node"] + (1.0 - fusion_weight) * feats["lexical"]).astype("float32"),
+            exact=np.isin(qi * n_nodes + ni, ex_keys) if len(ex_keys) else np.zeros(len(ni), dtype=bool),
+            fused=(fusion_weight * node + (1.0 - fusion_weight) * lex_feats.lexical).astype("float32"),
+            node=node,
+            leaf=self.is_leaf[ni].astype("float32") if self.is_leaf is not None else np.zeros(len(ni), dtype="float32"),
+            memory=memory.pair_scores(qm, qi, ni) if memory is not None else np.zeros(len(ni), dtype="float32"),
         )
-        return feats
 
     def _node_cosines(self, Yn: np.ndarray, qi: np.ndarray, ni: np.ndarray) -> np.ndarray:
         """Yn[qi] . space[ni] per pair, PAIR_BLOCK pairs at a time: the gathered rows of
@@ -230,13 +227,13 @@ class NodeIndex:
             search_k=search_k,
             allowed=allowed,
         )
-        ni, bounds, fused = t["ni"], t["bounds"], t["fused"]
+        ni, bounds, fused = t.ni, t.bounds, t.fused
         if self.reranker is not None:
-            order_score = self.reranker.score(t) + EXACT_BONUS * t["exact"]
+            order_score = self.reranker.score(t) + EXACT_BONUS * t.exact
         else:
             order_score = fused
         # the evidence a candidate needs: its best similarity, lexical or fused (in [0, 1])
-        keep = np.maximum(fused, t["lexical"]) >= threshold if threshold is not None else np.ones(len(ni), dtype=bool)
+        keep = np.maximum(fused, t.lexical) >= threshold if threshold is not None else np.ones(len(ni), dtype=bool)
         out: List[List[Tuple[int, float]]] = []
         for i in range(b):
             a, e = bounds[i], bounds[i + 1]

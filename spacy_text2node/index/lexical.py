@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import srsly
 
+from .features import LexicalFeatures
 from .kernels import _best_string_cosines, _tfidf_rows, _top_nodes, _word_pairs
 from .serialize import npy_bytes, npy_load
 from .text import char_ngrams, normalize_text, stem, word_ngrams, word_set, words
@@ -233,30 +234,28 @@ class LexicalIndex:
         nodes: np.ndarray,
         *,
         leave_out_exact: bool = False,
-    ) -> Dict[str, object]:
+    ) -> LexicalFeatures:
         """Features of (query, node) pairs, from the node's string with the best lexical cosine.
 
         q, qw, q_idf: `transform`, `word_transform` of the queries.
         q_idx (np.ndarray), nodes (np.ndarray): the pairs.
         leave_out_exact (bool): ignore strings identical to the query (cosine 1): used when
             calibrating on pairs whose text is itself one of the taxonomy's strings.
-        RETURNS (Dict): "lexical", "recall", "precision" (IDF-weighted word overlap over the
-            query's and the string's words) as float32 arrays, and sparse (pairs, words)
-            matrices "label_only" (words of the string missing from the query) and
-            "query_only" (words of the query missing from the string).
+        RETURNS (LexicalFeatures): the best cosine, recall and precision (IDF-weighted word
+            overlap over the query's and the string's words), and the words each side lacks.
         """
         n = len(nodes)
         V = self.word_matrix.shape[1]
         empty = sp.csr_matrix((n, V), dtype="float32")
-        out: Dict[str, object] = {k: np.zeros(n, dtype="float32") for k in ("lexical", "recall", "precision")}
-        out["label_only"], out["query_only"] = empty, empty
         if n == 0:
-            return out
+            return LexicalFeatures(
+                np.zeros(0, dtype="float32"), np.zeros(0, dtype="float32"), np.zeros(0, dtype="float32"), empty, empty
+            )
         best_sim, best_str = self._best_strings(q, q_idx, nodes, leave_out_exact=leave_out_exact)
         valid = best_sim >= 0  # the node has a string (left in)
-        out["lexical"] = np.where(valid, best_sim, 0.0).astype("float32")
+        lexical = np.where(valid, best_sim, 0.0).astype("float32")
         if V == 0:
-            return out
+            return LexicalFeatures(lexical, np.zeros(n, dtype="float32"), np.zeros(n, dtype="float32"), empty, empty)
         wm = self.word_matrix
         if qw.shape[1] != V:
             raise ValueError(
@@ -275,11 +274,15 @@ class LexicalIndex:
         )
         s_idf = self._string_word_idf[best_str]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["recall"] = np.where(valid & (q_idf[q_idx] > 0), overlap / q_idf[q_idx], 0.0).astype("float32")
-            out["precision"] = np.where(valid & (s_idf > 0), overlap / s_idf, 0.0).astype("float32")
-        out["label_only"] = sp.csr_matrix((np.ones(len(lo_idx), dtype="float32"), lo_idx, lo_ptr), shape=(n, V))
-        out["query_only"] = sp.csr_matrix((np.ones(len(qo_idx), dtype="float32"), qo_idx, qo_ptr), shape=(n, V))
-        return out
+            recall = np.where(valid & (q_idf[q_idx] > 0), overlap / q_idf[q_idx], 0.0).astype("float32")
+            precision = np.where(valid & (s_idf > 0), overlap / s_idf, 0.0).astype("float32")
+        return LexicalFeatures(
+            lexical,
+            recall,
+            precision,
+            label_only=sp.csr_matrix((np.ones(len(lo_idx), dtype="float32"), lo_idx, lo_ptr), shape=(n, V)),
+            query_only=sp.csr_matrix((np.ones(len(qo_idx), dtype="float32"), qo_idx, qo_ptr), shape=(n, V)),
+        )
 
     def _best_strings(
         self, q: sp.csr_matrix, q_idx: np.ndarray, nodes: np.ndarray, *, leave_out_exact: bool = False

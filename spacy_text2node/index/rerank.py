@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 
+from .features import Features, feature, take_pairs
 from .serialize import npy_bytes, npy_load
 
 
@@ -48,8 +49,8 @@ class Reranker:
             raise ValueError(f"Reranker: {self.N_DENSE} dense weights expected, got shape {self.dense.shape}.")
 
     @staticmethod
-    def dense_features(feats: Dict[str, object]) -> np.ndarray:
-        cols = [np.asarray(feats[k], dtype="float32") for k in Reranker.FEATURES]
+    def dense_features(feats: Features) -> np.ndarray:
+        cols = [np.asarray(feature(feats, k), dtype="float32") for k in Reranker.FEATURES]
         named = dict(zip(Reranker.FEATURES, cols))
         cols += [named[a] * named[b] for a, b in Reranker.PRODUCTS]
         return np.stack(cols, axis=1)
@@ -66,10 +67,10 @@ class Reranker:
         x[0], x[1] = 1.0 - fusion_weight, fusion_weight
         return x
 
-    def score(self, feats: Dict[str, object]) -> np.ndarray:
+    def score(self, feats: Features) -> np.ndarray:
         F = self.dense_features(feats)
         out = F @ self.dense
-        lo, qo = feats["label_only"], feats["query_only"]
+        lo, qo = feature(feats, "label_only"), feature(feats, "query_only")
         if lo.shape[1] == len(self.label_words):
             out = out + lo @ self.label_words + qo @ self.query_words
         return np.asarray(out, dtype="float32")
@@ -77,7 +78,7 @@ class Reranker:
     @classmethod
     def fit(
         cls,
-        feats: Dict[str, object],
+        feats: Features,
         bounds: np.ndarray,
         gold: np.ndarray,
         *,
@@ -89,7 +90,7 @@ class Reranker:
         """Fit on candidate lists: softmax over each query's candidates, maximising the
         probability of its gold candidates.
 
-        feats (Dict): `NodeIndex.pair_table` features of all pairs, queries contiguous.
+        feats (PairFeatures): `NodeIndex.pair_table` features of all pairs, queries contiguous.
         bounds (np.ndarray): pairs of query i are bounds[i]:bounds[i+1].
         gold (np.ndarray): bool per pair, True for a right candidate. Queries without a
             right candidate in their list carry no signal and are skipped.
@@ -105,8 +106,8 @@ class Reranker:
         if not has_gold.any():
             raise ValueError("Reranker.fit: no query has a right candidate in its list; nothing to learn from.")
         F = cls.dense_features(feats)[keep].astype("float64")
-        LO = sp.csr_matrix(feats["label_only"])[keep].astype("float64")
-        QO = sp.csr_matrix(feats["query_only"])[keep].astype("float64")
+        LO = sp.csr_matrix(feature(feats, "label_only"))[keep].astype("float64")
+        QO = sp.csr_matrix(feature(feats, "query_only"))[keep].astype("float64")
         g = gold[keep]
         _, q_idx = np.unique(q_of[keep], return_inverse=True)
         n_q = int(q_idx.max()) + 1
@@ -140,7 +141,7 @@ class Reranker:
     @classmethod
     def select_l2(
         cls,
-        feats: Dict[str, object],
+        feats: Features,
         bounds: np.ndarray,
         gold: np.ndarray,
         *,
@@ -166,17 +167,17 @@ class Reranker:
                 if not gtr.any():
                     continue
                 r = cls.fit(ftr, btr, gtr, l2_words=l2, init=init)
-                hits += acc_at_1(r.score(fte), fte["ni"], bte, gte) * (len(bte) - 1)
+                hits += acc_at_1(r.score(fte), feature(fte, "ni"), bte, gte) * (len(bte) - 1)
             scores[float(l2)] = hits / nq
         return _largest_best(scores), scores
 
     @classmethod
     def select_l2_on(
         cls,
-        feats: Dict[str, object],
+        feats: Features,
         bounds: np.ndarray,
         gold: np.ndarray,
-        val_feats: Dict[str, object],
+        val_feats: Features,
         val_bounds: np.ndarray,
         val_gold: np.ndarray,
         *,
@@ -193,7 +194,7 @@ class Reranker:
         scores = {
             float(l2): acc_at_1(
                 cls.fit(feats, bounds, gold, l2_words=l2, init=init).score(val_feats),
-                val_feats["ni"],
+                feature(val_feats, "ni"),
                 val_bounds,
                 val_gold,
             )
@@ -214,25 +215,15 @@ class Reranker:
 
 
 def take_queries(
-    feats: Dict[str, object], bounds: np.ndarray, gold: np.ndarray, queries: np.ndarray
-) -> Tuple[Dict[str, object], np.ndarray, np.ndarray]:
+    feats: Features, bounds: np.ndarray, gold: np.ndarray, queries: np.ndarray
+) -> Tuple[Features, np.ndarray, np.ndarray]:
     """The pair features, bounds and gold of some queries only (pairs stay contiguous)."""
     rows = np.concatenate(
         [np.arange(bounds[i], bounds[i + 1]) for i in queries] or [np.zeros(0, dtype="int64")]
     ).astype("int64")
-    n_pairs = int(bounds[-1])
-    out: Dict[str, object] = {}
-    for key, v in feats.items():
-        if key == "bounds":
-            continue
-        if sp.issparse(v) and v.shape[0] == n_pairs:
-            out[key] = sp.csr_matrix(v)[rows]
-        elif isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n_pairs:
-            out[key] = v[rows]
     sizes = np.asarray([bounds[i + 1] - bounds[i] for i in queries], dtype="int64")
     new_bounds = np.concatenate([[0], np.cumsum(sizes)]).astype("int64")
-    out["bounds"] = new_bounds
-    return out, new_bounds, gold[rows]
+    return take_pairs(feats, rows, int(bounds[-1]), new_bounds), new_bounds, gold[rows]
 
 
 def _largest_best(scores: Dict[float, float]) -> float:
