@@ -9,7 +9,7 @@ transformer listener (`Model[List[Doc], List[Floats2d]]`).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 from spacy.attrs import LOWER, ORTH
@@ -30,7 +30,7 @@ from thinc.api import (
     with_array,
     with_padded,
 )
-from thinc.types import Floats2d, Ragged
+from thinc.types import Floats2d, Floats3d, Ints1d, Ragged
 
 SpanOffsets = List[Tuple[int, int, int]]
 MapperInput = Tuple[List[Doc], SpanOffsets]
@@ -196,7 +196,7 @@ def _span_embed_forward(model: Model, X: MapperInput, is_train: bool):
                     if v.shape == (width,) and v.any():
                         out[pos, :width] = v
                         out[pos, width] = 0.0
-        ragged = Ragged(model.ops.asarray2f(out), model.ops.asarray1i(lengths))
+        ragged = Ragged(model.ops.asarray2f(cast(Floats2d, out)), model.ops.asarray1i(cast(Ints1d, lengths)))
 
         def backprop_static(dY: Ragged) -> MapperInput:
             return X
@@ -220,14 +220,14 @@ def _span_embed_forward(model: Model, X: MapperInput, is_train: bool):
             index.append((i, -1, -1))
             lengths[j] = 1
     data = model.ops.xp.concatenate(pieces, axis=0) if pieces else model.ops.alloc2f(0, width)
-    ragged = Ragged(data, model.ops.asarray1i(lengths))
+    ragged = Ragged(data, model.ops.asarray1i(cast(Ints1d, lengths)))
 
     def backprop(dY: Ragged) -> MapperInput:
         d_tokvecs = [model.ops.alloc2f(*t.shape) for t in tokvecs]
         offset = 0
         for (i, start, end), n in zip(index, lengths):
             if start >= 0:
-                d_tokvecs[i][start:end] += dY.dataXd[offset : offset + n]
+                d_tokvecs[i][start:end] += cast(Floats2d, dY.dataXd[offset : offset + n])
             offset += n
         bp_tok2vec(d_tokvecs)
         return X
@@ -262,7 +262,7 @@ def PhraseMapperMean(
     tok2vec (Optional[Model]): token encoder; None uses the static vectors.
     RETURNS (Model[MapperInput, Floats2d]): the mapper.
     """
-    model = chain(
+    model: Model[MapperInput, Floats2d] = chain(
         SpanEmbed(tok2vec, max_tokens),
         reduce_mean(),
         _input(width),
@@ -297,7 +297,7 @@ def PhraseMapperCNN(
         residual(chain(expand_window(window_size=window), with_array(Maxout(nO=width, nP=2, normalize=True))))
         for _ in range(depth)
     ]
-    model = chain(
+    model: Model[MapperInput, Floats2d] = chain(
         SpanEmbed(tok2vec, max_tokens),
         with_array(_input(width)),
         *conv,
@@ -344,7 +344,7 @@ def PhraseMapperBiLSTM(
         ) from e
     if torch_threads > 0:
         torch.set_num_threads(torch_threads)
-    model = chain(
+    model: Model[MapperInput, Floats2d] = chain(
         SpanEmbed(tok2vec, max_tokens),
         with_array(_input(width)),
         with_padded(PackedBiLSTM(nO=width, nI=width, depth=depth, dropout=dropout)),
@@ -384,12 +384,13 @@ def _packed_lstm_class() -> Any:
 def _convert_packed_inputs(model: Model, Xp: Any, is_train: bool) -> Tuple[Any, Any]:
     import torch
     from thinc.api import ArgsKwargs, torch2xp, xp2torch
+    from thinc.shims import PyTorchShim
     from thinc.types import Padded
 
-    shim = model.shims[0]
+    shim = cast(PyTorchShim, model.shims[0])
 
     def backward(d_inputs: Any) -> Any:
-        return Padded(torch2xp(d_inputs.args[0]), Xp.size_at_t, Xp.lengths, Xp.indices)
+        return Padded(cast(Floats3d, torch2xp(d_inputs.args[0])), Xp.size_at_t, Xp.lengths, Xp.indices)
 
     lengths = torch.as_tensor(np.asarray(Xp.lengths, dtype="int64"))  # packing needs them on the CPU
     X = xp2torch(Xp.data, requires_grad=True, device=shim.device)

@@ -37,7 +37,8 @@ from .features import (
     lexical_features,
 )
 from .fitting import fit_idf, fit_sif, make_textcat_init
-from .layers import LEXICAL_BAG, OUTPUT, SPARSE_LINEAR, _find_node, _SparseUpdate
+from .layers import LEXICAL_BAG, OUTPUT, SPARSE_LINEAR, _SparseUpdate
+from .util import _find_node
 
 __all__ = [
     "LEXICAL_BAG",

@@ -20,6 +20,7 @@ from thinc.types import Floats2d
 
 from .features import _tfidf_matrix, lexical_features
 from .layers import LEXICAL_BAG, OUTPUT, SPARSE_LINEAR, _output_forward, _output_init, _sparse_table
+from .util import _param, _set_param
 
 LEXICAL_DENSE = "text2node_lexical_dense"
 
@@ -108,7 +109,7 @@ def build_lexical_dense(
         n_buckets=n_buckets, ngram_size=ngram_size, char_min=char_min, char_max=char_max, attr=attr, min_df=min_df
     )
     layers: List[Model] = [feats]
-    refs: Dict[str, Model] = {"lexical_features": feats}
+    refs: Dict[str, Optional[Model]] = {"lexical_features": feats}
     if linear:
         lin = _sparse_table(SPARSE_LINEAR, n_buckets, nO, relu=False, init_scale=0.0, update=table_update, lr=table_lr)
         layers.append(lin)
@@ -121,11 +122,11 @@ def build_lexical_dense(
         if dropout:
             deep_layers.append(Dropout(dropout))
         deep_layers.append(Linear(nO=nO, nI=width))
-        deep = chain(*deep_layers)
+        deep: Model = chain(*deep_layers)
         layers.append(deep)
         refs["lexical_bag"] = bag
         refs["deep"] = deep
-    out = Model(
+    out: Model = Model(
         OUTPUT,
         _output_forward,
         dims={"nO": nO},
@@ -136,7 +137,7 @@ def build_lexical_dense(
     layers.append(out)
     refs["output"] = out
     # forward/init find the layers by position (thinc's Model.copy drops refs)
-    model = Model(
+    model: Model = Model(
         LEXICAL_DENSE,
         _ld_forward,
         init=_ld_init,
@@ -177,7 +178,7 @@ def _ld_forward(model: Model, docs: List[Doc], is_train: bool):
         Z = None
         for name, head in zip(model.attrs["heads"], heads):
             table = head if name == "linear" else head.layers[0]
-            H = _tfidf_matrix(feats, docs, table=table.get_param("T")) + table.get_param("b")
+            H = _tfidf_matrix(feats, docs, table=_param(table, "T")) + _param(table, "b")
             if table.attrs["relu"]:
                 np.maximum(H, 0.0, out=H)
             if name == "deep":
@@ -237,7 +238,7 @@ def build_static_vectors_mlr(
     attr_id = ATTR_IDS.get(attr.upper())
     if attr_id is None:
         raise ValueError(f"Unknown token attribute {attr!r}: use LOWER, NORM or ORTH")
-    pool = Model(
+    pool: Model = Model(
         POOLED_VECTORS,
         _pool_forward,
         init=_pool_init,
@@ -249,7 +250,7 @@ def build_static_vectors_mlr(
     if dropout:
         layers.append(Dropout(dropout))
     layers.append(_output_layer(exclusive_classes, nO, None))
-    model = chain(*layers)
+    model: Model = chain(*layers)
     model.set_ref("pool", pool)
     return _finish(model, exclusive_classes, nO)
 
@@ -276,7 +277,7 @@ def _pool_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     ranks = np.arange(1, nV + 1, dtype="float64")
     p = 1.0 / (ranks * (np.log(nV) + 0.5772))
     a = model.attrs["sif_a"]
-    model.set_param("sif", (a / (a + p)).astype("float32"))
+    _set_param(model, "sif", (a / (a + p)).astype("float32"))
     return model
 
 
@@ -286,7 +287,7 @@ def _pool_forward(model: Model, docs: List[Doc], is_train: bool):
     if docs:
         vectors = _vectors_of(docs)
         table = vectors.data
-        sif = model.get_param("sif") if model.attrs["pooling"] == "sif" else None
+        sif = _param(model, "sif") if model.attrs["pooling"] == "sif" else None
         attr_id = model.attrs["attr_id"]
         for i, doc in enumerate(docs):
             rows = vectors.find(keys=doc.to_array(attr_id).astype("uint64"))

@@ -5,14 +5,15 @@ and the loop that fits the hashed embedding table to them."""
 import logging
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, cast
 
 import numpy as np
 from spacy.tokens import Doc
 from thinc.api import Linear, Model
 
 from .features import LEXICAL_FEATURES
-from .layers import LEXICAL_BAG, _find_node
+from .layers import LEXICAL_BAG, _SparseUpdate
+from .util import _find_node
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ def teacher_embeddings(
             )
             h = enc(**batch).last_hidden_state
             m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
-            e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(e, dim=-1).numpy())
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
     return np.concatenate(out).astype("float32")
 
 
@@ -98,7 +99,7 @@ def distill(
     if len(docs) != len(targets):
         raise ValueError(f"distill: {len(docs)} docs but {len(targets)} teacher vectors")
     # the whole distillation runs on Adam, the bag's hashed table included (lazy Adam)
-    shim = bag.shims[0]
+    shim = cast(_SparseUpdate, bag.shims[0])
     saved_update, shim.update = shim.update, "adam"
     try:
         return _distill(bag, feats, docs, targets, epochs, batch_size, learn_rate, seed)

@@ -18,6 +18,7 @@ from thinc.api import Model, NumpyOps
 from thinc.model import serialize_attr
 
 from .kernels import _map_insert, _map_lookup, _tfidf_kernel
+from .util import _param, _set_param
 
 LEXICAL_FEATURES = "text2node_lexical_features"
 
@@ -63,9 +64,9 @@ def lexical_features(
 
 def _features_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
     nB = model.get_dim("nB")
-    model.set_param("idf", np.ones((nB,), dtype="float32"))
-    model.set_param("df", np.zeros((nB,), dtype="float32"))
-    model.set_param("ndocs", np.zeros((1,), dtype="float32"))
+    _set_param(model, "idf", np.ones((nB,), dtype="float32"))
+    _set_param(model, "df", np.zeros((nB,), dtype="float32"))
+    _set_param(model, "ndocs", np.zeros((1,), dtype="float32"))
     if X:
         _update_df(model, list(X))
     return model
@@ -201,7 +202,7 @@ def _tfidf_matrix(model: Model, docs: List[Doc], idf: Optional[np.ndarray] = Non
     a = model.attrs
     n = len(docs)
     if idf is None:
-        idf = model.get_param("idf")
+        idf = _param(model, "idf")
     keys_per_doc = [d.to_array(a["attr_id"]).astype("uint64", copy=False).reshape(-1) for d in docs]
     lengths = np.asarray([len(k) for k in keys_per_doc], dtype="int64")
     total = int(lengths.sum())
@@ -292,17 +293,17 @@ def _doc_freq(model: Model, docs: List[Doc], batch_size: int = 512) -> np.ndarra
 
 
 def _update_df(model: Model, docs: List[Doc]) -> None:
-    df = model.get_param("df")
+    df = _param(model, "df")
     df += _doc_freq(model, docs)
-    ndocs = model.get_param("ndocs")
+    ndocs = _param(model, "ndocs")
     ndocs[0] += len(docs)
     _refresh_idf(model)
 
 
 def _refresh_idf(model: Model) -> None:
-    df = model.get_param("df")
-    n = float(model.get_param("ndocs")[0])
+    df = _param(model, "df")
+    n = float(_param(model, "ndocs")[0])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     if model.attrs.get("idf_fixed") and model.attrs.get("min_df", 1) > 1:
         idf[df < model.attrs["min_df"]] = 0.0
-    model.set_param("idf", idf.astype("float32"))
+    _set_param(model, "idf", idf.astype("float32"))

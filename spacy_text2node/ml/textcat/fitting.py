@@ -4,7 +4,7 @@ of LexicalDense, the SIF word weights of StaticVectorsMLR, and the
 them (and optionally distils LexicalDense's ReLU path from a sentence encoder)."""
 
 import logging
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from spacy.language import Language
@@ -16,7 +16,8 @@ from thinc.api import Model
 from .architectures import POOLED_VECTORS, _vectors_of
 from .distill import distill, teacher_embeddings
 from .features import LEXICAL_FEATURES, _doc_freq, _refresh_idf
-from .layers import LEXICAL_BAG, OUTPUT, _find_node
+from .layers import LEXICAL_BAG, OUTPUT
+from .util import _find_node, _set_param
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ def fit_idf(model: Model, docs: Iterable[Doc], labels: Optional[Sequence[str]] =
         raise ValueError(f"fit_idf: model {model.name!r} has no LexicalDense feature layer")
     docs = list(docs)
     n = len(docs)
-    feats.set_param("df", _doc_freq(feats, docs))
-    feats.set_param("ndocs", np.asarray([n], dtype="float32"))
+    _set_param(feats, "df", _doc_freq(feats, docs))
+    _set_param(feats, "ndocs", np.asarray([n], dtype="float32"))
     feats.attrs["idf_fixed"] = True
     _refresh_idf(feats)
     out = _find_node(model, OUTPUT)
@@ -52,7 +53,7 @@ def fit_idf(model: Model, docs: Iterable[Doc], labels: Optional[Sequence[str]] =
         if counts.sum() == 0:
             raise ValueError(f"fit_idf: no doc has a positive gold value for any of {labels}")
         prior = (counts + 1.0) / (counts.sum() + len(labels))
-        out.set_param("log_prior", np.log(prior).astype("float32"))
+        _set_param(out, "log_prior", np.log(prior).astype("float32"))
     return n
 
 
@@ -80,7 +81,7 @@ def fit_sif(model: Model, docs: Iterable[Doc]) -> int:
         return 0
     p = (counts + 1.0) / (total + len(counts))
     a = pool.attrs["sif_a"]
-    pool.set_param("sif", (a / (a + p)).astype("float32"))
+    _set_param(pool, "sif", (a / (a + p)).astype("float32"))
     return total
 
 
@@ -116,9 +117,9 @@ def make_textcat_init(
                     f"spacy-text2node.TextcatInit.v1: no component {name!r} in the pipeline "
                     f"{nlp.pipe_names}; fix `components` under [initialize.after_init]"
                 )
-            model = nlp.get_pipe(name).model
+            pipe: Any = nlp.get_pipe(name)  # a TrainablePipe: it has .model (and .labels)
+            model = pipe.model
             if _find_node(model, LEXICAL_FEATURES) is not None:
-                pipe = nlp.get_pipe(name)
                 labels = list(pipe.labels) if getattr(pipe, "labels", None) else None
                 n = fit_idf(model, docs, labels=labels)
                 logger.info("%s: IDF (and class prior) fitted on %d docs", name, n)

@@ -3,13 +3,15 @@ touched row by touched row) and the output layer (softmax or sigmoid, with an
 optional class-prior correction at prediction)."""
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, cast
 
 import numpy as np
 import scipy.sparse as sp
 from thinc.api import Model
 from thinc.shims import Shim
-from thinc.types import Floats2d
+from thinc.types import Floats1d, Floats2d
+
+from .util import _param, _set_param
 
 LEXICAL_BAG = "text2node_lexical_bag"
 SPARSE_LINEAR = "text2node_sparse_linear"
@@ -18,18 +20,18 @@ OUTPUT = "text2node_lexical_output"
 
 def _output_init(model: Model, X=None, Y=None) -> Model:
     if not model.has_param("log_prior"):
-        model.set_param("log_prior", np.zeros((model.get_dim("nO"),), dtype="float32"))
+        _set_param(model, "log_prior", np.zeros((model.get_dim("nO"),), dtype="float32"))
     return model
 
 
-def _output_forward(model: Model, Z: Floats2d, is_train: bool):
+def _output_forward(model: Model, Z: np.ndarray, is_train: bool):
     """Softmax (or sigmoid) of the logits; its backprop passes the gradient through,
     as thinc's Softmax does (the textcat loss `scores - truths` is then the
     cross-entropy gradient of the logits)."""
     if model.attrs["exclusive"]:
         tau = model.attrs["prior_correction"]
         if tau and not is_train:
-            Z = Z - tau * model.get_param("log_prior")
+            Z = Z - tau * _param(model, "log_prior")
         Z = Z - Z.max(axis=1, keepdims=True)
         E = np.exp(Z)
         P = E / E.sum(axis=1, keepdims=True)
@@ -74,7 +76,7 @@ class _SparseUpdate(Shim):
     def finish_update(self, optimizer) -> None:
         pending, self.pending = self.pending, []
         for node, name, rows, g in pending:
-            W = node.get_param(name)
+            W = _param(node, name)
             lr = float(optimizer.learn_rate)
             L2 = float(getattr(optimizer, "L2", 0.0) or 0.0)
             decay = bool(getattr(optimizer, "L2_is_weight_decay", True))
@@ -146,15 +148,15 @@ def _table_init(model: Model, X=None, Y=None) -> Model:
         T = np.random.default_rng(0).normal(0.0, scale, (nI, nO)).astype("float32")
     else:
         T = np.zeros((nI, nO), dtype="float32")
-    model.set_param("T", T)
+    _set_param(model, "T", T)
     # a positive bias keeps the ReLUs open at the start
-    model.set_param("b", np.full((nO,), 0.1 if model.attrs["relu"] else 0.0, dtype="float32"))
+    _set_param(model, "b", np.full((nO,), 0.1 if model.attrs["relu"] else 0.0, dtype="float32"))
     return model
 
 
 def _table_forward(model: Model, X: sp.csr_matrix, is_train: bool):
-    T = model.get_param("T")
-    b = model.get_param("b")
+    T = _param(model, "T")
+    b = _param(model, "b")
     if is_train:
         uniq, compact = np.unique(X.indices, return_inverse=True)
         Xc = sp.csr_matrix((X.data, compact.reshape(-1), X.indptr), shape=(X.shape[0], len(uniq)))
@@ -171,16 +173,9 @@ def _table_forward(model: Model, X: sp.csr_matrix, is_train: bool):
 
     def backprop(dY: Floats2d) -> List:
         d = dY * mask if relu else dY
-        model.inc_grad("b", d.sum(axis=0).astype("float32"))
+        model.inc_grad("b", cast(Floats1d, d.sum(axis=0).astype("float32")))
         if len(uniq):
-            model.shims[0].add(model, "T", uniq, np.asarray(Xc.T @ d, dtype="float32"))
+            cast(_SparseUpdate, model.shims[0]).add(model, "T", uniq, np.asarray(Xc.T @ d, dtype="float32"))
         return []
 
     return Y, backprop
-
-
-def _find_node(model: Model, name: str) -> Optional[Model]:
-    for node in model.walk():
-        if node.name == name:
-            return node
-    return None
