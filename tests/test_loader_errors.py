@@ -232,7 +232,7 @@ def test_cli_on_error_typo(tmp_path):
     res = CliRunner().invoke(
         app, ["taxonomy", "build", str(TINY_CSV), str(tmp_path / "t"), "--format", "csv", "--on-error", "skp"]
     )
-    _fails_cleanly(res, "--on-error", "'skp'", "raise", "skip")
+    _fails_cleanly(res, "--on-error", "'skp'", "raise", "skip", code=2)
 
 
 def test_cli_messages_name_flags_not_keywords(tmp_path):
