@@ -100,3 +100,20 @@ def test_unknown_table_and_missing_results_are_errors(tmp_path):
     assert out.returncode == 2
     assert "taxonomy.json does not exist" in out.stderr
     assert doc.read_text() == DOC
+
+
+def test_every_benchmark_is_a_subcommand_with_its_own_options():
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for name in ("bulk", "footprint", "linker", "node2vec", "serve", "taxonomy", "textcat", "vectors", "tables"):
+        assert f" {name} " in out.stdout, name
+    # the options after the subcommand reach the benchmark's own parser
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "taxonomy", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: python -m benchmarks taxonomy") and "--shared" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "taxonomy", "--no-such-option"], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "unrecognized arguments: --no-such-option" in out.stderr
