@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, char_ngrams, word_set
+from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, NodeIndex, Reranker, char_ngrams, word_set
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
@@ -425,3 +425,57 @@ def test_scoring_in_threads_leaves_the_index_untouched(tiny_taxonomy):
         assert np.array_equal(f.lexical, lex_) and np.array_equal(f.recall, rec)
         assert np.array_equal(again.pair_scores(q, qi, ni), mem)
         assert all(np.array_equal(a, b) for a, b in zip(again.retrieve(q, 3), ret))
+
+
+# ------------------------------------------------------------------------------ serialization
+def test_lexical_index_round_trips_through_disk_and_bytes(lexical_indexes, tmp_path):
+    lex = lexical_indexes[1]
+    lex.to_disk(tmp_path / "lex")
+    assert sorted(p.name for p in (tmp_path / "lex").iterdir()) == sorted(LexicalIndex.PARTS)
+    for again in (LexicalIndex.from_disk(tmp_path / "lex"), LexicalIndex.from_dict(lex.to_dict())):
+        assert again.vocab == lex.vocab and again.word_vocab == lex.word_vocab and again.exact == lex.exact
+        assert _same_csr(again.matrix, lex.matrix) and np.array_equal(again.string_node, lex.string_node)
+        q = lex.transform(QUERIES)
+        assert [a.tolist() for a in again.retrieve(q, 5)] == [a.tolist() for a in lex.retrieve(q, 5)]
+    (tmp_path / "lex" / "cfg").unlink()
+    with pytest.raises(KeyError, match="cfg"):
+        LexicalIndex.from_disk(tmp_path / "lex")
+
+
+def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_indexes, tmp_path):
+    """Saving an index without a reranker, leaf flags, annoy subset or memory over the
+    folder of one that had them removes their files: none is read back as this index's."""
+    lex, memory = lexical_indexes
+    n = lex.n_nodes
+    space = np.random.default_rng(0).normal(size=(n, 6)).astype("float32")
+    leaves = np.arange(n) % 2 == 0
+    full = NodeIndex(
+        space,
+        lex,
+        n_trees=2,
+        reranker=Reranker(np.ones(Reranker.N_DENSE), np.zeros(3), np.zeros(3)),
+        is_leaf=leaves,
+        memory=memory,
+        ann_items=np.flatnonzero(leaves),
+    )
+    full.to_disk(tmp_path / "index")
+    on_disk = {p.name for p in (tmp_path / "index").iterdir()}
+    assert on_disk == {
+        "cfg.json",
+        "space.npy",
+        "annoy.ann",
+        "lexical",
+        "reranker",
+        "is_leaf.npy",
+        "memory",
+        "ann_items.npy",
+    }
+    again = NodeIndex.from_disk(tmp_path / "index")
+    assert again.to_bytes() == full.to_bytes()
+    assert np.array_equal(again.ann_items, full.ann_items) and again.reranker is not None
+    bare = NodeIndex(space, lex, n_trees=2)
+    bare.to_disk(tmp_path / "index")
+    assert {p.name for p in (tmp_path / "index").iterdir()} == {"cfg.json", "space.npy", "annoy.ann", "lexical"}
+    back = NodeIndex.from_disk(tmp_path / "index")
+    assert back.reranker is None and back.memory is None and back.is_leaf is None and back.ann_items is None
+    assert NodeIndex.from_bytes(bare.to_bytes()).to_bytes() == bare.to_bytes() == back.to_bytes()

@@ -5,19 +5,20 @@ calibrated. Everything serializes to `.npy`/JSON/msgpack and annoy's own file fo
 
 from __future__ import annotations
 
-import shutil
+from functools import partial
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import srsly
 from annoy import AnnoyIndex
+from spacy import util
 from spacy.util import make_tempdir
 
 from .features import PairFeatures
 from .lexical import LexicalIndex
 from .rerank import Reranker
-from .serialize import npy_bytes, npy_load
+from .serialize import npy_bytes, npy_load, optional, remove
 from .text import l2_normalize
 
 # added to the reranker score of a candidate with a string equal to the query (normalised)
@@ -249,46 +250,60 @@ class NodeIndex:
         return out
 
     # serialization -------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
+    # bytes: a msgpack map of these parts ("cfg" and the lexical indexes' and reranker's
+    # parts are maps inside it); on disk: a file or folder each (see `to_disk`)
+    PARTS = ("cfg", "space", "annoy", "lexical", "reranker", "is_leaf", "memory", "ann_items")
+
+    def _cfg(self) -> Dict[str, int]:
+        return {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim}
+
+    def _annoy_bytes(self) -> bytes:
         with make_tempdir() as tmp:
             self.annoy.save(str(tmp / "annoy.ann"))
-            annoy_bytes = (tmp / "annoy.ann").read_bytes()
-        msg = {
-            "cfg": {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim},
-            "space": npy_bytes(self.space),
-            "annoy": annoy_bytes,
-            "lexical": self.lexical.to_dict(),
+            return (tmp / "annoy.ann").read_bytes()
+
+    def to_bytes(self) -> bytes:
+        """The index as bytes (`PARTS`; the optional ones only when present)."""
+        getters: Dict[str, Callable[[], Any]] = {
+            "cfg": self._cfg,
+            "space": partial(npy_bytes, self.space),
+            "annoy": self._annoy_bytes,
+            "lexical": self.lexical.to_dict,
         }
         if self.reranker is not None:
-            msg["reranker"] = self.reranker.to_dict()
+            getters["reranker"] = self.reranker.to_dict
         if self.is_leaf is not None:
-            msg["is_leaf"] = npy_bytes(self.is_leaf)
+            getters["is_leaf"] = partial(npy_bytes, self.is_leaf)
         if self.memory is not None:
-            msg["memory"] = self.memory.to_dict()
+            getters["memory"] = self.memory.to_dict
         if self.ann_items is not None:
-            msg["ann_items"] = npy_bytes(self.ann_items)
-        return srsly.msgpack_dumps(msg)
+            getters["ann_items"] = partial(npy_bytes, self.ann_items)
+        return util.to_bytes(getters, exclude=[])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "NodeIndex":
+        """The index `to_bytes` gave; damaged bytes raise a ValueError naming the part."""
         from ..pipeline.manifest import BYTES_FIX, check_annoy_loaded, check_annoy_size, load_step
 
-        def step(part: str):
-            return load_step(f"node index (serialized bytes), part '{part}'", f"the {part}", fix=BYTES_FIX)
+        where = "node index (serialized bytes), part '{}'"
 
+        def step(part: str) -> ContextManager[None]:
+            return load_step(where.format(part), f"the {part}", fix=BYTES_FIX)
+
+        msg: Dict[str, Any] = {}
         with step("index"):
-            msg = srsly.msgpack_loads(data)
+            util.from_bytes(data, {part: partial(msg.__setitem__, part) for part in cls.PARTS}, exclude=[])
             cfg, annoy_bytes = msg["cfg"], msg["annoy"]
         with step("space"):
             space = npy_load(msg["space"])
         ann_items = npy_load(msg["ann_items"]) if "ann_items" in msg else None
         n_items = len(space) if ann_items is None else len(ann_items)
-        check_annoy_size("node index (serialized bytes), part 'annoy'", len(annoy_bytes), cfg["dim"], n_items)
+        check_annoy_size(where.format("annoy"), len(annoy_bytes), cfg["dim"], n_items)
         annoy = AnnoyIndex(cfg["dim"], "angular")
         with step("annoy"), make_tempdir() as tmp:
             (tmp / "annoy.ann").write_bytes(annoy_bytes)
             annoy.load(str(tmp / "annoy.ann"), prefault=True)  # mmap stays valid after unlink
-        check_annoy_loaded("node index (serialized bytes), part 'annoy'", annoy, n_items)
+        check_annoy_loaded(where.format("annoy"), annoy, n_items)
         with step("reranker"):
             reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
         is_leaf = npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
@@ -308,47 +323,48 @@ class NodeIndex:
         )
 
     def to_disk(self, path: Union[str, Path]) -> None:
+        """The index as files in the folder `path`: space.npy, annoy.ann (annoy's own file),
+        cfg.json, lexical/ and, where present, is_leaf.npy, ann_items.npy, memory/ and
+        reranker/ (an absent one's file or folder from an earlier save is removed)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        np.save(path / "space.npy", self.space, allow_pickle=False)
-        self.annoy.save(str(path / "annoy.ann"))
-        # the annoy file's size is checked before annoy maps it (a damaged one can crash the process)
-        srsly.write_json(
-            path / "cfg.json",
-            {
-                "n_trees": self.n_trees,
-                "seed": self.seed,
-                "dim": self.dim,
-                "annoy_bytes": (path / "annoy.ann").stat().st_size,
-            },
-        )
-        lex = path / "lexical"
-        lex.mkdir(exist_ok=True)
-        for key, value in self.lexical.to_dict().items():
-            (lex / key).write_bytes(value)
-        if self.is_leaf is not None:
-            np.save(path / "is_leaf.npy", self.is_leaf, allow_pickle=False)
-        if (path / "ann_items.npy").exists():
-            (path / "ann_items.npy").unlink()
-        if self.ann_items is not None:
-            np.save(path / "ann_items.npy", self.ann_items, allow_pickle=False)
-        mem = path / "memory"
-        if mem.exists():
-            shutil.rmtree(mem)
-        if self.memory is not None:
-            mem.mkdir()
-            for key, value in self.memory.to_dict().items():
-                (mem / key).write_bytes(value)
-        rr = path / "reranker"
-        if rr.exists():  # never leave a stale reranker from an earlier save
-            shutil.rmtree(rr)
-        if self.reranker is not None:
-            rr.mkdir()
-            for key, value in self.reranker.to_dict().items():
-                (rr / key).write_bytes(value)
+
+        def npy(arr: Optional[np.ndarray]) -> Callable[[Path], None]:
+            def write(p: Path) -> None:
+                np.save(p, np.asarray(arr), allow_pickle=False)
+
+            return optional(arr, write)
+
+        def folder(part: Union[LexicalIndex, Reranker, None]) -> Callable[[Path], None]:
+            def write(p: Path) -> None:
+                remove(p)  # no file of an earlier save stays
+                assert part is not None
+                part.to_disk(p)
+
+            return optional(part, write)
+
+        def annoy(p: Path) -> None:
+            self.annoy.save(str(p))
+
+        def cfg(p: Path) -> None:
+            # the annoy file's size is checked before annoy maps it (a damaged one can crash the process)
+            srsly.write_json(p, {**self._cfg(), "annoy_bytes": (p.parent / "annoy.ann").stat().st_size})
+
+        writers: Dict[str, Callable[[Path], None]] = {
+            "space.npy": lambda p: np.save(p, self.space, allow_pickle=False),
+            "annoy.ann": annoy,
+            "cfg.json": cfg,
+            "lexical": self.lexical.to_disk,
+            "is_leaf.npy": npy(self.is_leaf),
+            "ann_items.npy": npy(self.ann_items),
+            "memory": folder(self.memory),
+            "reranker": folder(self.reranker),
+        }
+        util.to_disk(path, writers, exclude=[])
 
     @classmethod
     def from_disk(cls, path: Union[str, Path]) -> "NodeIndex":
+        """The index `to_disk` wrote; a missing or damaged file raises a ValueError naming it."""
         path = Path(path)
         for name in ("cfg.json", "space.npy", "annoy.ann", "lexical"):
             if not (path / name).exists():
@@ -357,40 +373,53 @@ class NodeIndex:
                 )
         from ..pipeline.manifest import check_annoy_loaded, check_annoy_size, load_step
 
-        def npy(name: str) -> Optional[np.ndarray]:
-            if not (path / name).exists():
-                return None
-            with load_step(path / name, "an array of the linker index"):
-                return np.load(path / name, allow_pickle=False)
+        got: Dict[str, Any] = {}
 
-        def parts(name: str, what: str, make):
-            if not (path / name).exists():
-                return None
-            with load_step(path / name, what):
-                return make({p.name: p.read_bytes() for p in (path / name).iterdir()})
+        def read(name: str, what: str, load: Callable[[Path], Any]) -> Callable[[Path], None]:
+            def reader(p: Path) -> None:
+                if p.exists():
+                    with load_step(p, what):
+                        got[name] = load(p)
 
-        with load_step(path / "cfg.json", "the index settings"):
-            cfg = srsly.read_json(path / "cfg.json")
-            dim, n_trees, seed = int(cfg["dim"]), cfg["n_trees"], cfg["seed"]
-        space, ann_items = npy("space.npy"), npy("ann_items.npy")
-        n_items = len(space) if ann_items is None else len(ann_items)
-        ann = path / "annoy.ann"
-        check_annoy_size(ann, ann.stat().st_size, dim, n_items, cfg.get("annoy_bytes"))
-        annoy = AnnoyIndex(dim, "angular")
-        with load_step(ann, "the annoy index"):
-            annoy.load(str(ann))
-        check_annoy_loaded(ann, annoy, n_items)
-        lexical = parts("lexical", "the lexical index", LexicalIndex.from_dict)
-        memory = parts("memory", "the lexical index of training phrases", LexicalIndex.from_dict)
-        reranker = parts("reranker", "the reranker", Reranker.from_dict)
+            return reader
+
+        def npy(name: str) -> Callable[[Path], None]:
+            return read(name, "an array of the linker index", lambda p: np.load(p, allow_pickle=False))
+
+        def annoy(p: Path) -> AnnoyIndex:
+            n_items = len(got["space"]) if "ann_items" not in got else len(got["ann_items"])
+            check_annoy_size(p, p.stat().st_size, got["dim"], n_items, got["annoy_bytes"])
+            index = AnnoyIndex(got["dim"], "angular")
+            with load_step(p, "the annoy index"):
+                index.load(str(p))
+            check_annoy_loaded(p, index, n_items)
+            return index
+
+        def cfg(p: Path) -> None:
+            with load_step(p, "the index settings"):
+                msg = srsly.read_json(p)
+                got.update(dim=int(msg["dim"]), n_trees=msg["n_trees"], seed=msg["seed"])
+                got["annoy_bytes"] = msg.get("annoy_bytes")
+
+        readers: Dict[str, Callable[[Path], None]] = {
+            "cfg.json": cfg,
+            "space.npy": npy("space"),
+            "ann_items.npy": npy("ann_items"),
+            "annoy.ann": lambda p: got.update(annoy=annoy(p)),
+            "lexical": read("lexical", "the lexical index", LexicalIndex.from_disk),
+            "memory": read("memory", "the lexical index of training phrases", LexicalIndex.from_disk),
+            "reranker": read("reranker", "the reranker", Reranker.from_disk),
+            "is_leaf.npy": npy("is_leaf"),
+        }
+        util.from_disk(path, readers, exclude=[])
         return cls(
-            space,
-            lexical,
-            n_trees=n_trees,
-            seed=seed,
-            annoy=annoy,
-            reranker=reranker,
-            is_leaf=npy("is_leaf.npy"),
-            memory=memory,
-            ann_items=ann_items,
+            got["space"],
+            got["lexical"],
+            n_trees=got["n_trees"],
+            seed=got["seed"],
+            annoy=got["annoy"],
+            reranker=got.get("reranker"),
+            is_leaf=got.get("is_leaf"),
+            memory=got.get("memory"),
+            ann_items=got.get("ann_items"),
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,7 +18,7 @@ import srsly
 
 from .features import LexicalFeatures
 from .kernels import _best_string_cosines, _tfidf_rows, _top_nodes, _word_pairs
-from .serialize import npy_bytes, npy_load
+from .serialize import npy_bytes, npy_load, parts_from_disk, parts_to_disk
 from .text import char_ngrams, normalize_text, stem, word_ngrams, word_set, words
 
 # n-grams in at most this many strings are always used for lexical retrieval
@@ -387,29 +388,57 @@ class LexicalIndex:
             return np.zeros(0, dtype="float32")
         return np.maximum(self._best_strings(q, q_idx, nodes)[0], 0.0).astype("float32")
 
-    def to_dict(self) -> Dict[str, bytes]:
-        vocab_list = [None] * len(self.vocab)
-        for g, j in self.vocab.items():
-            vocab_list[j] = g
-        m = self.matrix
-        return {
-            "vocab": srsly.json_dumps(vocab_list).encode("utf8"),
-            "idf": npy_bytes(self.idf),
-            "indptr": npy_bytes(m.indptr.astype("int64")),
-            "indices": npy_bytes(m.indices.astype("int32")),
-            "data": npy_bytes(m.data.astype("float32")),
-            "string_node": npy_bytes(self.string_node),
-            "exact": srsly.json_dumps(self.exact).encode("utf8"),
-            "cfg": srsly.json_dumps({"n_nodes": self.n_nodes, "max_df": self.max_df, "shape": list(m.shape)}).encode(
-                "utf8"
-            ),
-            "word_vocab": srsly.json_dumps(sorted(self.word_vocab, key=self.word_vocab.get)).encode("utf8"),
-            "word_indptr": npy_bytes(self.word_matrix.indptr.astype("int64")),
-            "word_indices": npy_bytes(self.word_matrix.indices.astype("int32")),
+    # serialization -------------------------------------------------------------------
+    # the parts, each bytes: a map inside the node index's bytes, a file each on disk
+    PARTS = (
+        "vocab",
+        "idf",
+        "indptr",
+        "indices",
+        "data",
+        "string_node",
+        "exact",
+        "cfg",
+        "word_vocab",
+        "word_indptr",
+        "word_indices",
+    )
+
+    def _getters(self) -> Dict[str, Callable[[], bytes]]:
+        m, wm = self.matrix, self.word_matrix
+        cfg = {"n_nodes": self.n_nodes, "max_df": self.max_df, "shape": list(m.shape)}
+        getters: Dict[str, Callable[[], bytes]] = {
+            "vocab": lambda: _json_bytes(sorted(self.vocab, key=self.vocab.__getitem__)),
+            "idf": lambda: npy_bytes(self.idf),
+            "indptr": lambda: npy_bytes(m.indptr.astype("int64")),
+            "indices": lambda: npy_bytes(m.indices.astype("int32")),
+            "data": lambda: npy_bytes(m.data.astype("float32")),
+            "string_node": lambda: npy_bytes(self.string_node),
+            "exact": lambda: _json_bytes(self.exact),
+            "cfg": lambda: _json_bytes(cfg),
+            "word_vocab": lambda: _json_bytes(sorted(self.word_vocab, key=self.word_vocab.__getitem__)),
+            "word_indptr": lambda: npy_bytes(wm.indptr.astype("int64")),
+            "word_indices": lambda: npy_bytes(wm.indices.astype("int32")),
         }
+        return getters
+
+    def to_dict(self) -> Dict[str, bytes]:
+        """The parts as bytes (`PARTS`)."""
+        return {name: get() for name, get in self._getters().items()}
+
+    def to_disk(self, path: Union[str, Path]) -> None:
+        """One file per part in the folder `path`."""
+        parts_to_disk(Path(path), self._getters())
+
+    @classmethod
+    def from_disk(cls, path: Union[str, Path]) -> "LexicalIndex":
+        """The index `to_disk` wrote (a missing part raises KeyError naming it)."""
+        return cls.from_dict(parts_from_disk(Path(path), cls.PARTS))
 
     @classmethod
     def from_dict(cls, msg: Dict[str, bytes]) -> "LexicalIndex":
+        """The index of `to_dict`'s parts ("exact" and the word parts may be missing: saved
+        before they existed)."""
         vocab_list = srsly.json_loads(msg["vocab"].decode("utf8"))
         cfg = srsly.json_loads(msg["cfg"].decode("utf8"))
         m = sp.csr_matrix(
@@ -435,6 +464,10 @@ class LexicalIndex:
             word_vocab=word_vocab,
             word_matrix=wm,
         )
+
+
+def _json_bytes(obj: object) -> bytes:
+    return srsly.json_dumps(obj).encode("utf8")
 
 
 def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:

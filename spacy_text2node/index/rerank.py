@@ -3,13 +3,14 @@ penalty by cross-validation or on held-out pairs."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
 
 from .features import Features, feature, take_pairs
-from .serialize import npy_bytes, npy_load
+from .serialize import npy_bytes, npy_load, parts_from_disk, parts_to_disk
 
 
 class Reranker:
@@ -202,16 +203,31 @@ class Reranker:
         }
         return _largest_best(scores), scores
 
-    def to_dict(self) -> Dict[str, bytes]:
+    # serialization: three .npy parts, a map inside the node index's bytes, a file each on disk
+    PARTS = ("dense", "label_words", "query_words")
+
+    def _getters(self) -> Dict[str, Callable[[], bytes]]:
         return {
-            "dense": npy_bytes(self.dense),
-            "label_words": npy_bytes(self.label_words),
-            "query_words": npy_bytes(self.query_words),
+            "dense": lambda: npy_bytes(self.dense),
+            "label_words": lambda: npy_bytes(self.label_words),
+            "query_words": lambda: npy_bytes(self.query_words),
         }
+
+    def to_dict(self) -> Dict[str, bytes]:
+        """The parts as bytes (`PARTS`)."""
+        return {name: get() for name, get in self._getters().items()}
 
     @classmethod
     def from_dict(cls, msg: Dict[str, bytes]) -> "Reranker":
         return cls(npy_load(msg["dense"]), npy_load(msg["label_words"]), npy_load(msg["query_words"]))
+
+    def to_disk(self, path: Union[str, Path]) -> None:
+        """One file per part in the folder `path`."""
+        parts_to_disk(Path(path), self._getters())
+
+    @classmethod
+    def from_disk(cls, path: Union[str, Path]) -> "Reranker":
+        return cls.from_dict(parts_from_disk(Path(path), cls.PARTS))
 
 
 def take_queries(

@@ -1,17 +1,65 @@
-"""`.npy` bytes of an array (no pickle), the unit every part of the index is saved in."""
+"""Serialization helpers of the index: `.npy` bytes of an array (no pickle), and parts of an
+object written one file each (spaCy's `util.to_disk` / `util.from_disk`)."""
 
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
+from spacy import util
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
+    """`.npy` bytes of an array (no pickle)."""
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()
 
 
 def npy_load(data: bytes) -> np.ndarray:
+    """The array of `.npy` bytes (no pickle)."""
     return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def parts_to_disk(path: Path, getters: Dict[str, Callable[[], bytes]]) -> None:
+    """One file per part in the folder `path` (made if missing), named after the part."""
+
+    def writer(get: Callable[[], bytes]) -> Callable[[Path], None]:
+        def write(p: Path) -> None:
+            p.write_bytes(get())
+
+        return write
+
+    util.to_disk(path, {name: writer(get) for name, get in getters.items()}, exclude=[])
+
+
+def parts_from_disk(path: Path, names: Iterable[str]) -> Dict[str, bytes]:
+    """The bytes of the parts `names` that the folder `path` holds (missing ones left out)."""
+    parts: Dict[str, bytes] = {}
+
+    def reader(name: str) -> Callable[[Path], None]:
+        def read(p: Path) -> None:
+            if p.exists():
+                parts[name] = p.read_bytes()
+
+        return read
+
+    util.from_disk(path, {name: reader(name) for name in names}, exclude=[])
+    return parts
+
+
+def remove(path: Path) -> None:
+    """Remove a file or folder if it exists (a part an earlier save left, absent now)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def optional(value: Optional[object], writer: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A writer for an optional part: `writer` when there is a value, else remove what an
+    earlier save left there (so it is not read back as this object's)."""
+    return writer if value is not None else remove
