@@ -479,3 +479,43 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
     back = NodeIndex.from_disk(tmp_path / "index")
     assert back.reranker is None and back.memory is None and back.is_leaf is None and back.ann_items is None
     assert NodeIndex.from_bytes(bare.to_bytes()).to_bytes() == bare.to_bytes() == back.to_bytes()
+
+
+def _merge_argsort_desc(v):
+    """The bottom-up merge sort the kernel used before numba's own merge sort: stable,
+    largest first."""
+    n = len(v)
+    a, b = list(range(n)), [0] * n
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for o in range(lo, hi):
+                if j < hi and (i >= mid or v[a[j]] > v[a[i]]):
+                    b[o] = a[j]
+                    j += 1
+                else:
+                    b[o] = a[i]
+                    i += 1
+        a, b = b, a
+        width *= 2
+    return np.asarray(a, dtype="int64")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_argsort_desc_is_stable_with_ties(dtype):
+    """The retrieval orders strings by score with numba's merge sort; equal scores keep the
+    product's column order, exactly as the hand-written merge sort did."""
+    from spacy_text2node.index.kernels import _argsort_desc
+
+    rng = np.random.default_rng(0)
+    cases = [np.zeros(0), np.ones(1), np.ones(7), np.arange(9.0), np.arange(9.0)[::-1], np.array([0.5, -0.0, 0.0, 0.5])]
+    cases += [rng.integers(0, k, size=n).astype(float) / k for k in (2, 3, 10) for n in (2, 5, 16, 33, 100, 1000)]
+    cases += [rng.random(257)]
+    for v in cases:
+        v = np.asarray(v, dtype=dtype)
+        got = _argsort_desc(v)
+        assert got.tolist() == _merge_argsort_desc(v).tolist() == np.argsort(-v, kind="stable").tolist()
+        if len(np.unique(v)) < len(v):  # ties: the order among them is the input order
+            assert all(got[i] < got[i + 1] for i in range(len(v) - 1) if v[got[i]] == v[got[i + 1]])

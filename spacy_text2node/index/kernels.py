@@ -188,26 +188,9 @@ def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, touched, cols
 
 @njit(cache=True, nogil=True)
 def _argsort_desc(v):  # pragma: no cover - numba
-    """Stable argsort of v, largest first (a bottom-up merge sort; numpy's stable
-    argsort of -v gives the same order)."""
-    n = len(v)
-    a = np.arange(n)
-    b = np.empty(n, dtype=np.int64)
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
-            i, j = lo, mid
-            for o in range(lo, hi):
-                if j < hi and (i >= mid or v[a[j]] > v[a[i]]):
-                    b[o] = a[j]
-                    j += 1
-                else:
-                    b[o] = a[i]
-                    i += 1
-        a, b = b, a
-        width *= 2
-    return a
+    """Stable argsort of v, largest first: equal values keep their order (numba's merge sort
+    of -v; negation is exact, so the order of any two values is kept)."""
+    return np.argsort(-v, kind="mergesort")
 
 
 @njit(cache=True, nogil=True)
