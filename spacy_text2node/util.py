@@ -4,7 +4,7 @@ import functools
 import gzip
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Union
+from typing import Any, BinaryIO, Callable, Union, cast
 
 # what gzip raises on a file that ends early (EOFError) or holds damaged data (zlib.error, BadGzipFile)
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
@@ -65,4 +65,4 @@ def open_binary(path: Union[str, Path]) -> BinaryIO:
     path = Path(path)
     with path.open("rb") as f:
         magic = f.read(2)
-    return _CheckedGzipFile(str(path), "rb") if magic == b"\x1f\x8b" else path.open("rb")
+    return cast(BinaryIO, _CheckedGzipFile(str(path), "rb") if magic == b"\x1f\x8b" else path.open("rb"))

@@ -103,7 +103,8 @@ def _configure_sourced_linker(nlp: Language, config: Any, path: Path) -> None:
         link_mentions(nlp, spans)
         return
     finders = mention_finders(nlp)
-    if finders and nlp.get_pipe(LINKER).cfg.get("spans") == "doc":
+    linker: Any = nlp.get_pipe(LINKER)
+    if finders and linker.cfg.get("spans") == "doc":
         raise ValueError(
             f"{path}: the {LINKER} sourced from {config['components'][LINKER]['source']} links each whole "
             f'document as one span (spans="doc": it was trained on phrases), which would replace the mentions '
@@ -114,7 +115,8 @@ def _configure_sourced_linker(nlp: Language, config: Any, path: Path) -> None:
 def _warn_whole_doc_linking(nlp: Language) -> None:
     from .clinical import LINKER, mention_finders
 
-    if LINKER in nlp.pipe_names and nlp.get_pipe(LINKER).cfg.get("spans") == "doc" and not mention_finders(nlp):
+    linker: Any = nlp.get_pipe(LINKER) if LINKER in nlp.pipe_names else None
+    if linker is not None and linker.cfg.get("spans") == "doc" and not mention_finders(nlp):
         logger.warning(
             "%s links each whole record as one phrase (spans='doc'): right for a file of phrases. "
             "For notes, put a mention finder in front: --mentions ner|ruler|noun_chunks "

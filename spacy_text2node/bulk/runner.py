@@ -11,7 +11,7 @@ import time
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 from spacy.language import Language
 
@@ -141,8 +141,10 @@ def run_bulk(
             if reason is not None:
                 error(rec, reason)
                 continue
+            # a record without an error has an id (the readers), a text without a reason is a str (check_text)
+            text, rid = cast(str, text), cast(str, rec.id)
             lengths.append(len(text))
-            yield text, rec.id
+            yield text, rid
 
     bar = None
     if progress:

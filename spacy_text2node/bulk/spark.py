@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 from .readers import check_id, check_text
 from .records import doc_to_record, spark_schema_ddl
@@ -75,7 +75,7 @@ def _link_partition(
             if reason is not None:
                 rows[i] = {"id": rid, "n_tokens": 0, "spans": [], "error": reason}
             else:
-                todo.append((text, i))
+                todo.append((cast(str, text), i))  # no reason: check_text gave a text
         for doc, i in nlp.pipe(todo, as_tuples=True, batch_size=batch_size):
             rec = doc_to_record(doc, ids[i], span_keys=span_keys, top_k=top_k)
             rec["error"] = None

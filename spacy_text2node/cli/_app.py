@@ -72,4 +72,4 @@ def check_choice(value: str, flag: str, choices: Sequence[str]) -> None:
     choices (Sequence[str]): the allowed values.
     """
     if value not in choices:
-        msg.fail(f"Unknown {flag} {value!r}: choose one of {', '.join(choices)}.", exits=2)
+        msg.fail(f"Unknown {flag} {value!r}: choose one of {', '.join(choices)}.", exits=2)  # type: ignore[call-overload]

@@ -2,7 +2,7 @@
 
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import typer
 from wasabi import msg
@@ -20,7 +20,8 @@ def gem_cmd(
     subtree: Optional[List[str]] = typer.Option(
         None,
         "--subtree",
-        help="Keep only this ICD-10-CM subtree (chapter '4', block 'E08-E13', ...); repeat or comma-separate for several; empty for all.",
+        help="Keep only this ICD-10-CM subtree (chapter '4', block 'E08-E13', ...); "
+        "repeat or comma-separate for several; empty for all.",
     ),
     dev_size: int = typer.Option(
         2000, "--dev-size", help="Non-label training pairs held out into each dev.jsonl (calibration)."
@@ -34,12 +35,14 @@ def gem_cmd(
     subtree = [r for part in subtree or [] for r in part.split(",") if r]
     with user_errors("Could not write the GEM benchmark"):
         try:
-            stats = write_gem_splits(out_dir, seed=seed, subtree=subtree or None, dev_size=dev_size)
+            stats: Dict[str, Any] = write_gem_splits(out_dir, seed=seed, subtree=subtree or None, dev_size=dev_size)
         except ImportError as e:
             msg.fail(f"Could not write the GEM benchmark: {e}", exits=1)
     g = stats["gem"]
     msg.good(
-        f"{g['kept']:,} ICD-9-CM codes kept of {g['icd9_codes']:,} (no map {g['no_map']}, target missing in ICD-10-CM {g['missing_target']}, outside subtree {g['outside_subtree']}); {stats['concepts']:,} concepts -> {out_dir} ({time.perf_counter() - t0:.1f}s)"
+        f"{g['kept']:,} ICD-9-CM codes kept of {g['icd9_codes']:,} (no map {g['no_map']}, "
+        f"target missing in ICD-10-CM {g['missing_target']}, outside subtree {g['outside_subtree']}); "
+        f"{stats['concepts']:,} concepts -> {out_dir} ({time.perf_counter() - t0:.1f}s)"
     )
     rows = [(s, stats[s]["train"], stats[s]["train_gem"], stats[s]["test"]) for s in ("P3", "P1", "Z")]
     msg.table(rows, header=("setting", "train pairs", "of which GEM", "test queries"), aligns=("l", "r", "r", "r"))

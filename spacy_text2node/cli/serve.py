@@ -72,13 +72,13 @@ def serve_cmd(
     try:
         overrides = parse_config_overrides(ctx.args)
     except SystemExit:
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if mentions is not None:
         check_choice(mentions, "--mentions", MENTION_MODES)
     check_choice(log_level, "--log-level", ("critical", "error", "warning", "info", "debug"))
     for flag, value in (("--workers", workers), ("--port", port)):
         if value < (0 if flag == "--port" else 1):
-            msg.fail(f"{flag} must be at least {0 if flag == '--port' else 1}, not {value}.", exits=2)
+            msg.fail(f"{flag} must be at least {0 if flag == '--port' else 1}, not {value}.", exits=2)  # type: ignore[call-overload]
     settings = ServeSettings(
         model=model,
         mentions=mentions,
@@ -95,7 +95,7 @@ def serve_cmd(
     try:
         settings.check()
     except ValueError as e:
-        msg.fail(str(e), exits=2)
+        msg.fail(str(e), exits=2)  # type: ignore[call-overload]
     if model.endswith(".cfg") or Path(model).exists():
         settings.model = str(Path(model).resolve())  # worker processes may start elsewhere
     try:

@@ -3,7 +3,7 @@
 import json
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import typer
 from wasabi import msg
@@ -30,7 +30,8 @@ def build_cmd(
     subtree: Optional[List[str]] = typer.Option(
         None,
         "--subtree",
-        help="Keep only the part under this concept (repeat or comma-separate for several; empty for all), e.g. an ICD-10-CM chapter '4'.",
+        help="Keep only the part under this concept (repeat or comma-separate for several; empty for all), "
+        "e.g. an ICD-10-CM chapter '4'.",
     ),
 ) -> None:
     """Load a taxonomy from SOURCE and save it to OUT_DIR."""
@@ -57,10 +58,10 @@ def build_cmd(
             tax.name = name
         tax.to_disk(out_dir)
     msg.good(f"{len(tax):,} concepts, {len(tax.roots):,} roots -> {out_dir} ({time.perf_counter() - t0:.1f}s)")
-    if tax.meta.get("skipped"):
+    meta: Dict[str, Any] = tax.meta
+    if meta.get("skipped"):
         msg.warn(
-            f"Skipped {tax.meta['skipped']} bad rows or edges; first: "
-            + "; ".join(tax.meta.get("skipped_examples", [])[:5])
+            f"Skipped {meta['skipped']} bad rows or edges; first: " + "; ".join(meta.get("skipped_examples", [])[:5])
         )
 
 
@@ -73,7 +74,7 @@ def info_cmd(
     """Counts, depth histogram, roots and sample nodes of a saved taxonomy."""
     with user_errors("Could not read the taxonomy"):
         tax = Taxonomy.from_disk(path)
-        info = tax.info(n_samples=samples)
+        info: Dict[str, Any] = tax.info(n_samples=samples)
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return

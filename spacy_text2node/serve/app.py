@@ -32,7 +32,9 @@ from .settings import ServeSettings
 logger = logging.getLogger("spacy_text2node")
 
 STATIC = Path(str(resources.files("spacy_text2node.serve") / "static"))
-ERRORS = {status: {"model": schemas.ErrorOut} for status in (400, 404, 413, 422, 500, 503)}
+ERRORS: Dict[Union[int, str], Dict[str, Any]] = {
+    status: {"model": schemas.ErrorOut} for status in (400, 404, 413, 422, 500, 503)
+}
 
 
 def _error(status: int, message: str) -> JSONResponse:

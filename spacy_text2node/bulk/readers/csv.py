@@ -79,6 +79,6 @@ def read_csv(
             continue
         assert row is not None
         raw = {text_field: row[ti]}
-        if ii is not None:
+        if ii is not None and id_field is not None:
             raw[id_field] = row[ii]
         yield _record(index, raw, id_field, text_field, last)

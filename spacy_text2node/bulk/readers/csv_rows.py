@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 from collections import deque
-from typing import Deque, Iterable, Iterator, List, Optional, Tuple
+from typing import Deque, Generator, Iterable, List, Optional, Tuple
 
 MAX_RECORD_LINES = 10_000
 _QUOTE = '"'
@@ -84,7 +84,7 @@ def _parse(lines: List[str], delimiter: str) -> Tuple[Optional[List[str]], Optio
 
 def csv_rows(
     lines: Iterable[str], delimiter: str = ",", n_fields: Optional[int] = None, max_lines: int = MAX_RECORD_LINES
-) -> Iterator[CsvRow]:
+) -> Generator[CsvRow, None, None]:
     """Split physical lines into CSV rows; blank lines (outside quoted fields) are skipped.
 
     lines (Iterable[str]): the physical lines, with their line endings (a text file opened with newline="").
