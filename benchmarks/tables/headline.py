@@ -36,7 +36,7 @@ def headline_table(results: Path) -> str:
         ours, ml, tf = c["text2node"], c["minilm"], c["tfidf"]
         rows.append(
             [
-                f"linker, {'ICD-9-CM -> ICD-10-CM ' if i == 0 else ''}GEM, {setting} {names.get(setting, '')}".strip(),
+                f"linker, {'ICD-9-CM -> ICD-10-CM GEM,' if i == 0 else 'GEM'} {setting} {names.get(setting, '')}",
                 "Acc@1 / Acc@5",
                 _pair(ours["acc@1"], ours["acc@5"], bold=True),
                 f"MiniLM {_pair(ml['acc@1'], ml['acc@5'])}, TF-IDF {_pair(tf['acc@1'], tf['acc@5'])}",
