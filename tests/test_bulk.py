@@ -29,16 +29,18 @@ CSV = FIXTURES / "bulk_notes.csv"
 TXT = FIXTURES / "bulk_txt"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ruler_nlp(tiny_taxonomy):
-    """A blank English pipeline with an entity ruler from the tiny taxonomy's labels and synonyms."""
+    """A blank English pipeline with an entity ruler from the tiny taxonomy's labels and synonyms,
+    built for each test: a run given a Language adjusts it (`nlp.max_length`)."""
     return build_clinical_pipeline(mentions="ruler", taxonomy=tiny_taxonomy)
 
 
 @pytest.fixture(scope="module")
-def ruler_dir(ruler_nlp, tmp_path_factory):
+def ruler_dir(tiny_taxonomy, tmp_path_factory):
+    """The ruler pipeline saved once; tests only load it."""
     path = tmp_path_factory.mktemp("ruler") / "ruler_pipeline"
-    ruler_nlp.to_disk(path)
+    build_clinical_pipeline(mentions="ruler", taxonomy=tiny_taxonomy).to_disk(path)
     return path
 
 
@@ -86,7 +88,7 @@ def test_readers_agree_across_formats(tmp_path):
         "z_empty.txt",
         "z_latin1.txt",
     ]
-    assert isinstance(txt[0].text, bytes)
+    assert txt[0].text == (TXT / "n01.txt").read_bytes()  # raw bytes, decoded at validation
 
 
 def test_reader_errors_name_the_file(tmp_path):
@@ -105,14 +107,14 @@ def test_link_jsonl_writes_records_and_errors(ruler_nlp, tmp_path):
     assert stats.balanced and stats.n_in == 20 and stats.n_written == 12 and stats.n_errors == 8
     recs = read_output(out)
     assert [r["id"] for r in recs] == [f"n{i:02d}" for i in range(1, 13)]
-    texts = {json.loads(l)["id"]: json.loads(l)["text"] for l in _lines(NOTES)[:6]}
+    texts = {json.loads(line)["id"]: json.loads(line)["text"] for line in _lines(NOTES)[:6]}
     n01 = recs[0]
     assert {s["text"].lower() for s in n01["spans"]} == {"type 2 diabetes mellitus", "high cholesterol"}
     for s in n01["spans"]:
         assert texts["n01"][s["start"] : s["end"]] == s["text"] and s["label"] == "MENTION" and s["source"] == "ents"
         assert s["concept_id"] is None and s["candidates"] == []  # no linker in this pipeline
     assert recs[0]["n_tokens"] == len(ruler_nlp(texts["n01"]))
-    errors = [json.loads(l) for l in _lines(str(out) + ".errors.jsonl")]
+    errors = [json.loads(line) for line in _lines(str(out) + ".errors.jsonl")]
     reasons = [(e["id"], e["reason"].split(":")[0].split(" (")[0]) for e in errors]
     assert reasons == [
         (None, "bad JSON"),
@@ -140,7 +142,7 @@ def test_txt_folder_and_parquet_output(ruler_nlp, tmp_path):
     jl = tmp_path / "out.jsonl"
     link_documents(ruler_nlp, TXT, jl, progress=False)
     assert read_output(jl) == recs
-    errs = [json.loads(l) for l in _lines(str(out) + ".errors.jsonl")]
+    errs = [json.loads(line) for line in _lines(str(out) + ".errors.jsonl")]
     assert [(e["id"], e["reason"].split(" (")[0]) for e in errs] == [
         ("z_empty.txt", "empty text"),
         ("z_latin1.txt", "text is not valid UTF-8"),
@@ -261,7 +263,10 @@ def test_span_group_source(tmp_path):
 
 
 def _cli(*args, **kw):
-    code = "import sys; from spacy_text2node.cli import app; import spacy_text2node.cli.link; sys.argv[0]='text2node'; app()"
+    code = (
+        "import sys; from spacy_text2node.cli import app; import spacy_text2node.cli.link; "
+        "sys.argv[0]='text2node'; app()"
+    )
     return subprocess.Popen(
         [sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw
     )
@@ -285,6 +290,7 @@ def test_cli_link_summary(ruler_dir, tmp_path):
     assert res.exit_code == 2 and "Unknown --backend" in res.output
 
 
+@pytest.mark.slow
 def test_killed_run_resumed_equals_uninterrupted(tmp_path):
     """SIGKILL a CLI run once some records are written, resume it, compare with a run never killed."""
     sentences = [

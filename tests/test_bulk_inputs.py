@@ -29,21 +29,24 @@ BOM = b"\xef\xbb\xbf"
 pytestmark = pytest.mark.filterwarnings("ignore:No spans were found")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def blank_nlp():
-    """A real blank English pipeline: it tokenizes and finds no spans."""
+    """A real blank English pipeline: it tokenizes and finds no spans. Built for each test: a run
+    given a Language adjusts it (`nlp.max_length`)."""
     return spacy.blank("en")
 
 
 @pytest.fixture(scope="module")
-def blank_dir(blank_nlp, tmp_path_factory):
+def blank_dir(tmp_path_factory):
+    """A blank English pipeline saved once; tests only load it."""
     path = tmp_path_factory.mktemp("blank") / "blank_pipeline"
-    blank_nlp.to_disk(path)
+    spacy.blank("en").to_disk(path)
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ruler_nlp(tiny_taxonomy):
+    """The ruler pipeline of the tiny taxonomy, built for each test (see `blank_nlp`)."""
     return build_clinical_pipeline(mentions="ruler", taxonomy=tiny_taxonomy)
 
 

@@ -31,6 +31,7 @@ def ruler_dir(tiny_taxonomy, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_dataframe_equals_local_backend(spark, ruler_dir, tmp_path):
     local = tmp_path / "local.jsonl"
     link_documents(ruler_dir, CSV, local, id_field="note_id", text_field="note", progress=False)
