@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from spacy_text2node.index import RETRIEVAL_POOL, LexicalIndex, NodeIndex, Reranker, char_ngrams, word_set
+from spacy_text2node.index import (
+    RETRIEVAL_POOL,
+    LexicalIndex,
+    NodeIndex,
+    Reranker,
+    char_ngrams,
+    l2_normalize,
+    principal_components,
+    word_set,
+)
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
@@ -519,3 +528,24 @@ def test_argsort_desc_is_stable_with_ties(dtype):
         assert got.tolist() == _merge_argsort_desc(v).tolist() == np.argsort(-v, kind="stable").tolist()
         if len(np.unique(v)) < len(v):  # ties: the order among them is the input order
             assert all(got[i] < got[i + 1] for i in range(len(v) - 1) if v[got[i]] == v[got[i + 1]])
+
+
+@pytest.mark.parametrize("unit_rows", [True, False])
+def test_principal_components_is_scikit_learns_pca_up_to_signs(unit_rows):
+    """Our PCA (an exact eigendecomposition, kept because the node spaces of trained
+    linkers were built with it) spans what scikit-learn's exact PCA spans: the same
+    projections up to the sign of each component (which no cosine sees)."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(300, 12)) * np.linspace(3.0, 0.2, 12)).astype("float32")
+    x[:4] = 0.0  # no known word: left out of the fit, and zero after
+    ours = principal_components(x, 5, unit_rows=unit_rows)
+    live = l2_normalize(x[4:]) if unit_rows else x[4:]
+    theirs = PCA(n_components=5, svd_solver="full").fit(live).transform(live)
+    signs = np.sign((ours[4:] * theirs).sum(0))
+    assert set(signs.tolist()) <= {-1.0, 1.0}
+    np.testing.assert_allclose(ours[4:], theirs * signs, atol=1e-4)
+    assert not ours[:4].any()
+    # the cosine geometry is the same whatever the signs
+    np.testing.assert_allclose(ours[4:] @ ours[4:].T, theirs @ theirs.T, atol=1e-3)

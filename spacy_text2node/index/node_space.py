@@ -41,14 +41,17 @@ def build_node_space(
     return l2_normalize(np.concatenate(parts, axis=1))
 
 
-def principal_components(vectors: np.ndarray, dim: int) -> np.ndarray:
-    """Rows projected on their `dim` leading principal components (after centring), for a
-    smaller node space. All-zero rows (nodes without a known word) stay zero, and neither
-    they nor the centring count in the components. A `dim` at or above the width returns
-    the rows unchanged.
+def principal_components(vectors: np.ndarray, dim: int, *, unit_rows: bool = True) -> np.ndarray:
+    """Rows projected on their `dim` leading principal components (after centring): the
+    eigenvectors of the rows' scatter matrix (`numpy.linalg.eigh`, exact and the same on
+    every run). All-zero rows (nodes without a known word) stay zero, and neither they
+    nor the centring count in the components. A `dim` at or above the width returns the
+    rows unchanged. Used for a smaller node space and for distilled word vectors.
 
     vectors (np.ndarray): (n, width).
     dim (int): components to keep (> 0).
+    unit_rows (bool): project the L2-normalised rows (the node space compares text
+        vectors by cosine), else the rows as they are.
     RETURNS (np.ndarray): (n, min(dim, width)) float32.
     """
     vectors = np.asarray(vectors, dtype="float32")
@@ -56,7 +59,7 @@ def principal_components(vectors: np.ndarray, dim: int) -> np.ndarray:
         raise ValueError(f"principal_components: dim must be positive (got {dim}).")
     if dim >= vectors.shape[1]:
         return vectors
-    unit = l2_normalize(vectors)
+    unit = l2_normalize(vectors) if unit_rows else vectors
     live = np.any(unit != 0, axis=1)
     if not live.any():
         return np.zeros((len(vectors), dim), dtype="float32")

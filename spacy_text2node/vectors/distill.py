@@ -184,12 +184,12 @@ def contextless_vectors(
     *,
     pca: Optional[int] = None,
     batch_size: int = 512,
-    seed: int = 0,
     show_progress: bool = True,
     cache_dir: Optional[PathLike] = None,
 ) -> np.ndarray:
     """Contextless static vectors: each word alone through the model, mean-pooled,
-    optionally reduced to `pca` dimensions (centred PCA fitted on these words)."""
+    optionally reduced to `pca` dimensions (centred PCA fitted on these words, the node
+    space's `principal_components` on the raw rows)."""
     vecs = encode_texts(
         list(words),
         tokenizer,
@@ -201,11 +201,11 @@ def contextless_vectors(
         cache_dir=cache_dir,
     )
     if pca:
-        from sklearn.decomposition import PCA
+        from ..index.node_space import principal_components
 
         if pca >= vecs.shape[1]:
             raise VectorsError(f"--pca {pca} must be below the model's dimension {vecs.shape[1]}.")
-        vecs = PCA(n_components=pca, random_state=seed).fit_transform(vecs).astype(np.float32)
+        vecs = principal_components(vecs, pca, unit_rows=False)
     return vecs
 
 
