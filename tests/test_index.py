@@ -1,5 +1,6 @@
-"""Tests of the lexical channel of the index (`LexicalIndex.transform`, `word_transform`,
-`retrieve`): the fast paths must give exactly what the plain definitions below give."""
+"""Tests of the index: the lexical channel (`LexicalIndex.transform`, `word_transform`,
+`retrieve`, whose fast paths must give exactly what the plain definitions below give, and
+its TF-IDF against scikit-learn's), the sort and PCA it relies on, and serialization."""
 
 from collections import Counter
 
@@ -16,6 +17,7 @@ from spacy_text2node.index import (
     l2_normalize,
     principal_components,
     word_set,
+    words,
 )
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
@@ -549,3 +551,72 @@ def test_principal_components_is_scikit_learns_pca_up_to_signs(unit_rows):
     assert not ours[:4].any()
     # the cosine geometry is the same whatever the signs
     np.testing.assert_allclose(ours[4:] @ ours[4:].T, theirs @ theirs.T, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------ scikit-learn parity
+def _sklearn_tfidf(texts):
+    """scikit-learn's char_wb TF-IDF set up as ours: 3-grams of each word padded with spaces,
+    smoothed IDF ln((1 + n) / (1 + df)) + 1, raw counts, L2 rows. Our words are the
+    lower-cased unicode \\w+ runs, so the preprocessor hands scikit-learn those, joined by
+    spaces (its own split is at whitespace only: "COVID-19" would be one word)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(3, 3),
+        preprocessor=lambda t: " ".join(words(t)),
+        smooth_idf=True,
+        sublinear_tf=False,
+        norm="l2",
+    ).fit(texts)
+
+
+def _in_our_columns(lex, vec, m):
+    """scikit-learn's columns (sorted n-grams) reordered to ours (first occurrence)."""
+    names = vec.get_feature_names_out()
+    assert sorted(names) == sorted(lex.vocab)
+    order = np.empty(len(names), dtype="int64")
+    for j, g in enumerate(names):
+        order[lex.vocab[g]] = j
+    return m.toarray()[:, order]
+
+
+def test_tfidf_matches_scikit_learn_char_wb(lexical_indexes, tiny_taxonomy):
+    texts, _ = _strings(tiny_taxonomy)
+    lex = lexical_indexes[0]
+    vec = _sklearn_tfidf(texts)
+    ours_idf = np.empty(len(lex.vocab))
+    ours_idf[[lex.vocab[g] for g in vec.get_feature_names_out()]] = vec.idf_
+    np.testing.assert_allclose(lex.idf, ours_idf, rtol=1e-6)
+    # the taxonomy's strings: the same rows
+    np.testing.assert_allclose(lex.matrix.toarray(), _in_our_columns(lex, vec, vec.transform(texts)), atol=1e-6)
+    # queries whose n-grams the taxonomy all has: the same rows
+    known = [t for t in QUERIES if all(g in lex.vocab for g in char_ngrams(t))]
+    assert len(known) >= 5 and "" in known
+    np.testing.assert_allclose(
+        lex.transform(known).toarray(), _in_our_columns(lex, vec, vec.transform(known)), atol=1e-6
+    )
+
+
+def test_tfidf_differs_from_scikit_learn_only_by_the_norm_of_unknown_ngrams(lexical_indexes, tiny_taxonomy):
+    """By design, n-grams the taxonomy lacks count in a query's norm (with the highest IDF)
+    where scikit-learn drops them: a query of mostly unknown n-grams must not look like a
+    taxonomy string that shares its few known ones. Our row is scikit-learn's scaled by
+    |known| / |all|, nothing else."""
+    texts, _ = _strings(tiny_taxonomy)
+    lex = lexical_indexes[0]
+    vec = _sklearn_tfidf(texts)
+    unknown = [t for t in QUERIES if any(g not in lex.vocab for g in char_ngrams(t))]
+    assert len(unknown) >= 5
+    theirs = _in_our_columns(lex, vec, vec.transform(unknown))
+    ours = lex.transform(unknown).toarray()
+    unk_idf = float(lex.idf.max())
+    for t, a, b in zip(unknown, ours, theirs):
+        counts = Counter(char_ngrams(t))
+        known_sq = sum((v * float(lex.idf[lex.vocab[g]])) ** 2 for g, v in counts.items() if g in lex.vocab)
+        unknown_sq = sum((v * unk_idf) ** 2 for g, v in counts.items() if g not in lex.vocab)
+        assert unknown_sq > 0
+        np.testing.assert_allclose(a, b * np.sqrt(known_sq / (known_sq + unknown_sq)), atol=1e-6)
+    # so a query sharing one n-gram with a string scores lower than scikit-learn's cosine
+    some = next(i for i, t in enumerate(unknown) if ours[i].any())
+    assert np.linalg.norm(ours[some]) < np.linalg.norm(theirs[some]) - 1e-3
