@@ -96,12 +96,12 @@ def train_cmd(
     _verbose(verbose)
     sub = _check_subwords(subwords)
     if not args:
-        msg.fail("Give OUT_DIR (and corpus files).", exits=2)
+        msg.fail("Give OUT_DIR (and corpus files).", exits=2)  # type: ignore[call-overload]
     *corpus, out = args
     out_dir = Path(out)
     check_choice(algorithm, "--algorithm", ("word2vec", "fasttext"))
     if floret and algorithm != "fasttext":
-        msg.fail("--floret needs --algorithm fasttext.", exits=2)
+        msg.fail("--floret needs --algorithm fasttext.", exits=2)  # type: ignore[call-overload]
     check_out_dir(out_dir)
     t0 = time.perf_counter()
     with user_errors("Could not train the vectors"):
@@ -135,7 +135,8 @@ def distill_cmd(
         "first-layer",
         "--method",
         "-m",
-        help="first-layer, contextless, or phrase (contextless, then fitted so that a phrase's mean word vector matches the model's embedding of the phrase).",
+        help="first-layer, contextless, or phrase (contextless, then fitted so that a phrase's mean word vector "
+        "matches the model's embedding of the phrase).",
     ),
     corpus: Optional[List[Path]] = typer.Option(
         None,
@@ -188,14 +189,14 @@ def distill_cmd(
     _verbose(verbose)
     check_choice(method, "--method", ("first-layer", "contextless", "phrase"))
     if method == "phrase" and pca:
-        msg.fail("--pca cannot be used with --method phrase (the targets are full-size embeddings).", exits=2)
+        msg.fail("--pca cannot be used with --method phrase (the targets are full-size embeddings).", exits=2)  # type: ignore[call-overload]
     if method == "phrase" and taxonomy is None and not icd10cm and not corpus:
-        msg.fail("--method phrase needs training phrases: --taxonomy DIR, --icd10cm and/or --corpus FILE.", exits=2)
+        msg.fail("--method phrase needs training phrases: --taxonomy DIR, --icd10cm and/or --corpus FILE.", exits=2)  # type: ignore[call-overload]
     if subwords == "auto":
         subwords = "wordpiece" if method == "first-layer" else "ngram"
     sub = _check_subwords(subwords)
     if sub == "wordpiece" and (method != "first-layer" or pca):
-        msg.fail("--subwords wordpiece needs --method first-layer (the piece table lives in that space).", exits=2)
+        msg.fail("--subwords wordpiece needs --method first-layer (the piece table lives in that space).", exits=2)  # type: ignore[call-overload]
     check_out_dir(out_dir)
     t0 = time.perf_counter()
     with user_errors("Could not distill the vectors"):

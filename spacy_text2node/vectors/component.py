@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import srsly
@@ -135,7 +135,7 @@ class SubwordVectors:
         self.wordpiece: Optional[WordPieceTokenizer] = None
         self.piece_table: Optional[np.ndarray] = None
         self._cache: Dict[int, np.ndarray] = {}
-        self._hooks = None
+        self._hooks: Optional[Tuple[Dict[str, Callable], Dict[str, Callable]]] = None
 
     # --- setup --------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ class SubwordVectors:
             text = token.lower_ if self.cfg["lowercase"] else token.text
             return vectors[text] if text.strip() else None
         if vocab.has_vector(token.orth):
-            return vocab.get_vector(token.orth)
+            return cast(np.ndarray, vocab.get_vector(token.orth))
         if self.cfg["lowercase"]:
             row = vectors.key2row.get(token.lower)
             if row is not None:
@@ -258,8 +258,9 @@ class SubwordVectors:
         words = [w.lower() if self.cfg["lowercase"] else w for w in words]
         if self.cfg["mode"] == "wordpiece" and self.piece_table is not None:
             out = np.zeros((len(words), width), dtype=np.float32)
+            wordpiece = cast(WordPieceTokenizer, self.wordpiece)  # set together with piece_table
             for i, w in enumerate(words):
-                ids = self.wordpiece.piece_ids(w)
+                ids = wordpiece.piece_ids(w)
                 if ids:
                     out[i] = self.piece_table[ids].mean(axis=0)
             return out
@@ -301,7 +302,8 @@ class SubwordVectors:
             raise ValueError(f"{self.name} is not initialized: call nlp.initialize() first.")
         width = self.vocab.vectors_length
         docs = list(docs)
-        arrays = [d.to_array([ORTH, LOWER, IS_PUNCT, IS_SPACE]) for d in docs]
+        # Span.to_array exists, spaCy's span.pyi does not declare it
+        arrays = [d.to_array([ORTH, LOWER, IS_PUNCT, IS_SPACE]) for d in docs]  # type: ignore[union-attr]
         out = np.zeros((len(arrays), width), dtype=np.float32)
         if not arrays:
             return out
@@ -405,13 +407,15 @@ class SubwordVectors:
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = ()) -> None:
         path = Path(path)
         writers: Dict[str, Callable] = {"cfg": lambda p: srsly.write_json(p, self.cfg)}
-        if self.ngrams is not None:
-            writers["ngrams"] = lambda p: self.ngrams.to_disk(p)
-        if self.piece_table is not None:
+        ngrams, piece_table = self.ngrams, self.piece_table
+        if ngrams is not None:
+            writers["ngrams"] = lambda p: ngrams.to_disk(p)
+        if piece_table is not None:
+            wordpiece = cast(WordPieceTokenizer, self.wordpiece)  # set together with piece_table
             writers["pieces.json"] = lambda p: srsly.write_json(
-                p, {"pieces": self.wordpiece.vocab, "lowercase": self.wordpiece.lowercase}
+                p, {"pieces": wordpiece.vocab, "lowercase": wordpiece.lowercase}
             )
-            writers["piece_table.npy"] = lambda p: np.save(p, self.piece_table, allow_pickle=False)
+            writers["piece_table.npy"] = lambda p: np.save(p, piece_table, allow_pickle=False)
         to_disk(path, writers, exclude)
         write_manifest(path, "text2node_vectors")
 
@@ -442,14 +446,16 @@ class SubwordVectors:
 
     def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
         serializers: Dict[str, Callable] = {"cfg": lambda: srsly.json_dumps(self.cfg)}
-        if self.ngrams is not None:
-            serializers["ngrams"] = lambda: self.ngrams.to_bytes()
-        if self.piece_table is not None:
+        ngrams, piece_table = self.ngrams, self.piece_table
+        if ngrams is not None:
+            serializers["ngrams"] = lambda: ngrams.to_bytes()
+        if piece_table is not None:
+            wordpiece = cast(WordPieceTokenizer, self.wordpiece)  # set together with piece_table
             serializers["pieces"] = lambda: srsly.msgpack_dumps(
-                {"pieces": self.wordpiece.vocab, "lowercase": self.wordpiece.lowercase}
+                {"pieces": wordpiece.vocab, "lowercase": wordpiece.lowercase}
             )
             serializers["piece_table"] = lambda: srsly.msgpack_dumps(
-                {"shape": list(self.piece_table.shape), "data": self.piece_table.tobytes()}
+                {"shape": list(piece_table.shape), "data": piece_table.tobytes()}
             )
         return to_bytes(serializers, exclude)
 

@@ -184,7 +184,7 @@ def read_word2vec_binary(path: PathLike, *, max_words: Optional[int] = None) -> 
         nbytes = 4 * dim
         for i in range(n):
             where[0] = f"entry {i + 1}"
-            chunks = []
+            chunks: List[bytes] = []
             while True:
                 c = f.read(1)
                 if c == b"":

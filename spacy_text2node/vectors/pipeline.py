@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import spacy
 from spacy.language import Language
+from spacy.tokenizer import Tokenizer
 from spacy.util import registry
 from spacy.vectors import Vectors
 
 from .io import VectorsError, read_vectors
+
+if TYPE_CHECKING:
+    from .component import SubwordVectors
 
 logger = logging.getLogger("spacy_text2node")
 
@@ -121,7 +125,7 @@ def build_vectors_pipeline(
         cfg = dict(component_config or {})
         cfg["mode"] = subwords if table.mode == "default" else "ngram"
         cfg.setdefault("lowercase", lowercase)
-        comp = nlp.add_pipe("text2node_vectors", config=cfg)
+        comp = cast("SubwordVectors", nlp.add_pipe("text2node_vectors", config=cfg))
         if subwords == "wordpiece" and table.mode == "default":
             if wordpieces is None:
                 comp.initialize(nlp=nlp, show_progress=show_progress)
@@ -141,9 +145,10 @@ def phrase_vectors(nlp: Language, texts: Sequence[str], *, batch_size: int = 100
     """
     texts = list(texts)
     if "text2node_vectors" in nlp.pipe_names:
-        comp = nlp.get_pipe("text2node_vectors")
+        comp = cast("SubwordVectors", nlp.get_pipe("text2node_vectors"))
+        tokenizer = cast(Tokenizer, nlp.tokenizer)
         out = [
-            comp.docs_vectors(list(nlp.tokenizer.pipe(texts[s : s + batch_size], batch_size=batch_size)))
+            comp.docs_vectors(list(tokenizer.pipe(texts[s : s + batch_size], batch_size=batch_size)))
             for s in range(0, len(texts), batch_size)
         ]
         return np.concatenate(out) if out else np.zeros((0, nlp.vocab.vectors_length), dtype=np.float32)

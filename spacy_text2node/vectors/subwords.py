@@ -120,7 +120,7 @@ def fit_buckets(
     AT.sort_indices()
     if prior is None:
         colsum = np.asarray(AT.sum(axis=1)).ravel().astype(np.float32)
-        X = _matmul(AT, targets) / np.maximum(colsum, 1e-12)[:, None]
+        X: np.ndarray = _matmul(AT, targets) / np.maximum(colsum, 1e-12)[:, None]
     else:
         X = prior.astype(np.float32).copy()
     R = targets - _matmul(A, X)
@@ -133,7 +133,7 @@ def fit_buckets(
     i = -1
     it = range(max_iter)
     bar = tqdm(it, desc="fitting subword buckets", disable=not show_progress, leave=False)
-    for i in bar:
+    for i in bar:  # noqa: B007 (i is the iteration count logged after the loop)
         Q = _matmul(A, P)
         denom = np.einsum("ij,ij->j", Q, Q)
         alpha = np.where(denom > 0, gamma / np.maximum(denom, 1e-30), 0.0).astype(np.float32)
