@@ -4,7 +4,8 @@
   vector of each concept's label and synonyms; cosine = (1 - w) cos_node2vec + w cos_text),
   `principal_components`, `node_text_vectors`.
 * `lexical`: `LexicalIndex`, TF-IDF over character 3-grams of words (`char_wb`) of all
-  label/synonym strings, the word channel and the exact-match table (`kernels`: its numba loops).
+  label/synonym strings, the word channel and the exact-match table (`tfidf`: fitting them;
+  `kernels`: its numba loops).
 * `features`: `PairFeatures`, the features of (query, candidate) pairs.
 * `rerank`: `Reranker`, the learned score of (query, candidate) pairs.
 * `ann`: `NodeIndex`, the annoy index over node space fused with the lexical channel.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -19,7 +18,8 @@ import srsly
 from .features import LexicalFeatures
 from .kernels import _best_string_cosines, _tfidf_rows, _top_nodes, _word_pairs
 from .serialize import npy_bytes, npy_load, parts_from_disk, parts_to_disk
-from .text import char_ngrams, normalize_text, stem, word_ngrams, word_set, words
+from .text import normalize_text, stem, word_ngrams, words
+from .tfidf import char_tfidf, exact_table, word_matrix
 
 # n-grams in at most this many strings are always used for lexical retrieval
 MIN_DF_CAP = 100
@@ -103,44 +103,9 @@ class LexicalIndex:
         max_df (float): see the class docstring.
         RETURNS (LexicalIndex): the index.
         """
-        vocab: Dict[str, int] = {}
-        indptr = [0]
-        indices: List[int] = []
-        data: List[float] = []
-        for t in texts:
-            c = Counter(char_ngrams(t))
-            for g, v in c.items():
-                j = vocab.setdefault(g, len(vocab))
-                indices.append(j)
-                data.append(float(v))
-            indptr.append(len(indices))
-        m = sp.csr_matrix(
-            (np.asarray(data, dtype="float32"), np.asarray(indices, dtype="int32"), np.asarray(indptr, dtype="int64")),
-            shape=(len(texts), len(vocab)),
-        )
-        df = np.bincount(m.indices, minlength=len(vocab)).astype("float64")
-        idf = (np.log((1 + len(texts)) / (1 + df)) + 1.0).astype("float32")
-        m = _normalize_rows(m @ sp.diags(idf))
-        word_vocab: Dict[str, int] = {}
-        w_indptr, w_indices = [0], []
-        for t in texts:
-            w_indices.extend(word_vocab.setdefault(w, len(word_vocab)) for w in word_set(t))
-            w_indptr.append(len(w_indices))
-        wm = sp.csr_matrix(
-            (
-                np.ones(len(w_indices), dtype="float32"),
-                np.asarray(w_indices, dtype="int32"),
-                np.asarray(w_indptr, dtype="int64"),
-            ),
-            shape=(len(texts), len(word_vocab)),
-        )
-        exact: Dict[str, List[int]] = {}
-        for t, node in zip(texts, string_node):
-            key = normalize_text(t)
-            if key:
-                nodes = exact.setdefault(key, [])
-                if int(node) not in nodes:
-                    nodes.append(int(node))
+        vocab, idf, m = char_tfidf(texts)
+        word_vocab, wm = word_matrix(texts)
+        exact = exact_table(texts, string_node)
         return cls(
             vocab,
             idf,
@@ -468,10 +433,3 @@ class LexicalIndex:
 
 def _json_bytes(obj: object) -> bytes:
     return srsly.json_dumps(obj).encode("utf8")
-
-
-def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:
-    m = sp.csr_matrix(m, dtype="float32")
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms).astype("float32") @ m)
