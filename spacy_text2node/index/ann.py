@@ -173,8 +173,8 @@ class NodeIndex:
         )
 
     def _node_cosines(self, Yn: np.ndarray, qi: np.ndarray, ni: np.ndarray) -> np.ndarray:
-        """Yn[qi] . space[ni] per pair, PAIR_BLOCK pairs at a time: the gathered rows of
-        a whole chunk's pairs took 20 MB per search thread (256 queries, 76 pairs each)."""
+        """Yn[qi] . space[ni] per pair, PAIR_BLOCK pairs at a time: gathering the rows of a
+        whole chunk's pairs at once costs tens of MB per search thread."""
         out = np.zeros(len(ni), dtype="float32")
         for a in range(0, len(ni), PAIR_BLOCK):
             b = min(a + PAIR_BLOCK, len(ni))
