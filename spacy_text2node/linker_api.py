@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import spacy
 from spacy.language import Language
@@ -19,7 +19,10 @@ from spacy.util import fix_random_seed, minibatch
 from spacy.vectors import Vectors
 from tqdm import tqdm
 
-from .pipeline.linker import ARCHITECTURES, Text2NodeLinker, _gold_ids, check_spans_setting  # registers the factory
+from .pipeline.factories import FACTORY  # registers the factories
+from .pipeline.linker import Text2NodeLinker
+from .pipeline.settings import ARCHITECTURES, group_settings
+from .pipeline.spans import check_spans_setting, gold_ids
 from .scoring import ranking_scores
 from .taxonomy import Taxonomy
 
@@ -31,7 +34,7 @@ MODEL_KEYS = ("width", "depth", "window", "max_tokens", "dropout")
 
 def _vectors_nlp(word_vectors: Union[Language, str, Path, None], lang: str = "en") -> Language:
     if isinstance(word_vectors, Language):
-        nlp = spacy.blank(word_vectors.lang)
+        nlp = spacy.blank(word_vectors.lang or lang)
         nlp.vocab.vectors = word_vectors.vocab.vectors
         if "text2node_vectors" in word_vectors.pipe_names:
             # keep the subword component (OOV tokens get vectors from their pieces)
@@ -99,8 +102,16 @@ def build_linker_nlp(
         model_cfg.pop("window", None)
     if architecture == "bilstm":
         model_cfg.pop("window", None)
-    config = {"model": model_cfg, "node_space": node_space, "spans": spans, **cfg}
-    linker: Text2NodeLinker = nlp.add_pipe(PIPE_NAME, config=config)
+    seed = int(cfg.pop("seed", 0))
+    blocks = group_settings({"node_space": node_space, **cfg})
+    unknown = set(cfg) - {key for block in blocks.values() for key in block}
+    if unknown:
+        raise ValueError(
+            f"build_linker_nlp: unknown setting(s) {', '.join(sorted(unknown))}; give model settings "
+            f"({', '.join(MODEL_KEYS)}) or linker settings (spacy_text2node.pipeline.settings)."
+        )
+    config = {"model": model_cfg, "spans": spans, "seed": seed, **blocks}
+    linker = cast(Text2NodeLinker, nlp.add_pipe(FACTORY, name=PIPE_NAME, config=config))
     if "text2node_vectors" in nlp.pipe_names:
         nlp.get_pipe("text2node_vectors")  # already initialised in its source pipeline
     t0 = time.time()
@@ -110,15 +121,22 @@ def build_linker_nlp(
         taxonomy=taxonomy,
         node_vectors=node_vectors,
     )
+    assert linker.index is not None
     logger.info("build_linker_nlp: initialised in %.1f s (node space %s)", time.time() - t0, linker.index.space.shape)
     return nlp
 
 
-def _linker(nlp: Language) -> Text2NodeLinker:
-    for name, proc in nlp.pipeline:
+def get_linker(nlp: Language) -> Text2NodeLinker:
+    """The pipeline's text2node linker (the first, whatever its name).
+
+    Raises ValueError when the pipeline has none."""
+    for _, proc in nlp.pipeline:
         if isinstance(proc, Text2NodeLinker):
             return proc
     raise ValueError(f"The pipeline has no text2node_linker (components: {nlp.pipe_names}).")
+
+
+_linker = get_linker  # the name scripts used before it was public
 
 
 def link_phrases(
@@ -138,8 +156,9 @@ def link_phrases(
     """
     if isinstance(phrases, (str, bytes)):
         raise TypeError(f"link_phrases takes a list of phrases, not one string: pass [{phrases!r}].")
-    linker = _linker(nlp)
-    linker._require_ready()
+    linker = get_linker(nlp)
+    linker.require_ready()
+    assert linker.taxonomy is not None
     ids = linker.taxonomy.ids
     out: List[List[Tuple[str, float]]] = []
     for start in range(0, len(phrases), batch_size):
@@ -155,7 +174,7 @@ def _phrase_gold(examples: Iterable[Example]) -> Tuple[List[str], List[List[str]
     texts, gold = [], []
     for eg in examples:
         for ent in eg.reference.ents:
-            g = _gold_ids(ent)
+            g = gold_ids(ent)
             if g:
                 texts.append(ent.text)
                 gold.append(g)
@@ -168,7 +187,7 @@ def evaluate_phrases(
     """acc@1, acc@5, MRR (and tree distance) of `link_phrases` on the gold spans of examples."""
     texts, gold = _phrase_gold(examples)
     ranked = [[c for c, _ in r] for r in link_phrases(nlp, texts, k=k)]
-    return ranking_scores(ranked, gold, ks=(1, 5), taxonomy=_linker(nlp).taxonomy if with_taxonomy else None)
+    return ranking_scores(ranked, gold, ks=(1, 5), taxonomy=get_linker(nlp).taxonomy if with_taxonomy else None)
 
 
 def _phrase_docs(nlp: Language, linker: Text2NodeLinker, phrases: Sequence[str]) -> List:
@@ -197,7 +216,7 @@ def calibrate_linker(
         the development ones (e.g. synonyms): the penalty is chosen by acc@1 on them.
     RETURNS (Dict[str, float]): dev acc@1 before/after and the learned dense weights.
     """
-    linker = _linker(nlp)
+    linker = get_linker(nlp)
 
     def spans(examples: Sequence[Example], what: str):
         texts, gold = _phrase_gold(examples)
@@ -240,7 +259,7 @@ def train_linker(
     from thinc.api import Adam
 
     fix_random_seed(seed)
-    linker = _linker(nlp)
+    linker = get_linker(nlp)
     rng = random.Random(seed)
     optimizer = Adam(learn_rate)
     train = list(train_examples)
@@ -263,7 +282,8 @@ def train_linker(
         )
         for batch in bar:
             linker.update(batch, sgd=optimizer, losses=losses)
-        msg = f"epoch {epoch + 1}: loss {losses.get(linker.name, 0.0) / max(1, len(train)):.4f} ({time.time() - t0:.1f} s)"
+        loss = losses.get(linker.name, 0.0) / max(1, len(train))
+        msg = f"epoch {epoch + 1}: loss {loss:.4f} ({time.time() - t0:.1f} s)"
         if dev_examples:
             s = evaluate_phrases(nlp, dev_examples, with_taxonomy=False)
             msg += f", dev acc@1 {s['acc@1']:.4f} acc@5 {s['acc@5']:.4f}"

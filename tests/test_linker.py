@@ -21,6 +21,7 @@ import spacy_text2node.nodes.io  # noqa: F401  (spacy-text2node.NodeVectors.v1)
 import spacy_text2node.readers.linking  # noqa: F401  (spacy-text2node.PhraseConcepts.v1)
 import spacy_text2node.taxonomy.loaders  # noqa: F401
 import spacy_text2node.vectors.pipeline  # noqa: F401  (spacy-text2node.GloVeVectors.v1)
+from spacy_text2node.errors import SettingsError
 from spacy_text2node.index import (
     LexicalIndex,
     NodeIndex,
@@ -33,7 +34,8 @@ from spacy_text2node.index import (
 )
 from spacy_text2node.linker_api import build_linker_nlp, calibrate_linker, evaluate_phrases, link_phrases, train_linker
 from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, set_mapper_dims
-from spacy_text2node.pipeline.linker import DEFAULT_LINKER_MODEL
+from spacy_text2node.pipeline.calibrate import calibration_table
+from spacy_text2node.pipeline.settings import DEFAULT_LINKER_MODEL
 from spacy_text2node.visualize import concept_url, render_links
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -164,7 +166,12 @@ def test_bilstm_without_torch_names_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     with pytest.raises(ImportError, match="pip install torch"):
         PhraseMapperBiLSTM(width=16)
-    assert PhraseMapperMean(width=16) is not None and PhraseMapperCNN(width=16) is not None
+    nlp = toy_vectors_nlp()
+    X = ([nlp.make_doc("type 2 diabetes")], [(0, 0, 3)])
+    for make in (PhraseMapperMean, PhraseMapperCNN):  # the other mappers build and run without torch
+        m = make(width=16, nO=5)
+        m.initialize(X=X)
+        assert m.predict(X).shape == (1, 5)
 
 
 def test_mapper_truncates_long_spans():
@@ -178,19 +185,20 @@ def test_mapper_truncates_long_spans():
 
 
 # --------------------------------------------------------------------------- component
+TRAINED_CONFIG = {
+    "spans": {"@misc": "spacy-text2node.ents_getter.v1"},
+    "search": {"threshold": 0.2},
+    "model": {"@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1},
+}
+
+
 @pytest.fixture(scope="module")
-def trained(tiny_taxonomy):
-    """A linker trained with nlp.update until it fits the tiny taxonomy's strings."""
+def trained_pipeline(tiny_taxonomy):
+    """A linker trained with nlp.update until it fits the tiny taxonomy's strings, as
+    (config, bytes): tests get their own copy (`trained`)."""
     fix_random_seed(0)
     nlp = toy_vectors_nlp()
-    nlp.add_pipe(
-        "text2node_linker",
-        config={
-            "spans": "ents",
-            "threshold": 0.2,
-            "model": {"@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1},
-        },
-    )
+    nlp.add_pipe("text2node_entity_linker", name="text2node_linker", config=TRAINED_CONFIG)
     examples = _examples(nlp, _tax_pairs(tiny_taxonomy))
     linker = nlp.get_pipe("text2node_linker")
     linker.initialize(lambda: examples, nlp=nlp, taxonomy=tiny_taxonomy, node_vectors=_node_vectors(tiny_taxonomy))
@@ -199,7 +207,17 @@ def trained(tiny_taxonomy):
         losses = {}
         nlp.update(examples, sgd=optimizer, losses=losses)
     assert losses["text2node_linker"] < 5.0
-    return nlp, examples
+    return nlp.config, nlp.to_bytes()
+
+
+@pytest.fixture
+def trained(trained_pipeline, tiny_taxonomy):
+    """A fresh copy of the trained linker and its examples for each test (tests change
+    its settings and train it further)."""
+    config, data = trained_pipeline
+    nlp = spacy.util.load_model_from_config(config, auto_fill=False, validate=False)
+    nlp.from_bytes(data)
+    return nlp, _examples(nlp, _tax_pairs(tiny_taxonomy))
 
 
 def _linked(nlp, texts):
@@ -334,7 +352,7 @@ def test_link_phrases_matches_component(trained):
 
 
 def test_search_in_chunks_gives_the_same_ranking(trained, monkeypatch):
-    import spacy_text2node.pipeline.linker as linker_mod
+    import spacy_text2node.pipeline.search as linker_mod
 
     nlp, _ = trained
     linker = nlp.get_pipe("text2node_linker")
@@ -346,7 +364,7 @@ def test_search_in_chunks_gives_the_same_ranking(trained, monkeypatch):
 
 
 def test_threads_give_the_same_ranking(trained, monkeypatch):
-    import spacy_text2node.pipeline.linker as linker_mod
+    import spacy_text2node.pipeline.search as linker_mod
 
     nlp, _ = trained
     linker = nlp.get_pipe("text2node_linker")
@@ -383,16 +401,49 @@ def test_runtime_settings_come_from_the_config_not_the_saved_cfg(trained, tmp_pa
     nlp.to_disk(tmp_path / "p")
     saved = spacy.load(tmp_path / "p").get_pipe("text2node_linker").cfg
     assert saved["n_threads"] == 0 and saved["cache_size"] == nlp.get_pipe("text2node_linker").cfg["cache_size"]
-    over = {"components": {"text2node_linker": {"n_threads": 1, "cache_size": 7}}}
+    over = {"components": {"text2node_linker": {"runtime": {"n_threads": 1, "cache_size": 7}}}}
     cfg = spacy.load(tmp_path / "p", config=over).get_pipe("text2node_linker").cfg
     assert cfg["n_threads"] == 1 and cfg["cache_size"] == 7
     assert cfg["ann_candidates"] == saved["ann_candidates"]  # the rest is the saved cfg
+
+
+def test_a_pipeline_with_the_flat_settings_factory_loads_and_links_the_same(trained, tmp_path):
+    # pipelines saved before the settings blocks name factory "text2node_linker" with flat settings
+    nlp, _ = trained
+    phrases = ["juvenile diabetes", "lung infection", "obesity", "grippe"]
+    legacy = toy_vectors_nlp()
+    model = {"@architectures": "spacy-text2node.PhraseMapperCNN.v1", "width": 32, "depth": 1}
+    legacy.add_pipe("text2node_linker", config={"spans": "ents", "threshold": 0.2, "model": model})
+    legacy.from_bytes(nlp.to_bytes())
+    assert legacy.config["components"]["text2node_linker"]["factory"] == "text2node_linker"
+    assert legacy.get_pipe("text2node_linker").cfg == nlp.get_pipe("text2node_linker").cfg
+    legacy.to_disk(tmp_path / "legacy")
+    over = {"components": {"text2node_linker": {"n_threads": 1, "cache_size": 7}}}  # flat, as before
+    loaded = spacy.load(tmp_path / "legacy", config=over)
+    assert loaded.get_pipe("text2node_linker").cfg["n_threads"] == 1
+    assert link_phrases(loaded, phrases) == link_phrases(nlp, phrases)
+
+
+def test_settings_blocks_are_validated():
+    nlp = spacy.blank("en")
+    with pytest.raises(SettingsError, match=r"unknown setting\(s\) kk in \[search\]"):
+        nlp.add_pipe("text2node_entity_linker", config={"search": {"kk": 1}})
+    with pytest.raises(SettingsError, match=r"\[index\] node_space='x'"):
+        nlp.add_pipe("text2node_entity_linker", config={"index": {"node_space": "x"}})
+    with pytest.raises(SettingsError, match=r"\[search\] k='5' must be a whole number"):
+        nlp.add_pipe("text2node_entity_linker", config={"search": {"k": "5"}})
+    with pytest.raises(ValueError, match="spans='nope'"):
+        nlp.add_pipe("text2node_entity_linker", config={"spans": "nope"})
+    getter = {"@misc": "spacy-text2node.span_group_getter.v1", "key": "sc"}
+    assert nlp.add_pipe("text2node_entity_linker", config={"spans": getter}).cfg["spans"] == "spans:sc"
 
 
 def test_negative_threads_are_refused():
     nlp = spacy.blank("en")
     with pytest.raises(ValueError, match="n_threads=-1"):
         nlp.add_pipe("text2node_linker", config={"n_threads": -1})
+    with pytest.raises(ValueError, match="n_threads=-1"):
+        nlp.add_pipe("text2node_entity_linker", config={"runtime": {"n_threads": -1}})
 
 
 def test_new_process_gives_identical_candidates(trained, tmp_path):
@@ -552,14 +603,16 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
     assert np.allclose(linker.index.reranker.dense, chosen.dense) and again["acc@1_after"] == info["acc@1_after"]
     # each grid value's selection acc@1, recomputed by hand, is what was reported
     docs = [nlp.make_doc(t) for t, _ in select]
-    t, gold = linker._calibration_table(
+    t, gold = calibration_table(
+        linker,
         docs,
         [(i, 0, len(d)) for i, d in enumerate(docs)],
         [t for t, _ in select],
         [[tiny_taxonomy.index(c)] for _, c in select],
     )
     cal_docs = [nlp.make_doc(t) for t, _ in pairs]
-    tc, gc = linker._calibration_table(
+    tc, gc = calibration_table(
+        linker,
         cal_docs,
         [(i, 0, len(d)) for i, d in enumerate(cal_docs)],
         [t for t, _ in pairs],
@@ -884,12 +937,23 @@ def test_linked_doc_serializes(trained):
     db = DocBin(store_user_data=True, docs=[doc])
     again = list(DocBin(store_user_data=True).from_bytes(db.to_bytes()).get_docs(nlp.vocab))[0]
     assert again.ents[0].kb_id_ == "T1DM"
-    # the scorer still reads the predictions of a deserialized doc
+    # the predictions are kept once, in the span extension (spaCy stores it in user_data)
+    assert [tuple(c) for c in again.ents[0]._.text2node_candidates] == [
+        tuple(c) for c in doc.ents[0]._.text2node_candidates
+    ]
+    assert "text2node_linker" not in doc.user_data
+    # the scorer reads the predictions of a deserialized doc
     ref = _gold_doc(nlp, "Patient with juvenile diabetes and gout", 2, 4)
     ref.ents = [Span(ref, 2, 4, label="DISEASE", kb_id="T1DM")]
-    from spacy_text2node.pipeline.linker import score_linking
+    from spacy_text2node.pipeline.scoring import score_linking
 
-    assert score_linking([Example(back, ref)])["text2node_acc@1"] == 1.0
+    for linked in (back, again):
+        assert score_linking([Example(linked, ref)])["text2node_acc@1"] == 1.0
+    wrong = _gold_doc(nlp, "Patient with juvenile diabetes and gout", 2, 4)
+    wrong.ents = [Span(wrong, 2, 4, label="DISEASE", kb_id="T2DM")]
+    assert score_linking([Example(again, wrong)])["text2node_acc@1"] == 0.0
+    unlinked = _gold_doc(nlp, "Patient with juvenile diabetes and gout", 2, 4)  # no candidates: counts as wrong
+    assert score_linking([Example(unlinked, ref)])["text2node_nil_rate"] == 1.0
 
 
 def test_result_cache_same_results_and_invalidated_by_training(trained):

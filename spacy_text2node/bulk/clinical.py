@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Union, cast
 
 import spacy
 from spacy.language import Language
+from spacy.pipeline import EntityRuler
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans, registry
 
@@ -78,7 +79,7 @@ class NounChunkMentions:
         if self.overwrite:
             doc.set_ents(filter_spans(spans))
         else:
-            taken = set()
+            taken: Set[int] = set()
             for ent in doc.ents:
                 taken.update(range(ent.start, ent.end))
             new = [s for s in spans if not taken.intersection(range(s.start, s.end))]
@@ -178,18 +179,24 @@ def mention_finders(nlp: Language, before: str = LINKER) -> List[str]:
     return found
 
 
-def link_mentions(nlp: Language, spans: str = "ents") -> None:
+def link_mentions(nlp: Language, spans: Any = "ents") -> None:
     """Make the pipeline's `text2node_linker` link the mentions that the components in
     front of it find, rather than whatever its saved `spans` setting says (a linker
     trained on phrases links each whole doc: `spans="doc"`).
 
     nlp (Language): a pipeline with a `text2node_linker`.
-    spans (str): "ents" (the default: `doc.ents`) or "spans:<key>" for a span group.
+    spans (Any): "ents" (the default: `doc.ents`) or "spans:<key>" for a span group, a
+        span getter (`spacy-text2node.ents_getter.v1`, ...) or its config block.
     """
-    from ..pipeline.linker import check_spans_setting
+    from spacy.util import registry
 
-    linker = nlp.get_pipe(LINKER)
-    check_spans_setting(spans)
+    from ..pipeline.linker import Text2NodeLinker
+    from ..pipeline.spans import check_spans_setting
+
+    linker = cast(Text2NodeLinker, nlp.get_pipe(LINKER))
+    if isinstance(spans, dict):  # a getter's block, as a config gives it beside `source`
+        spans = registry.resolve({"spans": spans})["spans"]
+    spans = check_spans_setting(spans)
     if linker.cfg.get("spans") != spans:
         logger.info("%s: linking the mentions (spans=%r) instead of spans=%r", LINKER, spans, linker.cfg.get("spans"))
         linker.cfg["spans"] = spans
@@ -247,12 +254,15 @@ def build_clinical_pipeline(
                 "The 'ruler' mention finder needs the taxonomy whose labels and synonyms to match: give a "
                 "pipeline with a text2node_linker (CLI: MODEL), or build_clinical_pipeline(taxonomy=...) in Python."
             )
-        ruler = nlp.add_pipe(
-            "entity_ruler", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True}, before=before
+        ruler = cast(
+            EntityRuler,
+            nlp.add_pipe(
+                "entity_ruler", config={"phrase_matcher_attr": "LOWER", "overwrite_ents": True}, before=before
+            ),
         )
         patterns = taxonomy_patterns(taxonomy, label=label)
         logger.info("Adding %d taxonomy patterns to the entity ruler", len(patterns))
-        ruler.add_patterns(patterns)
+        ruler.add_patterns(cast(List[Dict[str, Any]], patterns))
     else:
         src = spacy.load(ner_model or base)
         if "ner" not in src.pipe_names:

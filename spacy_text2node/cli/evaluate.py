@@ -37,7 +37,8 @@ def evaluate_cmd(
 
     fmt = data_format or ("pairs" if data.name.lower().endswith((".jsonl", ".jsonl.gz")) else "pubtator")
     if fmt not in ("pairs", "pubtator"):
-        msg.fail(f"--format {fmt!r}: use pairs or pubtator.", exits=2)
+        msg.fail(f"--format {fmt!r}: use pairs or pubtator.")
+        raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
     if not data.exists():
         msg.fail(f"{data} does not exist.", exits=1)
     try:

@@ -3,7 +3,7 @@
 import json
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import typer
 from wasabi import msg
@@ -16,7 +16,8 @@ def _check_options(**values: Optional[int]) -> None:
     least = {"--limit": 1}
     for flag, value in values.items():
         if value is not None and value < least.get(flag, 1):
-            msg.fail(f"{flag} must be at least {least.get(flag, 1)}, not {value}.", exits=2)
+            msg.fail(f"{flag} must be at least {least.get(flag, 1)}, not {value}.")
+            raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
 
 
 @app.command("link", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -81,7 +82,8 @@ def link_cmd(
     except SystemExit:
         raise typer.Exit(2) from None
     if backend not in ("local", "spark"):
-        msg.fail(f"Unknown --backend {backend!r}: use local or spark.", exits=2)
+        msg.fail(f"Unknown --backend {backend!r}: use local or spark.")
+        raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
     _check_options(
         **{
             "--n-process": n_process,
@@ -94,13 +96,16 @@ def link_cmd(
         }
     )
     if mentions is not None and mentions not in MENTION_MODES:
-        msg.fail(f"Unknown --mentions {mentions!r}: use one of {', '.join(MENTION_MODES)}.", exits=2)
+        msg.fail(f"Unknown --mentions {mentions!r}: use one of {', '.join(MENTION_MODES)}.")
+        raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
     if input_format is not None and input_format not in INPUT_FORMATS:
-        msg.fail(f"Unknown --input-format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}.", exits=2)
+        msg.fail(f"Unknown --input-format {input_format!r}: use one of {', '.join(INPUT_FORMATS)}.")
+        raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
     if output_format is not None and output_format not in ("jsonl", "parquet"):
-        msg.fail(f"Unknown --output-format {output_format!r}: use jsonl or parquet.", exits=2)
+        msg.fail(f"Unknown --output-format {output_format!r}: use jsonl or parquet.")
+        raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
 
-    common = dict(
+    common: Dict[str, Any] = dict(
         input_format=input_format,
         output_format=output_format,
         id_field=id_field,
@@ -155,8 +160,8 @@ def link_cmd(
         msg.fail(f"Bulk linking failed: {e}", exits=1)
         return
     except KeyboardInterrupt:
-        msg.fail("Interrupted: what was written is kept; continue with --resume.", exits=130)
-        return
+        msg.fail("Interrupted: what was written is kept; continue with --resume.")
+        raise SystemExit(130) from None
     if stats_json:
         try:
             stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
@@ -204,7 +209,8 @@ def calibrate_linker_cmd(
     channels) on development pairs and save the pipeline."""
     import spacy
 
-    from ..linker_api import _linker, calibrate_linker
+    from ..errors import NotCalibratableError
+    from ..linker_api import calibrate_linker, get_linker
     from ..readers.linking import phrase_example, read_pairs
 
     if not (model / "config.cfg").exists():
@@ -216,22 +222,22 @@ def calibrate_linker_cmd(
         msg.fail(f"Cannot write the calibrated pipeline to {out}: {err}", exits=1)
     nlp = spacy.load(model)
     try:
-        pairs = read_pairs(dev_path, taxonomy=_linker(nlp).taxonomy, limit=limit)
+        pairs = read_pairs(dev_path, taxonomy=get_linker(nlp).taxonomy, limit=limit)
         examples = [phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"])) for p in pairs]
         select = None
         if select_on is not None:
             select = [
                 phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"]))
-                for p in read_pairs(select_on, taxonomy=_linker(nlp).taxonomy, limit=limit)
+                for p in read_pairs(select_on, taxonomy=get_linker(nlp).taxonomy, limit=limit)
             ]
             msg.info(f"The word penalty is chosen on {len(select)} pairs of {select_on}.")
         msg.info(f"Calibrating on {len(examples)} development pairs...")
         info = calibrate_linker(nlp, examples, l2_words=l2_words, select_examples=select)
-    except ValueError as err:
-        if "keeps its fixed fusion" not in str(err):
-            msg.fail(str(err), exits=1)
+    except NotCalibratableError as err:  # the pipeline is saved with its fixed fusion
         msg.warn(str(err))
         info = {"calibrated": False}
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
     msg.table(
         [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in info.items()], header=("", "value"), divider=True
     )

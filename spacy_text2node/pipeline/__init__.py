@@ -1,1 +1,7 @@
-"""spaCy pipeline components."""
+"""spaCy pipeline components: the text2node linker (its factories register on import)."""
+
+from . import factories  # noqa: F401  (text2node_entity_linker, text2node_linker)
+from .kb import Text2NodeKB
+from .linker import Text2NodeLinker
+
+__all__ = ["Text2NodeKB", "Text2NodeLinker"]

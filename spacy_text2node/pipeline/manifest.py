@@ -20,6 +20,7 @@ import numpy as np
 import srsly
 
 from ..about import __version__
+from ..errors import VectorsMismatchError
 
 logger = logging.getLogger("spacy_text2node")
 
@@ -311,7 +312,7 @@ def check_vectors(recorded: Optional[Dict[str, Any]], now: Dict[str, Any], name:
     if now["fingerprint"] == recorded.get("fingerprint"):
         return
     same = "same shape, other words or values" if list(now["shape"]) == list(recorded["shape"]) else "shape"
-    raise ValueError(
+    raise VectorsMismatchError(
         f"{name}: the pipeline's word vectors are not the ones this linker was trained with "
         f"({same}: {tuple(now['shape'])} vs {tuple(recorded['shape'])}); it would link with wrong or zero vectors. "
         "Bring the linker's vectors along: in a config set `[initialize] vectors = PATH_TO_LINKER_PIPELINE`, or "

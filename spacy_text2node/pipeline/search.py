@@ -1,0 +1,216 @@
+"""How the linker finds a span's candidates: the mapper puts the span in node space, the
+index searches it with the lexical channel (`NodeIndex.search`), in chunks shared by
+threads, with a cache of the results of span texts already seen."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from spacy.tokens import Doc
+from thinc.api import Model
+
+from ..index import NodeIndex
+from ..ml.mapper import spans_with_vectors
+from ..taxonomy import Taxonomy
+from .kb import leaf_mask
+from .settings import SearchSettings
+
+Ranked = List[List[Tuple[int, float]]]
+Offsets = List[Tuple[int, int, int]]
+
+# spans per index search, one per thread at a time (bounds memory; results do not depend on it)
+SEARCH_CHUNK = 256
+# spans per static mapper call inside a chunk (a span's output does not depend on the others)
+MAP_CHUNK = 64
+
+_BLAS_CONTROLLER: Any = None
+
+
+def blas_threads(n: int) -> ContextManager[Any]:
+    """A context in which the BLAS libraries loaded in this process (numpy's OpenBLAS)
+    use at most n threads (process-wide; restored on exit). A no-op without threadpoolctl."""
+    global _BLAS_CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return nullcontext()
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=n, user_api="blas")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _has_alnum(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+class LinkerSearch:
+    """rank / map_spans / allowed_nodes of `Text2NodeLinker`."""
+
+    name: str
+    model: Model
+    cfg: Dict[str, Any]
+    taxonomy: Optional[Taxonomy]
+    index: Optional[NodeIndex]
+    _results: Dict[str, List[Tuple[int, float]]]
+    _results_key: Any
+
+    if TYPE_CHECKING:  # the component's, declared for the type checker only
+
+        @property
+        def search_settings(self) -> SearchSettings: ...
+
+        def check_vectors(self, vocab: Any) -> Dict[str, Any]: ...
+
+    def _max_tokens(self) -> int:
+        for node in self.model.walk():
+            if node.name == "t2n_span_embed":
+                return int(node.attrs["max_tokens"])
+        return 32
+
+    def rank(self, docs: Sequence[Doc], offsets: Offsets, texts: Sequence[str], k: Optional[int] = None) -> Ranked:
+        """Ranked (node index, fused score) for spans given as (doc index, start, end).
+
+        Candidates below the threshold are dropped (a NIL span gets an empty list), and so is
+        a span without a letter or digit: punctuation is never a concept, whatever vectors
+        its characters get from a subword model.
+        """
+        if not offsets:
+            return []
+        linkable = [i for i, t in enumerate(texts) if _has_alnum(t)]
+        if len(linkable) < len(texts):
+            out: Ranked = [[] for _ in texts]
+            sub = [offsets[i] for i in linkable], [texts[i] for i in linkable]
+            for i, r in zip(linkable, self.rank(docs, sub[0], sub[1], k)):
+                out[i] = r
+            return out
+        cfg = self.cfg
+        k = k or cfg["k"]
+        cache = self._result_cache(k, docs)
+        if cache is None:
+            return self._search(docs, offsets, texts, k)
+        todo = [i for i, t in enumerate(texts) if t not in cache]
+        if todo:
+            # distinct texts once each (a batch often repeats a mention)
+            first: Dict[str, int] = {}
+            for i in todo:
+                first.setdefault(texts[i], i)
+            idx = list(first.values())
+            res = self._search(docs, [offsets[i] for i in idx], [texts[i] for i in idx], k)
+            if len(cache) + len(idx) > cfg["cache_size"]:
+                cache.clear()
+            for i, r in zip(idx, res):
+                cache[texts[i]] = r
+        return [list(cache[t]) for t in texts]
+
+    def _search(self, docs: Sequence[Doc], offsets: Offsets, texts: Sequence[str], k: int) -> Ranked:
+        s = self.search_settings
+        index = self.index
+        assert index is not None
+        allowed = self.allowed_nodes()
+        static = self._static_mapper()
+        # a context-reading mapper (tok2vec listener) runs once over the whole batch; a
+        # static one per chunk, in the chunk's thread (its output for a span does not
+        # depend on the other spans of the chunk: see ml.mapper.RowBlockOps)
+        Y_all = None if static else self.map_spans(docs, offsets)
+
+        # spans are independent: searching SEARCH_CHUNK at a time bounds the candidate
+        # tables' memory whatever the batch size, and lets threads share the chunks
+        # (BLAS, annoy and the numba kernels release the GIL; the shared index is only read)
+        def chunk(a: int) -> Ranked:
+            b = min(a + SEARCH_CHUNK, len(texts))
+            if Y_all is None:  # the mapper's intermediate arrays stay small: MAP_CHUNK spans at a time
+                Y = np.concatenate(
+                    [self.map_spans(docs, offsets[c : min(c + MAP_CHUNK, b)]) for c in range(a, b, MAP_CHUNK)]
+                )
+            else:
+                Y = Y_all[a:b]
+            return index.search(
+                Y,
+                texts[a:b],
+                k=k,
+                ann_candidates=s.ann_candidates,
+                lexical_candidates=s.lexical_candidates,
+                fusion_weight=s.fusion_weight,
+                search_k=s.search_k,
+                allowed=allowed,
+                threshold=s.threshold,
+            )
+
+        starts = list(range(0, len(texts), SEARCH_CHUNK))
+        threads = min(self._n_threads(), len(starts))
+        # numpy's BLAS (the mapper) always runs one thread here: our threads are the
+        # parallelism, and a product's rounding depends on BLAS's thread count, so one
+        # thread everywhere makes scores the same in any process (bulk workers run one)
+        with blas_threads(1):
+            if threads > 1:
+                with ThreadPoolExecutor(threads, thread_name_prefix=self.name) as pool:
+                    parts = list(pool.map(chunk, starts))
+            else:
+                parts = [chunk(a) for a in starts]
+        return [r for part in parts for r in part]
+
+    def _n_threads(self) -> int:
+        n = int(self.cfg.get("n_threads", 0) or 0)
+        return n if n > 0 else min(8, available_cpus())
+
+    def _result_cache(self, k: int, docs: Sequence[Doc]) -> Optional[Dict[str, List[Tuple[int, float]]]]:
+        """Check the docs' word vectors (`check_vectors`), then the span-text result cache
+        for them: emptied whenever a setting, the index, the model, the vectors or the
+        docs' vector hook changed; None when disabled or when the mapper reads context."""
+        vectors = self.check_vectors(docs[0].vocab)["fingerprint"]
+        if int(self.cfg.get("cache_size", 0) or 0) <= 0 or not self._static_mapper():
+            return None
+        assert self.index is not None
+        hook = docs[0].user_token_hooks.get("vector")
+        key = (
+            k,
+            id(self.index),
+            id(self.index.reranker),
+            vectors,
+            id(getattr(hook, "__self__", hook)),
+            tuple(sorted((a, str(b)) for a, b in self.cfg.items())),
+        )
+        if key != self._results_key:
+            self._results = {}
+            self._results_key = key
+        return self._results
+
+    def _static_mapper(self) -> bool:
+        for node in self.model.walk():
+            if node.name == "t2n_span_embed":
+                return len(node.layers) == 0
+        return False
+
+    def map_spans(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
+        """Mapper outputs; spans without any word vector (punctuation, unknown words) get a
+        zero row, so only the lexical channel links them."""
+        Y = self.model.predict((list(docs), offsets))
+        Y = np.array(self.model.ops.to_numpy(Y), dtype="float32")
+        Y[~spans_with_vectors(docs, offsets, self._max_tokens())] = 0.0
+        return Y
+
+    def allowed_nodes(self) -> Optional[np.ndarray]:
+        """A bool per concept: may it be returned (None: all, the `candidates` setting)."""
+        assert self.index is not None and self.taxonomy is not None
+        if self.cfg.get("candidates", "all") == "all":
+            items = self.index.ann_items
+            if items is not None and len(items) < len(self.index):
+                raise ValueError(
+                    f"{self.name}: candidates is 'all' but this linker's annoy index holds only {len(items)} of "
+                    f"{len(self.index)} concepts (it was initialized with candidates = 'leaves'); set candidates back "
+                    "to 'leaves', or re-initialize (spacy train / build_linker_nlp) with candidates = 'all'."
+                )
+            return None
+        if self.index.is_leaf is None:
+            self.index.is_leaf = leaf_mask(self.taxonomy)
+        return self.index.is_leaf
