@@ -104,6 +104,13 @@ def test_config_sets_the_sourced_linker_spans(phrase_linker_dir, tmp_path):
     assert _ents(nlp(NOTE)) == [("bronchial asthma", "ASTH"), ("influenza", "FLU")]
 
 
+def test_config_sets_the_sourced_linker_spans_with_a_span_getter(phrase_linker_dir, tmp_path):
+    path = _ruler_cfg(tmp_path, '\n\n[components.text2node_linker.spans]\n@misc = "spacy-text2node.ents_getter.v1"')
+    nlp = load_pipeline(path, overrides={"paths.linker": str(phrase_linker_dir)})
+    assert nlp.get_pipe("text2node_linker").cfg["spans"] == "ents"
+    assert _ents(nlp(NOTE)) == [("bronchial asthma", "ASTH"), ("influenza", "FLU")]
+
+
 def test_config_with_mentions_and_a_whole_doc_linker_is_refused(phrase_linker_dir, tmp_path):
     path = _ruler_cfg(tmp_path, "")
     with pytest.raises(ValueError, match=r'spans = "ents"') as err:
