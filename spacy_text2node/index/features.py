@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 
-@dataclass
+@dataclass(eq=False)  # fields are arrays: no element-wise == to misuse
 class LexicalFeatures:
     """Lexical features of (query, node) pairs, from the node's string with the best
     lexical cosine (`LexicalIndex.pair_features`).
@@ -34,7 +34,7 @@ class LexicalFeatures:
         return getattr(self, name)
 
 
-@dataclass
+@dataclass(eq=False)  # fields are arrays: no element-wise == to misuse
 class PairFeatures(LexicalFeatures):
     """Candidates of a batch of queries and their features (`NodeIndex.pair_table`).
 
