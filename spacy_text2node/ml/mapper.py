@@ -383,8 +383,7 @@ def _packed_lstm_class() -> Any:
 
 def _convert_packed_inputs(model: Model, Xp: Any, is_train: bool) -> Tuple[Any, Any]:
     import torch
-    from thinc.api import ArgsKwargs, torch2xp, xp2torch
-    from thinc.shims import PyTorchShim
+    from thinc.api import ArgsKwargs, PyTorchShim, torch2xp, xp2torch
     from thinc.types import Padded
 
     shim = cast(PyTorchShim, model.shims[0])
