@@ -26,10 +26,10 @@ from spacy_text2node.index import (
     LexicalIndex,
     NodeIndex,
     Reranker,
-    _npy_bytes,
     build_node_space,
     char_ngrams,
     l2_normalize,
+    npy_bytes,
     principal_components,
 )
 from spacy_text2node.linker_api import build_linker_nlp, calibrate_linker, evaluate_phrases, link_phrases, train_linker
@@ -620,11 +620,11 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
     )
     init = Reranker.initial_dense(float(linker.cfg["fusion_weight"]))
     for l2, v in val.items():
-        rr = Reranker.fit(tc, tc["bounds"], gc, l2_words=l2, init=init)
+        rr = Reranker.fit(tc, tc.bounds, gc, l2_words=l2, init=init)
         z = rr.score(t)
         best = [
-            t["ni"][a + int(np.lexsort((t["ni"][a:e], -z[a:e]))[0])] if e > a else -1
-            for a, e in zip(t["bounds"][:-1], t["bounds"][1:])
+            t.ni[a + int(np.lexsort((t.ni[a:e], -z[a:e]))[0])] if e > a else -1
+            for a, e in zip(t.bounds[:-1], t.bounds[1:])
         ]
         assert len(best) == len(select)
         assert v == pytest.approx(sum(tiny_taxonomy.index(c) == b for (_, c), b in zip(select, best)) / len(select))
@@ -633,12 +633,12 @@ def test_calibration_chooses_word_penalty_on_selection_pairs(tiny_taxonomy):
 
 
 def test_take_queries_keeps_pairs_contiguous():
-    from spacy_text2node.index import _take_queries
+    from spacy_text2node.index import take_queries
 
     bounds = np.array([0, 2, 2, 5, 6])
     feats = {"a": np.arange(6.0), "m": sp.csr_matrix(np.eye(6, 3)), "bounds": bounds}
     gold = np.array([1, 0, 0, 0, 1, 1], dtype=bool)
-    sub, b, g = _take_queries(feats, bounds, gold, np.array([0, 2]))
+    sub, b, g = take_queries(feats, bounds, gold, np.array([0, 2]))
     assert b.tolist() == [0, 2, 5] and sub["a"].tolist() == [0, 1, 2, 3, 4] and g.tolist() == [1, 0, 0, 0, 1]
     assert sub["m"].shape == (5, 3) and sub["bounds"].tolist() == [0, 2, 5]
 
@@ -718,9 +718,9 @@ def test_reranker_products_and_six_weight_rerankers_load():
     w6 = rng.normal(size=6).astype("float32")
     old = Reranker.from_dict(
         {
-            "dense": _npy_bytes(w6),
-            "label_words": _npy_bytes(np.zeros(3, "float32")),
-            "query_words": _npy_bytes(np.zeros(3, "float32")),
+            "dense": npy_bytes(w6),
+            "label_words": npy_bytes(np.zeros(3, "float32")),
+            "query_words": npy_bytes(np.zeros(3, "float32")),
         }
     )
     plain = np.stack([feats[k] for k in Reranker.FEATURES], axis=1)
@@ -987,8 +987,8 @@ def test_memory_of_training_phrases(tiny_taxonomy, tmp_path):
     assert mem is not None and mem.matrix.shape[0] == 1
     t = linker.index.pair_table(np.zeros((1, linker.index.dim), "float32"), ["sugar disease"])
     t2dm = tiny_taxonomy.index("T2DM")
-    assert t2dm in set(t["ni"].tolist())  # a memory match is a candidate
-    assert t["memory"][t["ni"] == t2dm][0] == pytest.approx(1.0, abs=1e-5)
+    assert t2dm in set(t.ni.tolist())  # a memory match is a candidate
+    assert t.memory[t.ni == t2dm][0] == pytest.approx(1.0, abs=1e-5)
     nlp.to_disk(tmp_path / "p")
     again = spacy.load(tmp_path / "p").get_pipe("text2node_linker")
     assert again.index.memory is not None and again.index.memory.matrix.shape[0] == 1
