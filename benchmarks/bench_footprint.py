@@ -58,7 +58,8 @@ from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_pr
 NAME = "footprint"
 PEERS = ("minilm", "tfidf")
 PEER_LABELS = {"minilm": "MiniLM-L6 (peer)", "tfidf": "TF-IDF char3 (peer)"}
-FACTORY = "text2node_linker"
+# the linker's factories: grouped settings, and the flat settings of pipelines saved before them
+FACTORIES = ("text2node_entity_linker", "text2node_linker")
 
 
 # helpers ------------------------------------------------------------------------------
@@ -97,10 +98,10 @@ def linker_name(model_dir: Path) -> str:
     cfg = Config().from_disk(cfg_path, interpolate=False)
     pipeline = list(cfg.get("nlp", {}).get("pipeline", []))
     comps = cfg.get("components", {})
-    names = [n for n in pipeline if comps.get(n, {}).get("factory") == FACTORY]
+    names = [n for n in pipeline if comps.get(n, {}).get("factory") in FACTORIES]
     if not names:
         raise SystemExit(
-            f"{model_dir}: the pipeline has no {FACTORY} component (components: {pipeline}); "
+            f"{model_dir}: the pipeline has no text2node_linker component (components: {pipeline}); "
             "pass a pipeline trained with configs/linker.cfg."
         )
     if not (model_dir / names[0] / "taxonomy").exists():

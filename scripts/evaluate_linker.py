@@ -82,7 +82,8 @@ def main(
             own = nlp.get_pipe("text2node_linker").cfg.get("candidates", "all")
             if own != candidates:
                 raise ValueError(
-                    f"{model_dir}: the linker links to {own!r} concepts but the peers were asked for {candidates!r}; pass --candidates {own}."
+                    f"{model_dir}: the linker links to {own!r} concepts but the peers were asked for "
+                    f"{candidates!r}; pass --candidates {own}."
                 )
             nlp.get_pipe("text2node_linker").cfg["cache_size"] = 0  # no repeated-text cache: the peers have none
             link_phrases(nlp, texts[:64], k=k)  # warm-up
@@ -91,8 +92,8 @@ def main(
                 systems[name] = peer.rank(texts, k=k)
             # speed: every system on the same queries, the same number of passes, in turn
             timed = texts[: max(1, speed_queries)]
-            runners = {"text2node": lambda: link_phrases(nlp, timed, k=k)}
-            runners.update({name: (lambda p=peer: p.rank(timed, k=k)) for name, peer in peer_objs.items()})
+            runners = {"text2node": lambda nlp=nlp, timed=timed: link_phrases(nlp, timed, k=k)}
+            runners.update({name: (lambda p=peer, timed=timed: p.rank(timed, k=k)) for name, peer in peer_objs.items()})
             passes: Dict[str, List[float]] = {name: [] for name in runners}
             for _ in range(max(1, speed_passes)):
                 for name, run in runners.items():

@@ -17,7 +17,7 @@ import numpy as np
 import spacy
 import typer
 
-from spacy_text2node.linker_api import _linker
+from spacy_text2node.linker_api import get_linker
 
 KS = (1, 2, 3, 5, 10)
 
@@ -49,7 +49,7 @@ def main(
             r = json.loads(line)
             preds[r["setting"]][r["system"]].append(r)
     nlp = spacy.load(model_dir)
-    linker = _linker(nlp)
+    linker = get_linker(nlp)
     tax = linker.taxonomy
     settings = list(metrics)
     systems = list(next(iter(metrics.values())))
@@ -139,9 +139,11 @@ def main(
         (right if d == 0 else close if d <= 2 else wrong).append(row)
     lines = ["# Text2Node linker: evaluation report", ""]
     lines.append(
-        "ICD-9-CM descriptions mapped to ICD-10-CM (gold = CMS GEM targets); candidates: every concept of the taxonomy. "
+        "ICD-9-CM descriptions mapped to ICD-10-CM (gold = CMS GEM targets); "
+        "candidates: every concept of the taxonomy. "
         "Settings: P3 = trained on ICD-10-CM text only; P1 = plus the GEM pairs of 80% of the ICD-9-CM codes; "
-        "Z = 10% of the leaves held out of training (zero-shot). Peers: TF-IDF character 3-grams and all-MiniLM-L6-v2, exact cosine."
+        "Z = 10% of the leaves held out of training (zero-shot). "
+        "Peers: TF-IDF character 3-grams and all-MiniLM-L6-v2, exact cosine."
     )
     lines += [
         "",
@@ -151,7 +153,8 @@ def main(
     for setting, by_sys in metrics.items():
         for system, s in by_sys.items():
             lines.append(
-                f"| {setting} | {system} | {int(s['n'])} | {s['acc@1']:.3f} | {s['acc@5']:.3f} | {s['mrr']:.3f} | {s['tree_distance']:.2f} | {s['phrases_per_s']:.0f} |"
+                f"| {setting} | {system} | {int(s['n'])} | {s['acc@1']:.3f} | {s['acc@5']:.3f} | {s['mrr']:.3f} "
+                f"| {s['tree_distance']:.2f} | {s['phrases_per_s']:.0f} |"
             )
     lines += [
         "",

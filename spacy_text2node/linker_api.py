@@ -136,9 +136,6 @@ def get_linker(nlp: Language) -> Text2NodeLinker:
     raise ValueError(f"The pipeline has no text2node_linker (components: {nlp.pipe_names}).")
 
 
-_linker = get_linker  # the name scripts used before it was public
-
-
 def link_phrases(
     nlp: Language, phrases: Sequence[str], k: int = 5, batch_size: int = 1024
 ) -> List[List[Tuple[str, float]]]:

@@ -650,13 +650,13 @@ def test_leave_out_exact_and_word_features(tiny_taxonomy):
     gout = tiny_taxonomy.index("GOUT")
     nodes = np.array([gout, gout])
     f = lex.pair_features(q, qw, q_idf, np.array([0, 1]), nodes)
-    assert f["lexical"][0] == pytest.approx(1.0, abs=1e-5) and f["recall"][0] == pytest.approx(1.0)
+    assert f.lexical[0] == pytest.approx(1.0, abs=1e-5) and f.recall[0] == pytest.approx(1.0)
     # "gouts of lung": the label "Gout" covers "gout" (stemmed) but not "of", "lung"; it has no extra word
-    assert 0.0 < f["recall"][1] < 1.0 and f["precision"][1] == pytest.approx(1.0)
-    assert f["query_only"][1].nnz == 2 and f["label_only"][1].nnz == 0
+    assert 0.0 < f.recall[1] < 1.0 and f.precision[1] == pytest.approx(1.0)
+    assert f.query_only[1].nnz == 2 and f.label_only[1].nnz == 0
     loo = lex.pair_features(q, qw, q_idf, np.array([0, 1]), nodes, leave_out_exact=True)
     # "Podagra" itself is left out: GOUT is scored by its other string, "Gout"
-    assert loo["lexical"][0] < 0.5 and loo["lexical"][1] == f["lexical"][1]
+    assert loo.lexical[0] < 0.5 and loo.lexical[1] == f.lexical[1]
     from spacy_text2node.index import word_set
 
     assert word_set("Fractures of ribs, injuries") == ["fracture", "injury", "of", "rib"]

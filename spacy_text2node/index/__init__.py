@@ -20,11 +20,6 @@ from .rerank import Reranker, acc_at_1, take_queries
 from .serialize import npy_bytes, npy_load
 from .text import char_ngrams, l2_normalize, normalize_text, stem, word_ngrams, word_set, words
 
-# the old private names other modules and tests still import (until they switch to the public ones)
-_acc1 = acc_at_1
-_take_queries = take_queries
-_npy_bytes = npy_bytes
-
 __all__ = [
     "EXACT_BONUS",
     "MIN_DF_CAP",

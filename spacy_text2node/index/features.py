@@ -28,11 +28,6 @@ class LexicalFeatures:
     label_only: sp.csr_matrix
     query_only: sp.csr_matrix
 
-    def __getitem__(self, name: str) -> Any:
-        # Temporary bridge: pipeline/linker.py (and tests/test_linker.py) still read the
-        # features by key, as when they were a dict; remove once they read attributes.
-        return getattr(self, name)
-
 
 @dataclass(eq=False)  # fields are arrays: no element-wise == to misuse
 class PairFeatures(LexicalFeatures):

@@ -392,13 +392,3 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
 
     def add_label(self, label: str) -> int:  # pragma: no cover - not label based
         raise NotImplementedError
-
-
-def __getattr__(name: str) -> Any:
-    # setup.cfg's spacy_factories entry point names `pipeline.linker:make_text2node_linker`
-    # for "text2node_linker": the factory with flat settings (now in `factories`)
-    if name == "make_text2node_linker":
-        from .factories import make_legacy_text2node_linker
-
-        return make_legacy_text2node_linker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

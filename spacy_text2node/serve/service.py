@@ -14,6 +14,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..bulk.records import doc_to_record, iter_spans
+from ..taxonomy import Taxonomy
 from ..visualize import links_to_displacy
 from .negation import add_negation, is_negated, negation_pipe
 from .requests import RequestError
@@ -123,8 +124,13 @@ class LinkService:
         return displacy.render(data, style="ent", manual=True, options={"colors": COLORS})
 
     # concepts -------------------------------------------------------------------
+    def _taxonomy(self) -> Taxonomy:
+        if self.taxonomy is None:
+            raise LookupError("this pipeline has no text2node_linker, so it has no concepts to look up")
+        return self.taxonomy
+
     def _ref(self, cid: str) -> Dict[str, str]:
-        return {"id": cid, "label": self.taxonomy.label(cid)}
+        return {"id": cid, "label": self._taxonomy().label(cid)}
 
     def root_path(self, cid: str) -> List[str]:
         """A shortest path from a root down to `cid` (parents are chosen by depth, then id).
@@ -132,7 +138,7 @@ class LinkService:
         cid (str): a canonical concept id.
         RETURNS (List[str]): the ids, root first.
         """
-        tax = self.taxonomy
+        tax = self._taxonomy()
         path = [cid]
         seen = {cid}
         while True:

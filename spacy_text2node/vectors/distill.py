@@ -13,7 +13,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -217,8 +217,9 @@ def phrase_tokens(texts: Sequence[str], *, lowercase: bool = True) -> List[List[
     English tokenizer, punctuation and space left out (all non-space tokens of a text
     made only of punctuation), lowercased."""
     import spacy
+    from spacy.tokenizer import Tokenizer
 
-    tokenizer = spacy.blank("en").tokenizer
+    tokenizer = cast(Tokenizer, spacy.blank("en").tokenizer)
     out: List[List[str]] = []
     for doc in tokenizer.pipe(texts, batch_size=1000):
         toks = [t for t in doc if not (t.is_punct or t.is_space)] or [t for t in doc if t.text.strip()]
@@ -332,7 +333,7 @@ def fit_phrase_vectors(
         cos = val_cos()
         history.append({"epoch": epoch, "train_loss": total / len(order), "val_cos": cos})
         logger.info("distill epoch %d: train loss %.4f, held-out cos %.4f", epoch, total / len(order), cos)
-        if not n_val or cos > best_cos:
+        if not n_val or best_cos is None or cos > best_cos:
             best, best_cos, bad = weight.detach().numpy().copy(), cos, 0
         else:
             bad += 1
