@@ -1,23 +1,27 @@
-"""Python API around `text2node_linker` for scripts and benchmarks.
+"""Python API around `text2node_linker` for scripts, tests and benchmarks.
 
-`spacy train configs/linker.cfg` stays the main training path; these helpers build,
-train (a thin `nlp.update` loop), calibrate and query a linker pipeline in Python.
+These helpers build, train (through spaCy's own training loop, as `spacy train` does),
+calibrate and query a linker pipeline in Python.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import random
+import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import spacy
 from spacy.language import Language
+from spacy.tokens import DocBin
 from spacy.training import Example
-from spacy.util import fix_random_seed, minibatch
+from spacy.util import fix_random_seed, registry
 from spacy.vectors import Vectors
-from tqdm import tqdm
+from thinc.api import Config
 
 from .pipeline.factories import FACTORY  # registers the factories
 from .pipeline.linker import Text2NodeLinker
@@ -226,6 +230,101 @@ def calibrate_linker(
     return linker.calibrate(*spans(dev_examples, "development"), l2_words=l2_words, select=select)
 
 
+# what `train_linker` runs: the [training] block of configs/linker.cfg (a test keeps the two
+# equal), with its corpora, epochs, batch size, learning rate and seed set per call
+TRAINING_CONFIG = """
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = null
+gold_preproc = false
+max_length = 0
+limit = 0
+
+[corpora.train.augmenter]
+@augmenters = "spacy-text2node.annotate_before_linker.v1"
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = null
+gold_preproc = false
+max_length = 0
+limit = 0
+
+[corpora.dev.augmenter]
+@augmenters = "spacy-text2node.annotate_before_linker.v1"
+
+[training]
+dev_corpus = "corpora.dev"
+train_corpus = "corpora.train"
+seed = 0
+gpu_allocator = null
+dropout = 0.0
+accumulate_gradient = 1
+patience = 0
+max_epochs = 4
+max_steps = 0
+eval_frequency = 400
+frozen_components = []
+annotating_components = []
+before_to_disk = null
+before_update = null
+
+[training.batcher]
+@batchers = "spacy.batch_by_sequence.v1"
+size = 256
+get_length = null
+
+[training.logger]
+@loggers = "spacy.ConsoleLogger.v1"
+progress_bar = false
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+beta1 = 0.9
+beta2 = 0.999
+L2_is_weight_decay = true
+L2 = 0.0
+grad_clip = 1.0
+use_averages = false
+eps = 0.00000001
+learn_rate = 0.001
+
+[training.score_weights]
+text2node_acc@1 = 1.0
+text2node_acc@5 = null
+text2node_mrr = null
+text2node_tree_distance = null
+text2node_nil_rate = null
+"""
+
+
+@registry.augmenters("spacy-text2node.annotate_before_linker.v1")
+def annotate_before_linker() -> Callable[[Language, Example], Iterator[Example]]:
+    """An augmenter that runs the untrainable components in front of the linker (e.g.
+    `text2node_vectors`, whose vector hooks the mapper reads) on each predicted doc, which
+    `nlp.update` does not do for components without an `update` method."""
+
+    def augment(nlp: Language, example: Example) -> Iterator[Example]:
+        doc = example.predicted
+        for _, proc in nlp.pipeline:
+            if isinstance(proc, Text2NodeLinker):
+                break
+            if not hasattr(proc, "update"):
+                doc = proc(doc)
+        example.predicted = doc
+        yield example
+
+    return augment
+
+
+def _write_docbin(examples: Sequence[Example], path: Path) -> Path:
+    # store_user_data keeps the gold extensions (`_.text2node_gold`) of the reference docs
+    DocBin(docs=(eg.reference for eg in examples), store_user_data=True).to_disk(path)
+    return path
+
+
 def train_linker(
     nlp: Language,
     train_examples: Sequence[Example],
@@ -238,54 +337,53 @@ def train_linker(
     calibrate: bool = True,
     show_progress: bool = True,
 ) -> Language:
-    """Train the linker with a plain `nlp.update` loop (for benchmarks; `spacy train` is
-    the main path). With dev examples, log dev scores per epoch and calibrate the fusion
-    weight at the end.
+    """Train the linker of an initialized pipeline with spaCy's own training loop
+    (`spacy.training.loop.train`, what `spacy train` runs after initializing), the optimizer
+    and batcher of configs/linker.cfg, from examples in memory. With dev examples, the loop
+    scores them once per epoch, and the reranker is calibrated on them at the end.
 
     nlp (Language): from `build_linker_nlp`.
-    train_examples (Sequence[Example]): training examples.
+    train_examples (Sequence[Example]): training examples (their reference docs are used).
     dev_examples (Optional[Sequence[Example]]): development examples.
     epochs (int): passes over the training data.
     batch_size (int): examples per update.
-    seed (int): random seed.
+    seed (int): random seed (shuffling, negatives).
     learn_rate (float): Adam learning rate.
     calibrate (bool): fit the reranker on dev_examples (`calibrate_linker`).
-    show_progress (bool): tqdm progress bar.
+    show_progress (bool): spaCy's training table and progress bar.
     RETURNS (Language): the same pipeline, trained.
     """
-    from thinc.api import Adam
+    from spacy.training.loop import train as spacy_train
 
-    fix_random_seed(seed)
-    linker = get_linker(nlp)
-    rng = random.Random(seed)
-    optimizer = Adam(learn_rate)
+    get_linker(nlp)
     train = list(train_examples)
-    before = [(n, p) for n, p in nlp.pipeline[: nlp.pipe_names.index(linker.name)]]
-    if before:  # e.g. text2node_vectors: its vector hooks must be on the docs the mapper reads
-        for eg in list(train) + list(dev_examples or []):
-            for _, proc in before:
-                proc(eg.predicted)
-    n_batches = (len(train) + batch_size - 1) // batch_size
-    for epoch in range(epochs):
-        rng.shuffle(train)
-        losses: Dict[str, float] = {}
-        t0 = time.time()
-        bar = tqdm(
-            minibatch(train, size=batch_size),
-            total=n_batches,
-            desc=f"epoch {epoch + 1}/{epochs}",
-            disable=not show_progress,
-            leave=False,
-        )
-        for batch in bar:
-            linker.update(batch, sgd=optimizer, losses=losses)
-        loss = losses.get(linker.name, 0.0) / max(1, len(train))
-        msg = f"epoch {epoch + 1}: loss {loss:.4f} ({time.time() - t0:.1f} s)"
-        if dev_examples:
-            s = evaluate_phrases(nlp, dev_examples, with_taxonomy=False)
-            msg += f", dev acc@1 {s['acc@1']:.4f} acc@5 {s['acc@5']:.4f}"
-        logger.info(msg)
-    if dev_examples and calibrate:
-        info = calibrate_linker(nlp, dev_examples)
+    if not train:
+        raise ValueError("train_linker: no training examples.")
+    dev = list(dev_examples or [])
+    steps_per_epoch = (len(train) + batch_size - 1) // batch_size
+    saved = nlp.config
+    with tempfile.TemporaryDirectory(prefix="text2node-train-") as tmp:
+        config = saved.copy()
+        extra = Config().from_str(TRAINING_CONFIG)
+        config["corpora"] = extra["corpora"]
+        config["corpora"]["train"]["path"] = str(_write_docbin(train, Path(tmp) / "train.spacy"))
+        # spaCy's loop needs a dev corpus; without dev examples, one training example stands in
+        # and is scored only at the first step
+        config["corpora"]["dev"]["path"] = str(_write_docbin(dev or train[:1], Path(tmp) / "dev.spacy"))
+        training = extra["training"]
+        training.update({"seed": seed, "max_epochs": epochs})
+        training["eval_frequency"] = steps_per_epoch if dev else steps_per_epoch * epochs + 1
+        training["batcher"]["size"] = batch_size
+        training["optimizer"]["learn_rate"] = learn_rate
+        training["logger"]["progress_bar"] = show_progress
+        config["training"] = training
+        nlp.config = config
+        out = sys.stdout if show_progress else io.StringIO()
+        try:
+            spacy_train(nlp, None, stdout=out, stderr=out)
+        finally:
+            nlp.config = saved
+    if dev and calibrate:
+        info = calibrate_linker(nlp, dev)
         logger.info("train_linker: calibrated on dev: %s", info)
     return nlp

@@ -1036,3 +1036,72 @@ def test_calibrate_cli_refuses_an_output_that_is_a_file_before_calibrating(phras
     res = _calibrate_cli(phrase_linker_dir, dev, tmp_path / "a" / "b")
     assert res.exit_code == 1
     assert "Calibrating on" not in res.output and "a/b" in res.output
+
+
+# --------------------------------------------------------------------------- one training path
+def test_train_linker_uses_the_training_block_of_configs_linker_cfg():
+    # train_linker and `spacy train configs/linker.cfg` must not drift apart: same optimizer,
+    # batcher, dropout, patience rules; only corpora, epochs, sizes and the seed are per call
+    from thinc.api import Config
+
+    from spacy_text2node.linker_api import TRAINING_CONFIG
+
+    ours = Config().from_str(TRAINING_CONFIG)["training"]
+    shipped = Config().from_disk(REPO / "configs" / "linker.cfg", interpolate=False)["training"]
+    for block in ("optimizer", "batcher", "score_weights"):
+        assert dict(ours[block]) == dict(shipped[block]), block
+    for key in ("dropout", "accumulate_gradient", "frozen_components", "annotating_components"):
+        assert ours[key] == shipped[key], key
+
+
+def test_train_linker_runs_spacys_training_loop(tiny_taxonomy, capsys):
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), toy_vectors_nlp(), spans="doc")
+    train = _examples(nlp, _tax_pairs(tiny_taxonomy))
+    dev = _examples(nlp, [("flu", "FLU"), ("diabetes type 1", "T1DM")])
+    before = nlp.config.to_str()
+    train_linker(nlp, train, dev, epochs=3, batch_size=8, learn_rate=0.01, calibrate=False, show_progress=True)
+    out = capsys.readouterr().out
+    # spaCy's loop and ConsoleLogger: the learn rate given, one dev evaluation per epoch
+    assert "Initial learn rate: 0.01" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0", "1", "2"]
+    # the temporary corpora and training settings do not stay in the pipeline's config
+    assert nlp.config.to_str() == before
+
+
+def test_train_linker_same_seed_same_model(tiny_taxonomy):
+    def run():
+        nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), toy_vectors_nlp(), spans="doc")
+        train_linker(
+            nlp, _examples(nlp, _tax_pairs(tiny_taxonomy)), epochs=2, batch_size=8, seed=3, show_progress=False
+        )
+        return link_phrases(nlp, ["flu", "gout of the lung", "diabetes"], k=3)
+
+    assert run() == run()
+
+
+def test_annotate_before_linker_runs_untrainable_components_only(tiny_taxonomy):
+    from spacy.language import Language
+
+    from spacy_text2node.linker_api import annotate_before_linker
+
+    if not Doc.has_extension("seen_by"):
+        Doc.set_extension("seen_by", default=None)
+
+    @Language.component("t2n_test_marker")
+    def marker(doc):
+        doc._.seen_by = "marker"
+        return doc
+
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), toy_vectors_nlp(), spans="doc")
+    nlp.add_pipe("t2n_test_marker", first=True)
+    eg = _examples(nlp, [("flu", "FLU")])[0]
+    assert eg.predicted._.seen_by is None
+    (out,) = list(annotate_before_linker()(nlp, eg))
+    assert out.predicted._.seen_by == "marker"
+    # nothing behind the linker runs
+    nlp.add_pipe("t2n_test_marker", name="after", last=True)
+    eg = _examples(nlp, [("flu", "FLU")])[0]
+    nlp.remove_pipe("t2n_test_marker")
+    (out,) = list(annotate_before_linker()(nlp, eg))
+    assert out.predicted._.seen_by is None
