@@ -59,6 +59,13 @@ def _examples(nlp, pairs, label="CONCEPT"):
     return out
 
 
+def _leaf_linker(tax, word_vectors, **cfg):
+    """A node2vec-space linker of the leaves of `tax`, 16 wide, linking whole docs."""
+    return build_linker_nlp(
+        tax, _node_vectors(tax), word_vectors, spans="doc", node_space="node2vec", width=16, candidates="leaves", **cfg
+    )
+
+
 def _tax_pairs(tax):
     return [(t, cid) for cid, t in tax.iter_texts()]
 
@@ -510,20 +517,7 @@ def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy
     )
     linker = nlp.get_pipe("text2node_linker")
     linker.cfg["fusion_weight"] = 1.0  # node channel only: an untrained mapper is noise
-    dev = _examples(
-        nlp,
-        [
-            ("type 2 diabetes", "T2DM"),
-            ("type 1 diabetes", "T1DM"),
-            ("bacterial pneumonias", "BPNEU"),
-            ("chronic obstructive pulmonary diseases", "COPD"),
-            ("viral infections", "VIR"),
-            ("bronchial asthmas", "ASTH"),
-            ("high cholesterols", "HYPCH"),
-            ("tuberculoses", "TB"),
-            ("Podagra", "GOUT"),
-        ],
-    )
+    dev = _examples(nlp, [*CALIBRATION_PAIRS, ("Podagra", "GOUT")])
     test = _examples(
         nlp,
         [
@@ -731,14 +725,9 @@ def test_reranker_products_and_six_weight_rerankers_load():
 
 def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     src = toy_vectors_nlp()
-    nlp = build_linker_nlp(
+    nlp = _leaf_linker(
         tiny_taxonomy,
-        _node_vectors(tiny_taxonomy),
         src,
-        spans="doc",
-        node_space="node2vec",
-        width=16,
-        candidates="leaves",
         k=20,
         threshold=0.0,
     )
@@ -792,14 +781,9 @@ def test_calibration_keeps_strings_of_concepts_that_are_not_candidates(tiny_taxo
         ("Gout", "GOUT"),
         ("diabetes type two with complications", "T2DMC"),
     ]
-    nlp = build_linker_nlp(
+    nlp = _leaf_linker(
         tiny_taxonomy,
-        _node_vectors(tiny_taxonomy),
         src,
-        spans="doc",
-        node_space="node2vec",
-        width=16,
-        candidates="leaves",
     )
     assert calibrate_linker(nlp, _examples(nlp, dev_pairs))["queries"] == 2
     nlp = build_linker_nlp(
