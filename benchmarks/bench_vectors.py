@@ -47,21 +47,11 @@ if not __package__:  # run as `python benchmarks/bench_vectors.py`: make the pac
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+from benchmarks.tables.embeddings import VECTOR_SOURCES as LABELS  # noqa: E402  (the docs' names)
 
 NAME = "vectors"
 NAMES = ["glove", "fasttext", "first-layer", "contextless", "distilled", "distilled-ctd"]
 EXTRA = ["contextless-sif"]  # only with --sources (a check on the validation split)
-LABELS = {
-    "glove": "GloVe 6B 50-d + n-grams",
-    "fasttext": "FastText (ICD) floret",
-    "first-layer": "first-layer MiniLM + word pieces",
-    "contextless": "contextless MiniLM + n-grams",
-    "contextless-sif": "contextless, SIF weights + 1st PC removed",
-    "distilled": "distilled on ICD labels + n-grams",
-    "distilled-ctd": "distilled on CTD labels + n-grams",
-    "distilled>minilm": "own-labels distilled queries vs MiniLM labels",
-    "minilm": "full MiniLM (peer)",
-}
 
 
 def results_path(split: str) -> Path:

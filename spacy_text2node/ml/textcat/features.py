@@ -233,19 +233,23 @@ def _tfidf_matrix(model: Model, docs: List[Doc], idf: Optional[np.ndarray] = Non
             ngrams[:, size - 2] = col
     idf = np.ascontiguousarray(idf, dtype="float32")
     out_ptr = np.zeros(n + 1, dtype="int64")
+    # the kernel's inputs, the same for both outputs (a dense projection or sparse rows)
+    inputs = (
+        doc_ptr,
+        tok_wid,
+        words.n,
+        words.unigram,
+        ngrams,
+        words.char_ptr,
+        words.char_idx,
+        idf,
+        ngram_size >= 1,
+        bool(a["char_max"]),
+    )
     if table is not None:
         dense = np.zeros((n, table.shape[1]), dtype="float32")
         _tfidf_kernel(
-            doc_ptr,
-            tok_wid,
-            words.n,
-            words.unigram,
-            ngrams,
-            words.char_ptr,
-            words.char_idx,
-            idf,
-            ngram_size >= 1,
-            bool(a["char_max"]),
+            *inputs,
             out_ptr,
             out_ptr,
             _NO_VALUES,
@@ -259,16 +263,7 @@ def _tfidf_matrix(model: Model, docs: List[Doc], idf: Optional[np.ndarray] = Non
     out_idx = np.empty(cap, dtype="int64")
     out_val = np.empty(cap, dtype="float32")
     nnz = _tfidf_kernel(
-        doc_ptr,
-        tok_wid,
-        words.n,
-        words.unigram,
-        ngrams,
-        words.char_ptr,
-        words.char_idx,
-        idf,
-        ngram_size >= 1,
-        bool(a["char_max"]),
+        *inputs,
         out_ptr,
         out_idx,
         out_val,

@@ -16,19 +16,21 @@ SNOMED_FSN = "900000000000003001"
 SNOMED_SYNONYM = "900000000000013009"
 SNOMED_PREFERRED = "900000000000548007"
 
+# a text definition is a description row in its own file: the same columns
+_DESCRIPTION_COLUMNS = [
+    "id",
+    "effectiveTime",
+    "active",
+    "moduleId",
+    "conceptId",
+    "languageCode",
+    "typeId",
+    "term",
+    "caseSignificanceId",
+]
 _RF2_COLUMNS = {
     "Concept": ["id", "effectiveTime", "active", "moduleId", "definitionStatusId"],
-    "Description": [
-        "id",
-        "effectiveTime",
-        "active",
-        "moduleId",
-        "conceptId",
-        "languageCode",
-        "typeId",
-        "term",
-        "caseSignificanceId",
-    ],
+    "Description": _DESCRIPTION_COLUMNS,
     "Relationship": [
         "id",
         "effectiveTime",
@@ -41,17 +43,7 @@ _RF2_COLUMNS = {
         "characteristicTypeId",
         "modifierId",
     ],
-    "TextDefinition": [
-        "id",
-        "effectiveTime",
-        "active",
-        "moduleId",
-        "conceptId",
-        "languageCode",
-        "typeId",
-        "term",
-        "caseSignificanceId",
-    ],
+    "TextDefinition": _DESCRIPTION_COLUMNS,
     "Language": ["id", "effectiveTime", "active", "moduleId", "refsetId", "referencedComponentId", "acceptabilityId"],
 }
 
