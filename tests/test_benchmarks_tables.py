@@ -117,3 +117,11 @@ def test_every_benchmark_is_a_subcommand_with_its_own_options():
         [sys.executable, "-m", "benchmarks", "taxonomy", "--no-such-option"], cwd=REPO, capture_output=True, text=True
     )
     assert out.returncode == 2 and "unrecognized arguments: --no-such-option" in out.stderr
+
+
+def test_docs_tables_match_the_results():
+    # README.md's headline and docs/benchmarks.md's tables are generated from
+    # benchmarks/results/*.json: a figure edited by hand in either, or a results file
+    # changed without regenerating, fails here (fix: python -m benchmarks tables)
+    out = tables("--check")
+    assert out.returncode == 0, out.stdout + out.stderr

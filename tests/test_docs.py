@@ -63,7 +63,7 @@ def test_readme_is_a_front_page_that_starts_with_the_two_commands():
     assert lines[5] == "```"
     assert commands == [
         "bash scripts/install.sh && python3 -m spacy project run all",
-        "bash scripts/install.sh && python3 -m pytest --slow",
+        "bash scripts/install.sh && bash scripts/test.sh",
     ]
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == commands[1], ".ci/run must run the README's test command"
