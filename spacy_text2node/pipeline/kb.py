@@ -36,6 +36,7 @@ from spacy.vocab import Vocab
 from ..errors import LinkerNotReadyError
 from ..index import LexicalIndex, NodeIndex, build_node_space, node_text_vectors, principal_components
 from ..taxonomy import Taxonomy
+from .serialize import part_loaders
 from .settings import IndexSettings, SearchSettings, settings_block
 
 logger = logging.getLogger("spacy_text2node")
@@ -189,20 +190,7 @@ class Text2NodeKB(KnowledgeBase):
         util.to_disk(path, serialize, exclude)
 
     def from_disk(self, path: Union[str, Path], exclude: Iterable[str] = tuple()) -> "Text2NodeKB":
-        path = Path(path)
-
-        def load_taxonomy(p: Path) -> None:
-            self.taxonomy = Taxonomy.from_disk(p)
-
-        def load_index(p: Path) -> None:
-            self.index = NodeIndex.from_disk(p)
-
-        deserialize: Dict[str, Callable[[Path], None]] = {
-            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
-            "taxonomy": load_taxonomy,
-            "index": load_index,
-        }
-        util.from_disk(path, deserialize, exclude)
+        util.from_disk(Path(path), part_loaders(self, on_disk=True), exclude)
         self._check()
         return self
 

@@ -19,6 +19,23 @@ from .settings import RUNTIME_SETTINGS
 from .training import NegativeSampler
 
 
+def part_loaders(owner: Any, *, on_disk: bool) -> Dict[str, Callable[[Any], None]]:
+    """The readers of the parts the linker and Text2NodeKB both save, in their order: "cfg"
+    (passed to `owner._load_cfg`), "taxonomy" and "index" (set on `owner`), each reading a path
+    (`on_disk`) or the part's bytes."""
+    read_cfg = srsly.read_json if on_disk else srsly.json_loads
+    read_taxonomy = Taxonomy.from_disk if on_disk else Taxonomy.from_bytes
+    read_index = NodeIndex.from_disk if on_disk else NodeIndex.from_bytes
+
+    def load_taxonomy(data: Any) -> None:
+        owner.taxonomy = read_taxonomy(data)
+
+    def load_index(data: Any) -> None:
+        owner.index = read_index(data)
+
+    return {"cfg": lambda data: owner._load_cfg(read_cfg(data)), "taxonomy": load_taxonomy, "index": load_index}
+
+
 class LinkerSerialization:
     """to_bytes / from_bytes / to_disk / from_disk of `Text2NodeLinker`."""
 
@@ -91,18 +108,7 @@ class LinkerSerialization:
             self._restore_dims()
             self.model.from_bytes(b)
 
-        def load_taxonomy(b: bytes) -> None:
-            self.taxonomy = Taxonomy.from_bytes(b)
-
-        def load_index(b: bytes) -> None:
-            self.index = NodeIndex.from_bytes(b)
-
-        deserialize: Dict[str, Callable[[Any], None]] = {
-            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
-            "taxonomy": load_taxonomy,
-            "index": load_index,
-            "model": load_model,
-        }
+        deserialize = {**part_loaders(self, on_disk=False), "model": load_model}
         manifest = mf.unpack_parts(bytes_data, deserialize, exclude, self.name)
         return self._loaded(manifest, f"{self.name} (serialized bytes), part 'taxonomy'")
 
@@ -131,17 +137,6 @@ class LinkerSerialization:
             with p.open("rb") as f:
                 self.model.from_bytes(f.read())
 
-        def load_taxonomy(p: Path) -> None:
-            self.taxonomy = Taxonomy.from_disk(p)
-
-        def load_index(p: Path) -> None:
-            self.index = NodeIndex.from_disk(p)
-
-        deserialize: Dict[str, Callable[[Path], None]] = {
-            "cfg": lambda p: self._load_cfg(srsly.read_json(p)),
-            "taxonomy": load_taxonomy,
-            "index": load_index,
-            "model": load_model,
-        }
+        deserialize = {**part_loaders(self, on_disk=True), "model": load_model}
         util.from_disk(path, mf.guarded(deserialize, self.name), exclude)
         return self._loaded(manifest, path / "taxonomy" / "taxonomy.msgpack")
