@@ -54,6 +54,7 @@ if not __package__:  # run as `python benchmarks/bench_footprint.py`: make the p
 
 from benchmarks._children.footprint_worker import WARMUP, K, dir_mb  # noqa: E402
 from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+from benchmarks.tables.linking import FOOTPRINT_COLUMNS  # noqa: E402
 
 NAME = "footprint"
 PEERS = ("minilm", "tfidf")
@@ -190,19 +191,7 @@ def fmt(v: Any, nd: int = 1) -> str:
 
 
 def markdown_table(rows: List[Dict[str, Any]]) -> str:
-    header = [
-        "contender",
-        "env",
-        "disk MB",
-        "load s",
-        "RSS after load MB",
-        "peak RSS MB",
-        "phrases/s",
-        "speed vs MiniLM",
-        "acc@1",
-        "acc@5",
-        "torch",
-    ]
+    header = FOOTPRINT_COLUMNS + ["acc@1", "acc@5", "torch"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + [":---:"]) + "|"]
     for r in rows:
         if "error" in r:

@@ -130,6 +130,19 @@ def linker_headline_table(results: Path) -> str:
     return table(header, rows) + "\n\n" + "\n".join(dict.fromkeys(sources))
 
 
+# the footprint table's first columns, here and in the table `python -m benchmarks footprint` prints
+FOOTPRINT_COLUMNS = [
+    "contender",
+    "env",
+    "disk MB",
+    "load s",
+    "RSS after load MB",
+    "peak RSS MB",
+    "phrases/s",
+    "speed vs MiniLM",
+]
+
+
 @renderer("footprint")
 def footprint_table(results: Path) -> str:
     data = load(results, "footprint.json")
@@ -151,17 +164,7 @@ def footprint_table(results: Path) -> str:
                 num(r.get("acc@1"), 3),
             ]
         )
-    header = [
-        "contender",
-        "env",
-        "disk MB",
-        "load s",
-        "RSS after load MB",
-        "peak RSS MB",
-        "phrases/s",
-        "speed vs MiniLM",
-        "Acc@1",
-    ]
+    header = FOOTPRINT_COLUMNS + ["Acc@1"]
     return table(header, rows, "ll" + "r" * 7) + "\n\n" + provenance(data.get("meta", {}))
 
 
