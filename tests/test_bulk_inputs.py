@@ -490,17 +490,20 @@ def test_spark_partition_applies_the_id_rules(blank_dir):
     pd = pytest.importorskip("pandas")
     from spacy_text2node.bulk.spark import _link_partition
 
-    pdf = pd.DataFrame({"id": ["a", None, "", "d", float("nan")], "text": ["one", "two", "three", "", "five"]})
-    (out,) = _link_partition(
-        iter([pdf]),
-        model=str(blank_dir),
-        text_col="text",
-        id_col="id",
-        span_keys=("ents",),
-        top_k=None,
-        max_chars=100,
-        batch_size=8,
-    )
+    def link(pdf):
+        (out,) = _link_partition(
+            iter([pdf]),
+            model=str(blank_dir),
+            text_col="text",
+            id_col="id",
+            span_keys=("ents",),
+            top_k=None,
+            max_chars=100,
+            batch_size=8,
+        )
+        return out
+
+    out = link(pd.DataFrame({"id": ["a", None, "", "d", float("nan")], "text": ["one", "two", "three", "", "five"]}))
 
     def col(name):  # pandas shows a null as None or NaN; Arrow reads both as null
         return [None if pd.isna(v) else v for v in out[name].tolist()]
@@ -508,15 +511,5 @@ def test_spark_partition_applies_the_id_rules(blank_dir):
     assert col("id") == ["a", None, None, "d", None]
     assert col("error") == [None, "id is null", "empty id", "empty text", "id is null"]
     assert out["n_tokens"].tolist() == [1, 0, 0, 0, 0]
-    ints = pd.DataFrame({"id": [7, 8], "text": ["x", "y"]})
-    (out,) = _link_partition(
-        iter([ints]),
-        model=str(blank_dir),
-        text_col="text",
-        id_col="id",
-        span_keys=("ents",),
-        top_k=None,
-        max_chars=100,
-        batch_size=8,
-    )
+    out = link(pd.DataFrame({"id": [7, 8], "text": ["x", "y"]}))
     assert col("id") == ["7", "8"] and col("error") == [None, None]
