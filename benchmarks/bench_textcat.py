@@ -66,6 +66,12 @@ DATASETS = {
 CONTENDERS = ["svm", "bow", "ensemble", "mlr", "lexdense"]
 BATCH = 256  # nlp.pipe batch size for every spaCy contender
 
+BOW = {
+    "@architectures": "spacy.TextCatBOW.v3",
+    "exclusive_classes": True,
+    "ngram_size": 2,
+    "no_output_layer": False,
+}
 ENSEMBLE = {
     "@architectures": "spacy.TextCatEnsemble.v2",
     "tok2vec": {
@@ -198,12 +204,7 @@ def run_spacy(lang, data, args, contender):
     t = time.perf_counter()
     nlp = spacy.blank(lang)
     if contender == "bow":
-        model = {
-            "@architectures": "spacy.TextCatBOW.v3",
-            "exclusive_classes": True,
-            "ngram_size": 2,
-            "no_output_layer": False,
-        }
+        model = BOW
         epochs, lr = args.epochs_bow, 0.001
     elif contender == "ensemble":
         model = ENSEMBLE
@@ -292,12 +293,7 @@ def speed_check(dataset, args):
     for name in ("bow", "lexdense"):
         nlp = spacy.blank(lang)
         if name == "bow":
-            model = {
-                "@architectures": "spacy.TextCatBOW.v3",
-                "exclusive_classes": True,
-                "ngram_size": 2,
-                "no_output_layer": False,
-            }
+            model = BOW
         else:
             model = {
                 "@architectures": "spacy-text2node.LexicalDense.v1",
