@@ -1,6 +1,6 @@
 """Compiled (numba) kernels of LexicalDense's features.
 
-* `_map_lookup` / `_map_insert`: an open-addressing hash map from token keys
+* `_map_lookup` / `_map_insert` (probing with `_map_slot`): an open-addressing hash map from token keys
   (uint64) to word ids, the index of `features._WordTable`.
 * `_tfidf_kernel`: per doc, the sublinear TF-IDF weights of its hashed word and
   character n-gram buckets, written as CSR arrays or, at prediction, multiplied
@@ -14,31 +14,28 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
+def _map_slot(k, map_keys, map_vals, mask):  # pragma: no cover - compiled
+    """The slot of key `k`: the one holding it, or the empty one (value < 0) where it goes."""
+    j = np.int64(k & mask)
+    while map_vals[j] >= 0 and map_keys[j] != k:
+        j = np.int64((np.uint64(j) + np.uint64(1)) & mask)
+    return j
+
+
+@numba.njit(cache=True, nogil=True)
 def _map_lookup(keys, map_keys, map_vals, out):  # pragma: no cover - compiled
     mask = np.uint64(len(map_keys) - 1)
     for i in range(len(keys)):
-        k = keys[i]
-        j = np.int64(k & mask)
-        while True:
-            v = map_vals[j]
-            if v < 0:
-                out[i] = -1
-                break
-            if map_keys[j] == k:
-                out[i] = v
-                break
-            j = np.int64((np.uint64(j) + np.uint64(1)) & mask)
+        v = map_vals[_map_slot(keys[i], map_keys, map_vals, mask)]
+        out[i] = v if v >= 0 else -1
 
 
 @numba.njit(cache=True, nogil=True)
 def _map_insert(keys, vals, map_keys, map_vals):  # pragma: no cover - compiled
     mask = np.uint64(len(map_keys) - 1)
     for i in range(len(keys)):
-        k = keys[i]
-        j = np.int64(k & mask)
-        while map_vals[j] >= 0 and map_keys[j] != k:
-            j = np.int64((np.uint64(j) + np.uint64(1)) & mask)
-        map_keys[j] = k
+        j = _map_slot(keys[i], map_keys, map_vals, mask)
+        map_keys[j] = keys[i]
         map_vals[j] = vals[i]
 
 
