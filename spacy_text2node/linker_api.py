@@ -9,15 +9,14 @@ from __future__ import annotations
 import io
 import logging
 import sys
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed, registry
 from spacy.vectors import Vectors
@@ -236,24 +235,12 @@ TRAINING_CONFIG = """
 [corpora]
 
 [corpora.train]
-@readers = "spacy.Corpus.v1"
-path = null
-gold_preproc = false
-max_length = 0
-limit = 0
-
-[corpora.train.augmenter]
-@augmenters = "spacy-text2node.annotate_before_linker.v1"
+@readers = "spacy-text2node.InMemoryExamples.v1"
+key = null
 
 [corpora.dev]
-@readers = "spacy.Corpus.v1"
-path = null
-gold_preproc = false
-max_length = 0
-limit = 0
-
-[corpora.dev.augmenter]
-@augmenters = "spacy-text2node.annotate_before_linker.v1"
+@readers = "spacy-text2node.InMemoryExamples.v1"
+key = null
 
 [training]
 dev_corpus = "corpora.dev"
@@ -319,10 +306,29 @@ def annotate_before_linker() -> Callable[[Language, Example], Iterator[Example]]
     return augment
 
 
-def _write_docbin(examples: Sequence[Example], path: Path) -> Path:
-    # store_user_data keeps the gold extensions (`_.text2node_gold`) of the reference docs
-    DocBin(docs=(eg.reference for eg in examples), store_user_data=True).to_disk(path)
-    return path
+# the examples of the `train_linker` calls running now, by key: spaCy's loop reads the
+# caller's own Example objects (no copy), and each call removes its entry when it ends
+_RUNNING: Dict[str, List[Example]] = {}
+
+
+@registry.readers("spacy-text2node.InMemoryExamples.v1")
+def in_memory_examples(key: str) -> Callable[[Language], Iterator[Example]]:
+    """The examples a running `train_linker` call hands to spaCy's training loop, with the
+    untrainable components in front of the linker run on their predicted docs
+    (`annotate_before_linker`). Only `train_linker` registers examples under a key."""
+
+    def read(nlp: Language) -> Iterator[Example]:
+        examples = _RUNNING.get(key)
+        if examples is None:
+            raise ValueError(
+                f"spacy-text2node.InMemoryExamples.v1: no examples under key {key!r}. This reader only "
+                "serves train_linker while it runs; in a config, read a file (e.g. spacy-text2node.PhraseConcepts.v1)."
+            )
+        augment = annotate_before_linker()
+        for eg in examples:
+            yield from augment(nlp, eg)
+
+    return read
 
 
 def train_linker(
@@ -339,11 +345,11 @@ def train_linker(
 ) -> Language:
     """Train the linker of an initialized pipeline with spaCy's own training loop
     (`spacy.training.loop.train`, what `spacy train` runs after initializing), the optimizer
-    and batcher of configs/linker.cfg, from examples in memory. With dev examples, the loop
+    and batcher of configs/linker.cfg, on the given Example objects themselves. With dev examples, the loop
     scores them once per epoch, and the reranker is calibrated on them at the end.
 
     nlp (Language): from `build_linker_nlp`.
-    train_examples (Sequence[Example]): training examples (their reference docs are used).
+    train_examples (Sequence[Example]): training examples.
     dev_examples (Optional[Sequence[Example]]): development examples.
     epochs (int): passes over the training data.
     batch_size (int): examples per update.
@@ -362,14 +368,16 @@ def train_linker(
     dev = list(dev_examples or [])
     steps_per_epoch = (len(train) + batch_size - 1) // batch_size
     saved = nlp.config
-    with tempfile.TemporaryDirectory(prefix="text2node-train-") as tmp:
+    key = uuid.uuid4().hex
+    # spaCy's loop needs a dev corpus; without dev examples, one training example stands in
+    # and is scored only at the first step
+    _RUNNING[key + "/train"], _RUNNING[key + "/dev"] = train, dev or train[:1]
+    try:
         config = saved.copy()
         extra = Config().from_str(TRAINING_CONFIG)
         config["corpora"] = extra["corpora"]
-        config["corpora"]["train"]["path"] = str(_write_docbin(train, Path(tmp) / "train.spacy"))
-        # spaCy's loop needs a dev corpus; without dev examples, one training example stands in
-        # and is scored only at the first step
-        config["corpora"]["dev"]["path"] = str(_write_docbin(dev or train[:1], Path(tmp) / "dev.spacy"))
+        config["corpora"]["train"]["key"] = key + "/train"
+        config["corpora"]["dev"]["key"] = key + "/dev"
         training = extra["training"]
         training.update({"seed": seed, "max_epochs": epochs})
         training["eval_frequency"] = steps_per_epoch if dev else steps_per_epoch * epochs + 1
@@ -379,10 +387,11 @@ def train_linker(
         config["training"] = training
         nlp.config = config
         out = sys.stdout if show_progress else io.StringIO()
-        try:
-            spacy_train(nlp, None, stdout=out, stderr=out)
-        finally:
-            nlp.config = saved
+        spacy_train(nlp, None, stdout=out, stderr=out)
+    finally:
+        nlp.config = saved
+        _RUNNING.pop(key + "/train", None)
+        _RUNNING.pop(key + "/dev", None)
     if dev and calibrate:
         info = calibrate_linker(nlp, dev)
         logger.info("train_linker: calibrated on dev: %s", info)

@@ -1089,3 +1089,20 @@ def test_annotate_before_linker_runs_untrainable_components_only(tiny_taxonomy):
     nlp.remove_pipe("t2n_test_marker")
     (out,) = list(annotate_before_linker()(nlp, eg))
     assert out.predicted._.seen_by is None
+
+
+def test_train_linker_hands_its_own_examples_to_the_loop(tiny_taxonomy):
+    from spacy_text2node import linker_api
+
+    nlp = build_linker_nlp(tiny_taxonomy, _node_vectors(tiny_taxonomy), toy_vectors_nlp(), spans="doc")
+    train = _examples(nlp, _tax_pairs(tiny_taxonomy))
+    # the reader yields the caller's Example objects themselves: no copy held beside them
+    linker_api._RUNNING["k"] = train
+    try:
+        assert [id(eg) for eg in linker_api.in_memory_examples("k")(nlp)] == [id(eg) for eg in train]
+    finally:
+        del linker_api._RUNNING["k"]
+    train_linker(nlp, train, epochs=1, batch_size=8, show_progress=False)
+    assert linker_api._RUNNING == {}  # nothing left behind
+    with pytest.raises(ValueError, match="no examples under key 'gone'"):
+        list(linker_api.in_memory_examples("gone")(nlp))
