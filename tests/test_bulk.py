@@ -419,3 +419,53 @@ def test_clinical_config_with_linker(linker_dir):
     doc = nlp("She has bronchial asthma and a lung infection.")
     assert [(e.text, e.kb_id_) for e in doc.ents] == [("bronchial asthma", "ASTH"), ("lung infection", "PNEU")]
     assert load_pipeline(REPO / "configs" / "clinical.cfg").pipe_names[-1] == "text2node_noun_chunks"
+
+
+# --- context flags (issue 19) and the concepts of a span --------------------------------------
+
+FLAGS = ("negated", "historical", "hypothetical")
+
+
+def _flagged(recs):
+    return {s["text"]: tuple(s[f] for f in FLAGS) for r in recs for s in r["spans"]}
+
+
+def test_context_flags_in_jsonl_and_parquet_records(ruler_nlp, tmp_path):
+    pytest.importorskip("negspacy", reason="the context flags need negspacy==1.1.0")
+    from spacy_text2node.pipeline.context import add_context
+
+    add_context(ruler_nlp)  # blank pipeline: a sentencizer goes in front
+    assert ruler_nlp.pipe_names == ["sentencizer", "entity_ruler", "text2node_context"]
+    jl, pq_out = tmp_path / "o.jsonl", tmp_path / "o.parquet"
+    link_documents(ruler_nlp, NOTES, jl, max_chars=300, progress=False, n_process=2, batch_size=3)
+    link_documents(ruler_nlp, NOTES, pq_out, max_chars=300, progress=False)
+    recs = read_output(jl)
+    assert read_output(pq_out) == recs  # booleans and the concepts list round-trip through Parquet
+    flags = _flagged(recs)
+    assert flags["type 2 diabetes mellitus"] == flags["high cholesterol"] == (False, True, False)  # "history of"
+    assert flags["tuberculosis"] == flags["COVID-19"] == (True, False, False)  # "No evidence of", "Denies"
+    assert flags["Adult-onset diabetes"] == (False, False, False)  # "Family history of": not the patient's
+    assert flags["bacterial pneumonia"] == (False, False, False)
+    assert all(s["concepts"] == [] for r in recs for s in r["spans"])  # no linker
+
+
+def test_records_without_context_have_null_flags(ruler_nlp, tmp_path):
+    out = tmp_path / "o.parquet"
+    link_documents(ruler_nlp, NOTES, out, max_chars=300, progress=False)
+    recs = read_output(out)
+    assert recs and set(_flagged(recs).values()) == {(None, None, None)}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    span = pq.read_schema(next(out.glob("part-*.parquet"))).field("spans").type.value_type
+    assert all(span.field(f).type == pa.bool_() for f in FLAGS)
+    assert pa.types.is_list(span.field("concepts").type) and span.field("concepts").type.value_type == pa.string()
+
+
+def test_linked_records_list_their_concepts(phrase_linker_dir, tmp_path):
+    out = tmp_path / "o.jsonl"
+    link_documents(phrase_linker_dir, NOTES, out, max_chars=300, mentions="ruler", progress=False)
+    spans = [s for r in read_output(out) for s in r["spans"]]
+    assert any(s["concept_id"] for s in spans)
+    for s in spans:  # plain mentions: one concept each, none for NIL
+        assert s["concepts"] == ([s["concept_id"]] if s["concept_id"] else [])

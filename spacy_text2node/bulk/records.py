@@ -6,7 +6,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from spacy.tokens import Doc, Span
 
+from ..pipeline.context import FLAGS, context_flags
+
 CANDIDATES_ATTR = "text2node_candidates"
+CONCEPTS_ATTR = "text2node_concepts"
+CONTEXT_FIELDS = FLAGS  # "negated", "historical", "hypothetical": see pipeline.context
 
 # The Parquet / Spark schema of one output record, as (name, type) pairs; see the README, Bulk linking.
 CANDIDATE_FIELDS = (("concept_id", "string"), ("concept_label", "string"), ("score", "double"))
@@ -19,6 +23,10 @@ SPAN_FIELDS = (
     ("concept_id", "string"),
     ("concept_label", "string"),
     ("score", "double"),
+    ("negated", "boolean"),
+    ("historical", "boolean"),
+    ("hypothetical", "boolean"),
+    ("concepts", "array<string>"),
 )
 RECORD_FIELDS = ("id", "n_tokens", "spans")
 
@@ -62,17 +70,29 @@ def _candidates(span: Span, top_k: Optional[int]) -> List[Dict[str, Any]]:
     return out
 
 
+def _concepts(span: Span, concept_id: Optional[str]) -> List[str]:
+    value = getattr(span._, CONCEPTS_ATTR) if Span.has_extension(CONCEPTS_ATTR) else None
+    if value is not None:
+        return [str(c) for c in value]
+    return [concept_id] if concept_id is not None else []
+
+
 def span_to_record(span: Span, source: str = "ents", top_k: Optional[int] = None) -> Dict[str, Any]:
     """Convert one span to a plain dict.
 
     The concept is `span.kb_id_` when the linker set it; its label and score come
     from the matching entry of `span._.text2node_candidates` (the linker's top-k).
+    `concepts` is `span._.text2node_concepts` (one concept per part of a composite
+    mention) when the linker set it, else [concept_id] ([] for NIL). `negated`,
+    `historical` and `hypothetical` are the flags a `text2node_context` component
+    computed for the span's source (None where none did).
 
     span (Span): the span.
     source (str): where the span came from ("ents" or a span group key).
     top_k (Optional[int]): keep at most this many candidates (None: all the linker gave).
     RETURNS (Dict[str, Any]): start and end (character offsets), text, label, source,
-        concept_id, concept_label, score and candidates.
+        concept_id, concept_label, score, negated, historical, hypothetical, concepts
+        and candidates.
     """
     cands = _candidates(span, top_k)
     concept_id = span.kb_id_ or None
@@ -83,7 +103,8 @@ def span_to_record(span: Span, source: str = "ents", top_k: Optional[int] = None
             if cand["concept_id"] == concept_id:
                 concept_label, score = cand["concept_label"], cand["score"]
                 break
-    return {
+    flags = context_flags(span, source)
+    rec: Dict[str, Any] = {
         "start": span.start_char,
         "end": span.end_char,
         "text": span.text,
@@ -92,8 +113,12 @@ def span_to_record(span: Span, source: str = "ents", top_k: Optional[int] = None
         "concept_id": concept_id,
         "concept_label": concept_label,
         "score": score,
-        "candidates": cands,
     }
+    for name in CONTEXT_FIELDS:
+        rec[name] = flags.get(name)
+    rec["concepts"] = _concepts(span, concept_id)
+    rec["candidates"] = cands
+    return rec
 
 
 def doc_to_record(
@@ -118,7 +143,13 @@ def arrow_schema():
     """The pyarrow schema of an output record (for Parquet output)."""
     import pyarrow as pa
 
-    types = {"string": pa.string(), "long": pa.int64(), "double": pa.float64()}
+    types = {
+        "string": pa.string(),
+        "long": pa.int64(),
+        "double": pa.float64(),
+        "boolean": pa.bool_(),
+        "array<string>": pa.list_(pa.string()),
+    }
     cand = pa.struct([(n, types[t]) for n, t in CANDIDATE_FIELDS])
     span = pa.struct([(n, types[t]) for n, t in SPAN_FIELDS] + [("candidates", pa.list_(cand))])
     return pa.schema([("id", pa.string()), ("n_tokens", pa.int64()), ("spans", pa.list_(span))])

@@ -47,7 +47,18 @@ class SpanOut(BaseModel):
     concept_label: Optional[str] = None
     score: Optional[float] = None
     candidates: List[Candidate] = []
-    negated: Optional[bool] = Field(None, description="Present when the pipeline has negspacy's negex.")
+    negated: Optional[bool] = Field(
+        None, description="Negated (NegEx, en_clinical terms); null when the pipeline does not check it."
+    )
+    historical: Optional[bool] = Field(
+        None, description='In the history ("history of", "status post"); null when not checked.'
+    )
+    hypothetical: Optional[bool] = Field(
+        None, description='A condition that may come ("if", "return if", "rule out"); null when not checked.'
+    )
+    concepts: List[str] = Field(
+        [], description="Every concept the span was linked to (several for a composite mention; [] for NIL)."
+    )
 
 
 class LinkRecord(BaseModel):
@@ -98,6 +109,9 @@ class Info(BaseModel):
     pipeline: List[str]
     mentions: Optional[str]
     negation: bool
+    context: List[str] = Field(
+        [], description='The context flags the pipeline computes: "negated", "historical", "hypothetical".'
+    )
     span_keys: List[str]
     render_source: str
     taxonomy: Optional[Dict[str, Union[str, int]]]

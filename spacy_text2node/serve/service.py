@@ -14,6 +14,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..bulk.records import doc_to_record, iter_spans
+from ..pipeline.context import pipeline_flags
 from ..taxonomy import Taxonomy
 from ..visualize import links_to_displacy
 from .negation import add_negation, is_negated, negation_pipe
@@ -46,6 +47,7 @@ class LinkService:
         self.nlp = nlp
         self.taxonomy = getattr(nlp.get_pipe(LINKER), "taxonomy", None) if LINKER in nlp.pipe_names else None
         self.negation = negation_pipe(nlp)
+        self.context = pipeline_flags(nlp)
         self._n_roots = len(self.taxonomy.roots) if self.taxonomy is not None else 0
         key = settings.span_keys[0]
         self.render_source = key
@@ -92,8 +94,8 @@ class LinkService:
     def link(
         self, items: Sequence[Tuple[str, str]], top_k: Optional[int] = None, render: bool = False
     ) -> List[Dict[str, Any]]:
-        """Link texts and return their records (the shape of `text2node link`, plus `negated` per span
-        when the pipeline has negex and `html` when asked).
+        """Link texts and return their records (the shape of `text2node link`: with --negation its
+        spans carry `negated`, `historical` and `hypothetical`), plus `html` when asked.
 
         items (Sequence[Tuple[str, str]]): (text, id) pairs.
         top_k (Optional[int]): candidates per span (None: the server's --top-k).
@@ -105,7 +107,7 @@ class LinkService:
         out = []
         for doc, doc_id in self.nlp.pipe(items, as_tuples=True, batch_size=max(1, len(items))):
             rec = doc_to_record(doc, doc_id, span_keys=keys, top_k=top_k)
-            if self.negation:
+            if self.negation and "negated" not in self.context:  # negspacy's own negex, saved in the pipeline
                 for span_rec, (_, span) in zip(rec["spans"], iter_spans(doc, keys)):
                     span_rec["negated"] = is_negated(span)
             if render:
@@ -114,13 +116,14 @@ class LinkService:
         return out
 
     def render(self, doc: Doc) -> str:
-        """The displaCy entity HTML of a doc: each span with its label, concept id and label.
+        """The displaCy entity HTML of a doc: each span with its label, concept id and label
+        (without the context markers: the review page draws its own from the record).
 
         doc (Doc): a processed doc.
         RETURNS (str): the HTML (the text is escaped by displaCy, labels and links by
             `links_to_displacy`).
         """
-        data = links_to_displacy(doc, taxonomy=self.taxonomy, spans=self._render_spans)
+        data = links_to_displacy(doc, taxonomy=self.taxonomy, spans=self._render_spans, context=False)
         return displacy.render(data, style="ent", manual=True, options={"colors": COLORS})
 
     # concepts -------------------------------------------------------------------
@@ -202,6 +205,7 @@ class LinkService:
             "pipeline": list(self.nlp.pipe_names),
             "mentions": s.mentions,
             "negation": self.negation,
+            "context": list(self.context),
             "span_keys": list(s.span_keys),
             "render_source": self.render_source,
             "taxonomy": None if tax is None else {"name": tax.name, "size": len(tax), "roots": self._n_roots},
