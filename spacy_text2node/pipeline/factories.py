@@ -42,7 +42,7 @@ from .spans import SpanSource
 
 FACTORY = "text2node_entity_linker"
 LEGACY_FACTORY = "text2node_linker"
-ASSIGNS = ["token.ent_kb_id", "span._.text2node_candidates"]
+ASSIGNS = ["token.ent_kb_id", "span._.text2node_candidates", "span._.text2node_concepts"]
 SCORE_WEIGHTS = {f"text2node_{k}": (1.0 if k == "acc@1" else None) for k in SCORE_KEYS}
 SCORER = {"@scorers": "spacy-text2node.linker_scorer.v1"}
 

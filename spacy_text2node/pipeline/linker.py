@@ -9,6 +9,7 @@ building in `kb`, the loss in `training`, calibration in `calibrate`, the scorer
 """
 
 import logging
+import re
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
@@ -41,14 +42,27 @@ from .settings import (
     block_from_cfg,
     flat_settings,
 )
-from .spans import CANDIDATES_EXT, GOLD_EXT, SpanSource, check_spans_setting, gold_ids, span_source, training_spans
+from .spans import (
+    CANDIDATES_EXT,
+    CONCEPTS_EXT,
+    GOLD_EXT,
+    SpanSource,
+    check_spans_setting,
+    gold_ids,
+    span_source,
+    training_spans,
+)
 from .training import NegativeSampler, loss_and_grad
 
 logger = logging.getLogger("spacy_text2node")
 
+_WORD = re.compile(r"\w+|[^\w\s]")
+ABBREVIATIONS_EXT = "text2node_abbreviations"  # set by the text2node_abbreviations component
+
 __all__ = [
     "ARCHITECTURES",
     "CANDIDATES_EXT",
+    "CONCEPTS_EXT",
     "DEFAULT_LINKER_MODEL",
     "DEFAULT_MODEL",
     "GOLD_EXT",
@@ -175,23 +189,70 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self._results_key = None
 
     # prediction -------------------------------------------------------------------------
-    def predict(self, docs: Iterable[Doc]) -> List[Ranked]:
-        """Ranked (node index, score) candidates for each span of each doc.
+    def predict(self, docs: Iterable[Doc]) -> List[List[Ranked]]:
+        """Ranked (node index, score) candidates for each span of each doc: one list per
+        query of the span (one query, or one per part of a composite mention).
 
         docs (Iterable[Doc]): the docs.
-        RETURNS (List[List[List[Tuple[int, float]]]]): per doc, per span, candidates.
+        RETURNS (List[List[List[List[Tuple[int, float]]]]]): per doc, per span, per query, candidates.
         """
         docs = list(docs)
         self.require_ready()
         spans = [self.spans_of(doc) for doc in docs]
-        offsets = [(i, s.start, s.end) for i, ss in enumerate(spans) for s in ss]
-        texts = [s.text for ss in spans for s in ss]
-        flat = self.rank(docs, offsets, texts)
-        out, j = [], 0
-        for ss in spans:
-            out.append(flat[j : j + len(ss)])
-            j += len(ss)
+        qdocs: List[Doc] = list(docs)
+        offsets: Offsets = []
+        texts: List[str] = []
+        counts: List[List[int]] = []
+        for i, ss in enumerate(spans):
+            counts.append([])
+            for s in ss:
+                queries = self.span_queries(i, s, qdocs)
+                counts[-1].append(len(queries))
+                for q_doc, start, end, text in queries:
+                    offsets.append((q_doc, start, end))
+                    texts.append(text)
+        flat = self.rank(qdocs, offsets, texts)
+        out: List[List[Ranked]] = []
+        j = 0
+        for per_span in counts:
+            out.append([])
+            for n in per_span:
+                out[-1].append(flat[j : j + n])
+                j += n
         return out
+
+    def span_queries(self, i: int, span: Span, docs: List[Doc]) -> List[Tuple[int, int, int, str]]:
+        """What is searched for a span: (doc index, start, end, text) per query.
+
+        A short form defined in the document is searched as its long form (`abbreviations`);
+        a coordinated mention is split into its parts (`composite`), each part a small doc
+        appended to `docs` (with the span's doc's vector hooks).
+
+        i (int): the index of the span's doc in `docs`.
+        span (Span): the span.
+        docs (List[Doc]): the batch's docs; part docs are appended.
+        RETURNS (List[Tuple[int, int, int, str]]): the queries.
+        """
+        settings = self.search_settings
+        if settings.abbreviations and Doc.has_extension(ABBREVIATIONS_EXT) and span.doc._.get(ABBREVIATIONS_EXT):
+            from .abbreviations import long_form
+
+            span = long_form(span) or span
+        if settings.composite:
+            from .composite import split_composite
+
+            parts = split_composite(span.text)
+            if len(parts) > 1:
+                queries = []
+                for part in parts:
+                    words = _WORD.findall(part)
+                    part_doc = Doc(self.vocab, words=words)
+                    part_doc.user_token_hooks.update(span.doc.user_token_hooks)
+                    part_doc.user_span_hooks.update(span.doc.user_span_hooks)
+                    docs.append(part_doc)
+                    queries.append((len(docs) - 1, 0, len(words), part))
+                return queries
+        return [(i, span.start, span.end, span.text)]
 
     def calibrate(
         self,
@@ -232,17 +293,27 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         """
         return calibration.calibrate(self, docs, offsets, texts, golds, l2_words=l2_words, select=select)
 
-    def set_annotations(self, docs: Iterable[Doc], preds: List[Ranked]) -> None:
-        """Set each linked span's kb_id_ and `_.text2node_candidates` (concept id, label, score)."""
+    def set_annotations(self, docs: Iterable[Doc], preds: List[List[Ranked]]) -> None:
+        """Set each linked span's kb_id_, `_.text2node_candidates` (concept id, label, score)
+        and `_.text2node_concepts` (the linked concept of each part: one for a plain mention)."""
         tax = self.taxonomy
         assert tax is not None
         source = self.span_source
         for doc, doc_preds in zip(docs, preds):
             spans = source(doc)
-            cands_per_span = [[(tax.id_at(n), tax.label(tax.id_at(n)), float(s)) for n, s in c] for c in doc_preds]
-            annotated = source.annotate(doc, spans, [c[0][0] if c else "" for c in cands_per_span])
-            for span, c in zip(annotated, cands_per_span):
+            per_span = [
+                [[(tax.id_at(n), tax.label(tax.id_at(n)), float(s)) for n, s in part] for part in parts]
+                for parts in doc_preds
+            ]
+            firsts = [parts[0] if parts else [] for parts in per_span]
+            annotated = source.annotate(doc, spans, [c[0][0] if c else "" for c in firsts])
+            for span, parts, c in zip(annotated, per_span, firsts):
                 span._.set(CANDIDATES_EXT, c)
+                concepts: List[str] = []
+                for part in parts:
+                    if part and part[0][0] not in concepts:
+                        concepts.append(part[0][0])
+                span._.set(CONCEPTS_EXT, concepts)
 
     # training ---------------------------------------------------------------------------
     def update(

@@ -84,6 +84,12 @@ class SearchSettings:
     ann_candidates (int): candidates from annoy.
     lexical_candidates (int): candidates from the lexical channel.
     search_k (int): annoy search_k (-1: annoy's default).
+    abbreviations (bool): a span that is a short form defined in its document (set by the
+        `text2node_abbreviations` component in front) is searched as its long form.
+    composite (bool): a coordinated mention ("breast and ovarian cancer") is split into its
+        parts, each searched on its own; the span gets one concept per part in
+        `span._.text2node_concepts`. Off by default: taxonomy labels such as ICD-10-CM's
+        often join two conditions in one concept.
     """
 
     k: int = 5
@@ -92,6 +98,8 @@ class SearchSettings:
     ann_candidates: int = 50
     lexical_candidates: int = 20
     search_k: int = -1
+    abbreviations: bool = True
+    composite: bool = False
 
     def check(self) -> None:
         _at_least("search", "k", self.k, 1, "a positive number")

@@ -21,12 +21,15 @@ from spacy.training import Example
 from spacy.util import registry
 
 CANDIDATES_EXT = "text2node_candidates"
+CONCEPTS_EXT = "text2node_concepts"
 GOLD_EXT = "text2node_gold"
 DOC_LABEL = "CONCEPT"
 MODES = ("ents", "doc", "noun_chunks")
 
 if not Span.has_extension(CANDIDATES_EXT):
     Span.set_extension(CANDIDATES_EXT, default=None)
+if not Span.has_extension(CONCEPTS_EXT):
+    Span.set_extension(CONCEPTS_EXT, default=None)
 if not Span.has_extension(GOLD_EXT):
     Span.set_extension(GOLD_EXT, default=None)
 

@@ -1,0 +1,173 @@
+"""Document-level linking: queries per span (abbreviations, composite mentions), the
+end-to-end scores, and a document pipeline assembled from a config."""
+
+import json
+
+import pytest
+import spacy
+from spacy.training import Example
+
+from spacy_text2node.pipeline.scoring import document_scores, predicted_concepts
+from spacy_text2node.pipeline.spans import CANDIDATES_EXT, CONCEPTS_EXT, GOLD_EXT
+
+
+def _ents(doc, *pieces, label="Disease"):
+    spans = []
+    for piece in pieces:
+        start = doc.text.index(piece)
+        spans.append(doc.char_span(start, start + len(piece), label=label))
+    doc.ents = spans
+    return doc
+
+
+@pytest.fixture()
+def linker_nlp(phrase_linker_dir):
+    from spacy_text2node.bulk.clinical import link_mentions
+
+    nlp = spacy.load(phrase_linker_dir)
+    link_mentions(nlp, "ents")
+    return nlp
+
+
+def _link(nlp, text, *mentions):
+    doc = _ents(nlp.make_doc(text), *mentions)
+    for _name, proc in nlp.pipeline:
+        doc = proc(doc)
+    return doc
+
+
+def test_composite_mention_links_each_part(linker_nlp):
+    linker = linker_nlp.get_pipe("text2node_linker")
+    text = "Both viral and bacterial infection were seen."
+    linker.cfg["composite"] = False
+    whole = _link(linker_nlp, text, "viral and bacterial infection").ents[0]
+    assert whole._.get(CONCEPTS_EXT) == ["BAC"]
+    linker.cfg["composite"] = True
+    ent = _link(linker_nlp, text, "viral and bacterial infection").ents[0]
+    assert ent._.get(CONCEPTS_EXT) == ["VIR", "BAC"]
+    assert ent.kb_id_ == "VIR"  # the first part's concept; candidates are the first part's
+    assert ent._.get(CANDIDATES_EXT)[0][0] == "VIR"
+    assert predicted_concepts(ent) == ["VIR", "BAC"]
+
+
+def test_abbreviation_links_as_its_long_form(linker_nlp):
+    import spacy_text2node.pipeline.abbreviations  # noqa: F401  (registers the component)
+
+    text = "Patients with bacterial pneumonia (BP) were treated. BP recurred in two."
+    abbr = spacy.blank("en").add_pipe("text2node_abbreviations")
+    doc = _ents(linker_nlp.make_doc(text), "BP recurred")
+    doc.ents = [doc.char_span(text.rindex("BP"), text.rindex("BP") + 2, label="Disease")]
+    doc = abbr(doc)
+    linker = linker_nlp.get_pipe("text2node_linker")
+    linked = linker(doc)
+    assert linked.ents[0].kb_id_ == "BPNEU"
+    linker.cfg["abbreviations"] = False
+    bare = linker(abbr(_ents(linker_nlp.make_doc(text), "BP recurred")))
+    assert bare.ents[0].kb_id_ != "BPNEU"
+
+
+def test_abbreviation_mentions_follow_their_long_form():
+    import spacy_text2node.pipeline.abbreviations  # noqa: F401
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("text2node_abbreviations", config={"mentions": True})
+    text = "Familial adenomatous polyposis (FAP) is rare. FAP and the VHL (von Hippel-Lindau) gene differ."
+    doc = _ents(nlp.make_doc(text), "adenomatous polyposis", "VHL")
+    doc = nlp.get_pipe("text2node_abbreviations")(doc)
+    # "FAP" stands for "Familial adenomatous polyposis", which no entity covers (the entity
+    # is shorter): no FAP mention is added; VHL's long form is no entity: the VHL entity goes
+    assert [e.text for e in doc.ents] == ["adenomatous polyposis"]
+    doc = _ents(nlp.make_doc(text), "Familial adenomatous polyposis")
+    doc = nlp.get_pipe("text2node_abbreviations")(doc)
+    assert [e.text for e in doc.ents] == ["Familial adenomatous polyposis", "FAP", "FAP"]
+
+
+def _example(nlp, text, gold, pred):
+    ref = nlp.make_doc(text)
+    ents = []
+    for piece, ids in gold:
+        start = text.index(piece)
+        span = ref.char_span(start, start + len(piece), label="Disease", kb_id=ids[0] if ids else "")
+        ents.append((span, ids))
+    ref.ents = [s for s, _ in ents]
+    for ent, (_, ids) in zip(ref.ents, ents):
+        ent._.set(GOLD_EXT, ids)
+    doc = nlp.make_doc(text)
+    spans = []
+    for piece, concepts in pred:
+        start = text.index(piece)
+        spans.append((doc.char_span(start, start + len(piece), label="Disease"), concepts))
+    doc.ents = [s for s, _ in spans]
+    for ent, (_, concepts) in zip(doc.ents, spans):
+        ent._.set(CANDIDATES_EXT, [(c, c, 1.0) for c in concepts])
+        ent._.set(CONCEPTS_EXT, concepts)
+    return Example(doc, ref)
+
+
+def test_document_scores_count_spans_and_pairs():
+    nlp = spacy.blank("en")
+    text = "Breast and ovarian cancer and gout, but not asthma or flu here."
+    eg = _example(
+        nlp,
+        text,
+        gold=[("Breast and ovarian cancer", ["BC", "OC"]), ("gout", ["GOUT"]), ("asthma", ["ASTH"]), ("flu", [])],
+        pred=[("Breast and ovarian cancer", ["BC"]), ("gout", ["OBES"]), ("asthma", ["ASTH"]), ("here", [])],
+    )
+    s = document_scores([eg])
+    # mentions: 3 of 4 predicted are gold, 3 of 4 gold are found
+    assert s["text2node_mention_p"] == pytest.approx(3 / 4)
+    assert s["text2node_mention_r"] == pytest.approx(3 / 4)
+    # pairs: predicted BC, OBES, ASTH (3); gold BC, OC, GOUT, ASTH (4); right BC, ASTH
+    assert s["text2node_link_p"] == pytest.approx(2 / 3)
+    assert s["text2node_link_r"] == pytest.approx(2 / 4)
+    assert s["text2node_link_f"] == pytest.approx(2 * (2 / 3) * (2 / 4) / (2 / 3 + 2 / 4))
+    # found spans with gold ids: composite (BC right), gout (wrong), asthma (right)
+    assert s["text2node_link_acc_found"] == pytest.approx(2 / 3)
+    # per document: {BC, OBES, ASTH} against {BC, OC, GOUT, ASTH}
+    assert s["text2node_doc_concept_p"] == pytest.approx(2 / 3)
+    assert s["text2node_doc_concept_r"] == pytest.approx(2 / 4)
+    assert s["text2node_gold_mentions"] == 4 and s["text2node_pred_mentions"] == 4
+
+
+def test_document_scores_without_predictions_are_undefined_not_zero():
+    nlp = spacy.blank("en")
+    eg = _example(nlp, "No mentions at all.", gold=[], pred=[])
+    s = document_scores([eg])
+    assert s["text2node_mention_p"] is None and s["text2node_mention_f"] is None
+    assert s["text2node_link_acc_found"] is None
+
+
+def test_assemble_applies_settings_beside_the_sourced_linker(phrase_linker_dir, tmp_path):
+    cfg = tmp_path / "docs.cfg"
+    cfg.write_text(
+        '[paths]\nlinker = null\n\n[nlp]\nlang = "en"\n'
+        'pipeline = ["entity_ruler","text2node_abbreviations","text2node_linker","sentencizer","text2node_context"]\n\n'
+        '[components]\n\n[components.entity_ruler]\nfactory = "entity_ruler"\n\n'
+        '[components.text2node_abbreviations]\nfactory = "text2node_abbreviations"\n\n'
+        '[components.text2node_linker]\nsource = ${paths.linker}\nspans = "ents"\ncomposite = true\n\n'
+        '[components.sentencizer]\nfactory = "sentencizer"\n\n'
+        '[components.text2node_context]\nfactory = "text2node_context"\n\n'
+        "[initialize]\nvectors = ${paths.linker}\n",
+        encoding="utf8",
+    )
+    from typer.testing import CliRunner
+
+    from spacy_text2node.cli import app
+
+    out = tmp_path / "pipeline"
+    args = ["assemble", str(cfg), str(out), "--paths.linker", str(phrase_linker_dir)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    nlp = spacy.load(out)
+    ruler = nlp.get_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "Disease", "pattern": "gout and obesity"}])
+    doc = nlp("No gout and obesity were found.")
+    ent = doc.ents[0]
+    assert ent._.get(CONCEPTS_EXT) == ["GOUT", "OBES"]
+    assert ent._.negex is True
+    cfg_saved = json.loads((out / "text2node_linker" / "cfg").read_text())
+    assert cfg_saved["composite"] is True and cfg_saved["spans"] == "ents"
+    bad = cfg.read_text().replace("composite = true", "composite = true\nbogus = 1")
+    cfg.write_text(bad)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and "bogus" in res.output
