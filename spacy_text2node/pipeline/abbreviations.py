@@ -273,22 +273,74 @@ def long_form(span: Span) -> Optional[Span]:
     return (before[-1] if before else same[0])[1]
 
 
+def propagate_mentions(doc: Doc, pairs: List[Pair], *, drop_undefined: bool = True) -> None:
+    """Make the entities agree with the abbreviations: where an entity covers a long form
+    (from its first to its last token, or more), every occurrence of its short form
+    becomes an entity with that label (unless it overlaps another entity); with
+    `drop_undefined`, an entity that is exactly a short form whose long form no entity
+    covers is removed (the mention finder saw the short form, but the thing it stands for
+    is not a mention: a gene named like its disease).
+
+    doc (Doc): the document, with `doc.ents` set by a mention finder.
+    pairs (List[Tuple[Span, Span]]): (short form, long form) pairs (`with_occurrences`).
+    drop_undefined (bool): remove short-form entities whose long form is no mention.
+    """
+    if not pairs:
+        return
+    ents = list(doc.ents)
+
+    def overlapping(span: Span) -> Optional[Span]:
+        return next((e for e in ents if e.start < span.end and span.start < e.end), None)
+
+    label_of: Dict[Tuple[int, int], str] = {}
+    for short, long in pairs:
+        hit = overlapping(long)
+        if hit is not None and hit.start <= long.start and hit.end >= long.end:
+            label_of[(short.start, short.end)] = hit.label_
+    keep = []
+    for ent in ents:
+        is_short = any(ent.start == short.start and ent.end == short.end for short, _ in pairs)
+        if drop_undefined and is_short and (ent.start, ent.end) not in label_of:
+            continue
+        keep.append(ent)
+    ents = keep
+    for short, _ in pairs:
+        label = label_of.get((short.start, short.end))
+        if label is not None and overlapping(short) is None:
+            ents.append(Span(doc, short.start, short.end, label=label))
+    doc.ents = sorted(ents, key=lambda e: e.start)
+
+
 class AbbreviationDetector:
     """Sets `doc._.text2node_abbreviations`: each abbreviation defined in the doc and each
     other occurrence of its short form, paired with the long form (see `with_occurrences`).
+    With `mentions`, it also makes `doc.ents` agree with them (`propagate_mentions`).
 
     name (str): the component name.
+    mentions (bool): add the short forms of long forms that are entities to `doc.ents`,
+        and drop entities that are short forms of long forms that are not.
     """
 
-    def __init__(self, name: str = "text2node_abbreviations") -> None:
+    def __init__(self, name: str = "text2node_abbreviations", *, mentions: bool = False) -> None:
         self.name = name
+        self.mentions = mentions
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.set(ABBREVIATIONS_EXT, with_occurrences(doc, find_abbreviations(doc)))
+        pairs = with_occurrences(doc, find_abbreviations(doc))
+        doc._.set(ABBREVIATIONS_EXT, pairs)
+        if self.mentions:
+            propagate_mentions(doc, pairs)
         return doc
 
 
-@Language.factory("text2node_abbreviations", assigns=[f"doc._.{ABBREVIATIONS_EXT}"], default_config={})
-def make_abbreviation_detector(nlp: Language, name: str) -> AbbreviationDetector:
-    """Factory of `text2node_abbreviations`: abbreviation definitions and their uses."""
-    return AbbreviationDetector(name)
+@Language.factory(
+    "text2node_abbreviations",
+    assigns=[f"doc._.{ABBREVIATIONS_EXT}", "doc.ents"],
+    default_config={"mentions": False},
+)
+def make_abbreviation_detector(nlp: Language, name: str, mentions: bool) -> AbbreviationDetector:
+    """Factory of `text2node_abbreviations`: abbreviation definitions and their uses.
+
+    mentions (bool): also make `doc.ents` agree with them (see `propagate_mentions`).
+    """
+    return AbbreviationDetector(name, mentions=mentions)
