@@ -210,6 +210,9 @@ def build_clinical_pipeline(
     ner_model: Union[str, Path, None] = None,
     base: str = DEFAULT_BASE,
     label: str = "MENTION",
+    abbreviations: bool = False,
+    context: bool = False,
+    composite: Optional[bool] = None,
 ) -> Language:
     """A pipeline that finds candidate mentions in clinical notes and links them.
 
@@ -223,6 +226,12 @@ def build_clinical_pipeline(
     ner_model (Union[str, Path, None]): a pipeline whose "ner" to use for "ner".
     base (str): the pipeline the syntax components come from.
     label (str): entity label of noun-chunk and ruler mentions.
+    abbreviations (bool): add `text2node_abbreviations` in front of the linker, so that a
+        short form defined in a document is linked as its long form there.
+    context (bool): add `text2node_context` (negspacy's NegEx: negated, historical,
+        hypothetical) after the linker, with a sentencizer first when nothing sets sentences.
+    composite (Optional[bool]): set the linker's `composite` search setting (split
+        "breast and ovarian cancer" into its parts); None keeps the saved setting.
     RETURNS (Language): the pipeline; spans are in `doc.ents`, and the linker links
         them (its `spans` setting is set to "ents", see `link_mentions`).
     """
@@ -279,4 +288,15 @@ def build_clinical_pipeline(
         _add_sourced(nlp, "ner", src, before)
     if _has_linker(nlp):
         link_mentions(nlp, "ents")
+        if composite is not None:
+            linker_: Any = nlp.get_pipe(LINKER)
+            linker_.cfg["composite"] = bool(composite)
+    if abbreviations:
+        from ..pipeline import abbreviations as _abbreviations  # noqa: F401  (registers the factory)
+
+        nlp.add_pipe("text2node_abbreviations", config={"mentions": mentions == "ner"}, before=before)
+    if context:
+        from ..pipeline.context import add_context
+
+        add_context(nlp, ("ents",))
     return nlp

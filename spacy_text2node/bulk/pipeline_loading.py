@@ -92,13 +92,32 @@ def load_pipeline(
 
 def _configure_sourced_linker(nlp: Language, config: Any, path: Path) -> None:
     """A linker sourced by a config keeps the settings it was saved with: apply the
-    `spans` the config gives beside `source`, and refuse a linker that would link whole
+    `spans` and the search settings (`composite`, `abbreviations`, `k`, `threshold`, ...)
+    the config gives beside `source`, and refuse a linker that would link whole
     documents behind components that find mentions (it would overwrite them)."""
+    import dataclasses
+
+    from ..pipeline.settings import SearchSettings, settings_block
     from .clinical import LINKER, link_mentions, mention_finders
 
     if LINKER not in nlp.pipe_names or "source" not in config["components"].get(LINKER, {}):
         return
-    spans = config["components"][LINKER].get("spans")
+    block = config["components"][LINKER]
+    known = {f.name for f in dataclasses.fields(SearchSettings)}
+    given = {k: v for k, v in block.items() if k in known}
+    unknown = sorted(set(block) - known - {"source", "component", "spans", "replace_listeners"})
+    if unknown:
+        raise ValueError(
+            f"{path}: [components.{LINKER}] sets {', '.join(unknown)} beside `source`; a sourced linker takes "
+            f"`spans` and its search settings ({', '.join(sorted(known))})."
+        )
+    if given:
+        linker_: Any = nlp.get_pipe(LINKER)
+        current = {k: linker_.cfg.get(k, getattr(SearchSettings(), k)) for k in known}
+        checked = settings_block("search", {**current, **given}, SearchSettings)
+        linker_.cfg.update(dataclasses.asdict(checked))
+        linker_.results_changed()
+    spans = block.get("spans")
     if spans is not None:
         link_mentions(nlp, spans)
         return

@@ -3,7 +3,7 @@
 The commands are thin wrappers over the library; each module below adds its own.
 """
 
-from . import data, evaluate, link, nodes, serve, taxonomy, vectors  # noqa: F401
+from . import assemble, data, evaluate, link, nodes, serve, taxonomy, vectors  # noqa: F401
 from ._app import app
 
 
