@@ -555,3 +555,26 @@ def test_registered_trained_and_distilled_loaders(tiny_taxonomy, minilm):
 
     assert words[:60] == default_vocabulary(tiny_taxonomy, max_words=60)  # then words only the labels have
     assert matrix.shape == (len(words), 384) and np.isfinite(matrix).all()
+
+
+def test_case_variants_survive_saving(tmp_path):
+    """spaCy saves no lookup attribute: a loaded lowercase table is read by exact text, so
+    "Breast" has a vector only through a case-variant key to the row of "breast"."""
+    import numpy as np
+    import spacy
+
+    from spacy_text2node.vectors import build_vectors_pipeline
+
+    matrix = np.arange(6, dtype="float32").reshape(2, 3) + 1
+    for variants in (False, True):
+        nlp = build_vectors_pipeline(["breast", "cancer"], matrix, subwords=None, case_variants=variants)
+        nlp.to_disk(tmp_path / str(variants))
+        loaded = spacy.load(tmp_path / str(variants))
+        vecs = loaded.vocab.vectors
+        assert vecs.shape == (2, 3)  # no rows added
+        doc = loaded.make_doc("Breast CANCER cancer")
+        found = [vecs.find(key=loaded.vocab.strings[t.text]) for t in doc]
+        if variants:
+            assert found == [0, 1, 1]
+        else:
+            assert found == [-1, -1, 1]

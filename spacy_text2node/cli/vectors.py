@@ -44,6 +44,12 @@ def load_cmd(
     into: Optional[Path] = typer.Option(None, "--into", help="An existing pipeline to put the vectors into."),
     subwords: str = typer.Option("ngram", "--subwords", help="Subword component: ngram, wordpiece or none."),
     cased: bool = typer.Option(False, "--cased", help="The words are cased: do not look tokens up lowercased."),
+    case_variants: bool = typer.Option(
+        False,
+        "--case-variants",
+        help="Lowercase words: key their Capitalized, Title and UPPER forms to the same rows, for spaCy "
+        "components that read the table by exact text (a tok2vec's static vectors, e.g. an NER).",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-V"),
 ) -> None:
     """Load GloVe / word2vec / fastText vectors (or the GloVe 6B 50-d default)."""
@@ -57,7 +63,15 @@ def load_cmd(
     with user_errors("Could not load the vectors"):
         words, matrix = read_vectors(None if format == "glove-6b-50d" else source, format, max_words=max_words)
         msg.info(f"Read {len(words):,} vectors x {matrix.shape[1]} dims")
-        nlp = build_vectors_pipeline(words, matrix, base=into, lowercase=not cased, subwords=sub, show_progress=True)
+        nlp = build_vectors_pipeline(
+            words,
+            matrix,
+            base=into,
+            lowercase=not cased,
+            subwords=sub,
+            show_progress=True,
+            case_variants=case_variants and not cased,
+        )
         _finish(nlp, out_dir, t0)
 
 

@@ -24,7 +24,13 @@ PathLike = Union[str, Path]
 
 
 def make_vectors_table(
-    words: Sequence[str], matrix: np.ndarray, *, strings=None, lowercase: bool = False, name: Optional[str] = None
+    words: Sequence[str],
+    matrix: np.ndarray,
+    *,
+    strings=None,
+    lowercase: bool = False,
+    name: Optional[str] = None,
+    case_variants: bool = False,
 ) -> Vectors:
     """A default-mode spaCy `Vectors` table with one row per word.
 
@@ -33,6 +39,11 @@ def make_vectors_table(
     strings (Optional[StringStore]): the vocab's strings to register the keys in.
     lowercase (bool): look tokens up by their lowercase form (attr LOWER).
     name (Optional[str]): the table's name.
+    case_variants (bool): with `lowercase`, also key each word's Capitalized, Title and
+        UPPER forms to its row. spaCy does not save a table's lookup attribute, so a
+        loaded table looks tokens up by their exact text: components that read the table
+        themselves (spaCy's static vectors in a tok2vec, e.g. an NER) see "Breast" only
+        through such a key. The rows, and so the memory of the vectors, are unchanged.
     RETURNS (Vectors): the table.
     """
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -48,7 +59,33 @@ def make_vectors_table(
     kwargs: Dict[str, Any] = dict(strings=strings, data=matrix, keys=keys, attr="LOWER" if lowercase else "ORTH")
     if name:
         kwargs["name"] = name
-    return Vectors(**kwargs)
+    table = Vectors(**kwargs)
+    if case_variants and lowercase:
+        add_case_variants(table, words)
+    return table
+
+
+def add_case_variants(table: Vectors, words: Sequence[str]) -> int:
+    """Key the Capitalized, Title and UPPER forms of lowercase words to their rows (a
+    form that already has a key keeps it).
+
+    table (Vectors): a default-mode table keyed by the lowercase words.
+    words (Sequence[str]): its words.
+    RETURNS (int): the keys added.
+    """
+    strings = table.strings
+    added = 0
+    for word in words:
+        row = table.key2row.get(strings[word])
+        if row is None:
+            continue
+        for form in {word.capitalize(), word.title(), word.upper()}:
+            if form != word:
+                key = strings.add(form)
+                if key not in table.key2row:
+                    table.add(key, row=row)
+                    added += 1
+    return added
 
 
 def load_vectors(
@@ -89,6 +126,7 @@ def build_vectors_pipeline(
     component_config: Optional[Dict[str, Any]] = None,
     wordpieces: Optional[Tuple[Sequence[str], np.ndarray]] = None,
     show_progress: bool = False,
+    case_variants: bool = False,
 ) -> Language:
     """A pipeline holding a vector table, with the `text2node_vectors` subword component.
 
@@ -104,13 +142,17 @@ def build_vectors_pipeline(
     component_config (Optional[Dict[str, Any]]): settings of the component.
     wordpieces (Optional[Tuple]): (pieces, piece table) for 'wordpiece'.
     show_progress (bool): progress bars.
+    case_variants (bool): with `lowercase`, key the words' case variants too (see
+        `make_vectors_table`): for spaCy components that read the table, e.g. an NER.
     RETURNS (Language): the pipeline (save it with `nlp.to_disk`).
     """
     nlp = _base_nlp(base, lang)
     if table is None:
         if words is None or matrix is None:
             raise VectorsError("build_vectors_pipeline needs words and matrix, or a table.")
-        table = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=lowercase, name=name)
+        table = make_vectors_table(
+            words, matrix, strings=nlp.vocab.strings, lowercase=lowercase, name=name, case_variants=case_variants
+        )
     else:
         table.strings = nlp.vocab.strings
         if name:
