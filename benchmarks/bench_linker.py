@@ -61,18 +61,12 @@ def ncbi_dir() -> Path:
 def ncbi_calibration_split(d: Path) -> None:
     """Hold 20% of the distinct NCBI training mentions (seeded) out of training: they
     calibrate the reranker (the NCBI dev split is the test set here)."""
-    import srsly
-
-    from spacy_text2node.datasets.gem import split_dev
-    from spacy_text2node.readers.linking import read_pairs
+    from spacy_text2node import Taxonomy
+    from spacy_text2node.datasets.ncbi import write_linker_splits
 
     if (d / "fit.jsonl").exists():
         return
-    train = read_pairs(d / "train.jsonl")
-    n = len({(p["text"], p["concept"]) for p in train}) // 5
-    fit, calib = split_dev(train, n, seed=0)
-    srsly.write_jsonl(d / "fit.jsonl", fit)
-    srsly.write_jsonl(d / "calibration.jsonl", calib)
+    write_linker_splits(d, Taxonomy.from_disk(d / "taxonomy"), seed=0)
 
 
 def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Any]:

@@ -35,7 +35,10 @@ def write_ncbi(
     """Write NCBI Disease mention pairs (and spaCy docs) for every split present.
 
     Writes `OUT/{split}.jsonl` (mention pairs {"text", "concept", "gold", "source",
-    "pmid", "type"}), with `docs` also `OUT/{split}.spacy` (a DocBin of the abstracts
+    "pmid", "type"}); for a linker, `OUT/fit.jsonl` (80% of the distinct train mentions),
+    `OUT/calibration.jsonl` (the other 20%, seeded: they calibrate the reranker) and
+    `OUT/linker_train.jsonl` (MEDIC names and synonyms, then fit.jsonl); with `docs`
+    also `OUT/{split}.spacy` (a DocBin of the abstracts
     with DISEASE entities whose `kb_id_` is the resolved MEDIC id and whose
     `_.text2node_gold` holds every id; the DocBin keeps user data), `OUT/taxonomy/`
     (MEDIC, for `spacy-text2node.TaxonomyDir.v1`) and `OUT/stats.json`.
@@ -70,5 +73,31 @@ def write_ncbi(
             st["doc_misaligned"] = dstats.get("misaligned", 0)
             st["doc_overlapping"] = dstats.get("overlapping", 0)
         stats[split] = st
+    if (out / "train.jsonl").exists():
+        stats["linker"] = write_linker_splits(out, tax)
     srsly.write_json(out / "stats.json", stats)
     return stats
+
+
+def write_linker_splits(out_dir: Union[str, Path], taxonomy: Taxonomy, seed: int = 0) -> Dict[str, int]:
+    """Split `OUT/train.jsonl` for a linker: hold 20% of the distinct train mentions
+    (seeded) out as `calibration.jsonl`, the rest is `fit.jsonl`; `linker_train.jsonl` is
+    the taxonomy's names and synonyms followed by fit.jsonl.
+
+    out_dir (str / Path): the folder `write_ncbi` writes.
+    taxonomy (Taxonomy): CTD MEDIC.
+    seed (int): seed of the held-out sample.
+    RETURNS (Dict[str, int]): pairs per file.
+    """
+    from ..readers.linking import read_pairs
+    from .gem import split_dev, taxonomy_pairs
+
+    out = Path(out_dir)
+    train = read_pairs(out / "train.jsonl")
+    n = len({(p["text"], p["concept"]) for p in train}) // 5
+    fit, calib = split_dev(train, n, seed=seed)
+    names = taxonomy_pairs(taxonomy)
+    srsly.write_jsonl(out / "fit.jsonl", fit)
+    srsly.write_jsonl(out / "calibration.jsonl", calib)
+    srsly.write_jsonl(out / "linker_train.jsonl", names + fit)
+    return {"fit": len(fit), "calibration": len(calib), "linker_train": len(names) + len(fit)}
