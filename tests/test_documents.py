@@ -171,3 +171,31 @@ def test_assemble_applies_settings_beside_the_sourced_linker(phrase_linker_dir, 
     cfg.write_text(bad)
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 1 and "bogus" in res.output
+
+
+def test_assemble_warns_only_when_a_component_was_trained_on_other_vectors(phrase_linker_dir, tmp_path):
+    """spaCy's W113 fires for every sourced component with vectors before [initialize]
+    loads the pipeline's table; text2node assemble compares the tables afterwards."""
+    import warnings
+
+    import numpy as np
+
+    from spacy_text2node.bulk.pipeline_loading import load_pipeline
+
+    other = spacy.blank("en")
+    other.vocab.set_vector("gout", np.ones(16, dtype="float32"))
+    other.to_disk(tmp_path / "other_vectors")
+    cfg = tmp_path / "linker.cfg"
+    cfg.write_text(
+        '[paths]\nlinker = null\nvectors = null\n\n[nlp]\nlang = "en"\npipeline = ["text2node_linker"]\n\n'
+        "[components]\n\n[components.text2node_linker]\nsource = ${paths.linker}\n\n"
+        "[initialize]\nvectors = ${paths.vectors}\n",
+        encoding="utf8",
+    )
+    for vectors, expect in ((phrase_linker_dir, False), (tmp_path / "other_vectors", True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_pipeline(str(cfg), overrides={"paths.linker": str(phrase_linker_dir), "paths.vectors": str(vectors)})
+        texts = [str(w.message) for w in caught]
+        assert not any("[W113]" in t for t in texts), texts
+        assert any("differ from the pipeline's" in t for t in texts) == expect, texts

@@ -4,8 +4,9 @@ optional mention finder put in front of the linker."""
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import spacy
 from spacy.language import Language
@@ -69,10 +70,13 @@ def load_pipeline(
                 logger.warning("%s: component %r has no source (an unset path): leaving it out", path, name)
                 config["nlp"]["pipeline"] = [n for n in config["nlp"]["pipeline"] if n != name]
                 del config["components"][name]
-        nlp = load_model_from_config(config, auto_fill=True, exclude=list(exclude))
-        sourced = set(get_sourced_components(config))
-        with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in sourced]):
-            nlp.initialize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            nlp = load_model_from_config(config, auto_fill=True, exclude=list(exclude))
+            sourced = set(get_sourced_components(config))
+            with nlp.select_pipes(disable=[n for n in nlp.pipe_names if n in sourced]):
+                nlp.initialize()
+        _check_sourced_vectors(nlp, config, path, caught)
         _configure_sourced_linker(nlp, config, path)
     else:
         try:
@@ -88,6 +92,41 @@ def load_pipeline(
         _warn_whole_doc_linking(nlp)
     nlp.max_length = max(nlp.max_length, max_chars + 1)
     return nlp
+
+
+def _check_sourced_vectors(nlp: Language, config: Any, path: Path, caught: List[Any]) -> None:
+    """spaCy warns (W113) about sourced components whose source's vector table is not
+    byte-identical to the pipeline's, also while the pipeline's own table is still empty
+    and also for equal tables whose keys were added in another order. Compare the tables'
+    contents once the pipeline is initialized instead (`vectors_fingerprint`), and warn,
+    naming the component and the fix, only where they differ."""
+    from spacy.vocab import Vocab
+
+    from ..pipeline.manifest import vectors_fingerprint
+
+    for w in caught:
+        if "[W113]" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not any("[W113]" in str(w.message) for w in caught):
+        return
+    mine = vectors_fingerprint(nlp.vocab.vectors)
+    seen: Dict[str, Dict[str, Any]] = {}
+    for name in nlp.pipe_names:
+        source = config["components"].get(name, {}).get("source")
+        if not isinstance(source, str) or not (Path(source) / "vocab").is_dir():
+            continue
+        if source not in seen:
+            vocab = Vocab().from_disk(Path(source) / "vocab")
+            seen[source] = vectors_fingerprint(vocab.vectors) if vocab.vectors.shape[0] else mine
+        if seen[source] != mine:
+            warnings.warn(
+                f"{path}: component {name!r} comes from {source}, whose word vectors "
+                f"{tuple(seen[source]['shape'])} differ from the pipeline's {tuple(mine['shape'])} "
+                "([initialize] vectors): it will see other vectors than it was trained with. Point "
+                "[initialize] vectors at the pipeline the components were trained with.",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def _configure_sourced_linker(nlp: Language, config: Any, path: Path) -> None:
