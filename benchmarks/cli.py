@@ -15,6 +15,7 @@ import typer
 
 from benchmarks import (
     bench_bulk,
+    bench_documents,
     bench_footprint,
     bench_linker,
     bench_node2vec,
@@ -28,6 +29,7 @@ from benchmarks._common import REPO, RESULTS
 
 BENCHMARKS = (
     bench_bulk,
+    bench_documents,
     bench_footprint,
     bench_linker,
     bench_node2vec,
@@ -70,12 +72,16 @@ for _module in BENCHMARKS:
 @app.command("tables")
 def tables_command(
     files: Optional[List[Path]] = typer.Argument(
-        None, help="markdown files with <!-- BEGIN bench:NAME --> regions (default: README.md docs/benchmarks.md)"
+        None,
+        help="markdown files with <!-- BEGIN bench:NAME --> regions (default: README.md, docs/*.md with one)",
     ),
     results: Path = typer.Option(RESULTS, "--results", help="folder of the results JSON files"),
     check: bool = typer.Option(False, "--check", help="change nothing; exit 1 when a region is stale"),
     names: Optional[List[str]] = typer.Option(None, "--only", help="fill only these regions"),
 ) -> None:
     """Fill the markdown tables between <!-- BEGIN bench:NAME --> and <!-- END bench:NAME --> from the results."""
-    code = tables.run(files or [REPO / "README.md", REPO / "docs" / "benchmarks.md"], results, check=check, only=names)
+    if not files:
+        docs = sorted(p for p in (REPO / "docs").glob("*.md") if "<!-- BEGIN bench:" in p.read_text(encoding="utf8"))
+        files = [REPO / "README.md", *docs]
+    code = tables.run(files, results, check=check, only=names)
     raise typer.Exit(code)

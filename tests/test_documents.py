@@ -199,3 +199,53 @@ def test_assemble_warns_only_when_a_component_was_trained_on_other_vectors(phras
         texts = [str(w.message) for w in caught]
         assert not any("[W113]" in t for t in texts), texts
         assert any("differ from the pipeline's" in t for t in texts) == expect, texts
+
+
+def test_pubtator_reader_counts_and_reports_overlapping_gold_spans(tmp_path, caplog):
+    from spacy_text2node.readers.linking import PubTatorCorpus
+
+    text_t, text_a = "Breast cancer.", "No disease here at all."
+    path = tmp_path / "nested.txt"
+    path.write_text(
+        f"1|t|{text_t}\n1|a|{text_a}\n"
+        "1\t0\t13\tBreast cancer\tSpecificDisease\tD1\n"  # at the very start, and the span of a nested one
+        "1\t7\t13\tcancer\tSpecificDisease\tD2\n"  # nested in the first
+        "\n2|t|Gout\n2|a|\n2\t0\t4\tGout\tSpecificDisease\tD3\n"  # a whole document, ends at the end
+        "\n3|t|Nothing to see.\n3|a|Really nothing.\n",  # no mentions
+        encoding="utf8",
+    )
+    corpus = PubTatorCorpus(path)
+    with caplog.at_level("WARNING", logger="spacy_text2node"):
+        examples = list(corpus(spacy.blank("en")))
+    assert [len(eg.reference.ents) for eg in examples] == [1, 1, 0]
+    assert corpus.stats["overlapping"] == 1 and corpus.stats["mentions"] == 3 and corpus.stats["docs"] == 3
+    assert "overlap an earlier one" in caplog.text and str(path) in caplog.text
+    assert examples[1].reference.ents[0].text == "Gout"
+
+
+def test_document_pipeline_on_awkward_text(phrase_linker_dir, tmp_path):
+    """Control characters, a mention at the very start and end, no mentions, an empty doc."""
+    from spacy_text2node.bulk.clinical import build_clinical_pipeline
+
+    nlp = build_clinical_pipeline(
+        spacy.load(phrase_linker_dir), mentions="ruler", abbreviations=True, context=True, composite=True
+    )
+    texts = [
+        "Gout and\x00 \x1b[31m obesity \x07 (GO) \u2028 were absent; GO",
+        "gout",
+        "Nothing here.",
+        "",
+        "(",
+        "Tuberculosis, then gout",
+    ]
+    docs = list(nlp.pipe(texts))
+    assert [e.text for e in docs[1].ents] == ["gout"] and docs[1].ents[0].kb_id_ == "GOUT"
+    assert docs[2].ents == () and docs[3].ents == ()
+    assert docs[0].ents[0].start_char == 0
+    assert docs[5].ents[-1].end_char == len(texts[5])
+    from spacy_text2node.bulk.records import doc_to_record
+
+    for i, doc in enumerate(docs):
+        rec = doc_to_record(doc, str(i))
+        for span in rec["spans"]:
+            assert span["negated"] in (True, False) and isinstance(span["concepts"], list)

@@ -20,6 +20,7 @@ def headline_table(results: Path) -> str:
     files = [
         "linker_gem.json",
         "linker_ncbi.json",
+        "documents.json",
         "footprint.json",
         "node2vec.json",
         "vectors.json",
@@ -50,6 +51,17 @@ def headline_table(results: Path) -> str:
             "Acc@1",
             f"**{cnn['acc@1']:.3f}** (CNN)",
             f"MiniLM {ncbi['minilm']['acc@1']:.3f}, TF-IDF {ncbi['tfidf']['acc@1']:.3f}",
+        ]
+    )
+    docs = need(data["documents.json"], "results", where="documents.json")
+    ner, chunks, matcher = docs["ner"], docs["noun chunks"], docs["phrase matcher"]
+    rows.append(
+        [
+            "documents, NCBI Disease dev: mentions found, then linked",
+            "mention F1 / (span, concept) F1",
+            f"{ner['text2node_mention_f']:.3f} / {ner['text2node_link_f']:.3f} (trained NER)",
+            f"noun chunks {chunks['text2node_mention_f']:.3f} / {chunks['text2node_link_f']:.3f}, "
+            f"dictionary {matcher['text2node_mention_f']:.3f} / {matcher['text2node_link_f']:.3f} (same linker)",
         ]
     )
     fp = need(data["footprint.json"], "contenders", where="footprint.json")

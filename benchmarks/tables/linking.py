@@ -247,3 +247,58 @@ def serve_quiet_table(results: Path) -> str:
 @renderer("serve-rerun")
 def serve_rerun_table(results: Path) -> str:
     return _serve(results, ["serve_rerun.json"])
+
+
+DOCUMENT_COLUMNS = (
+    ("mention P", "text2node_mention_p"),
+    ("mention R", "text2node_mention_r"),
+    ("mention F1", "text2node_mention_f"),
+    ("link P", "text2node_link_p"),
+    ("link R", "text2node_link_r"),
+    ("link F1", "text2node_link_f"),
+    ("Acc@1 on found", "text2node_link_acc_found"),
+    ("doc concept F1", "text2node_doc_concept_f"),
+)
+
+
+@renderer("documents")
+def documents_table(results: Path) -> str:
+    """The document pipeline's mention finders side by side (bench_documents.py)."""
+    data = load(results, "documents.json")
+    rows = []
+    for name, r in need(data, "results", where="documents.json").items():
+        rows.append([name] + [num(r.get(key), 3) for _, key in DOCUMENT_COLUMNS])
+    header = ["mention finder (+ the MEDIC linker)"] + [h for h, _ in DOCUMENT_COLUMNS]
+    return table(header, rows, "l" + "r" * len(DOCUMENT_COLUMNS)) + "\n\n" + provenance(data.get("meta", {}))
+
+
+@renderer("documents-speed")
+def documents_speed_table(results: Path) -> str:
+    """Speed and memory of the document pipeline on MTSamples notes (bench_documents.py)."""
+    data = load(results, "documents.json")
+    summary = need(data, "summary", where="documents.json")
+    runs = need(summary, "speed", where="documents.json summary")
+    rows = []
+    for name, r in runs.items():
+        rows.append(
+            [
+                name,
+                num(r.get("n_written")),
+                num(r.get("docs_per_second"), 2),
+                num(r.get("n_spans")),
+                num(r.get("n_negated")),
+                num(r.get("peak_tree_rss_mb")),
+            ]
+        )
+    # the tree's peak (parent and workers, polled): a child's own ru_maxrss starts from its
+    # parent's peak on Linux, so the largest single process is not shown
+    header = ["run", "notes", "docs/s", "mentions", "negated", "peak RSS MB (parent + workers)"]
+    out = table(header, rows, "l" + "r" * 5)
+    ratios = [
+        f"{n} process(es): with / without the linker x{summary[f'linker_time_ratio_n{n}']:.2f} time per note"
+        for n in ("1", "2")
+        if summary.get(f"linker_time_ratio_n{n}") is not None
+    ]
+    if ratios:
+        out += "\n\n" + "; ".join(ratios) + "."
+    return out + "\n\n" + provenance(data.get("meta", {}))

@@ -267,7 +267,14 @@ class PubTatorCorpus:
         ):
             yield Example(nlp.make_doc(ref.text), ref)
         if self.stats.get("misaligned") or self.stats.get("overlapping"):
-            logger.info("%s: %s", self.path, self.stats)
+            logger.warning(
+                "%s: %d gold mention(s) overlap an earlier one and were left out, %d do not align with "
+                "token boundaries and were widened to them (%s)",
+                self.path,
+                self.stats.get("overlapping", 0),
+                self.stats.get("misaligned", 0),
+                self.stats,
+            )
 
 
 @registry.readers("spacy-text2node.PubTator.v1")
