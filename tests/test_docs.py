@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-BENCHMARK_MODULES = ["bulk", "footprint", "linker", "node2vec", "serve", "taxonomy", "textcat", "vectors"]
+BENCHMARK_MODULES = ["bulk", "documents", "footprint", "linker", "node2vec", "serve", "taxonomy", "textcat", "vectors"]
 
 
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:

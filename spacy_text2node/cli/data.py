@@ -68,7 +68,7 @@ def ncbi_cmd(
         stats = write_ncbi(out_dir, ncbi_dir, medic, docs=docs)
     rows = []
     for split, st in stats.items():
-        if isinstance(st, dict):
+        if isinstance(st, dict) and split != "linker":
             rows.append(
                 (
                     split,
@@ -94,3 +94,9 @@ def ncbi_cmd(
         ),
         aligns=("l", "r", "r", "r", "r", "r", "r"),
     )
+    lk: Any = stats.get("linker")
+    if isinstance(lk, dict):
+        msg.info(
+            f"linker split: {lk['fit']:,} fit and {lk['calibration']:,} calibration mentions; "
+            f"linker_train.jsonl = MEDIC names and synonyms + fit ({lk['linker_train']:,} pairs)"
+        )

@@ -1,6 +1,11 @@
-"""spaCy pipeline components: the text2node linker (its factories register on import)."""
+"""spaCy pipeline components: the text2node linker, abbreviations and context flags (their
+factories register on import)."""
 
-from . import factories  # noqa: F401  (text2node_entity_linker, text2node_linker)
+from . import (  # noqa: F401  (text2node_abbreviations, text2node_context)
+    abbreviations,
+    context,
+    factories,  # noqa: F401  (text2node_entity_linker, text2node_linker)
+)
 from .kb import Text2NodeKB
 from .linker import Text2NodeLinker
 

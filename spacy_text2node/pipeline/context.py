@@ -55,6 +55,18 @@ TERM_KEYS: Dict[str, str] = {
     "termination": "termination",
 }
 
+# words that end a trigger's scope in both termsets below: a contrast starts a new statement
+CONTRAST_TERMS = [
+    "but",
+    "however",
+    "although",
+    "though",
+    "yet",
+    "nevertheless",
+    "except",
+    "aside from",
+    "apart from",
+]
 HISTORICAL_TERMS: Dict[str, List[str]] = {
     # phrases that contain a trigger but do not put what follows in the patient's past
     "pseudo_negations": [
@@ -100,15 +112,7 @@ HISTORICAL_TERMS: Dict[str, List[str]] = {
         "previously",
     ],
     "termination": [
-        "but",
-        "however",
-        "although",
-        "though",
-        "yet",
-        "nevertheless",
-        "except",
-        "aside from",
-        "apart from",
+        *CONTRAST_TERMS,
         "now",
         "currently",
         "today",
@@ -180,15 +184,7 @@ HYPOTHETICAL_TERMS: Dict[str, List[str]] = {
         "prn",
     ],
     "termination": [
-        "but",
-        "however",
-        "although",
-        "though",
-        "yet",
-        "nevertheless",
-        "except",
-        "aside from",
-        "apart from",
+        *CONTRAST_TERMS,
         "otherwise",
         "because",
         "which",
