@@ -178,7 +178,7 @@ def main() -> None:
         code = (
             f"import spacy; nlp = spacy.load('en_{a.name}'); "
             "doc = nlp('No evidence of adenomatous polyposis coli (APC). APC was absent.'); "
-            "print('loaded', nlp.meta['name'], nlp.pipe_names, [(e.text, e.kb_id_, e._.negex) for e in doc.ents])"
+            f"print('loaded en_{a.name}', nlp.pipe_names, [(e.text, e.kb_id_, e._.negex) for e in doc.ents])"
         )
         run([sys.executable, "-c", code])
     finish(a.step)
