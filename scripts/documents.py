@@ -114,7 +114,7 @@ def main() -> None:
     p = sub.add_parser("train-ner")
     p.add_argument("ncbi_dir", type=Path)
     p.add_argument("--config", default="configs/ner_disease.cfg")
-    p.add_argument("--max-steps", type=int, default=6000)
+    p.add_argument("--max-steps", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("evaluate-docs")
     p.add_argument("ncbi_dir", type=Path)
