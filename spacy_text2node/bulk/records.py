@@ -7,9 +7,9 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from spacy.tokens import Doc, Span
 
 from ..pipeline.context import FLAGS, context_flags
+from ..pipeline.spans import predicted_concepts
 
 CANDIDATES_ATTR = "text2node_candidates"
-CONCEPTS_ATTR = "text2node_concepts"
 CONTEXT_FIELDS = FLAGS  # "negated", "historical", "hypothetical": see pipeline.context
 
 # The Parquet / Spark schema of one output record, as (name, type) pairs; see the README, Bulk linking.
@@ -70,13 +70,6 @@ def _candidates(span: Span, top_k: Optional[int]) -> List[Dict[str, Any]]:
     return out
 
 
-def _concepts(span: Span, concept_id: Optional[str]) -> List[str]:
-    value = getattr(span._, CONCEPTS_ATTR) if Span.has_extension(CONCEPTS_ATTR) else None
-    if value is not None:
-        return [str(c) for c in value]
-    return [concept_id] if concept_id is not None else []
-
-
 def span_to_record(span: Span, source: str = "ents", top_k: Optional[int] = None) -> Dict[str, Any]:
     """Convert one span to a plain dict.
 
@@ -116,7 +109,7 @@ def span_to_record(span: Span, source: str = "ents", top_k: Optional[int] = None
     }
     for name in CONTEXT_FIELDS:
         rec[name] = flags.get(name)
-    rec["concepts"] = _concepts(span, concept_id)
+    rec["concepts"] = predicted_concepts(span)
     rec["candidates"] = cands
     return rec
 

@@ -203,10 +203,11 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         offsets: Offsets = []
         texts: List[str] = []
         counts: List[List[int]] = []
+        settings = self.search_settings
         for i, ss in enumerate(spans):
             counts.append([])
             for s in ss:
-                queries = self.span_queries(i, s, qdocs)
+                queries = self.span_queries(i, s, qdocs, settings)
                 counts[-1].append(len(queries))
                 for q_doc, start, end, text in queries:
                     offsets.append((q_doc, start, end))
@@ -221,7 +222,9 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
                 j += n
         return out
 
-    def span_queries(self, i: int, span: Span, docs: List[Doc]) -> List[Tuple[int, int, int, str]]:
+    def span_queries(
+        self, i: int, span: Span, docs: List[Doc], settings: Optional[SearchSettings] = None
+    ) -> List[Tuple[int, int, int, str]]:
         """What is searched for a span: (doc index, start, end, text) per query.
 
         A short form defined in the document is searched as its long form (`abbreviations`);
@@ -231,9 +234,10 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         i (int): the index of the span's doc in `docs`.
         span (Span): the span.
         docs (List[Doc]): the batch's docs; part docs are appended.
+        settings (Optional[SearchSettings]): the search settings (read from the cfg when None).
         RETURNS (List[Tuple[int, int, int, str]]): the queries.
         """
-        settings = self.search_settings
+        settings = settings or self.search_settings
         if settings.abbreviations and Doc.has_extension(ABBREVIATIONS_EXT) and span.doc._.get(ABBREVIATIONS_EXT):
             from .abbreviations import long_form
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
-from spacy.tokens import Span
 from spacy.training import Example
 from spacy.util import registry
 
 from ..scoring import ranking_scores
 from ..taxonomy import Taxonomy
-from .spans import CANDIDATES_EXT, CONCEPTS_EXT, gold_ids, linked_spans
+from .spans import CANDIDATES_EXT, gold_ids, linked_spans, predicted_concepts
 
 SCORE_KEYS = ("acc@1", "acc@5", "mrr", "tree_distance", "nil_rate")
 DOCUMENT_KEYS = (
@@ -35,15 +34,6 @@ DOCUMENT_KEYS = (
     "doc_concept_r",
     "doc_concept_f",
 )
-
-
-def predicted_concepts(span: Span) -> List[str]:
-    """The concepts a linked span was given: `_.text2node_concepts` (one per part of a
-    composite mention), else its kb_id_ (none for NIL)."""
-    concepts = span._.get(CONCEPTS_EXT)
-    if concepts is not None:
-        return [str(c) for c in concepts]
-    return [span.kb_id_] if span.kb_id_ else []
 
 
 def _prf(tp: int, n_pred: int, n_gold: int) -> Tuple[Optional[float], Optional[float], Optional[float]]:

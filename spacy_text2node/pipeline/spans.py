@@ -166,3 +166,12 @@ def linked_spans(doc: Doc) -> List[Span]:
         except NotImplementedError:  # a language without a noun chunk iterator
             pass
     return [s for s in spans if s._.get(CANDIDATES_EXT) is not None]
+
+
+def predicted_concepts(span: Span) -> List[str]:
+    """The concepts a linked span was given: `_.text2node_concepts` (one per part of a
+    composite mention), else its kb_id_ (none for NIL)."""
+    concepts = span._.get(CONCEPTS_EXT)
+    if concepts is not None:
+        return [str(c) for c in concepts]
+    return [span.kb_id_] if span.kb_id_ else []
