@@ -90,7 +90,13 @@ def load_csv(
             f"{p}: the file is empty. Expected a header row with columns "
             f"{id_column}, {label_column}, {parents_column}, {synonyms_column}."
         ) from None
-    header = next(csv.reader([first[1]], delimiter=delimiter), [])
+    try:
+        header = next(csv.reader([first[1]], delimiter=delimiter, strict=True), [])
+    except csv.Error as e:
+        raise TaxonomyError(
+            f"{p}:{first[0]}: the header row cannot be read as delimited text ({e}). Expected a header row "
+            f"with columns {id_column}, {label_column}, {parents_column}, {synonyms_column}."
+        ) from None
     header = [h.strip() for h in header]
     _check_csv_header(
         p, header, delimiter, (id_column, label_column), (parents_column, synonyms_column, definition_column)
