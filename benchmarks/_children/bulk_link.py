@@ -24,8 +24,8 @@ def _write_rss(path: str) -> None:
 
 if __name__ == "__main__":
     atexit.register(_write_rss, sys.argv.pop(1))
+    sys.argv[0] = "text2node"  # before the import: the package applies `text2node link`'s torch policy
     import spacy_text2node.cli.link  # noqa: F401  (registers `link`)
     from spacy_text2node.cli import app
 
-    sys.argv[0] = "text2node"
     app()

@@ -337,6 +337,10 @@ def PhraseMapperBiLSTM(
     try:
         import torch
     except ImportError as e:
+        from .._runtime import TORCH_HINT, torch_left_out
+
+        if torch_left_out():
+            raise ImportError(f"spacy-text2node.PhraseMapperBiLSTM.v1 needs PyTorch. {TORCH_HINT}") from e
         raise ImportError(
             "spacy-text2node.PhraseMapperBiLSTM.v1 needs PyTorch, which is optional: install the CPU build first "
             "(pip install torch==2.13.0, or pip install 'spacy-text2node[torch]'), or use PhraseMapperCNN.v1 / "
