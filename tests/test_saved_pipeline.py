@@ -100,6 +100,27 @@ def test_saved_pipeline_loads_and_links_the_same(saved):
     assert link_phrases(nlp, PHRASES, k=3) == saved[1]
 
 
+def test_loaded_index_arrays_are_mapped_read_only(saved):
+    """Worker processes share a loaded pipeline's large arrays through the page cache."""
+    index = spacy.load(saved[0]).get_pipe(LINKER).index
+    for arr in (index.space, index.lexical.matrix.data, index.lexical.matrix.indices, index.lexical.string_node):
+        base = arr
+        while not isinstance(base, np.memmap) and getattr(base, "base", None) is not None:
+            base = base.base
+        assert isinstance(base, np.memmap), type(base)
+        assert not arr.flags.writeable
+
+
+def test_loaded_pipeline_saved_over_its_own_folder(saved, tmp_path):
+    """The mapped files are replaced, not overwritten in place under their own mapping."""
+    path = _copy(saved, tmp_path)
+    nlp = spacy.load(path)
+    nlp.to_disk(path)
+    nlp.to_disk(path)
+    assert link_phrases(nlp, PHRASES, k=3) == saved[1]
+    assert link_phrases(spacy.load(path), PHRASES, k=3) == saved[1]
+
+
 @pytest.mark.parametrize("kind", ["reordered", "other"])
 def test_another_taxonomy_dropped_in_is_refused(saved, tmp_path, tiny_taxonomy, kind):
     path = _copy(saved, tmp_path)

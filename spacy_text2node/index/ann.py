@@ -18,7 +18,7 @@ from spacy.util import make_tempdir
 from .features import PairFeatures
 from .lexical import LexicalIndex
 from .rerank import Reranker
-from .serialize import npy_bytes, npy_load, optional, remove
+from .serialize import npy_bytes, npy_load, optional, remove, save_npy
 from .text import l2_normalize
 
 # added to the reranker score of a candidate with a string equal to the query (normalised)
@@ -331,7 +331,8 @@ class NodeIndex:
 
         def npy(arr: Optional[np.ndarray]) -> Callable[[Path], None]:
             def write(p: Path) -> None:
-                np.save(p, np.asarray(arr), allow_pickle=False)
+                assert arr is not None
+                save_npy(p, arr)
 
             return optional(arr, write)
 
@@ -351,7 +352,7 @@ class NodeIndex:
             srsly.write_json(p, {**self._cfg(), "annoy_bytes": (p.parent / "annoy.ann").stat().st_size})
 
         writers: Dict[str, Callable[[Path], None]] = {
-            "space.npy": lambda p: np.save(p, self.space, allow_pickle=False),
+            "space.npy": lambda p: save_npy(p, self.space),
             "annoy.ann": annoy,
             "cfg.json": cfg,
             "lexical": self.lexical.to_disk,
@@ -384,7 +385,8 @@ class NodeIndex:
             return reader
 
         def npy(name: str) -> Callable[[Path], None]:
-            return read(name, "an array of the linker index", lambda p: np.load(p, allow_pickle=False))
+            # mapped read-only: processes that load the same pipeline share the pages
+            return read(name, "an array of the linker index", lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
 
         def annoy(p: Path) -> AnnoyIndex:
             n_items = len(got["space"]) if "ann_items" not in got else len(got["ann_items"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,15 +59,15 @@ class LexicalIndex:
         self.word_matrix = (
             (word_matrix if word_matrix is not None else sp.csr_matrix((matrix.shape[0], 0), dtype="float32"))
             .tocsr()
-            .astype("float32")
+            .astype("float32", copy=False)
         )
         self.exact: Dict[str, List[int]] = exact or {}
         self.idf = np.asarray(idf, dtype="float32")
-        self.matrix = matrix.tocsr().astype("float32")
+        self.matrix = matrix.tocsr().astype("float32", copy=False)  # a mapped array stays mapped
         # canonical (sorted, no duplicates) now, once: threads score against these shared
         # matrices, so nothing may sort them in place later (scipy does that lazily)
-        self.matrix.sum_duplicates()
-        self.word_matrix.sum_duplicates()
+        self.matrix = _canonical(self.matrix)
+        self.word_matrix = _canonical(self.word_matrix)
         self.string_node = np.asarray(string_node, dtype="int32")
         self.n_nodes = int(n_nodes)
         self.max_df = float(max_df)
@@ -395,40 +395,70 @@ class LexicalIndex:
         """One file per part in the folder `path`."""
         parts_to_disk(Path(path), self._getters())
 
-    @classmethod
-    def from_disk(cls, path: Union[str, Path]) -> "LexicalIndex":
-        """The index `to_disk` wrote (a missing part raises KeyError naming it)."""
-        return cls.from_dict(parts_from_disk(Path(path), cls.PARTS))
+    # the parts that are .npy arrays: `from_disk` maps them read-only (mmap_mode="r"), so
+    # processes that load the same pipeline share their pages instead of each holding a copy
+    ARRAY_PARTS = ("idf", "indptr", "indices", "data", "string_node", "word_indptr", "word_indices")
 
     @classmethod
-    def from_dict(cls, msg: Dict[str, bytes]) -> "LexicalIndex":
-        """The index of `to_dict`'s parts ("exact" and the word parts may be missing: saved
-        before they existed)."""
-        vocab_list = srsly.json_loads(msg["vocab"].decode("utf8"))
-        cfg = srsly.json_loads(msg["cfg"].decode("utf8"))
-        m = sp.csr_matrix(
-            (npy_load(msg["data"]), npy_load(msg["indices"]), npy_load(msg["indptr"])), shape=tuple(cfg["shape"])
+    def from_disk(cls, path: Union[str, Path]) -> "LexicalIndex":
+        """The index `to_disk` wrote (a missing part raises KeyError naming it); its arrays
+        are memory-mapped read-only."""
+        path = Path(path)
+        msg: Dict[str, Union[bytes, np.ndarray]] = dict(
+            parts_from_disk(path, [p for p in cls.PARTS if p not in cls.ARRAY_PARTS])
         )
-        exact = srsly.json_loads(msg["exact"].decode("utf8")) if "exact" in msg else {}
+        for name in cls.ARRAY_PARTS:
+            if (path / name).exists():
+                msg[name] = np.load(path / name, mmap_mode="r", allow_pickle=False)
+        return cls.from_dict(msg)
+
+    @classmethod
+    def from_dict(cls, msg: Mapping[str, Union[bytes, np.ndarray]]) -> "LexicalIndex":
+        """The index of `to_dict`'s parts ("exact" and the word parts may be missing: saved
+        before they existed); an array part may also be given as the array."""
+
+        def array(name: str) -> np.ndarray:
+            value = msg[name]
+            return value if isinstance(value, np.ndarray) else npy_load(value)
+
+        def text(name: str) -> Any:
+            value = msg[name]
+            assert isinstance(value, bytes), name
+            return srsly.json_loads(value.decode("utf8"))
+
+        vocab_list = text("vocab")
+        cfg = text("cfg")
+        m = sp.csr_matrix((array("data"), array("indices"), array("indptr")), shape=tuple(cfg["shape"]))
+        exact = text("exact") if "exact" in msg else {}
         word_vocab, wm = None, None
         if "word_vocab" in msg:
-            wl = srsly.json_loads(msg["word_vocab"].decode("utf8"))
+            wl = text("word_vocab")
             word_vocab = {w: j for j, w in enumerate(wl)}
-            wi = npy_load(msg["word_indices"])
+            wi = array("word_indices")
             wm = sp.csr_matrix(
-                (np.ones(len(wi), dtype="float32"), wi, npy_load(msg["word_indptr"])), shape=(m.shape[0], len(wl))
+                (np.ones(len(wi), dtype="float32"), wi, array("word_indptr")), shape=(m.shape[0], len(wl))
             )
         return cls(
             {g: j for j, g in enumerate(vocab_list)},
-            npy_load(msg["idf"]),
+            array("idf"),
             m,
-            npy_load(msg["string_node"]),
+            array("string_node"),
             cfg["n_nodes"],
             max_df=cfg["max_df"],
             exact=exact,
             word_vocab=word_vocab,
             word_matrix=wm,
         )
+
+
+def _canonical(m: sp.csr_matrix) -> sp.csr_matrix:
+    """`m` with sorted indices and no duplicates (a read-only mapped matrix is copied
+    first when it is not already so)."""
+    if not m.has_canonical_format:
+        if not m.data.flags.writeable or not m.indices.flags.writeable:
+            m = m.copy()
+        m.sum_duplicates()
+    return m
 
 
 def _json_bytes(obj: object) -> bytes:

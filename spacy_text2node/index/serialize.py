@@ -4,6 +4,7 @@ object written one file each (spaCy's `util.to_disk` / `util.from_disk`)."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Optional
@@ -24,12 +25,41 @@ def npy_load(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
+def replace_file(p: Path, write: Callable[[Path], None]) -> None:
+    """Write the file `p` through `write(tmp)` on a sibling, then rename it over `p`: a
+    loaded pipeline maps its arrays from these files (mmap), and a file rewritten in place
+    would change (or, once truncated, crash) the mapping of a pipeline saved over its own folder."""
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_npy(p: Path, arr: np.ndarray) -> None:
+    """`np.save` without pickle, through `replace_file`."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            np.save(f, np.asarray(arr), allow_pickle=False)
+
+    replace_file(p, write)
+
+
 def parts_to_disk(path: Path, getters: Dict[str, Callable[[], bytes]]) -> None:
-    """One file per part in the folder `path` (made if missing), named after the part."""
+    """One file per part in the folder `path` (made if missing), named after the part
+    (each through `replace_file`)."""
 
     def writer(get: Callable[[], bytes]) -> Callable[[Path], None]:
         def write(p: Path) -> None:
-            p.write_bytes(get())
+            data = get()
+
+            def write_data(tmp: Path) -> None:
+                tmp.write_bytes(data)
+
+            replace_file(p, write_data)
 
         return write
 
