@@ -189,6 +189,26 @@ def test_damaged_output_in_the_middle_is_an_error(tmp_path):
         done_output_ids(out, "jsonl")
 
 
+@pytest.mark.parametrize("pool", ["text2node", "spacy"])
+def test_worker_pools_give_the_records_of_one_process(linker_dir, tmp_path, pool):
+    """Both worker pools (ours, spaCy's nlp.pipe(n_process)) carry the linker's candidates
+    and context back from the workers unchanged."""
+    from spacy_text2node.bulk import load_pipeline, local_processor, run_bulk
+
+    nlp = load_pipeline(linker_dir, mentions="ruler")
+    outs = []
+    for n in (1, 2):
+        out = tmp_path / f"{pool}{n}.jsonl"
+        proc = local_processor(nlp, n_process=n, batch_size=3, pool=pool)
+        stats = run_bulk(proc, CSV, out, id_field="note_id", text_field="note", progress=False)
+        assert stats.balanced and stats.n_written > 5
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert sum(len(r["spans"]) for r in read_output(tmp_path / f"{pool}2.jsonl")) > 10
+    with pytest.raises(ValueError, match="Unknown worker pool 'threads'"):
+        local_processor(nlp, n_process=2, pool="threads")
+
+
 def test_n_process_2_equals_1(ruler_nlp, tmp_path):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     link_documents(ruler_nlp, CSV, a, id_field="note_id", text_field="note", progress=False, batch_size=2)

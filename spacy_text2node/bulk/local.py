@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
@@ -45,6 +47,23 @@ def _worker_run(batch: List[Tuple[str, str]]) -> List[Dict[str, Any]]:
     ]
 
 
+WORKER_POOLS = ("text2node", "spacy")
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """While worker processes are forked: the parent's Python objects (the pipeline's
+    taxonomy, strings, tables) sit in a generation the cyclic collector never scans, so
+    a collection in a worker does not write to, and so copy, the pages it shares with the
+    parent (Python's gc.freeze recipe). Unfrozen after, for a long-lived caller."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def local_processor(
     nlp: Language,
     *,
@@ -52,6 +71,7 @@ def local_processor(
     batch_size: int = 64,
     span_keys: Sequence[str] = ("ents",),
     top_k: Optional[int] = None,
+    pool: str = "text2node",
 ) -> Processor:
     """The local backend. With one process: `nlp.pipe(..., as_tuples=True)`. With
     more: a pool of worker processes (forked where the platform can, so the pipeline
@@ -65,8 +85,12 @@ def local_processor(
     batch_size (int): documents per batch.
     span_keys (Sequence[str]): span sources ("ents" or span group keys).
     top_k (Optional[int]): candidates kept per span.
+    pool (str): "text2node" (the pool above) or "spacy" (`nlp.pipe(n_process=...)`, whose
+        workers send back serialized Docs); both give the same records (docs/bulk.md, Workers).
     RETURNS (Processor): a function from (text, id) pairs to records, order kept.
     """
+    if pool not in WORKER_POOLS:
+        raise ValueError(f"Unknown worker pool {pool!r}: use one of {', '.join(WORKER_POOLS)}.")
 
     def process_one(items: Iterator[Tuple[str, str]]) -> Iterator[Dict[str, Any]]:
         for doc, doc_id in nlp.pipe(items, as_tuples=True, batch_size=batch_size):
@@ -80,13 +104,26 @@ def local_processor(
 
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(method)
-        with ctx.Pool(n_process, initializer=_worker_init, initargs=(nlp, tuple(span_keys), top_k, batch_size)) as pool:
+        with (
+            frozen_heap(),
+            ctx.Pool(
+                n_process, initializer=_worker_init, initargs=(nlp, tuple(span_keys), top_k, batch_size)
+            ) as workers,
+        ):
             pending: deque = deque()
             for batch in minibatch(items, batch_size):
-                pending.append(pool.apply_async(_worker_run, (list(batch),)))
+                pending.append(workers.apply_async(_worker_run, (list(batch),)))
                 while len(pending) >= 2 * n_process:
                     yield from pending.popleft().get()
             while pending:
                 yield from pending.popleft().get()
 
-    return process_one if n_process == 1 else process_many
+    def process_spacy(items: Iterator[Tuple[str, str]]) -> Iterator[Dict[str, Any]]:
+        one_thread_per_process(nlp)  # before the workers start: they inherit it
+        with frozen_heap():
+            for doc, doc_id in nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process):
+                yield doc_to_record(doc, doc_id, span_keys=span_keys, top_k=top_k)
+
+    if n_process == 1:
+        return process_one
+    return process_many if pool == "text2node" else process_spacy
