@@ -41,10 +41,38 @@ def _worker_init(nlp: Language, span_keys: Sequence[str], top_k: Optional[int], 
 
 def _worker_run(batch: List[Tuple[str, str]]) -> List[Dict[str, Any]]:
     nlp = _WORKER["nlp"]
-    return [
+    records = [
         doc_to_record(doc, doc_id, span_keys=_WORKER["span_keys"], top_k=_WORKER["top_k"])
         for doc, doc_id in nlp.pipe(batch, as_tuples=True, batch_size=_WORKER["batch_size"])
     ]
+    release_free_memory()
+    return records
+
+
+def release_free_memory() -> None:
+    """Give the memory a batch freed back to the system (glibc's malloc_trim), where the
+    C library has it: the allocator otherwise keeps a batch's peak as the worker's size."""
+    trim = _WORKER.get("malloc_trim", 0)
+    if trim == 0:
+        try:
+            import ctypes
+
+            trim = _WORKER["malloc_trim"] = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            trim = _WORKER["malloc_trim"] = None
+    if trim is not None:
+        trim(0)
+
+
+WARM_UP_TEXT = "No chest pain. History of type 2 diabetes mellitus and essential hypertension (HTN)."
+
+
+def warm_up(nlp: Language) -> None:
+    """Run the pipeline once before workers are forked: what its components build on first
+    use (compiled kernels, lazily built tables) is then built once and shared with the
+    workers, not built again in each."""
+    for _ in nlp.pipe([WARM_UP_TEXT]):
+        pass
 
 
 WORKER_POOLS = ("text2node", "spacy")
@@ -104,6 +132,7 @@ def local_processor(
 
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(method)
+        warm_up(nlp)
         with (
             frozen_heap(),
             ctx.Pool(
@@ -120,6 +149,7 @@ def local_processor(
 
     def process_spacy(items: Iterator[Tuple[str, str]]) -> Iterator[Dict[str, Any]]:
         one_thread_per_process(nlp)  # before the workers start: they inherit it
+        warm_up(nlp)
         with frozen_heap():
             for doc, doc_id in nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process):
                 yield doc_to_record(doc, doc_id, span_keys=span_keys, top_k=top_k)
