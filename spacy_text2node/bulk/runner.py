@@ -1,4 +1,5 @@
-"""The bulk runner: stream records through a processor (the local or the Spark backend) into an output.
+"""The bulk runner: stream records through a processor (the local backend) into an output. Its
+validation (`valid_documents`) and resume state are shared with the Spark runner (`spark.run_spark_bulk`).
 
 from spacy_text2node.bulk import link_documents
 stats = link_documents("my_pipeline", "notes.jsonl", "linked.jsonl", n_process=2)
@@ -11,14 +12,28 @@ import time
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
+from typing import (
+    AbstractSet,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+    cast,
+)
 
 from spacy.language import Language
 
 from .checks import check_bulk_run, check_output_paths
 from .local import local_processor, one_thread_per_process
 from .pipeline_loading import DEFAULT_MAX_CHARS, load_pipeline
-from .readers import PathLike, check_text, normalize_id_field, read_records
+from .readers import InputRecord, PathLike, check_text, normalize_id_field, read_records
 from .records import Processor
 from .stats import BulkStats, BulkWarning, no_spans_message
 from .writers import JsonlWriter, ParquetPartsWriter, done_error_indices, done_output_ids
@@ -27,6 +42,105 @@ logger = logging.getLogger("spacy_text2node")
 
 # A run that has written this many documents without a single span warns (once).
 NO_SPANS_SAMPLE = 200
+
+
+def check_run_numbers(**values: Optional[int]) -> None:
+    """Refuse a count option below its least value (1; `limit`: 0), naming it.
+
+    **values (Optional[int]): the options by name (None: not given).
+    """
+    for name, value in values.items():
+        least = 0 if name == "limit" else 1
+        if value is not None and value < least:
+            raise ValueError(f"{name} must be at least {least}, not {value}.")
+
+
+def error_entry(rec: InputRecord, reason: str) -> Dict[str, Any]:
+    """The errors file's entry of an input record: id, index, line and reason."""
+    return {"id": rec.id, "index": rec.index, "line": rec.line, "reason": reason}
+
+
+def valid_documents(
+    records: Iterable[InputRecord],
+    stats: BulkStats,
+    on_error: Callable[[Dict[str, Any]], None],
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    limit: Optional[int] = None,
+    done_ids: AbstractSet[str] = frozenset(),
+    done_errors: AbstractSet[int] = frozenset(),
+) -> Iterator[Tuple[str, str]]:
+    """The validation of a bulk run, for every backend: yield the (text, id) pairs to link, in input
+    order, and hand every other record to `on_error` as its errors-file entry (`error_entry`): a record
+    the reader could not read, a repeated id, an empty or too long text. Counts go to `stats` as they
+    happen: `n_in` (each record seen, not counting those skipped), `n_skipped` (finished by an earlier
+    run: its id in `done_ids` or its index in `done_errors`), `n_errors` and `reasons`. The caller
+    counts what it writes, so that in = written + errors holds.
+
+    records (Iterable[InputRecord]): the input (`read_records`).
+    stats (BulkStats): the run's counts, updated in place.
+    on_error (Callable[[Dict[str, Any]], None]): called with each errors-file entry, in input order.
+    max_chars (int): texts longer than this are errors.
+    limit (Optional[int]): read at most this many input records.
+    done_ids (AbstractSet[str]): ids already in the output (--resume).
+    done_errors (AbstractSet[int]): input indices already in the errors file (--resume).
+    YIELDS (Tuple[str, str]): the text and id of each valid record not done before.
+    """
+    seen: Set[str] = set()
+
+    def error(rec: InputRecord, reason: str) -> None:
+        on_error(error_entry(rec, reason))
+        stats.n_errors += 1
+        key = reason.split(":")[0].split(" (")[0]
+        stats.reasons[key] = stats.reasons.get(key, 0) + 1
+
+    for n, rec in enumerate(records):
+        if limit is not None and n >= limit:
+            break
+        if rec.index in done_errors:
+            stats.n_skipped += 1
+            continue
+        if rec.error is not None:
+            stats.n_in += 1
+            error(rec, rec.error)
+            continue
+        if rec.id in seen:
+            stats.n_in += 1
+            error(rec, f"duplicate id {rec.id!r}: ids must be unique")
+            continue
+        seen.add(cast(str, rec.id))  # a record without an error has an id (the readers)
+        if rec.id in done_ids:
+            stats.n_skipped += 1
+            continue
+        stats.n_in += 1
+        text, reason = check_text(rec.text, max_chars)
+        if reason is not None:
+            error(rec, reason)
+            continue
+        yield cast(str, text), cast(str, rec.id)  # a text without a reason is a str (check_text)
+
+
+def resume_state(
+    output: Path, output_format: str, errors_path: Path, resume: bool
+) -> Tuple[Set[str], int, Set[int], int]:
+    """What earlier runs finished, for --resume (nothing without it): the ids in the output and the
+    input indices in the errors file, each with its number of entries. Reading them repairs what a
+    killed run left unfinished (`done_output_ids`, `done_error_indices`).
+
+    output (Path): the output file or folder.
+    output_format (str): "jsonl" or "parquet".
+    errors_path (Path): the errors file.
+    resume (bool): whether the run resumes.
+    RETURNS (Tuple[Set[str], int, Set[int], int]): done ids, records in the output, done indices,
+        entries in the errors file.
+    """
+    if not resume:
+        return set(), 0, set(), 0
+    done_ids, n_done_out = done_output_ids(output, output_format)
+    done_err, n_done_err = done_error_indices(errors_path)
+    if n_done_out or n_done_err:
+        logger.info("Resuming: %d records in %s, %d in %s", n_done_out, output, n_done_err, errors_path)
+    return done_ids, n_done_out, done_err, n_done_err
 
 
 def run_bulk(
@@ -73,9 +187,7 @@ def run_bulk(
     span_keys (Optional[Sequence[str]]): the span sources the processor reads (named in the no-spans warning).
     RETURNS (BulkStats): the counts; `stats.balanced` says whether in = written + errors.
     """
-    for name, value, least in (("max_chars", max_chars, 1), ("flush_every", flush_every, 1), ("limit", limit, 0)):
-        if value is not None and value < least:
-            raise ValueError(f"{name} must be at least {least}, not {value}.")
+    check_run_numbers(max_chars=max_chars, flush_every=flush_every, limit=limit)
     output = Path(output)
     fmt, errors_path, exists = check_bulk_run(
         input_path,
@@ -99,50 +211,24 @@ def run_bulk(
                 p.unlink()
         if errors_path.exists():
             errors_path.unlink()
-    done_ids, n_done_out = done_output_ids(output, fmt) if resume else (set(), 0)
-    done_err, n_done_err = done_error_indices(errors_path) if resume else (set(), 0)
-    if resume and (n_done_out or n_done_err):
-        logger.info("Resuming: %d records in %s, %d in %s", n_done_out, output, n_done_err, errors_path)
+    done_ids, n_done_out, done_err, n_done_err = resume_state(output, fmt, errors_path, resume)
 
     stats = BulkStats(output=str(output), errors_path=str(errors_path))
     writer = JsonlWriter(output) if fmt == "jsonl" else ParquetPartsWriter(output, rows_per_part=rows_per_part)
     err_writer = JsonlWriter(errors_path)
     pending_errors: List[Dict[str, Any]] = []
-    seen: set = set()
     lengths: deque = deque()  # characters of the documents sent to the processor, in order
 
-    def error(rec, reason: str) -> None:
-        pending_errors.append({"id": rec.id, "index": rec.index, "line": rec.line, "reason": reason})
-        stats.n_errors += 1
-        key = reason.split(":")[0].split(" (")[0]
-        stats.reasons[key] = stats.reasons.get(key, 0) + 1
-
     def valid_items() -> Iterator[Tuple[str, str]]:
-        for n, rec in enumerate(records):
-            if limit is not None and n >= limit:
-                break
-            if rec.index in done_err:
-                stats.n_skipped += 1
-                continue
-            if rec.error is not None:
-                stats.n_in += 1
-                error(rec, rec.error)
-                continue
-            if rec.id in seen:
-                stats.n_in += 1
-                error(rec, f"duplicate id {rec.id!r}: ids must be unique")
-                continue
-            seen.add(rec.id)
-            if rec.id in done_ids:
-                stats.n_skipped += 1
-                continue
-            stats.n_in += 1
-            text, reason = check_text(rec.text, max_chars)
-            if reason is not None:
-                error(rec, reason)
-                continue
-            # a record without an error has an id (the readers), a text without a reason is a str (check_text)
-            text, rid = cast(str, text), cast(str, rec.id)
+        for text, rid in valid_documents(
+            records,
+            stats,
+            pending_errors.append,
+            max_chars=max_chars,
+            limit=limit,
+            done_ids=done_ids,
+            done_errors=done_err,
+        ):
             lengths.append(len(text))
             yield text, rid
 
@@ -246,10 +332,14 @@ __all__ = [
     "Processor",
     "check_bulk_run",
     "check_output_paths",
+    "check_run_numbers",
+    "error_entry",
     "link_documents",
     "load_pipeline",
     "local_processor",
     "no_spans_message",
     "one_thread_per_process",
+    "resume_state",
     "run_bulk",
+    "valid_documents",
 ]
