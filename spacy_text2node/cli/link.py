@@ -25,7 +25,11 @@ def link_cmd(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Pipeline: installed package, folder from nlp.to_disk, or a .cfg config."),
     input_path: Path = typer.Argument(..., help="JSONL, CSV/TSV or Parquet file (.gz ok), or a folder of .txt files."),
-    output: Path = typer.Argument(..., help="Output: a .jsonl file or a .parquet folder of part files."),
+    output: Path = typer.Argument(
+        ...,
+        help="Output: a .jsonl file or a .parquet folder of part files (--backend spark: a folder of part files, "
+        "JSON lines for .jsonl).",
+    ),
     input_format: Optional[str] = typer.Option(
         None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."
     ),
@@ -59,7 +63,11 @@ def link_cmd(
     flush_every: int = typer.Option(256, "--flush-every", help="Records per write (flushed and fsynced)."),
     backend: str = typer.Option("local", "--backend", help="local (nlp.pipe with --n-process) or spark."),
     spark_master: str = typer.Option("local[2]", "--spark-master", help="Spark master URL (--backend spark)."),
-    spark_chunk: int = typer.Option(5_000, "--spark-chunk", help="Documents per Spark job (--backend spark)."),
+    spark_chunk: int = typer.Option(
+        5_000,
+        "--spark-chunk",
+        help="Documents per Spark job (--backend spark); each job's parts are committed together.",
+    ),
     stats_json: Optional[Path] = typer.Option(
         None, "--stats-json", help="Also write the run's counts and timings as JSON here."
     ),
@@ -115,7 +123,12 @@ def link_cmd(
         overwrite=overwrite,
     )
     try:
-        check_bulk_run(input_path, output, **common)
+        if backend == "spark":
+            from ..bulk.spark import check_spark_run
+
+            check_spark_run(input_path, output, **common)
+        else:
+            check_bulk_run(input_path, output, **common)
     except ValueError as e:
         msg.fail(str(e), exits=1)
     common.update(flush_every=flush_every, limit=limit, progress=progress, span_keys=span_key)
@@ -136,24 +149,25 @@ def link_cmd(
                 proc = local_processor(nlp, n_process=n_process, batch_size=batch_size, span_keys=span_key, top_k=top_k)
                 stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
             else:
-                from ..bulk.spark import local_spark_session, spark_processor
+                from ..bulk.spark import local_spark_session, run_spark_bulk
 
-                # fail early if it cannot load
-                load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
-                spark = local_spark_session(spark_master)
-                proc = spark_processor(
-                    spark,
-                    model,
-                    span_keys=span_key,
-                    top_k=top_k,
-                    max_chars=max_chars,
-                    batch_size=batch_size,
-                    chunk_size=spark_chunk,
-                    overrides=overrides,
-                    mentions=mentions,
-                )
+                spark = local_spark_session(spark_master)  # executors start while the driver loads MODEL
                 try:
-                    stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
+                    # fail early, before any job, if it cannot load
+                    load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
+                    stats = run_spark_bulk(
+                        spark,
+                        model,
+                        input_path,
+                        output,
+                        max_chars=max_chars,
+                        chunk_size=spark_chunk,
+                        top_k=top_k,
+                        batch_size=batch_size,
+                        overrides=overrides,
+                        mentions=mentions,
+                        **common,
+                    )
                 finally:
                     spark.stop()
     except (ValueError, TypeError, OSError) as e:
