@@ -25,11 +25,7 @@ def link_cmd(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Pipeline: installed package, folder from nlp.to_disk, or a .cfg config."),
     input_path: Path = typer.Argument(..., help="JSONL, CSV/TSV or Parquet file (.gz ok), or a folder of .txt files."),
-    output: Path = typer.Argument(
-        ...,
-        help="Output: a .jsonl file or a .parquet folder of part files (--backend spark: a folder of part files, "
-        "JSON lines for .jsonl).",
-    ),
+    output: Path = typer.Argument(..., help="Output: a .jsonl file or a .parquet folder of part files."),
     input_format: Optional[str] = typer.Option(
         None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."
     ),
@@ -63,11 +59,7 @@ def link_cmd(
     flush_every: int = typer.Option(256, "--flush-every", help="Records per write (flushed and fsynced)."),
     backend: str = typer.Option("local", "--backend", help="local (nlp.pipe with --n-process) or spark."),
     spark_master: str = typer.Option("local[2]", "--spark-master", help="Spark master URL (--backend spark)."),
-    spark_chunk: int = typer.Option(
-        5_000,
-        "--spark-chunk",
-        help="Documents per Spark job (--backend spark); each job's parts are committed together.",
-    ),
+    spark_chunk: int = typer.Option(5_000, "--spark-chunk", help="Documents per Spark job (--backend spark)."),
     stats_json: Optional[Path] = typer.Option(
         None, "--stats-json", help="Also write the run's counts and timings as JSON here."
     ),
