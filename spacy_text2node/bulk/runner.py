@@ -288,7 +288,7 @@ def link_documents(
     output: PathLike,
     *,
     n_process: int = 1,
-    batch_size: int = 64,
+    batch_size: int = 16,
     span_keys: Sequence[str] = ("ents",),
     top_k: Optional[int] = None,
     max_chars: int = DEFAULT_MAX_CHARS,

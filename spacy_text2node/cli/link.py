@@ -40,7 +40,15 @@ def link_cmd(
     text_field: str = typer.Option("text", "--text-field", help="Text field/column."),
     errors: Optional[Path] = typer.Option(None, "--errors", help="Errors file (JSONL; default OUTPUT.errors.jsonl)."),
     n_process: int = typer.Option(1, "--n-process", "-n", help="Worker processes (local backend)."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Documents per nlp.pipe batch."),
+    batch_size: int = typer.Option(
+        16,
+        "--batch-size",
+        "-b",
+        help="Documents per nlp.pipe batch: a worker's memory grows with it (long notes); raise it for short phrases.",
+    ),
+    pool: str = typer.Option(
+        "text2node", "--pool", help="Worker pool for --n-process > 1: text2node or spacy (nlp.pipe n_process)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run: skip records already written."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output and errors file."),
     max_chars: int = typer.Option(1_000_000, "--max-chars", help="Longer texts go to the errors file."),
@@ -75,6 +83,7 @@ def link_cmd(
 
     from ..bulk.clinical import MENTION_MODES
     from ..bulk.io import INPUT_FORMATS
+    from ..bulk.local import WORKER_POOLS
     from ..bulk.runner import BulkWarning, check_bulk_run, load_pipeline, local_processor, run_bulk
 
     try:
@@ -83,6 +92,9 @@ def link_cmd(
         raise typer.Exit(2) from None
     if backend not in ("local", "spark"):
         msg.fail(f"Unknown --backend {backend!r}: use local or spark.")
+        raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
+    if pool not in WORKER_POOLS:
+        msg.fail(f"Unknown --pool {pool!r}: use one of {', '.join(WORKER_POOLS)}.")
         raise SystemExit(2)  # wasabi's exits= is typed for 0 and 1 only
     _check_options(
         **{
@@ -138,7 +150,9 @@ def link_cmd(
             warnings.simplefilter("always", BulkWarning)
             if backend == "local":
                 nlp = load_pipeline(model, max_chars=max_chars, overrides=overrides, mentions=mentions)
-                proc = local_processor(nlp, n_process=n_process, batch_size=batch_size, span_keys=span_key, top_k=top_k)
+                proc = local_processor(
+                    nlp, n_process=n_process, batch_size=batch_size, span_keys=span_key, top_k=top_k, pool=pool
+                )
                 stats = run_bulk(proc, input_path, output, max_chars=max_chars, **common)
             else:
                 from ..bulk.spark import local_spark_session, run_spark_bulk
