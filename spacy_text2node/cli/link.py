@@ -25,7 +25,9 @@ def link_cmd(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Pipeline: installed package, folder from nlp.to_disk, or a .cfg config."),
     input_path: Path = typer.Argument(..., help="JSONL, CSV/TSV or Parquet file (.gz ok), or a folder of .txt files."),
-    output: Path = typer.Argument(..., help="Output: a .jsonl file or a .parquet folder of part files."),
+    output: Path = typer.Argument(
+        ..., help="Output: a .jsonl file or a .parquet folder (--backend spark: a folder of part files either way)."
+    ),
     input_format: Optional[str] = typer.Option(
         None, "--input-format", help="jsonl, csv, tsv, parquet or txt (default: from INPUT)."
     ),
