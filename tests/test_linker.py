@@ -370,6 +370,21 @@ def test_search_in_chunks_gives_the_same_ranking(trained, monkeypatch):
     assert link_phrases(nlp, phrases, k=3) == whole
 
 
+def test_full_result_cache_is_emptied_without_losing_a_batch_result(trained, monkeypatch):
+    """A batch that fills the cache empties it: the batch's texts found in the cache before
+    must still come back (a long bulk run crashed with a KeyError on such a text)."""
+    nlp, _ = trained
+    linker = nlp.get_pipe("text2node_linker")
+    monkeypatch.setitem(linker.cfg, "cache_size", 0)
+    fresh = link_phrases(nlp, ["flu", "gout", "asthma attack", "lung infection"], k=3)
+    monkeypatch.setitem(linker.cfg, "cache_size", 3)
+    linker.results_changed()
+    assert link_phrases(nlp, ["flu", "gout"], k=3) == fresh[:2]  # both cached
+    # one cached text and two new ones: 2 + 2 > 3 empties the cache
+    got = link_phrases(nlp, ["flu", "asthma attack", "lung infection", "gout"], k=3)
+    assert got == [fresh[0], fresh[2], fresh[3], fresh[1]]
+
+
 def test_threads_give_the_same_ranking(trained, monkeypatch):
     import spacy_text2node.pipeline.search as linker_mod
 

@@ -98,7 +98,9 @@ class LinkerSearch:
         cache = self._result_cache(k, docs)
         if cache is None:
             return self._search(docs, offsets, texts, k)
-        todo = [i for i, t in enumerate(texts) if t not in cache]
+        # this batch's results: the cached ones taken now, as a full cache is emptied below
+        found = {t: cache[t] for t in texts if t in cache}
+        todo = [i for i, t in enumerate(texts) if t not in found]
         if todo:
             # distinct texts once each (a batch often repeats a mention)
             first: Dict[str, int] = {}
@@ -109,8 +111,8 @@ class LinkerSearch:
             if len(cache) + len(idx) > cfg["cache_size"]:
                 cache.clear()
             for i, r in zip(idx, res):
-                cache[texts[i]] = r
-        return [list(cache[t]) for t in texts]
+                found[texts[i]] = cache[texts[i]] = r
+        return [list(found[t]) for t in texts]
 
     def _search(self, docs: Sequence[Doc], offsets: Offsets, texts: Sequence[str], k: int) -> Ranked:
         s = self.search_settings
