@@ -11,4 +11,4 @@ export NO_MKDOCS_2_WARNING=1
 site_dir=$(mktemp -d)
 trap 'rm -rf "$site_dir"' EXIT
 "$PY" -m mkdocs build --strict --quiet --site-dir "$site_dir"
-"$PY" -m pytest --slow "$@"
+"$PY" -m pytest --slow --durations=20 "$@"
