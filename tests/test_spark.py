@@ -102,7 +102,9 @@ def test_executors_write_the_local_records_with_errors_and_resume(spark, ruler_d
 
 
 def test_json_parts_write_nulls_as_the_local_records_do(spark, ruler_dir, tmp_path):
-    out = tmp_path / "linked.jsonl"
+    # a folder name with a colon, a space and a percent sign: Spark reads and writes the very path
+    out = tmp_path / "run: 1 100%" / "linked.jsonl"
+    out.parent.mkdir()
     run_spark_bulk(spark, ruler_dir, CSV, out, id_field="note_id", text_field="note", progress=False)
     lines = [line for part in sorted(out.glob("part-*.json")) for line in part.read_text().splitlines()]
     spans = [s for line in lines for s in json.loads(line)["spans"]]

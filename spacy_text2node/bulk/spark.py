@@ -181,8 +181,10 @@ def link_spark_dataframe(
 
 def _uri(path: Path) -> str:
     """A local path as the file: URI every executor resolves alike (a relative path would be
-    resolved against each executor's own working folder)."""
-    return path.resolve().as_uri()
+    resolved against each executor's own working folder). Not percent-encoded: Hadoop's
+    Path quotes the characters a URI needs quoted itself, and reads a "%3A" as those three
+    characters, so `Path.as_uri()` named another file for a folder with a colon or a space."""
+    return "file://" + path.resolve().as_posix()
 
 
 def check_spark_run(
