@@ -4,20 +4,26 @@ Usage:
     python -m benchmarks bulk [--n-docs 1000] [--rss-sizes 1000,5000] [--shared ../shared/data]
 
 Contenders run side by side in the same run, each as `text2node link` in a fresh
-subprocess (benchmarks/_children/bulk_link.py; peak RSS is its own: psutil polls the
-process tree every 0.1 s, and `ru_maxrss` of the children gives the largest single process):
+subprocess (benchmarks/_children/bulk_link.py). Memory is polled every 0.1 s over the
+process tree: summed RSS (counts every shared page once per process), summed PSS (each
+shared page split between the processes that map it: the figure for "what does a worker
+add"), and `ru_maxrss` for the largest single process:
 
-* mentions n1 / n2   configs/clinical.cfg without a linker (en_core_web_sm noun chunks)
-* linked n1 / n2     the same config with `--paths.linker` = an ICD-10-CM text2node_linker
-* linked spark       the same pipeline, `--backend spark --spark-master local[2]`
-* ruler+linker @ N   peak RSS for each size in --rss-sizes (flat memory check): the
-                     linker pipeline with `--mentions ruler` (an entity ruler from the
-                     ICD-10-CM labels and inclusion terms), faster than noun chunks
+* mentions n1 / n2        configs/clinical.cfg without a linker (en_core_web_sm noun chunks)
+* linked n1 / n2 / n4     the same config with `--paths.linker` = an ICD-10-CM text2node_linker
+* linked n2 spacy-pool    the same with `--pool spacy` (spaCy's nlp.pipe(n_process=2))
+* spark pair              linked n2 beside `--backend spark --spark-master local[2]`, on
+                          --spark-docs notes (the executors write the output's part files)
+* ruler+linker @ N        peak RSS for each size in --rss-sizes (flat memory check): the
+                          linker pipeline with `--mentions ruler` (an entity ruler from the
+                          ICD-10-CM labels and inclusion terms), faster than noun chunks
 
-The linker is built once (benchmarks/_children/bulk_build_linker.py, cached in
-benchmarks/results/cache): ICD-10-CM (98,505
-concepts with inclusion terms), GloVe 6B 50-d (100k words), CNN mapper, text-only node
-space. Its mapper is untrained: the work per span is the same as a trained one's.
+With `--linker DIR` (e.g. the project's training/P3/model-calibrated) the linker is that
+trained pipeline; without, one is built once (benchmarks/_children/bulk_build_linker.py,
+cached in benchmarks/results/cache): ICD-10-CM (98,505 concepts with inclusion terms),
+GloVe 6B 50-d (100k words), CNN mapper, text-only node space, untrained mapper (the work
+per span is the same as a trained one's). `text2node link` leaves torch out of these
+processes (none of the pipelines needs it).
 Results: a table with ratios, and benchmarks/results/bulk.json.
 """
 
@@ -25,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,24 +67,28 @@ def code_key() -> str:
     return digest.hexdigest()
 
 
-def trained_linker_copy(src: Path) -> Path:
-    """A copy of a trained (phrase-level) linker pipeline that links doc.ents instead."""
-    import srsly
-
+def trained_linker(src: Path) -> Path:
+    """A trained (phrase-level) linker pipeline folder: configs/clinical.cfg sources it with
+    `spans = "ents"` and `--mentions` links the mentions it adds, so it is used as saved."""
     if not (src / "config.cfg").exists():
         raise SystemExit(f"{src}: not a pipeline folder (no config.cfg).")
-    dst = CACHE / "bulk_linker_trained"
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
-    cfg_text = (dst / "config.cfg").read_text(encoding="utf8")
-    head, sep, rest = cfg_text.partition("[components.text2node_linker]")
-    rest = rest.replace('spans = "doc"', 'spans = "ents"', 1)
-    (dst / "config.cfg").write_text(head + sep + rest, encoding="utf8")
-    comp_cfg = srsly.read_json(dst / "text2node_linker" / "cfg")
-    comp_cfg["spans"] = "ents"
-    srsly.write_json(dst / "text2node_linker" / "cfg", comp_cfg)
-    return dst
+    return src.resolve()
+
+
+def _children(ps: psutil.Process) -> List[psutil.Process]:
+    try:
+        return ps.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _memory(p: psutil.Process, field: str) -> int:
+    """A process's RSS or PSS in bytes (0 once it has gone)."""
+    try:
+        info = p.memory_full_info() if field == "pss" else p.memory_info()
+        return int(getattr(info, field))
+    except psutil.Error:
+        return 0
 
 
 def run_contender(args: List[str], out_dir: Path, name: str) -> Dict[str, Any]:
@@ -90,13 +101,13 @@ def run_contender(args: List[str], out_dir: Path, name: str) -> Dict[str, Any]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps = psutil.Process(proc.pid)
-    peak_tree = 0
+    peak_tree = peak_pss = 0
     while proc.poll() is None:
-        try:
-            procs = [ps] + ps.children(recursive=True)
-            peak_tree = max(peak_tree, sum(p.memory_info().rss for p in procs if p.is_running()))
-        except psutil.Error:
-            pass
+        procs = [ps] + _children(ps)
+        peak_tree = max(peak_tree, sum(_memory(p, "rss") for p in procs))
+        # PSS: each shared page (mapped index files, libraries, the pages forked workers share
+        # with the parent) counted once across the tree, split between the processes mapping it
+        peak_pss = max(peak_pss, sum(_memory(p, "pss") for p in procs))
         time.sleep(0.1)
     output = proc.stdout.read() if proc.stdout else ""
     wall = time.perf_counter() - t0
@@ -107,10 +118,17 @@ def run_contender(args: List[str], out_dir: Path, name: str) -> Dict[str, Any]:
     stats.update(
         wall_s=wall,
         peak_tree_rss_mb=peak_tree / 2**20,  # sum over the process tree, polled
+        peak_tree_pss_mb=peak_pss / 2**20,  # the tree's proportional set size, polled
         peak_process_rss_mb=max(rss["self_mb"], rss["children_mb"]),  # the largest single process
         main_process_rss_mb=rss["self_mb"],
     )
     return stats
+
+
+def read_output(path: Path) -> List[Dict[str, Any]]:
+    from spacy_text2node.bulk import read_output as read
+
+    return read(path)
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
@@ -120,13 +138,16 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--n-docs", type=int, default=1000, help="input records for the throughput runs")
     ap.add_argument("--rss-sizes", default="1000,5000", help="input sizes for the memory runs")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=16, help="documents per batch (text2node link's default)")
+    ap.add_argument(
+        "--spark-docs", type=int, default=5000, help="input records for the Spark pair (local n2 beside local[2])"
+    )
     ap.add_argument("--skip", default="", help="comma-separated contenders to skip (spark, rss, ...)")
     ap.add_argument(
         "--linker",
         default="",
-        help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project); "
-        "copied with spans='ents'. Default: an untrained CNN linker built once.",
+        help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project). "
+        "Default: an untrained CNN linker built once.",
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "bulk.json")
     args = ap.parse_args(argv)
@@ -134,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     if not notes.exists():
         raise SystemExit(f"{notes} is absent: this benchmark needs the shared MTSamples notes.")
     skip = set(filter(None, args.skip.split(",")))
-    linker = trained_linker_copy(Path(args.linker)) if args.linker else BUILT_LINKER
+    linker = trained_linker(Path(args.linker)) if args.linker else BUILT_LINKER
     # rebuild the cached linker whenever the linker's code changed
     key = code_key()
     key_file = CACHE / "bulk_linker_icd10cm.key"
@@ -155,11 +176,14 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         ("mentions n2", [cfg], ["-n", "2"], args.n_docs),
         ("linked n1", linked, ["-n", "1"], args.n_docs),
         ("linked n2", linked, ["-n", "2"], args.n_docs),
+        ("linked n4", linked, ["-n", "4"], args.n_docs),
+        ("linked n2 spacy-pool", linked, ["-n", "2", "--pool", "spacy"], args.n_docs),
+        ("spark pair: linked n2", linked, ["-n", "2"], args.spark_docs),
         (
-            "linked spark local[2]",
+            "spark pair: linked spark local[2]",
             linked,
-            ["--backend", "spark", "--spark-master", "local[2]", "--spark-chunk", "500"],
-            args.n_docs,
+            ["--backend", "spark", "--spark-master", "local[2]"],
+            args.spark_docs,
         ),
     ]
     if "rss" not in skip:
@@ -172,21 +196,21 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         for name, model_args, extra, n in contenders:
-            out = tmp / (name.replace(" ", "_").replace("[", "").replace("]", "") + ".jsonl")
+            out = tmp / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") + ".jsonl")
             model, *overrides = model_args
-            argv = [model, str(notes), str(out), *common, *extra, "--limit", str(n), *overrides]
+            link_argv = [model, str(notes), str(out), *common, *extra, "--limit", str(n), *overrides]
             print(f"running {name} on {n} notes ...", flush=True)
-            r = run_contender(argv, tmp, name.replace(" ", "_"))
-            recs = [json.loads(line) for line in out.read_text().splitlines()]
+            r = run_contender(link_argv, tmp, out.stem)
+            recs = read_output(out)  # a file, or the folder of part files Spark's executors write
             r["n_docs_requested"] = n
             r["n_spans"] = sum(len(x["spans"]) for x in recs)
             r["n_linked_spans"] = sum(1 for x in recs for s in x["spans"] if s["concept_id"])
-            r["command"] = "text2node link " + " ".join(argv)
+            r["command"] = "text2node link " + " ".join(link_argv)
             results[name] = r
     base = results.get("mentions n1")
     print(
         f"\n{'contender':<26} {'docs':>5} {'docs/s':>7} {'words/s':>8} {'x mentions n1':>13} {'spans':>7} "
-        f"{'linked':>7} {'peak RSS MB (proc / tree)':>26}"
+        f"{'linked':>7} {'peak RSS MB (proc / tree)':>26} {'peak PSS MB (tree)':>19}"
     )
     for name, r in results.items():
         ratio = r["docs_per_second"] / base["docs_per_second"] if base else float("nan")
@@ -194,9 +218,24 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         print(
             f"{name:<26} {r['n_written']:>5} {r['docs_per_second']:>7.2f} {r['words_per_second']:>8,.0f} "
             f"{ratio:>13.2f} "
-            f"{r['n_spans']:>7,} {r['n_linked_spans']:>7,} {proc + ' / ' + format(r['peak_tree_rss_mb'], '.0f'):>26}"
+            f"{r['n_spans']:>7,} {r['n_linked_spans']:>7,} {proc + ' / ' + format(r['peak_tree_rss_mb'], '.0f'):>26} "
+            f"{r['peak_tree_pss_mb']:>19,.0f}"
         )
-    summary: Dict[str, Any] = {}
+    workers = {n: results[f"linked n{n}"]["peak_tree_pss_mb"] for n in (1, 2, 4) if f"linked n{n}" in results}
+    if 1 in workers:
+        summary_pss = {f"peak_pss_mb_n{n}": v for n, v in workers.items()}
+        for n, v in workers.items():
+            if n > 1:
+                summary_pss[f"pss_mb_per_extra_worker_n{n}"] = (v - workers[1]) / (n - 1)
+                print(f"linked, {n} workers: +{(v - workers[1]) / (n - 1):,.0f} MB PSS per worker after the first")
+    else:
+        summary_pss = {}
+    summary: Dict[str, Any] = dict(summary_pss)
+    if "linked n2" in results and "linked n2 spacy-pool" in results:
+        summary["spacy_pool_vs_ours_n2"] = (
+            results["linked n2 spacy-pool"]["docs_per_second"] / results["linked n2"]["docs_per_second"]
+        )
+        print(f"spaCy's nlp.pipe(n_process=2) vs our pool: x{summary['spacy_pool_vs_ours_n2']:.2f} docs/s")
     for n in ("1", "2"):
         a, b = results.get(f"mentions n{n}"), results.get(f"linked n{n}")
         if a and b:
@@ -206,11 +245,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     if "linked n1" in results and "linked n2" in results:
         summary["speedup_n2"] = results["linked n2"]["docs_per_second"] / results["linked n1"]["docs_per_second"]
         print(f"--n-process 2 vs 1 (linked): x{summary['speedup_n2']:.2f}")
-    if "linked spark local[2]" in results and "linked n2" in results:
-        summary["spark_vs_n2"] = (
-            results["linked spark local[2]"]["docs_per_second"] / results["linked n2"]["docs_per_second"]
-        )
-        print(f"Spark local[2] vs --n-process 2 (linked): x{summary['spark_vs_n2']:.2f}")
+    spark, local2 = results.get("spark pair: linked spark local[2]"), results.get("spark pair: linked n2")
+    if spark and local2:
+        summary["spark_vs_n2"] = spark["docs_per_second"] / local2["docs_per_second"]
+        print(f"Spark local[2] vs --n-process 2 (linked, {args.spark_docs} notes): x{summary['spark_vs_n2']:.2f}")
     rss = {k: v for k, v in results.items() if "rss@" in k}
     if len(rss) == 2:
         (k1, r1), (k2, r2) = rss.items()

@@ -172,6 +172,7 @@ def _bulk(results: Path, filename: str) -> str:
     data = load(results, filename)
     res = need(data, "results", where=filename)
     base = res.get("mentions n1")
+    pss = any("peak_tree_pss_mb" in r for r in res.values())
     rows = []
     for name, r in res.items():
         row = [name, num(r["n_written"]), num(r["docs_per_second"], 2), num(r["words_per_second"])]
@@ -179,9 +180,11 @@ def _bulk(results: Path, filename: str) -> str:
             row.append(ratio(r["docs_per_second"] / base["docs_per_second"]))
         proc = num(r.get("peak_process_rss_mb")) if r.get("peak_process_rss_mb") else "-"
         row += [num(r["n_spans"]), num(r["n_linked_spans"]), f"{proc} / {num(r['peak_tree_rss_mb'])}"]
+        if pss:
+            row.append(num(r["peak_tree_pss_mb"]) if "peak_tree_pss_mb" in r else "-")
         rows.append(row)
     header = ["contender", "docs", "docs/s", "words/s"] + (["x mentions n1"] if base else [])
-    header += ["spans", "linked", "peak RSS MB (largest process / tree)"]
+    header += ["spans", "linked", "peak RSS MB (largest process / tree)"] + (["peak PSS MB (tree)"] if pss else [])
     return table(header, rows) + "\n\n" + provenance(data.get("meta", {}))
 
 
