@@ -205,6 +205,8 @@ def test_worker_pools_give_the_records_of_one_process(linker_dir, tmp_path, pool
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     assert sum(len(r["spans"]) for r in read_output(tmp_path / f"{pool}2.jsonl")) > 10
+    # the caller's pipeline keeps its own threads: only the workers run one each
+    assert nlp.get_pipe("text2node_linker").cfg["n_threads"] == 0
     with pytest.raises(ValueError, match="Unknown worker pool 'threads'"):
         local_processor(nlp, n_process=2, pool="threads")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
@@ -32,6 +32,31 @@ def one_thread_per_process(nlp: Language) -> None:
         cfg = getattr(pipe, "cfg", None)
         if isinstance(cfg, dict) and "n_threads" in cfg:
             cfg["n_threads"] = 1
+
+
+@contextmanager
+def one_thread_while_forking(nlp: Language) -> Iterator[None]:
+    """`one_thread_per_process` for the workers forked inside the block; this process's
+    thread settings (torch, BLAS, the components' n_threads) are restored after it."""
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    cfgs = [pipe.cfg for _, pipe in nlp.pipeline if isinstance(getattr(pipe, "cfg", None), dict)]
+    saved = [(cfg, cfg["n_threads"]) for cfg in cfgs if "n_threads" in cfg]
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        blas: Any = nullcontext()
+    else:
+        blas = threadpool_limits(limits=None)  # restores the BLAS threads on exit
+    with blas:
+        try:
+            one_thread_per_process(nlp)
+            yield
+        finally:
+            for cfg, n in saved:
+                cfg["n_threads"] = n
+            if torch is not None and torch_threads is not None:
+                torch.set_num_threads(torch_threads)
 
 
 def _worker_init(nlp: Language, span_keys: Sequence[str], top_k: Optional[int], batch_size: int) -> None:
@@ -148,9 +173,9 @@ def local_processor(
                 yield from pending.popleft().get()
 
     def process_spacy(items: Iterator[Tuple[str, str]]) -> Iterator[Dict[str, Any]]:
-        one_thread_per_process(nlp)  # before the workers start: they inherit it
         warm_up(nlp)
-        with frozen_heap():
+        # one thread while the workers start (they inherit it); the caller's own again after
+        with one_thread_while_forking(nlp), frozen_heap():
             for doc, doc_id in nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process):
                 yield doc_to_record(doc, doc_id, span_keys=span_keys, top_k=top_k)
 
