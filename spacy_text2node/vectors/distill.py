@@ -106,6 +106,14 @@ def first_layer_vectors(words: Sequence[str], tokenizer, model) -> Tuple[List[st
     return kept, mat[found], pieces, table
 
 
+def _model_key(model, max_length: int) -> str:
+    """What makes two encodings of a text the same: the model folder, width and truncation."""
+    path = str(getattr(model.config, "_name_or_path", ""))
+    if path and Path(path).exists():
+        path = str(Path(path).resolve())
+    return f"{path}|{model.config.hidden_size}|{max_length}"
+
+
 def _cache_file(texts: Sequence[str], model, max_length: int, cache_dir: PathLike) -> Path:
     import hashlib
 
@@ -174,7 +182,48 @@ def encode_texts(
         tmp = cache.with_name(cache.stem + ".tmp.npy")
         np.save(tmp, out, allow_pickle=False)
         tmp.replace(cache)
+        # which text each row is, so that another consumer of the same model's encodings
+        # (the MiniLM peer's index) reuses them: `cached_encodings`
+        import srsly
+
+        srsly.write_json(cache.with_suffix(".texts.json"), {"model": _model_key(model, max_length), "texts": texts})
     return out
+
+
+def cached_encodings(
+    texts: Sequence[str], model, max_length: int, cache_dir: Optional[PathLike]
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows that `encode_texts` already cached in `cache_dir` for these texts with the same
+    model and `max_length` (e.g. the distillation's encodings of a taxonomy's labels, read
+    back by the MiniLM peer, whose index holds the same labels): (len(texts), hidden size)
+    float32 rows, zero where not found, and a bool per text, True where found."""
+    import srsly
+
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    found = np.zeros(len(texts), dtype=bool)
+    if cache_dir is None or not Path(cache_dir).is_dir():
+        return out, found
+    key = _model_key(model, max_length)
+    want: dict = {}
+    for i, t in enumerate(texts):
+        want.setdefault(t, []).append(i)
+    for side in sorted(Path(cache_dir).glob("encoded_*.texts.json")):
+        rows_file = side.with_name(side.name[: -len(".texts.json")] + ".npy")
+        try:
+            meta = srsly.read_json(side)
+            if meta.get("model") != key or not rows_file.exists():
+                continue
+            rows = np.load(rows_file, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError):  # a damaged cache file is only a cache miss
+            continue
+        if rows.shape != (len(meta["texts"]), out.shape[1]):
+            continue
+        for j, t in enumerate(meta["texts"]):
+            for i in want.get(t, ()):
+                if not found[i]:
+                    out[i] = rows[j]
+                    found[i] = True
+    return out, found
 
 
 def contextless_vectors(
