@@ -168,6 +168,45 @@ def test_mapper_output_does_not_depend_on_the_batch(make):
     bp(np.ones_like(Y))
 
 
+def test_training_steps_run_batched_products_and_prediction_rows(trained, monkeypatch):
+    """A training step computes its products in one BLAS call per layer (`batched_products`),
+    prediction a row at a time (batch-invariant scores); other threads are not switched."""
+    import threading
+
+    from spacy_text2node.ml.mapper import RowBlockOps, batched_products
+
+    rng = np.random.default_rng(0)
+    x, w = rng.random((37, 50), dtype=np.float32), rng.random((50, 20), dtype=np.float32)
+    ops = RowBlockOps()
+    rows = ops.gemm(x, w)
+    np.testing.assert_array_equal(rows, np.stack([ops.gemm(r[None], w)[0] for r in x]))
+    with batched_products():
+        np.testing.assert_array_equal(ops.gemm(x, w), x @ w)
+        other: list = []
+        t = threading.Thread(target=lambda: other.append(getattr(RowBlockOps._state, "batched", False)))
+        t.start()
+        t.join()
+        assert other == [False]
+    assert not getattr(RowBlockOps._state, "batched", False)
+
+    seen: list = []
+    gemm = RowBlockOps.gemm
+
+    def recording(self, x, y, **kw):
+        if not kw.get("trans1"):
+            seen.append(getattr(RowBlockOps._state, "batched", False))
+        return gemm(self, x, y, **kw)
+
+    monkeypatch.setattr(RowBlockOps, "gemm", recording)
+    nlp, examples = trained
+    nlp.update(examples[:4], sgd=Adam(0.001))
+    assert seen and all(seen)
+    seen.clear()
+    nlp.get_pipe("text2node_linker").cfg["cache_size"] = 0
+    link_phrases(nlp, [eg.reference.text for eg in examples[:4]])
+    assert seen and not any(seen)
+
+
 def test_bilstm_without_torch_names_the_fix(monkeypatch):
     # torch is an optional dependency: a pipeline with the CNN or mean mapper never imports it
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError

@@ -9,7 +9,9 @@ transformer listener (`Model[List[Doc], List[Floats2d]]`).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+import threading
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 from spacy.attrs import LOWER, ORTH
@@ -433,14 +435,25 @@ class RowBlockOps(NumpyOps):
     in the matrix (zero-padding every product to the same 64-row shape was not enough on
     an AMD EPYC). A batched product of (1 x k) rows computes each row alone, with the same
     shape every time. Products that sum over the batch (weight gradients, `trans1`) need
-    no such care and run in one call.
+    no such care and run in one call, and so do all products of a training step
+    (`batched_products`): a step's outputs are not a result anyone reads back.
     """
+
+    # per thread: True inside `batched_products`
+    _state = threading.local()
 
     def __init__(self) -> None:
         super().__init__(use_blis=False)
 
     def gemm(self, x, y, *, out=None, trans1: bool = False, trans2: bool = False):
-        if trans1 or x.ndim != 2 or y.ndim != 2 or x.dtype != np.float32 or y.dtype != np.float32:
+        if (
+            trans1
+            or getattr(self._state, "batched", False)
+            or x.ndim != 2
+            or y.ndim != 2
+            or x.dtype != np.float32
+            or y.dtype != np.float32
+        ):
             return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
         b = y.T if trans2 else y
         res = np.matmul(x[:, None, :], b).reshape(x.shape[0], b.shape[1])
@@ -448,6 +461,21 @@ class RowBlockOps(NumpyOps):
             out[...] = res
             return out
         return res
+
+
+@contextmanager
+def batched_products() -> Iterator[None]:
+    """Inside this block, in this thread, `RowBlockOps` runs every product of a batch in one
+    BLAS call: for a training step (forward and backward), where no output needs to be
+    independent of the batch, and a row at a time costs about half the step. Other
+    threads (e.g. the linker's search threads) keep computing a row at a time."""
+    state = RowBlockOps._state
+    before = getattr(state, "batched", False)
+    state.batched = True
+    try:
+        yield
+    finally:
+        state.batched = before
 
 
 def use_row_block_ops(model: Model) -> Model:

@@ -23,7 +23,12 @@ from thinc.api import Model, Optimizer
 
 from ..errors import LinkerNotReadyError, UnknownConceptError
 from ..index import LexicalIndex, NodeIndex, normalize_text
-from ..ml.mapper import mapper_dims, set_mapper_dims, spans_with_vectors  # registers the architectures too
+from ..ml.mapper import (  # registers the architectures too
+    batched_products,
+    mapper_dims,
+    set_mapper_dims,
+    spans_with_vectors,
+)
 from ..taxonomy import Taxonomy
 from . import calibrate as calibration
 from . import manifest as mf
@@ -348,9 +353,10 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
             if not offsets:
                 return losses
         self.results_changed()  # the model changes: cached results are stale
-        Y, backprop = self.model.begin_update((docs, offsets))
-        loss, d_Y = self._loss_and_grad(self.model.ops.to_numpy(Y), gold_first, gold_all)
-        backprop(self.model.ops.asarray2f(d_Y))  # type: ignore[arg-type]
+        with batched_products():  # a training step's products need not be batch-invariant
+            Y, backprop = self.model.begin_update((docs, offsets))
+            loss, d_Y = self._loss_and_grad(self.model.ops.to_numpy(Y), gold_first, gold_all)
+            backprop(self.model.ops.asarray2f(d_Y))  # type: ignore[arg-type]
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
