@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from benchmarks import (
+    bench_ann,
     bench_bulk,
     bench_documents,
     bench_footprint,
@@ -28,6 +29,7 @@ from benchmarks import (
 from benchmarks._common import REPO, RESULTS
 
 BENCHMARKS = (
+    bench_ann,
     bench_bulk,
     bench_documents,
     bench_footprint,

@@ -1,0 +1,206 @@
+"""Candidate search in node space: the linker's annoy loop against hnswlib's batched knn_query.
+
+Both search the same vectors in one run: the trained linker's mapper outputs for the query
+phrases (GEM P1 test by default) against the node-space rows annoy holds (the leaves). The
+exact neighbours (a brute-force product) are the reference; recall@k is the share of them
+each method finds. annoy runs as the linker runs it (`NodeIndex.ann`, one query at a time,
+chunks of queries shared by threads); hnswlib gets the whole batch with `num_threads`. For
+each hnswlib setting the smallest `ef` whose recall reaches annoy's is reported with its
+queries/s, so the comparison is at equal recall.
+
+    python -m benchmarks ann --linker training/P1/model-calibrated --queries corpus/gem/P1/test.jsonl
+
+Writes benchmarks/results/ann.json. Needs `pip install hnswlib` (a compiled extension, not in
+the extras: the linker does not use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+if not __package__:  # run as `python benchmarks/bench_ann.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import REPO, RESULTS, run_meta, script_prog, write_results  # noqa: E402
+
+NAME = "ann"
+
+
+def mapped_queries(linker_dir: Path, queries: Path, limit: int) -> Dict[str, Any]:
+    """The linker's normalised mapper outputs for the query phrases, and its index."""
+    import spacy
+
+    from spacy_text2node.index.text import l2_normalize
+    from spacy_text2node.linker_api import _phrase_docs
+    from spacy_text2node.pipeline.search import MAP_CHUNK
+
+    nlp = spacy.load(linker_dir)
+    linker = nlp.get_pipe("text2node_linker")
+    texts = []
+    with queries.open(encoding="utf8") as f:
+        for line in f:
+            if line.strip():
+                texts.append(json.loads(line)["text"])
+    texts = texts[:limit] if limit else texts
+    docs = _phrase_docs(nlp, linker, texts)
+    offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
+    Y = np.concatenate([linker.map_spans(docs, offsets[a : a + MAP_CHUNK]) for a in range(0, len(offsets), MAP_CHUNK)])
+    keep = np.any(Y != 0, axis=1)  # a span without vectors is not searched in node space
+    return {"Y": l2_normalize(Y[keep]).astype(np.float32), "index": linker.index, "settings": linker.search_settings}
+
+
+def exact_neighbours(Y: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
+    """Item positions of the exact k nearest (largest inner product of unit rows)."""
+    out = np.empty((len(Y), k), dtype=np.int64)
+    for a in range(0, len(Y), 512):
+        s = Y[a : a + 512] @ items.T
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        out[a : a + 512] = top
+    return out
+
+
+def recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
+    hits = sum(len(set(map(int, f)) & set(t.tolist())) for f, t in zip(found, truth))
+    return hits / float(truth.size)
+
+
+def run_annoy(index: Any, Y: np.ndarray, k: int, search_k: int, threads: int, passes: int) -> Dict[str, Any]:
+    """annoy as the linker runs it: per query, chunks of 256 shared by `threads` threads."""
+    from spacy_text2node.pipeline.search import SEARCH_CHUNK
+
+    ann = index.annoy
+
+    def chunk(a: int) -> List[List[int]]:
+        return [ann.get_nns_by_vector(y, k, search_k=search_k) for y in Y[a : a + SEARCH_CHUNK]]
+
+    starts = list(range(0, len(Y), SEARCH_CHUNK))
+    best, found = 0.0, []
+    for _ in range(passes):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(chunk, starts))
+        best = max(best, len(Y) / (time.perf_counter() - t0))
+        found = [r for p in parts for r in p]
+    return {"queries_per_s": best, "found": found}
+
+
+def run_hnsw(
+    items: np.ndarray,
+    Y: np.ndarray,
+    k: int,
+    m: int,
+    ef_construction: int,
+    efs: Sequence[int],
+    threads: int,
+    passes: int,
+) -> Dict[str, Any]:
+    import hnswlib
+
+    t0 = time.perf_counter()
+    index = hnswlib.Index(space="ip", dim=items.shape[1])
+    index.init_index(max_elements=len(items), M=m, ef_construction=ef_construction, random_seed=0)
+    index.add_items(items, np.arange(len(items)), num_threads=threads)
+    build_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "hnsw.bin")
+        index.save_index(path)
+        size_mb = os.path.getsize(path) / 2**20
+    rows = []
+    for ef in efs:
+        if ef < k:
+            continue
+        index.set_ef(ef)
+        best, labels = 0.0, None
+        for _ in range(passes):
+            t1 = time.perf_counter()
+            labels, _ = index.knn_query(Y, k=k, num_threads=threads)
+            best = max(best, len(Y) / (time.perf_counter() - t1))
+        rows.append({"ef": ef, "queries_per_s": best, "found": labels})
+    return {"M": m, "ef_construction": ef_construction, "build_s": build_s, "size_mb": size_mb, "efs": rows}
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+    prog = prog or script_prog(__file__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--linker", type=Path, default=REPO / "training" / "P1" / "model-calibrated")
+    ap.add_argument("--queries", type=Path, default=REPO / "corpus" / "gem" / "P1" / "test.jsonl")
+    ap.add_argument("--limit", type=int, default=0, help="first N queries (0: all)")
+    ap.add_argument("--k", type=int, default=0, help="neighbours per query (0: the linker's ann_candidates)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--passes", type=int, default=3, help="timed passes; the best is kept")
+    ap.add_argument("--m", type=int, nargs="+", default=[16, 32], help="hnswlib M values")
+    ap.add_argument("--ef-construction", type=int, default=200)
+    ap.add_argument("--ef", type=int, nargs="+", default=[50, 64, 80, 100, 128, 160, 200, 256, 320, 400])
+    ap.add_argument("--out", type=Path, default=RESULTS / "ann.json")
+    args = ap.parse_args(argv)
+    for p in (args.linker, args.queries):
+        if not p.exists():
+            ap.error(f"{p} does not exist: run the project's train and calibrate steps (spacy project run all) first.")
+    try:
+        import hnswlib  # noqa: F401
+    except ImportError:
+        ap.error("hnswlib is not installed: pip install hnswlib (this benchmark only; the linker does not use it).")
+
+    got = mapped_queries(args.linker, args.queries, args.limit)
+    Y, index, settings = got["Y"], got["index"], got["settings"]
+    k = args.k or settings.ann_candidates
+    items = np.ascontiguousarray(index.space if index.ann_items is None else index.space[index.ann_items])
+    truth = exact_neighbours(Y, items, k)
+    print(f"{len(Y)} queries, {len(items)} items of {items.shape[1]} dims, k={k}, {args.threads} threads")
+
+    a = run_annoy(index, Y, k, settings.search_k, args.threads, args.passes)
+    annoy_recall = recall(a["found"], truth)
+    result: Dict[str, Any] = {
+        "n_queries": len(Y),
+        "n_items": len(items),
+        "dim": int(items.shape[1]),
+        "k": k,
+        "threads": args.threads,
+        "annoy": {
+            "n_trees": index.n_trees,
+            "search_k": settings.search_k,
+            "queries_per_s": a["queries_per_s"],
+            "recall": annoy_recall,
+        },
+        "hnswlib": [],
+    }
+    print(
+        f"annoy ({index.n_trees} trees, search_k {settings.search_k}): "
+        f"{a['queries_per_s']:.0f} queries/s, recall@{k} {annoy_recall:.4f}"
+    )
+    for m in args.m:
+        h = run_hnsw(items, Y, k, m, args.ef_construction, args.ef, args.threads, args.passes)
+        rows = [
+            {"ef": r["ef"], "queries_per_s": r["queries_per_s"], "recall": recall(r["found"], truth)} for r in h["efs"]
+        ]
+        equal = next((r for r in rows if r["recall"] >= annoy_recall), None)
+        entry = {k_: h[k_] for k_ in ("M", "ef_construction", "build_s", "size_mb")}
+        entry.update(efs=rows, at_annoy_recall=equal)
+        result["hnswlib"].append(entry)
+        for r in rows:
+            print(f"hnswlib M={m} ef={r['ef']}: {r['queries_per_s']:.0f} queries/s, recall {r['recall']:.4f}")
+        if equal:
+            print(
+                f"  at annoy's recall: ef={equal['ef']}, "
+                f"x{equal['queries_per_s'] / a['queries_per_s']:.2f} annoy's speed "
+                f"(build {h['build_s']:.1f} s, {h['size_mb']:.1f} MB)"
+            )
+        else:
+            print(f"  no ef up to {max(args.ef)} reaches annoy's recall")
+    result["meta"] = run_meta(prog, argv, linker=str(args.linker), queries=str(args.queries))
+    print(f"-> {write_results(args.out, result)}")
+
+
+if __name__ == "__main__":
+    main()
