@@ -41,11 +41,11 @@ def mapped_queries(linker_dir: Path, queries: Path, limit: int) -> Dict[str, Any
     import spacy
 
     from spacy_text2node.index.text import l2_normalize
-    from spacy_text2node.linker_api import _phrase_docs
+    from spacy_text2node.linker_api import _phrase_docs, get_linker
     from spacy_text2node.pipeline.search import MAP_CHUNK
 
     nlp = spacy.load(linker_dir)
-    linker = nlp.get_pipe("text2node_linker")
+    linker = get_linker(nlp)
     texts = []
     with queries.open(encoding="utf8") as f:
         for line in f:

@@ -40,7 +40,7 @@ def one_thread_while_forking(nlp: Language) -> Iterator[None]:
     thread settings (torch, BLAS, the components' n_threads) are restored after it."""
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
-    cfgs = [pipe.cfg for _, pipe in nlp.pipeline if isinstance(getattr(pipe, "cfg", None), dict)]
+    cfgs = [cfg for cfg in (getattr(pipe, "cfg", None) for _, pipe in nlp.pipeline) if isinstance(cfg, dict)]
     saved = [(cfg, cfg["n_threads"]) for cfg in cfgs if "n_threads" in cfg]
     try:
         from threadpoolctl import threadpool_limits
