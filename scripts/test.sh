@@ -11,4 +11,5 @@ export NO_MKDOCS_2_WARNING=1
 site_dir=$(mktemp -d)
 trap 'rm -rf "$site_dir"' EXIT
 "$PY" -m mkdocs build --strict --quiet --site-dir "$site_dir"
-"$PY" -m pytest --slow --durations=20 "$@"
+# two workers (pytest-xdist), one per core of the CI machine; TEST_WORKERS=0 runs in one process
+"$PY" -m pytest --slow --durations=20 -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"

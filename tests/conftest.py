@@ -22,6 +22,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # the runs of minutes first: with parallel workers (scripts/test.sh runs pytest-xdist's
+    # `-n 2`), one that starts last would otherwise run alone at the end
+    items.sort(key=lambda item: "long" not in item.keywords)
     if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with --slow")

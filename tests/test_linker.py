@@ -941,6 +941,7 @@ def test_render_links(trained):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_icd10cm_p3_end_to_end(icd10cm):
     """Text-only node space on all of ICD-10-CM, trained 1 epoch on label/inclusion
     strings, evaluated on 500 GEM ICD-9 descriptions (the P3 setting)."""

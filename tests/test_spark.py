@@ -23,6 +23,9 @@ from spacy_text2node.bulk.spark import (
 NOTES = FIXTURES / "bulk_notes.jsonl"
 CSV = FIXTURES / "bulk_notes.csv"
 
+# one worker of a parallel run (pytest-xdist) runs the module: its tests share one local Spark session
+pytestmark = pytest.mark.xdist_group("spark_local")
+
 
 @pytest.fixture(scope="module")
 def spark():

@@ -24,6 +24,8 @@ from spacy_text2node.bulk import build_clinical_pipeline, link_documents, read_o
 
 pytestmark = [
     pytest.mark.slow,
+    # one worker of a parallel run (pytest-xdist) runs both tests: they share one cluster run
+    pytest.mark.xdist_group("spark_cluster"),
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime"),
 ]
 
