@@ -46,6 +46,7 @@ if not __package__:  # run as `python benchmarks/bench_bulk.py`: make the packag
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+from spacy_text2node.bulk.pipeline_loading import DEFAULT_BATCH_SIZE  # noqa: E402
 
 NAME = "bulk"
 CACHE = RESULTS / "cache"
@@ -138,7 +139,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--n-docs", type=int, default=1000, help="input records for the throughput runs")
     ap.add_argument("--rss-sizes", default="1000,5000", help="input sizes for the memory runs")
-    ap.add_argument("--batch-size", type=int, default=16, help="documents per batch (text2node link's default)")
+    ap.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="documents per batch (text2node link's default)"
+    )
     ap.add_argument(
         "--spark-docs", type=int, default=5000, help="input records for the Spark pair (local n2 beside local[2])"
     )

@@ -491,3 +491,18 @@ def test_linked_records_list_their_concepts(phrase_linker_dir, tmp_path):
     assert any(s["concept_id"] for s in spans)
     for s in spans:  # plain mentions: one concept each, none for NIL
         assert s["concepts"] == ([s["concept_id"]] if s["concept_id"] else [])
+
+
+def test_one_default_batch_size_for_every_bulk_entry_point():
+    """`text2node link`, the Python API and the Spark backend batch alike by default (a worker's
+    memory grows with the batch: docs/bulk.md)."""
+    import inspect
+
+    from spacy_text2node.bulk import link_documents, local_processor
+    from spacy_text2node.bulk.pipeline_loading import DEFAULT_BATCH_SIZE
+    from spacy_text2node.bulk.spark import link_spark_dataframe, run_spark_bulk
+    from spacy_text2node.cli.link import link_cmd
+
+    for fn in (link_documents, local_processor, link_spark_dataframe, run_spark_bulk):
+        assert inspect.signature(fn).parameters["batch_size"].default == DEFAULT_BATCH_SIZE, fn.__name__
+    assert inspect.signature(link_cmd).parameters["batch_size"].default.default == DEFAULT_BATCH_SIZE

@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 
+from .pipeline_loading import DEFAULT_BATCH_SIZE
 from .records import Processor, doc_to_record
 
 _WORKER: Dict[str, Any] = {}
@@ -121,7 +122,7 @@ def local_processor(
     nlp: Language,
     *,
     n_process: int = 1,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     span_keys: Sequence[str] = ("ents",),
     top_k: Optional[int] = None,
     pool: str = "text2node",

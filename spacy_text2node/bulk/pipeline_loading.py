@@ -14,6 +14,9 @@ from spacy.language import Language
 logger = logging.getLogger("spacy_text2node")
 
 DEFAULT_MAX_CHARS = 1_000_000
+# documents per nlp.pipe batch in a bulk run: a worker's memory grows with the batch of long
+# notes, so the default keeps each extra worker small (docs/bulk.md, Memory and workers)
+DEFAULT_BATCH_SIZE = 8
 
 
 def _register_components() -> None:

@@ -32,7 +32,7 @@ from spacy.language import Language
 
 from .checks import check_bulk_run, check_output_paths
 from .local import local_processor, one_thread_per_process
-from .pipeline_loading import DEFAULT_MAX_CHARS, load_pipeline
+from .pipeline_loading import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, load_pipeline
 from .readers import InputRecord, PathLike, check_text, normalize_id_field, read_records
 from .records import Processor
 from .stats import BulkStats, BulkWarning, no_spans_message
@@ -288,7 +288,7 @@ def link_documents(
     output: PathLike,
     *,
     n_process: int = 1,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     span_keys: Sequence[str] = ("ents",),
     top_k: Optional[int] = None,
     max_chars: int = DEFAULT_MAX_CHARS,

@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, 
 from urllib.parse import urlparse
 
 from .checks import check_bulk_run
-from .pipeline_loading import DEFAULT_MAX_CHARS
+from .pipeline_loading import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS
 from .readers import PathLike, check_id, check_text, normalize_id_field, read_records
 from .records import doc_to_record, spark_schema_ddl
 from .runner import check_run_numbers, resume_state, valid_documents
@@ -125,7 +125,7 @@ def link_spark_dataframe(
     span_keys: Sequence[str] = ("ents",),
     top_k: Optional[int] = None,
     max_chars: int = 1_000_000,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     overrides: Optional[Dict[str, Any]] = None,
     mentions: Optional[str] = None,
     with_error: bool = True,
@@ -331,7 +331,7 @@ def run_spark_bulk(
     progress: bool = True,
     span_keys: Sequence[str] = ("ents",),
     top_k: Optional[int] = None,
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     overrides: Optional[Dict[str, Any]] = None,
     mentions: Optional[str] = None,
 ) -> BulkStats:

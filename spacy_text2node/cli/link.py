@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 import typer
 from wasabi import msg
 
+from ..bulk.pipeline_loading import DEFAULT_BATCH_SIZE
 from ._app import app
 
 
@@ -43,7 +44,7 @@ def link_cmd(
     errors: Optional[Path] = typer.Option(None, "--errors", help="Errors file (JSONL; default OUTPUT.errors.jsonl)."),
     n_process: int = typer.Option(1, "--n-process", "-n", help="Worker processes (local backend)."),
     batch_size: int = typer.Option(
-        16,
+        DEFAULT_BATCH_SIZE,
         "--batch-size",
         "-b",
         help="Documents per nlp.pipe batch: a worker's memory grows with it (long notes); raise it for short phrases.",
