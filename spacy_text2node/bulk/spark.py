@@ -124,7 +124,7 @@ def link_spark_dataframe(
     id_col: str = "id",
     span_keys: Sequence[str] = ("ents",),
     top_k: Optional[int] = None,
-    max_chars: int = 1_000_000,
+    max_chars: int = DEFAULT_MAX_CHARS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     overrides: Optional[Dict[str, Any]] = None,
     mentions: Optional[str] = None,

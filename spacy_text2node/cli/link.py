@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 import typer
 from wasabi import msg
 
-from ..bulk.pipeline_loading import DEFAULT_BATCH_SIZE
+from ..bulk.pipeline_loading import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS
 from ._app import app
 
 
@@ -54,7 +54,7 @@ def link_cmd(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run: skip records already written."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output and errors file."),
-    max_chars: int = typer.Option(1_000_000, "--max-chars", help="Longer texts go to the errors file."),
+    max_chars: int = typer.Option(DEFAULT_MAX_CHARS, "--max-chars", help="Longer texts go to the errors file."),
     span_key: List[str] = typer.Option(
         ["ents"], "--span-key", help="Span source: 'ents' or a span group key (repeatable)."
     ),
