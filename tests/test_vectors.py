@@ -430,7 +430,9 @@ def test_cli_distill_phrase_writes_a_loadable_pipeline(minilm, tmp_path, tiny_ta
         "--subwords",
         "ngram",
     ]
-    r = runner.invoke(app, ["vectors", "distill", str(tmp_path / "cl"), "--method", "contextless"] + common)
+    r = runner.invoke(
+        app, ["vectors", "distill", str(tmp_path / "cl"), "--method", "contextless", "--case-variants"] + common
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(
         app,
@@ -441,6 +443,11 @@ def test_cli_distill_phrase_writes_a_loadable_pipeline(minilm, tmp_path, tiny_ta
     assert "Training phrases: 20" in r.output
     ph, cl = spacy.load(tmp_path / "ph"), spacy.load(tmp_path / "cl")
     assert ph.pipe_names == ["text2node_vectors"] and ph.vocab.vectors.shape[1] == 384
+    # --case-variants keys "Influenza" / "INFLUENZA" to the row of "influenza", for an NER's static vectors
+    key2row = cl.vocab.vectors.key2row
+    row = key2row[cl.vocab.strings["influenza"]]
+    assert key2row[cl.vocab.strings["Influenza"]] == key2row[cl.vocab.strings["INFLUENZA"]] == row
+    assert ph.vocab.strings["Influenza"] not in ph.vocab.vectors.key2row
     labels = list(tiny_taxonomy.labels)
     target = encode_texts(labels, tok, model)
 

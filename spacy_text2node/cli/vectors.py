@@ -35,6 +35,12 @@ def _verbose(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
 
 
+CASE_VARIANTS_HELP = (
+    "Lowercase words: key their Capitalized, Title and UPPER forms to the same rows, for spaCy "
+    "components that read the table by exact text (a tok2vec's static vectors, e.g. an NER)."
+)
+
+
 @vectors_app.command("load")
 def load_cmd(
     source: str = typer.Argument(..., help="Vectors file ('-' for --format glove-6b-50d)."),
@@ -44,12 +50,7 @@ def load_cmd(
     into: Optional[Path] = typer.Option(None, "--into", help="An existing pipeline to put the vectors into."),
     subwords: str = typer.Option("ngram", "--subwords", help="Subword component: ngram, wordpiece or none."),
     cased: bool = typer.Option(False, "--cased", help="The words are cased: do not look tokens up lowercased."),
-    case_variants: bool = typer.Option(
-        False,
-        "--case-variants",
-        help="Lowercase words: key their Capitalized, Title and UPPER forms to the same rows, for spaCy "
-        "components that read the table by exact text (a tok2vec's static vectors, e.g. an NER).",
-    ),
+    case_variants: bool = typer.Option(False, "--case-variants", help=CASE_VARIANTS_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-V"),
 ) -> None:
     """Load GloVe / word2vec / fastText vectors (or the GloVe 6B 50-d default)."""
@@ -184,6 +185,7 @@ def distill_cmd(
     subwords: str = typer.Option(
         "auto", "--subwords", help="auto (wordpiece for first-layer, ngram for contextless), ngram, wordpiece or none."
     ),
+    case_variants: bool = typer.Option(False, "--case-variants", help=CASE_VARIANTS_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-V"),
 ) -> None:
     """Distill static vectors from a local transformer (first layer, contextless, or
@@ -245,5 +247,13 @@ def distill_cmd(
                 f"Distilled {info['words']:,} words on {info['phrases']:,} phrases; "
                 f"held-out cosine {last[0]['val_cos']:.3f} -> {best:.3f}"
             )
-        nlp = build_vectors_pipeline(words, matrix, base=into, subwords=sub, wordpieces=wordpieces, show_progress=True)
+        nlp = build_vectors_pipeline(
+            words,
+            matrix,
+            base=into,
+            subwords=sub,
+            wordpieces=wordpieces,
+            show_progress=True,
+            case_variants=case_variants,
+        )
         _finish(nlp, out_dir, t0)
