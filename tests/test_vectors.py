@@ -585,3 +585,23 @@ def test_case_variants_survive_saving(tmp_path):
             assert found == [0, 1, 1]
         else:
             assert found == [-1, -1, 1]
+
+
+def test_case_variants_leave_the_linkers_rows_unchanged():
+    """The linker looks a token up by its lowercase form, then its exact text: a table with
+    case-variant keys gives it the same rows as the plain table, for any casing."""
+    from spacy_text2node.ml.mapper import static_span_rows
+    from spacy_text2node.vectors.pipeline import build_vectors_pipeline
+
+    words = ["type", "2", "diabetes", "mellitus", "straße"]
+    matrix = np.arange(len(words) * 4, dtype="float32").reshape(len(words), 4)
+    plain = build_vectors_pipeline(words, matrix, subwords=None)
+    variants = build_vectors_pipeline(words, matrix, subwords=None, case_variants=True)
+    assert len(variants.vocab.vectors.key2row) > len(plain.vocab.vectors.key2row)
+    text = "Type 2 DIABETES Mellitus, unknownword STRASSE Straße"
+    rows = []
+    for nlp in (plain, variants):
+        doc = nlp.make_doc(text)
+        rows.append(static_span_rows([doc], [(0, 0, len(doc))], max_tokens=32)[0].tolist())
+    assert rows[0] == rows[1]
+    assert rows[0][:4] == [0, 1, 2, 3] and rows[0][5] == -1

@@ -67,7 +67,8 @@ def make_vectors_table(
 
 def add_case_variants(table: Vectors, words: Sequence[str]) -> int:
     """Key the Capitalized, Title and UPPER forms of lowercase words to their rows (a
-    form that already has a key keeps it).
+    form that already has a key keeps it; a form whose lowercase is another word, as
+    "STRASSE" of "straße", is left out).
 
     table (Vectors): a default-mode table keyed by the lowercase words.
     words (Sequence[str]): its words.
@@ -80,7 +81,9 @@ def add_case_variants(table: Vectors, words: Sequence[str]) -> int:
         if row is None:
             continue
         for form in {word.capitalize(), word.title(), word.upper()}:
-            if form != word:
+            # only forms that lowercase back to the word ("STRASSE" does not): a reader that
+            # looks tokens up by lowercase form first then finds the same rows with or without them
+            if form != word and form.lower() == word:
                 key = strings.add(form)
                 if key not in table.key2row:
                     table.add(key, row=row)
