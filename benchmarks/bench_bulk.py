@@ -9,7 +9,9 @@ process tree: summed RSS (counts every shared page once per process), summed PSS
 shared page split between the processes that map it: the figure for "what does a worker
 add"), and `ru_maxrss` for the largest single process:
 
-* mentions n1 / n2        configs/clinical.cfg without a linker (en_core_web_sm noun chunks)
+* mentions n1 / n2        the clinical pipeline without a linker: with `--ner DIR`, configs/clinical.cfg
+                          (that trained disease NER, abbreviations, NegEx); without,
+                          configs/clinical_noun_chunks.cfg (en_core_web_sm noun chunks)
 * linked n1 / n2 / n4     the same config with `--paths.linker` = an ICD-10-CM text2node_linker
 * linked n2 spacy-pool    the same with `--pool spacy` (spaCy's nlp.pipe(n_process=2))
 * spark pair              linked n2 beside `--backend spark --spark-master local[2]`, on
@@ -152,6 +154,12 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project). "
         "Default: an untrained CNN linker built once.",
     )
+    ap.add_argument(
+        "--ner",
+        default="",
+        help="a disease NER trained on the linker's word vectors (e.g. training/clinical_ner/model-best of the "
+        "project): the mentions of configs/clinical.cfg. Default: noun chunks (configs/clinical_noun_chunks.cfg).",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "bulk.json")
     args = ap.parse_args(argv)
     notes = Path(args.shared) / "mtsamples" / "mtsamples.csv.gz"
@@ -171,12 +179,15 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
             shutil.rmtree(linker)
         subprocess.run(child_command("bulk_build_linker", str(linker)), check=True, cwd=REPO)
         key_file.write_text(key)
-    cfg = str(REPO / "configs" / "clinical.cfg")
+    if args.ner:
+        mentions = [str(REPO / "configs" / "clinical.cfg"), "--paths.ner", str(Path(args.ner).resolve())]
+    else:
+        mentions = [str(REPO / "configs" / "clinical_noun_chunks.cfg")]
     common = ["--id-field", "note_id", "--text-field", "transcription", "--batch-size", str(args.batch_size)]
-    linked = [cfg, "--paths.linker", str(linker)]
+    linked = [*mentions, "--paths.linker", str(linker)]
     contenders = [
-        ("mentions n1", [cfg], ["-n", "1"], args.n_docs),
-        ("mentions n2", [cfg], ["-n", "2"], args.n_docs),
+        ("mentions n1", mentions, ["-n", "1"], args.n_docs),
+        ("mentions n2", mentions, ["-n", "2"], args.n_docs),
         ("linked n1", linked, ["-n", "1"], args.n_docs),
         ("linked n2", linked, ["-n", "2"], args.n_docs),
         ("linked n4", linked, ["-n", "4"], args.n_docs),
@@ -264,7 +275,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     load = os.getloadavg()
     summary["load_average_at_end"] = load
     print(f"load average at the end: {load[0]:.1f} on {os.cpu_count()} cores (other jobs share the machine)")
-    meta = run_meta(prog, argv, notes=str(notes), linker=str(linker))
+    meta = run_meta(prog, argv, notes=str(notes), linker=str(linker), mentions=" ".join(mentions))
     print(f"-> {write_results(args.out, {'meta': meta, 'results': results, 'summary': summary})}")
 
 

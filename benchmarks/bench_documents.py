@@ -11,7 +11,7 @@ names and synonyms) and is scored by `document_scores` on the 100 dev abstracts:
                       with mentions), composite mentions split (configs/documents.cfg)
 * ner, plain          the same NER, no abbreviations, no composite splitting
 * ner + matcher       the NER's mentions plus taxonomy PhraseMatcher mentions that overlap none
-* noun chunks         en_core_web_sm's noun chunks (configs/clinical.cfg's mention finder)
+* noun chunks         en_core_web_sm's noun chunks (configs/clinical_noun_chunks.cfg's mention finder)
 * phrase matcher      exact lookup of MEDIC names and synonyms (an entity_ruler on LOWER:
                       the QuickUMLS-style dictionary baseline)
 * gold mentions       the linker on the gold spans: its ceiling, and linking accuracy alone

@@ -6,6 +6,7 @@
     python scripts/documents.py train-ner  NCBI_DIR [--max-steps N]   # training/ner/model-best
     python scripts/documents.py evaluate-docs NCBI_DIR         # training/documents, metrics/documents.json
     python scripts/documents.py package-docs NAME VERSION      # packages/en_NAME-VERSION, installed
+    python scripts/documents.py clinical   NCBI_DIR [--linker DIR]   # training/clinical_ner, training/clinical
 
 The NCBI Disease corpus and CTD MEDIC are not registry packages (they live in
 ../shared/data on the machines this project is developed on): when NCBI_DIR or MEDIC
@@ -35,6 +36,8 @@ NODES = Path("assets/ncbi_nodes")
 LINKER = Path("training/ncbi")
 NER = Path("training/ner")
 DOCUMENTS = Path("training/documents")
+CLINICAL_NER = Path("training/clinical_ner")
+CLINICAL = Path("training/clinical")
 TRAIN_FILE = "NCBItrainset_corpus.txt"
 DEV_FILE = "NCBIdevelopset_corpus.txt"
 STATUS = {
@@ -44,7 +47,13 @@ STATUS = {
     "train-ner": NER / "status.json",
     "evaluate-docs": Path("metrics/documents_status.json"),
     "package-docs": Path("packages/documents_status.json"),
+    "clinical": CLINICAL / "status.json",
 }
+# clinical sentences the `clinical` step links once the pipeline is assembled
+CLINICAL_CHECK = (
+    "History of type 2 diabetes mellitus and hypertension. No evidence of pneumonia. "
+    "She was treated for acute myocardial infarction (AMI) in 2019; AMI recurred."
+)
 
 
 def run(cmd: List[str]) -> None:
@@ -95,6 +104,16 @@ def data(ncbi_dir: Path, medic: Path, limit: int) -> None:
     )
 
 
+def train_ner(a: argparse.Namespace, output: Path, vectors: Path) -> None:
+    """`spacy train` the disease NER on NCBI Disease train (model-best chosen on dev)."""
+    run(
+        [sys.executable, "-m", "spacy", "train", a.config, "--output", str(output)]
+        + ["--paths.train", str(a.ncbi_dir / TRAIN_FILE), "--paths.dev", str(a.ncbi_dir / DEV_FILE)]
+        + ["--paths.vectors", str(vectors), "--training.max_steps", str(a.max_steps)]
+        + ["--system.seed", str(a.seed)]
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="step", required=True)
@@ -113,6 +132,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("train-ner")
     p.add_argument("ncbi_dir", type=Path)
+    p.add_argument("--config", default="configs/ner_disease.cfg")
+    p.add_argument("--max-steps", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("clinical")
+    p.add_argument("ncbi_dir", type=Path)
+    p.add_argument("--linker", type=Path, default=Path("training/P1/model-calibrated"))
     p.add_argument("--config", default="configs/ner_disease.cfg")
     p.add_argument("--max-steps", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
@@ -145,12 +170,21 @@ def main() -> None:
             + ["--output", str(LINKER / "model-calibrated")]
         )
     elif a.step == "train-ner":
+        train_ner(a, NER, VECTORS)
+    elif a.step == "clinical":
+        # the same NER trained on the ICD-10-CM linker's word vectors (the pipeline holds one
+        # table), assembled in front of that linker
+        train_ner(a, CLINICAL_NER, a.linker)
         run(
-            [sys.executable, "-m", "spacy", "train", a.config, "--output", str(NER)]
-            + ["--paths.train", str(a.ncbi_dir / TRAIN_FILE), "--paths.dev", str(a.ncbi_dir / DEV_FILE)]
-            + ["--paths.vectors", str(VECTORS), "--training.max_steps", str(a.max_steps)]
-            + ["--system.seed", str(a.seed)]
+            text2node("assemble", "configs/clinical.cfg", str(CLINICAL))
+            + ["--paths.ner", str(CLINICAL_NER / "model-best"), "--paths.linker", str(a.linker)]
         )
+        code = (
+            f"import spacy; nlp = spacy.load({str(CLINICAL)!r}); doc = nlp({CLINICAL_CHECK!r}); "
+            "print('clinical pipeline', nlp.pipe_names, len(doc.ents), 'mentions'); "
+            "[print(f'  {e.text!r} -> {e.kb_id_} negated={e._.negex}') for e in doc.ents]"
+        )
+        run([sys.executable, "-c", code])
     elif a.step == "evaluate-docs":
         run(
             text2node("assemble", "configs/documents.cfg", str(DOCUMENTS))

@@ -261,7 +261,7 @@ def test_noun_chunk_mentions_and_ner_swap():
 
 
 def test_clinical_config_builds_and_matches_helper():
-    nlp = load_pipeline(REPO / "configs" / "clinical.cfg")
+    nlp = load_pipeline(REPO / "configs" / "clinical_noun_chunks.cfg")
     ref = build_clinical_pipeline(mentions="noun_chunks")
     text = "Chest X-ray shows bacterial pneumonia in the right lower lobe."
     assert [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents] == [
@@ -359,7 +359,7 @@ def test_mtsamples_clinical_pipeline_end_to_end(tmp_path):
     path = shared_file("mtsamples", "mtsamples.csv.gz")
     out = tmp_path / "mt.jsonl"
     stats = link_documents(
-        REPO / "configs" / "clinical.cfg",
+        REPO / "configs" / "clinical_noun_chunks.cfg",
         path,
         out,
         id_field="note_id",
@@ -432,15 +432,96 @@ def test_linker_attributes_in_records(linker_dir, tiny_taxonomy, tmp_path):
             assert s["candidates"] == ref["candidates"][:1] and s["concept_id"] == ref["concept_id"]
 
 
+def _tiny_disease_ner(vectors_from, path):
+    """A small trained NER (tok2vec with static vectors + ner, as configs/ner_disease.cfg)
+    on the vectors of the pipeline at `vectors_from`, saved at `path`."""
+    from spacy.training import Example
+    from thinc.api import fix_random_seed
+
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.vocab.vectors = spacy.load(vectors_from).vocab.vectors
+    embed = {"@architectures": "spacy.MultiHashEmbed.v2", "width": 32, "attrs": ["NORM", "SHAPE"]}
+    embed.update({"rows": [500, 50], "include_static_vectors": True})
+    encode = {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1}
+    encode.update({"window_size": 1, "maxout_pieces": 2})
+    nlp.add_pipe("tok2vec", config={"model": {"@architectures": "spacy.Tok2Vec.v2", "embed": embed, "encode": encode}})
+    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 32, "upstream": "*"}
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "hidden_width": 16,
+                "maxout_pieces": 2,
+                "tok2vec": listener,
+            }
+        },
+    )
+    data = [
+        ("She has influenza today .", "influenza"),
+        ("Pneumonia was treated .", "Pneumonia"),
+        ("No sign of tuberculosis .", "tuberculosis"),
+        ("He walked home .", None),
+    ]
+    examples = []
+    for text, ent in data:
+        spans = [(text.index(ent), text.index(ent) + len(ent), "Disease")] if ent else []
+        examples.append(Example.from_dict(nlp.make_doc(text), {"entities": spans}))
+    opt = nlp.initialize(lambda: examples)
+    for _ in range(60):
+        nlp.update(examples, sgd=opt)
+    nlp.to_disk(path)
+    return path
+
+
+def test_clinical_config_ner_in_front_of_the_linker(linker_dir, tmp_path):
+    """configs/clinical.cfg: a trained NER on the linker's own vectors in front of the
+    linker, abbreviations and NegEx; with an NER trained on other vectors the pipeline
+    warns at load and the linker refuses to link."""
+    from spacy_text2node.errors import VectorsMismatchError
+
+    cfg = REPO / "configs" / "clinical.cfg"
+    ner = _tiny_disease_ner(linker_dir, tmp_path / "ner")
+    nlp = load_pipeline(cfg, overrides={"paths.ner": str(ner), "paths.linker": str(linker_dir)})
+    assert nlp.pipe_names == [
+        "tok2vec",
+        "ner",
+        "text2node_abbreviations",
+        "text2node_linker",
+        "sentencizer",
+        "text2node_context",
+    ]
+    doc = nlp("She has influenza today . No sign of tuberculosis .")
+    assert [(e.text, e.kb_id_, e._.negex) for e in doc.ents] == [
+        ("influenza", "FLU", False),
+        ("tuberculosis", "TB", True),
+    ]
+    mentions = load_pipeline(cfg, overrides={"paths.ner": str(ner)})  # no linker: mentions only
+    assert "text2node_linker" not in mentions.pipe_names
+    assert [e.text for e in mentions("She has influenza today .").ents] == ["influenza"]
+    from spacy_text2node.vectors.io import glove_6b_50d
+    from spacy_text2node.vectors.pipeline import build_vectors_pipeline
+
+    other_vectors = tmp_path / "other_vectors"  # the linker's first 5,000 words only
+    build_vectors_pipeline(*glove_6b_50d(max_words=5_000), subwords=None).to_disk(other_vectors)
+    other_ner = _tiny_disease_ner(other_vectors, tmp_path / "other_ner")
+    with pytest.warns(UserWarning, match="differ from the pipeline's"):
+        bad = load_pipeline(cfg, overrides={"paths.ner": str(other_ner), "paths.linker": str(linker_dir)})
+    with pytest.raises(VectorsMismatchError, match="not the ones this linker was trained with"):
+        bad("She has influenza today .")
+
+
 def test_clinical_config_with_linker(linker_dir):
-    nlp = load_pipeline(REPO / "configs" / "clinical.cfg", overrides={"paths.linker": str(linker_dir)})
+    nlp = load_pipeline(REPO / "configs" / "clinical_noun_chunks.cfg", overrides={"paths.linker": str(linker_dir)})
     assert nlp.pipe_names[-2:] == ["text2node_noun_chunks", "text2node_linker"] and nlp.vocab.vectors.shape == (
         20_000,
         50,
     )
     doc = nlp("She has bronchial asthma and a lung infection.")
     assert [(e.text, e.kb_id_) for e in doc.ents] == [("bronchial asthma", "ASTH"), ("lung infection", "PNEU")]
-    assert load_pipeline(REPO / "configs" / "clinical.cfg").pipe_names[-1] == "text2node_noun_chunks"
+    assert load_pipeline(REPO / "configs" / "clinical_noun_chunks.cfg").pipe_names[-1] == "text2node_noun_chunks"
 
 
 # --- context flags (issue 19) and the concepts of a span --------------------------------------

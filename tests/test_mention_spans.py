@@ -118,15 +118,16 @@ def test_config_with_mentions_and_a_whole_doc_linker_is_refused(phrase_linker_di
     assert "entity_ruler" in str(err.value) and str(path) in str(err.value)
 
 
-def test_clinical_cfg_says_what_the_linker_links():
+@pytest.mark.parametrize("name", ["clinical.cfg", "clinical_noun_chunks.cfg", "documents.cfg"])
+def test_clinical_cfg_says_what_the_linker_links(name):
     import re
 
     from spacy.util import load_config
 
-    path = REPO / "configs" / "clinical.cfg"
+    path = REPO / "configs" / name
     assert load_config(path, interpolate=False)["components"]["text2node_linker"]["spans"] == "ents"
-    for doc in set(re.findall(r"docs/[\w./-]+\.md", path.read_text())):
-        assert (REPO / doc).exists(), f"configs/clinical.cfg points to {doc}, which does not exist"
+    for ref in set(re.findall(r"(?:docs|configs)/[\w./-]+\.(?:md|cfg)", path.read_text())):
+        assert (REPO / ref).exists(), f"configs/{name} points to {ref}, which does not exist"
 
 
 def test_link_phrases_refuses_a_string(phrase_linker_dir):

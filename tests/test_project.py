@@ -65,6 +65,9 @@ def test_project_all_on_a_subtree(tmp_path):
         for fig in ("acc_at_k.png", "tree_distance.png", "node_space.png"):
             assert fig in report and (proj / "reports" / fig).stat().st_size > 1000
         assert (proj / "training" / "P3" / "model-best").is_dir()
+        # without the NCBI Disease data the document steps, the clinical one too, say so and skip
+        clinical = json.loads((proj / "training" / "clinical" / "status.json").read_text())
+        assert clinical["step"] == "clinical" and "--vars.ncbi_dir" in clinical["skipped"]
         res = subprocess.run(
             [sys.executable, "-c", f"import spacy; nlp = spacy.load('en_{PACKAGE}'); print(nlp.pipe_names)"],
             capture_output=True,

@@ -64,5 +64,16 @@ def test_document_steps_end_to_end(tmp_path):
         assert gold["text2node_mention_f"] == 1.0
         assert gold["text2node_link_acc_found"] > 0.3  # far above chance on 11,865 concepts, even this small
         assert "loaded en_" + PACKAGE in out
+        # the clinical step's script, with the MEDIC linker standing in for the ICD-10-CM one
+        res = subprocess.run(
+            [sys.executable, "scripts/documents.py", "clinical", str(ncbi), "--max-steps", "40"]
+            + ["--linker", "training/ncbi/model-calibrated"],
+            cwd=proj,
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+        assert "clinical pipeline ['tok2vec', 'ner', 'text2node_abbreviations', 'text2node_linker'" in res.stdout
+        assert json.loads((proj / "training" / "clinical" / "status.json").read_text())["skipped"] is None
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", f"en_{PACKAGE}"], capture_output=True)

@@ -29,8 +29,8 @@ def test_needs_torch_reads_the_configs(tmp_path):
     folder.mkdir()
     (folder / "config.cfg").write_text(f'[components.linker]\nsource = "{tmp_path / "bilstm.cfg"}"\n', encoding="utf8")
     assert needs_torch([str(folder)]) is True
-    # clinical.cfg names its linker by an override path and sources an installed package
-    assert needs_torch([str(CONFIGS / "clinical.cfg"), str(_bilstm_config(tmp_path))]) is True
+    # clinical_noun_chunks.cfg names its linker by an override path and sources an installed package
+    assert needs_torch([str(CONFIGS / "clinical_noun_chunks.cfg"), str(_bilstm_config(tmp_path))]) is True
     assert needs_torch(["no_such_pipeline_here"]) is None  # unreadable: torch is kept
 
 
