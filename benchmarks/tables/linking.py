@@ -193,6 +193,11 @@ def bulk_table(results: Path) -> str:
     return _bulk(results, "bulk.json")
 
 
+@renderer("bulk-clinical")
+def bulk_clinical_table(results: Path) -> str:
+    return _bulk(results, "bulk_clinical.json")
+
+
 @renderer("bulk-spark-rss")
 def bulk_spark_rss_table(results: Path) -> str:
     return _bulk(results, "bulk_spark_rss.json")
