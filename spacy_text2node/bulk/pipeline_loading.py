@@ -181,6 +181,7 @@ def _warn_whole_doc_linking(nlp: Language) -> None:
         logger.warning(
             "%s links each whole record as one phrase (spans='doc'): right for a file of phrases. "
             "For notes, put a mention finder in front: --mentions ner|ruler|noun_chunks "
-            "(API: mentions=...), or run configs/clinical.cfg with --paths.linker.",
+            "(API: mentions=...), or run configs/clinical.cfg with --paths.ner (an NER trained on the linker's "
+            "vectors) and --paths.linker, or configs/clinical_noun_chunks.cfg with --paths.linker.",
             LINKER,
         )
