@@ -11,5 +11,6 @@ export NO_MKDOCS_2_WARNING=1
 site_dir=$(mktemp -d)
 trap 'rm -rf "$site_dir"' EXIT
 "$PY" -m mkdocs build --strict --quiet --site-dir "$site_dir"
-# two workers (pytest-xdist), one per core of the CI machine; TEST_WORKERS=0 runs in one process
-"$PY" -m pytest --slow --durations=20 -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"
+# two workers (pytest-xdist), one per core of the CI machine; TEST_WORKERS=0 runs in one process.
+# No test uses pytest-benchmark (the bench extra installs it), whose plugin warns under xdist.
+"$PY" -m pytest --slow --durations=20 -n "${TEST_WORKERS:-2}" --dist loadgroup -p no:benchmark "$@"
