@@ -41,8 +41,7 @@ def mapped_queries(linker_dir: Path, queries: Path, limit: int) -> Dict[str, Any
     import spacy
 
     from spacy_text2node.index.text import l2_normalize
-    from spacy_text2node.linker_api import _phrase_docs, get_linker
-    from spacy_text2node.pipeline.search import MAP_CHUNK
+    from spacy_text2node.linker_api import get_linker, map_phrases
 
     nlp = spacy.load(linker_dir)
     linker = get_linker(nlp)
@@ -52,9 +51,7 @@ def mapped_queries(linker_dir: Path, queries: Path, limit: int) -> Dict[str, Any
             if line.strip():
                 texts.append(json.loads(line)["text"])
     texts = texts[:limit] if limit else texts
-    docs = _phrase_docs(nlp, linker, texts)
-    offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
-    Y = np.concatenate([linker.map_spans(docs, offsets[a : a + MAP_CHUNK]) for a in range(0, len(offsets), MAP_CHUNK)])
+    Y = map_phrases(nlp, texts)
     keep = np.any(Y != 0, axis=1)  # a span without vectors is not searched in node space
     return {"Y": l2_normalize(Y[keep]).astype(np.float32), "index": linker.index, "settings": linker.search_settings}
 

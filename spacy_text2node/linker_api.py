@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
+import numpy as np
 import spacy
 from spacy.language import Language
 from spacy.training import Example
@@ -23,7 +24,7 @@ from spacy.vectors import Vectors
 from thinc.api import Config
 
 from .pipeline.factories import FACTORY  # registers the factories
-from .pipeline.linker import Text2NodeLinker
+from .pipeline.linker import MAP_CHUNK, Text2NodeLinker
 from .pipeline.settings import ARCHITECTURES, group_settings
 from .pipeline.spans import check_spans_setting, gold_ids
 from .scoring import ranking_scores
@@ -168,6 +169,31 @@ def link_phrases(
         for r in linker.rank(docs, offsets, texts, k=k):
             out.append([(ids[n], s) for n, s in r])
     return out
+
+
+def map_phrases(nlp: Language, phrases: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+    """The mapper's output in node space for each phrase (the whole phrase is one span),
+    computed as linking computes it: the components in front of the linker run first, and
+    the mapper sees at most `MAP_CHUNK` spans at a time. A phrase without known words gets
+    a zero row (linking then searches it by its words only).
+
+    nlp (Language): a pipeline with a trained text2node_linker.
+    phrases (Sequence[str]): the phrases.
+    batch_size (int): phrases per pipeline call.
+    RETURNS (np.ndarray): float32, one row per phrase.
+    """
+    if isinstance(phrases, (str, bytes)):
+        raise TypeError(f"map_phrases takes a list of phrases, not one string: pass [{phrases!r}].")
+    linker = get_linker(nlp)
+    linker.require_ready()
+    parts = []
+    for start in range(0, len(phrases), batch_size):
+        docs = _phrase_docs(nlp, linker, list(phrases[start : start + batch_size]))
+        offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
+        parts += [linker.map_spans(docs, offsets[a : a + MAP_CHUNK]) for a in range(0, len(offsets), MAP_CHUNK)]
+    if not parts:
+        return np.zeros((0, int(linker.cfg.get("nO") or 0)), dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def _phrase_gold(examples: Iterable[Example]) -> Tuple[List[str], List[List[str]]]:

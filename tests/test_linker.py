@@ -32,7 +32,14 @@ from spacy_text2node.index import (
     npy_bytes,
     principal_components,
 )
-from spacy_text2node.linker_api import build_linker_nlp, calibrate_linker, evaluate_phrases, link_phrases, train_linker
+from spacy_text2node.linker_api import (
+    build_linker_nlp,
+    calibrate_linker,
+    evaluate_phrases,
+    link_phrases,
+    map_phrases,
+    train_linker,
+)
 from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, set_mapper_dims
 from spacy_text2node.pipeline.calibrate import calibration_table
 from spacy_text2node.pipeline.settings import DEFAULT_LINKER_MODEL
@@ -395,6 +402,21 @@ def test_link_phrases_matches_component(trained):
         slow.append([(c[0], c[2]) for c in doc.ents[0]._.text2node_candidates])
     assert fast == slow
     assert fast[0][0][0] == "T1DM" and fast[2] == []
+
+
+def test_map_phrases_is_the_mapper_on_each_whole_phrase(trained):
+    nlp, _ = trained
+    linker = nlp.get_pipe("text2node_linker")
+    phrases = ["juvenile diabetes", "lung infection", "...", "high cholesterol level"]
+    Y = map_phrases(nlp, phrases, batch_size=3)
+    docs = [nlp.make_doc(p) for p in phrases]
+    one_by_one = np.concatenate([linker.map_spans([d], [(0, 0, len(d))]) for d in docs])
+    assert Y.shape == (4, one_by_one.shape[1]) and Y.dtype == np.float32
+    assert np.array_equal(Y, one_by_one)  # rows do not depend on the batch they are mapped in
+    assert not Y[2].any() and Y[0].any()  # "..." has no known word: a zero row
+    assert map_phrases(nlp, []).shape == (0, Y.shape[1])
+    with pytest.raises(TypeError, match=r"\['flu'\]"):
+        map_phrases(nlp, "flu")
 
 
 def test_search_in_chunks_gives_the_same_ranking(trained, monkeypatch):
