@@ -24,7 +24,7 @@ from spacy.vectors import Vectors
 from thinc.api import Config
 
 from .pipeline.factories import FACTORY  # registers the factories
-from .pipeline.linker import MAP_CHUNK, Text2NodeLinker
+from .pipeline.linker import Text2NodeLinker
 from .pipeline.settings import ARCHITECTURES, group_settings
 from .pipeline.spans import check_spans_setting, gold_ids
 from .scoring import ranking_scores
@@ -162,9 +162,7 @@ def link_phrases(
     assert linker.taxonomy is not None
     ids = linker.taxonomy.ids
     out: List[List[Tuple[str, float]]] = []
-    for start in range(0, len(phrases), batch_size):
-        docs = _phrase_docs(nlp, linker, list(phrases[start : start + batch_size]))
-        offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
+    for docs, offsets in _phrase_batches(nlp, linker, phrases, batch_size):
         texts = [d[:].text for d in docs]
         for r in linker.rank(docs, offsets, texts, k=k):
             out.append([(ids[n], s) for n, s in r])
@@ -174,8 +172,8 @@ def link_phrases(
 def map_phrases(nlp: Language, phrases: Sequence[str], batch_size: int = 1024) -> np.ndarray:
     """The mapper's output in node space for each phrase (the whole phrase is one span),
     computed as linking computes it: the components in front of the linker run first, and
-    the mapper sees at most `MAP_CHUNK` spans at a time. A phrase without known words gets
-    a zero row (linking then searches it by its words only).
+    the mapper sees at most `MAP_CHUNK` spans at a time (`map_spans_in_chunks`). A
+    phrase without known words gets a zero row (linking then searches it by its words only).
 
     nlp (Language): a pipeline with a trained text2node_linker.
     phrases (Sequence[str]): the phrases.
@@ -186,11 +184,7 @@ def map_phrases(nlp: Language, phrases: Sequence[str], batch_size: int = 1024) -
         raise TypeError(f"map_phrases takes a list of phrases, not one string: pass [{phrases!r}].")
     linker = get_linker(nlp)
     linker.require_ready()
-    parts = []
-    for start in range(0, len(phrases), batch_size):
-        docs = _phrase_docs(nlp, linker, list(phrases[start : start + batch_size]))
-        offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
-        parts += [linker.map_spans(docs, offsets[a : a + MAP_CHUNK]) for a in range(0, len(offsets), MAP_CHUNK)]
+    parts = [linker.map_spans_in_chunks(docs, offs) for docs, offs in _phrase_batches(nlp, linker, phrases, batch_size)]
     if not parts:
         return np.zeros((0, int(linker.cfg.get("nO") or 0)), dtype=np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
@@ -214,6 +208,15 @@ def evaluate_phrases(
     texts, gold = _phrase_gold(examples)
     ranked = [[c for c, _ in r] for r in link_phrases(nlp, texts, k=k)]
     return ranking_scores(ranked, gold, ks=(1, 5), taxonomy=get_linker(nlp).taxonomy if with_taxonomy else None)
+
+
+def _phrase_batches(
+    nlp: Language, linker: Text2NodeLinker, phrases: Sequence[str], batch_size: int
+) -> Iterator[Tuple[List, List[Tuple[int, int, int]]]]:
+    """The phrases as docs, `batch_size` at a time, each with one span over the whole doc."""
+    for start in range(0, len(phrases), batch_size):
+        docs = _phrase_docs(nlp, linker, list(phrases[start : start + batch_size]))
+        yield docs, [(i, 0, len(d)) for i, d in enumerate(docs)]
 
 
 def _phrase_docs(nlp: Language, linker: Text2NodeLinker, phrases: Sequence[str]) -> List:

@@ -130,12 +130,7 @@ class LinkerSearch:
         # (BLAS, annoy and the numba kernels release the GIL; the shared index is only read)
         def chunk(a: int) -> Ranked:
             b = min(a + SEARCH_CHUNK, len(texts))
-            if Y_all is None:  # the mapper's intermediate arrays stay small: MAP_CHUNK spans at a time
-                Y = np.concatenate(
-                    [self.map_spans(docs, offsets[c : min(c + MAP_CHUNK, b)]) for c in range(a, b, MAP_CHUNK)]
-                )
-            else:
-                Y = Y_all[a:b]
+            Y = self.map_spans_in_chunks(docs, offsets[a:b]) if Y_all is None else Y_all[a:b]
             return index.search(
                 Y,
                 texts[a:b],
@@ -200,6 +195,12 @@ class LinkerSearch:
         Y = np.array(self.model.ops.to_numpy(Y), dtype="float32")
         Y[~spans_with_vectors(docs, offsets, self._max_tokens())] = 0.0
         return Y
+
+    def map_spans_in_chunks(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
+        """`map_spans` MAP_CHUNK spans at a time, as linking maps with a static mapper: the
+        mapper's intermediate arrays stay small, and a span's row does not depend on the chunk."""
+        parts = [self.map_spans(docs, offsets[c : c + MAP_CHUNK]) for c in range(0, len(offsets), MAP_CHUNK)]
+        return np.concatenate(parts) if parts else self.map_spans(docs, offsets)
 
     def allowed_nodes(self) -> Optional[np.ndarray]:
         """A bool per concept: may it be returned (None: all, the `candidates` setting)."""
