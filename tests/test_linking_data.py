@@ -55,7 +55,8 @@ def test_gem_split_sizes(gem_splits, gem, icd10cm):
     n = len(gem.queries)
     p3, p1 = gem_splits["P3"], gem_splits["P1"]
     assert len(p3["test"]) == n
-    assert all(p["source"] in ("icd10cm-label", "icd10cm-inclusion") for p in p3["train"])
+    sources = {"icd10cm-label", "icd10cm-inclusion", "icd10cm-includes", "icd10cm-variant"}
+    assert {p["source"] for p in p3["train"]} == sources
     assert sum(p["source"] == "icd10cm-label" for p in p3["train"]) == len(icd10cm)
     n_train = int(round(0.8 * n))
     assert sum(p["source"] == "gem" for p in p1["train"]) == n_train
@@ -66,6 +67,23 @@ def test_gem_split_sizes(gem_splits, gem, icd10cm):
     assert len(p1_train | p1_test) == n
     for line in p1["test"][:50]:
         assert line["concept"] == line["gold"][0] and line["source"] == "gem"
+
+
+def test_dev_terms_leave_training_with_their_variants(gem_splits):
+    """P3's dev pairs are held-out taxonomy terms: a dev term's variant without its
+    nonessential words ("Endemic goiter NOS" -> "Endemic goiter") may not stay in training,
+    or the dev figure that chooses P3's word penalty would be a lookup."""
+    from spacy_text2node.datasets.gem import split_dev
+    from spacy_text2node.taxonomy.loaders.icd10cm import nonessential_variant
+
+    train, dev = split_dev(gem_splits["P3"]["train"], 2000, 0)
+    assert len(dev) == 2000
+    assert {p["source"] for p in dev} <= {"icd10cm-inclusion", "icd10cm-includes"}
+    kept = {(p["text"], p["concept"]) for p in train if p["source"] != "icd10cm-label"}  # labels always stay
+    variants = [(nonessential_variant(p["text"]), p["concept"]) for p in dev]
+    assert sum(v is not None for v, _ in variants) > 100
+    assert not any((v, c) in kept for v, c in variants if v is not None)
+    assert not {(p["text"], p["concept"]) for p in dev} & {(p["text"], p["concept"]) for p in train}
 
 
 def test_gem_zero_shot(gem_splits, icd10cm):

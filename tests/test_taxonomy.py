@@ -209,14 +209,65 @@ def test_icd10cm(icd10cm):
     assert t.distance("E11.9", "E10.9") == 4
     assert t.parents("E11") == ["E08-E13"]
     assert "Classical cholera" in [s.text for s in t.synonyms("A00.0")]
-    assert all(s.type == "inclusion" for s in t.synonyms("A00.0"))
+    assert {s.type for s in t.synonyms("A00.0")} == {"inclusion"}
     assert len(t.roots) == 22 and t.roots[0] == "1"
     # single-category blocks stay distinct from their category
     assert t.parents("B10") == ["B10-B10"] and t.parents("B10-B10") == ["1"]
     # every inclusion term is kept: DATA.md's 12,589 terms on 6,815 codes counts the
     # 6 single-category blocks' 15 terms twice (get_all_codes lists those codes twice)
-    assert sum(len(t.synonyms(c)) for c in t) == 12574
-    assert sum(1 for c in t if t.synonyms(c)) == 6809
+    inclusion = [c for c in t for s in t.synonyms(c) if s.type == "inclusion"]
+    assert len(inclusion) == 12574 and len(set(inclusion)) == 6809
+
+
+def test_icd10cm_includes_notes_and_nonessential_variants(icd10cm):
+    """A bare "hypertension" must find I10 by a string of I10's own: the includes note
+    and the forms without ICD-10-CM's nonessential words are synonyms."""
+    t = icd10cm
+
+    def syns(cid, kind):
+        return [s.text for s in t.synonyms(cid) if s.type == kind]
+
+    assert "high blood pressure" in syns("I10", "includes")
+    assert {"hypertension", "Essential hypertension"} <= set(syns("I10", "variant"))
+    assert "Pneumonia" in syns("J18.9", "variant")
+    assert "Urinary tract infection" in syns("N39.0", "variant")
+    assert "diabetes" in syns("E11", "variant")
+    # a laterality is a detail, not a default: no "Infective myositis" for the left arm
+    assert "Infective myositis" not in syns("M60.001", "variant")
+    # a variant that another branch also has says nothing about which is meant
+    owners = {}
+    for c in t:
+        for s in t.synonyms(c):
+            if s.type == "variant":
+                owners.setdefault(s.text.lower(), set()).add(c)
+    for text, cids in owners.items():
+        for a in cids:
+            for b in cids:
+                assert a == b or a in t.ancestors(b) or b in t.ancestors(a), (text, a, b)
+    assert "poisoning by" not in owners
+    plain = Taxonomy.from_icd10cm(includes_notes=False, variants=False)
+    assert {s.type for c in plain for s in plain.synonyms(c)} == {"inclusion"}
+
+
+@pytest.mark.parametrize(
+    "text,variant",
+    [
+        ("Essential (primary) hypertension", "Essential hypertension"),
+        ("Pneumonia, unspecified organism", "Pneumonia"),
+        ("Urinary tract infection, site not specified", "Urinary tract infection"),
+        ("Heart failure, unspecified", "Heart failure"),
+        ("Endemic goiter NOS", "Endemic goiter"),
+        ("Migraine, unspecified, not intractable", "Migraine, not intractable"),
+        ("Infective myositis, unspecified right arm", None),
+        ("Thyrotoxicosis, unspecified without thyrotoxic crisis or storm", None),
+        ("Poisoning by, adverse effect of and underdosing of unspecified systemic antibiotic", None),
+        ("Cholera", None),
+    ],
+)
+def test_nonessential_variant(text, variant):
+    from spacy_text2node.taxonomy.loaders.icd10cm import nonessential_variant
+
+    assert nonessential_variant(text) == variant
 
 
 def test_ctd_medic():

@@ -28,6 +28,7 @@ import numpy as np
 import srsly
 
 from ..taxonomy import Taxonomy
+from ..taxonomy.loaders.icd10cm import nonessential_variant
 
 logger = logging.getLogger("spacy_text2node")
 
@@ -202,7 +203,7 @@ def taxonomy_pairs(taxonomy: Taxonomy, exclude: Iterable[str] = ()) -> List[Dict
             continue
         out.append({"text": taxonomy.label(cid), "concept": cid, "gold": [cid], "source": "icd10cm-label"})
         for s in taxonomy.synonyms(cid):
-            src = "icd10cm-inclusion" if s.type == "inclusion" else "icd10cm-synonym"
+            src = f"icd10cm-{s.type}" if s.type in ("inclusion", "includes", "variant") else "icd10cm-synonym"
             out.append({"text": s.text, "concept": cid, "gold": [cid], "source": src})
     return out
 
@@ -354,7 +355,10 @@ def split_dev(
         return (str(p["text"]), str(p["concept"]))
 
     label_keys = {key(p) for p in train if p["source"] == "icd10cm-label"}
-    keys = sorted({key(p) for p in train if p["source"] != "icd10cm-label"} - label_keys)
+    # a variant ("Endemic goiter") is its term ("Endemic goiter NOS") less nonessential
+    # words: it is never held out itself, and it leaves training with its term
+    derived = {"icd10cm-label", "icd10cm-variant"}
+    keys = sorted({key(p) for p in train if p["source"] not in derived} - label_keys)
     # prefer pairs worded unlike the taxonomy (GEM descriptions): only they can calibrate
     reworded = sorted({key(p) for p in train if not str(p["source"]).startswith("icd10cm-")} - label_keys)
     if reworded:
@@ -367,7 +371,12 @@ def split_dev(
         if k in take and k not in seen:
             seen.add(k)
             dev.append(p)
-    return [p for p in train if key(p) not in take], dev
+    out = set(take)
+    for text, cid in take:
+        v = nonessential_variant(text)
+        if v is not None:
+            out.add((v, cid))
+    return [p for p in train if key(p) not in out or p["source"] == "icd10cm-label"], dev
 
 
 def write_gem_splits(

@@ -74,9 +74,9 @@ def load_taxonomy(source: Optional[PathLike], format: str, **kwargs) -> Taxonomy
 
 
 @registry.misc("spacy-text2node.ICD10CM.v1")
-def make_icd10cm_loader(inclusion_terms: bool = True) -> Taxonomy:
-    """Registered loader: ICD-10-CM from simple-icd-10-cm."""
-    return load_icd10cm(inclusion_terms=inclusion_terms)
+def make_icd10cm_loader(inclusion_terms: bool = True, includes_notes: bool = True, variants: bool = True) -> Taxonomy:
+    """Registered loader: ICD-10-CM from simple-icd-10-cm (options: `load_icd10cm`)."""
+    return load_icd10cm(inclusion_terms=inclusion_terms, includes_notes=includes_notes, variants=variants)
 
 
 @registry.misc("spacy-text2node.OBO.v1")
