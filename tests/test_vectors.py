@@ -374,6 +374,19 @@ def test_encode_texts_cache(minilm, tmp_path):
     assert len(list(tmp_path.glob("*.npy"))) == 2
 
 
+def test_encode_cache_key_is_the_models_folder_however_named(minilm, tmp_path):
+    """The cache file and the MiniLM peer's lookup (`cached_encodings`) name a model by
+    one key: a model loaded by a relative path finds what its absolute path cached."""
+    import os
+
+    from spacy_text2node.vectors.distill import _cache_file, _model_key, default_model_path, load_transformer
+
+    _, model = minilm
+    _, again = load_transformer(os.path.relpath(default_model_path()))
+    assert _model_key(again, 64) == _model_key(model, 64)
+    assert _cache_file(["gout"], again, 64, tmp_path) == _cache_file(["gout"], model, 64, tmp_path)
+
+
 def test_fit_phrase_vectors_learns_pooling_weights():
     """Targets are weighted means of hidden word vectors in which a 'stop word' has
     weight ~0: starting from noisy vectors, the fit raises held-out cosine and shrinks

@@ -118,8 +118,7 @@ def _cache_file(texts: Sequence[str], model, max_length: int, cache_dir: PathLik
     import hashlib
 
     h = hashlib.sha1()
-    name = str(getattr(model.config, "_name_or_path", "")) + f"|{model.config.hidden_size}|{max_length}"
-    h.update(name.encode("utf-8"))
+    h.update(_model_key(model, max_length).encode("utf-8"))
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
