@@ -371,12 +371,12 @@ def split_dev(
         if k in take and k not in seen:
             seen.add(k)
             dev.append(p)
-    out = set(take)
-    for text, cid in take:
-        v = nonessential_variant(text)
-        if v is not None:
-            out.add((v, cid))
-    return [p for p in train if key(p) not in out or p["source"] == "icd10cm-label"], dev
+    variants = {(v, cid) for text, cid in take for v in [nonessential_variant(text)] if v is not None}
+
+    def stays(p: Dict[str, object]) -> bool:
+        return key(p) not in take and not (p["source"] == "icd10cm-variant" and key(p) in variants)
+
+    return [p for p in train if stays(p)], dev
 
 
 def write_gem_splits(
