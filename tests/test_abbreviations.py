@@ -20,6 +20,7 @@ from spacy_text2node.pipeline.abbreviations import (
     is_short_form,
     long_form,
     match_long_form,
+    resolved_text,
 )
 
 
@@ -140,6 +141,20 @@ def test_long_form_lookup(nlp):
     doc._.text2node_abbreviations = find_abbreviations(doc)
     assert len(doc._.text2node_abbreviations) == 1
     assert long_form(dmd_later).text == "Duchenne muscular dystrophy"
+
+
+def test_resolved_text_writes_short_forms_out(nlp):
+    doc = nlp(
+        "X-linked adrenoleukodystrophy (ALD) and Schwartz-Jampel syndrome (SJS) differ: cerebral ALD, SJS type 2."
+    )
+    span = lambda piece: doc.char_span(doc.text.index(piece), doc.text.index(piece) + len(piece))  # noqa: E731
+    assert resolved_text(span("cerebral ALD")) == "cerebral adrenoleukodystrophy"  # the shortest long form
+    assert resolved_text(span("SJS type 2")) == "Schwartz-Jampel syndrome type 2"
+    assert resolved_text(doc[-6:-5]) == "adrenoleukodystrophy"  # a short form alone
+    # a definition holds its long form: nothing to write out; nor in a span without short forms
+    assert resolved_text(span("X-linked adrenoleukodystrophy (ALD)")) is None
+    assert resolved_text(span("Schwartz-Jampel syndrome")) is None
+    assert resolved_text(nlp.make_doc("cerebral ALD")[0:2]) is None  # no abbreviations set
 
 
 def test_long_form_without_abbreviations(nlp):

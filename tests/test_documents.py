@@ -66,6 +66,24 @@ def test_abbreviation_links_as_its_long_form(linker_nlp):
     assert bare.ents[0].kb_id_ != "BPNEU"
 
 
+def test_a_short_form_inside_a_mention_is_written_out(linker_nlp):
+    """ "acute BA" after "bronchial asthma (BA)" is searched as "acute bronchial asthma"."""
+    import spacy_text2node.pipeline.abbreviations  # noqa: F401
+
+    text = "Bronchial asthma (BA) was treated. Acute BA recurred in two."
+    abbr = spacy.blank("en").add_pipe("text2node_abbreviations")
+    linker = linker_nlp.get_pipe("text2node_linker")
+    doc = abbr(_ents(linker_nlp.make_doc(text), "Acute BA"))
+    assert linker.span_queries(0, doc.ents[0], [doc])[0][3] == "Acute Bronchial asthma"
+    assert linker(doc).ents[0].kb_id_ == "ASTH"
+    linker.cfg["abbreviations"] = False
+    try:
+        bare = linker(abbr(_ents(linker_nlp.make_doc(text), "Acute BA")))
+        assert bare.ents[0].kb_id_ != "ASTH"
+    finally:
+        linker.cfg["abbreviations"] = True
+
+
 def test_abbreviation_mentions_follow_their_long_form():
     import spacy_text2node.pipeline.abbreviations  # noqa: F401
 

@@ -337,7 +337,9 @@ def test_pubtator_real_dev_split():
 
 @pytest.mark.slow
 def test_ncbi_pairs_against_medic(tmp_path):
+    from spacy_text2node import Taxonomy
     from spacy_text2node.datasets import write_ncbi
+    from spacy_text2node.datasets.pubtator import mention_pairs
 
     medic = shared_file("ctd_medic", "CTD_diseases.tsv.gz")
     ncbi = shared_file("ncbi_disease", "NCBIdevelopset_corpus.txt").parent
@@ -348,6 +350,15 @@ def test_ncbi_pairs_against_medic(tmp_path):
     assert stats["train"]["mentions"] == 5145 and stats["train"]["dropped_unresolved"] == 119
     lines = [json.loads(x) for x in (tmp_path / "dev.jsonl").read_text().splitlines()]
     assert len(lines) == dev["kept"] and all(x["concept"].startswith(("MESH:", "OMIM:")) for x in lines)
+    # short forms the abstract defines are written out; the surface stays as "mention"
+    resolved = [x for x in lines if "mention" in x]
+    assert len(resolved) == dev["abbreviations_resolved"] > 100
+    assert {"mention": "cerebral ALD", "text": "cerebral adrenoleukodystrophy"}.items() <= next(
+        x for x in resolved if x["mention"] == "cerebral ALD"
+    ).items()
+    assert all(x["text"] != x["mention"] for x in resolved)
+    plain, _ = mention_pairs(ncbi / "NCBIdevelopset_corpus.txt", Taxonomy.from_disk(tmp_path / "taxonomy"))
+    assert [x["text"] for x in plain] == [x.get("mention", x["text"]) for x in lines]
     from spacy.tokens import DocBin
 
     nlp = spacy.blank("en")

@@ -58,6 +58,12 @@ def ncbi_cmd(
     ),
     medic: Path = typer.Option(..., "--medic", help="CTD MEDIC CTD_diseases.tsv(.gz)."),
     docs: bool = typer.Option(True, "--docs/--no-docs", help="Also write document-level DocBins."),
+    abbreviations: bool = typer.Option(
+        True,
+        "--abbreviations/--no-abbreviations",
+        help="Write the short forms an abstract defines out in its mentions' pair text, as the document "
+        "pipeline's linker searches them ('cerebral ALD' -> 'cerebral adrenoleukodystrophy').",
+    ),
 ) -> None:
     """NCBI Disease mentions against CTD MEDIC: pairs per split (and spaCy docs)."""
     from ..datasets import write_ncbi
@@ -65,7 +71,7 @@ def ncbi_cmd(
     check_out_dir(out_dir)
     t0 = time.perf_counter()
     with user_errors("Could not write the NCBI Disease data"):
-        stats = write_ncbi(out_dir, ncbi_dir, medic, docs=docs)
+        stats = write_ncbi(out_dir, ncbi_dir, medic, docs=docs, abbreviations=abbreviations)
     rows = []
     for split, st in stats.items():
         if isinstance(st, dict) and split != "linker":

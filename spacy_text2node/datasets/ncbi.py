@@ -30,12 +30,17 @@ def ncbi_files(ncbi_dir: Union[str, Path]) -> Dict[str, Path]:
 
 
 def write_ncbi(
-    out_dir: Union[str, Path], ncbi_dir: Union[str, Path], medic: Union[str, Path, Taxonomy], *, docs: bool = True
+    out_dir: Union[str, Path],
+    ncbi_dir: Union[str, Path],
+    medic: Union[str, Path, Taxonomy],
+    *,
+    docs: bool = True,
+    abbreviations: bool = True,
 ) -> Dict[str, object]:
     """Write NCBI Disease mention pairs (and spaCy docs) for every split present.
 
     Writes `OUT/{split}.jsonl` (mention pairs {"text", "concept", "gold", "source",
-    "pmid", "type"}); for a linker, `OUT/fit.jsonl` (80% of the distinct train mentions),
+    "pmid", "type"[, "mention"]}); for a linker, `OUT/fit.jsonl` (80% of the distinct train mentions),
     `OUT/calibration.jsonl` (the other 20%, seeded: they calibrate the reranker) and
     `OUT/linker_train.jsonl` (MEDIC names and synonyms, then fit.jsonl); with `docs`
     also `OUT/{split}.spacy` (a DocBin of the abstracts
@@ -47,6 +52,10 @@ def write_ncbi(
     ncbi_dir (str / Path): folder of the NCBI Disease PubTator files.
     medic (str / Path / Taxonomy): `CTD_diseases.tsv(.gz)` or a loaded taxonomy.
     docs (bool): also write the document-level DocBins.
+    abbreviations (bool): write out, in a pair's text, the short forms its abstract
+        defines ("cerebral ALD" -> "cerebral adrenoleukodystrophy"; the surface stays as
+        "mention"), as the document pipeline's linker and BioSyn's and SapBERT's NCBI
+        Disease evaluations (with Ab3P) do.
     RETURNS (Dict[str, object]): per-split counts (also in stats.json).
     """
     out = Path(out_dir)
@@ -55,7 +64,7 @@ def write_ncbi(
     tax.to_disk(out / "taxonomy")
     stats: Dict[str, object] = {"concepts": len(tax)}
     for split, path in ncbi_files(ncbi_dir).items():
-        pairs, st = mention_pairs(path, tax)
+        pairs, st = mention_pairs(path, tax, abbreviations=abbreviations)
         srsly.write_jsonl(out / f"{split}.jsonl", pairs)
         if docs:
             import spacy

@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..taxonomy import Taxonomy
 
@@ -141,7 +141,9 @@ def resolve_ids(ids: Tuple[str, ...], taxonomy: Taxonomy) -> Tuple[List[str], Li
     return good, bad
 
 
-def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict[str, object]], Dict[str, object]]:
+def mention_pairs(
+    path: Union[str, Path], taxonomy: Taxonomy, *, abbreviations: bool = False
+) -> Tuple[List[Dict[str, object]], Dict[str, object]]:
     """Mention-level pairs of a PubTator file against a taxonomy.
 
     A mention whose ids do not all resolve is dropped (and counted): its gold set
@@ -149,9 +151,13 @@ def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict
 
     path (str / Path): a PubTator file.
     taxonomy (Taxonomy): CTD MEDIC (or another taxonomy whose ids/xrefs cover the ids).
+    abbreviations (bool): write the short forms that the abstract defines out in a
+        mention's text ("cerebral ALD" -> "cerebral adrenoleukodystrophy", `resolved_text`),
+        as the document pipeline's linker searches it; the surface is kept as "mention".
     RETURNS (Tuple[List[Dict], Dict]): pairs {"text", "concept", "gold", "source",
-        "pmid", "type"} and counts: docs, mentions, kept, dropped_unresolved,
-        dropped_no_id, unresolved_ids (occurrences), unresolved_distinct and a sample.
+        "pmid", "type"[, "mention"]} and counts: docs, mentions, kept, dropped_unresolved,
+        dropped_no_id, unresolved_ids (occurrences), unresolved_distinct and a sample
+        (and "abbreviations_resolved").
     """
     pairs: List[Dict[str, object]] = []
     stats: Dict[str, Any] = {
@@ -163,8 +169,12 @@ def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict
         "unresolved_ids": 0,
     }
     unresolved: Dict[str, int] = {}
+    resolve = _abbreviation_resolver() if abbreviations else None
+    if abbreviations:
+        stats["abbreviations_resolved"] = 0
     for doc in read_pubtator(path):
         stats["docs"] += 1
+        resolved = resolve(doc) if resolve is not None else {}
         for m in doc.mentions:
             stats["mentions"] += 1
             if not m.ids:
@@ -177,16 +187,19 @@ def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict
                 for b in bad:
                     unresolved[b] = unresolved.get(b, 0) + 1
                 continue
-            pairs.append(
-                {
-                    "text": m.text,
-                    "concept": good[0],
-                    "gold": good,
-                    "source": "ncbi-disease",
-                    "pmid": doc.pmid,
-                    "type": m.type,
-                }
-            )
+            pair: Dict[str, object] = {
+                "text": m.text,
+                "concept": good[0],
+                "gold": good,
+                "source": "ncbi-disease",
+                "pmid": doc.pmid,
+                "type": m.type,
+            }
+            text = resolved.get((m.start, m.end))
+            if text is not None and text != m.text:
+                pair["text"], pair["mention"] = text, m.text
+                stats["abbreviations_resolved"] += 1
+            pairs.append(pair)
     stats["kept"] = len(pairs)
     stats["unresolved_distinct"] = len(unresolved)
     stats["unresolved_sample"] = sorted(unresolved, key=lambda k: (-unresolved[k], k))[:10]
@@ -199,3 +212,26 @@ def mention_pairs(path: Union[str, Path], taxonomy: Taxonomy) -> Tuple[List[Dict
             stats["unresolved_sample"][:5],
         )
     return pairs, stats
+
+
+def _abbreviation_resolver() -> Callable[[PubTatorDoc], Dict[Tuple[int, int], str]]:
+    """A function from a PubTator doc to {(start, end): resolved text} of its mentions
+    that hold a short form it defines (spaCy's English tokenizer, `text2node_abbreviations`)."""
+    import spacy
+
+    from ..pipeline.abbreviations import ABBREVIATIONS_EXT, find_abbreviations, resolved_text, with_occurrences
+
+    nlp = spacy.blank("en")
+
+    def resolve(doc: PubTatorDoc) -> Dict[Tuple[int, int], str]:
+        sdoc = nlp.make_doc(doc.text)
+        sdoc._.set(ABBREVIATIONS_EXT, with_occurrences(sdoc, find_abbreviations(sdoc)))
+        out: Dict[Tuple[int, int], str] = {}
+        for m in doc.mentions:
+            span = sdoc.char_span(m.start, m.end, alignment_mode="expand")
+            text = resolved_text(span) if span is not None and span.text == m.text else None
+            if text is not None:
+                out[(m.start, m.end)] = text
+        return out
+
+    return resolve

@@ -273,6 +273,34 @@ def long_form(span: Span) -> Optional[Span]:
     return (before[-1] if before else same[0])[1]
 
 
+def resolved_text(span: Span) -> Optional[str]:
+    """The span's text with its doc's short forms written out: the long form when the span
+    is a short form (`long_form`), else each short form inside it replaced by its long
+    form ("cerebral ALD" -> "cerebral adrenoleukodystrophy"), unless that long form lies
+    inside the span too (a definition: "adenomatous polyposis coli (APC)" stays). This
+    is what BioSyn and SapBERT do with Ab3P before normalising NCBI Disease mentions.
+
+    span (Span): a mention in a doc with `doc._.text2node_abbreviations` set.
+    RETURNS (Optional[str]): the resolved text, or None when nothing changes.
+    """
+    whole = long_form(span)
+    if whole is not None:
+        return whole.text
+    doc = span.doc
+    pairs = doc._.get(ABBREVIATIONS_EXT) or []
+    parts: List[str] = []
+    i = span.start
+    for short, long in sorted(pairs, key=lambda p: p[0].start):
+        inside = span.start <= short.start and short.end <= span.end and short.start >= i
+        if inside and not (span.start <= long.start and long.end <= span.end):
+            parts.append(doc[i : short.start].text_with_ws + long.text + doc[short.end - 1].whitespace_)
+            i = short.end
+    if i == span.start:
+        return None
+    parts.append(doc[i : span.end].text)
+    return "".join(parts).strip()
+
+
 def propagate_mentions(doc: Doc, pairs: List[Pair], *, drop_undefined: bool = True) -> None:
     """Make the entities agree with the abbreviations: where an entity covers a long form
     (from its first to its last token, or more), every occurrence of its short form

@@ -232,9 +232,11 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
     ) -> List[Tuple[int, int, int, str]]:
         """What is searched for a span: (doc index, start, end, text) per query.
 
-        A short form defined in the document is searched as its long form (`abbreviations`);
-        a coordinated mention is split into its parts (`composite`), each part a small doc
-        appended to `docs` (with the span's doc's vector hooks).
+        A short form defined in the document is searched as its long form, and a mention
+        with one inside as its text with the long form written out (`abbreviations`,
+        `resolved_text`); a coordinated mention is split into its parts (`composite`).
+        A rewritten text or a part is a small doc appended to `docs` (with the span's
+        doc's vector hooks).
 
         i (int): the index of the span's doc in `docs`.
         span (Span): the span.
@@ -243,25 +245,33 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         RETURNS (List[Tuple[int, int, int, str]]): the queries.
         """
         settings = settings or self.search_settings
+        text, expanded = span.text, False
         if settings.abbreviations and Doc.has_extension(ABBREVIATIONS_EXT) and span.doc._.get(ABBREVIATIONS_EXT):
-            from .abbreviations import long_form
+            from .abbreviations import long_form, resolved_text
 
-            span = long_form(span) or span
+            whole = long_form(span)
+            if whole is not None:
+                span, text = whole, whole.text
+            else:
+                inner = resolved_text(span)  # "cerebral ALD" -> "cerebral adrenoleukodystrophy"
+                if inner is not None:
+                    text, expanded = inner, True
+        parts = [text]
         if settings.composite:
             from .composite import split_composite
 
-            parts = split_composite(span.text)
-            if len(parts) > 1:
-                queries = []
-                for part in parts:
-                    words = _WORD.findall(part)
-                    part_doc = Doc(self.vocab, words=words)
-                    part_doc.user_token_hooks.update(span.doc.user_token_hooks)
-                    part_doc.user_span_hooks.update(span.doc.user_span_hooks)
-                    docs.append(part_doc)
-                    queries.append((len(docs) - 1, 0, len(words), part))
-                return queries
-        return [(i, span.start, span.end, span.text)]
+            parts = split_composite(text)
+        if len(parts) == 1 and not expanded:
+            return [(i, span.start, span.end, span.text)]
+        queries = []
+        for part in parts:  # each a small doc with the span's doc's vector hooks
+            words = _WORD.findall(part)
+            part_doc = Doc(self.vocab, words=words)
+            part_doc.user_token_hooks.update(span.doc.user_token_hooks)
+            part_doc.user_span_hooks.update(span.doc.user_span_hooks)
+            docs.append(part_doc)
+            queries.append((len(docs) - 1, 0, len(words), part))
+        return queries
 
     def calibrate(
         self,
