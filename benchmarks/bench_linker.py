@@ -1,7 +1,9 @@
 """Linker benchmark: peers (TF-IDF char 3-grams, MiniLM) and our text2node_linker side by side.
 
 Settings: P3, P1, Z (ICD-9-CM -> ICD-10-CM via the CMS GEMs, from registry packages)
-and NCBI (NCBI Disease dev mentions -> CTD MEDIC, from ../shared/data). Every contender
+NCBI (NCBI Disease dev mentions -> CTD MEDIC, from ../shared/data) and HPO (zero-shot on
+a new ontology: HPO 2013 term names are the index and the training pairs, its EXACT
+synonyms the queries; nothing is calibrated). Every contender
 runs in its own subprocess (one setting each), so its peak RSS and single-process speed
 are its own. Prints a table and writes benchmarks/results/linker.json.
 
@@ -69,7 +71,48 @@ def ncbi_calibration_split(d: Path) -> None:
     write_linker_splits(d, Taxonomy.from_disk(d / "taxonomy"), seed=0)
 
 
+def hpo_dir() -> Path:
+    """HPO 2013 as a taxonomy never trained on mentions: its term names are the index and
+    the training pairs, its EXACT synonyms are the queries (no synonym is fitted on)."""
+    d = RESULTS / "data" / "hpo"
+    if (d / "stats.json").exists():
+        return d
+    import srsly
+
+    from spacy_text2node import Taxonomy
+    from spacy_text2node.datasets import taxonomy_pairs
+
+    src = SHARED / "hpo_2013" / "hp.obo"
+    if not src.exists():
+        raise SystemExit(f"HPO setting needs {src} (the shared data folder).")
+    full = Taxonomy.from_obo(src, synonym_scopes=("EXACT",))
+    names = Taxonomy.from_obo(src, synonym_scopes=())  # the index: term names only
+    queries = [
+        {"text": syn.text, "concept": cid, "gold": [cid], "source": "hpo-exact"}
+        for cid in full.ids
+        for syn in full.synonyms(cid)
+    ]
+    train = [p for p in taxonomy_pairs(names) if p["source"] == "icd10cm-label"]
+    for p in train:
+        p["source"] = "hpo-name"
+    names.to_disk(d / "taxonomy")
+    srsly.write_jsonl(d / "train.jsonl", train)
+    srsly.write_jsonl(d / "test.jsonl", queries)
+    stats = {"concepts": len(names), "train": len(train), "test": len(queries), "source": str(src.name)}
+    srsly.write_json(d / "stats.json", stats)
+    return d
+
+
 def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Any]:
+    if setting == "HPO":  # zero-shot on a new ontology: nothing to calibrate on
+        d = hpo_dir()
+        return {
+            "train": d / "train.jsonl",
+            "dev": None,
+            "test": d / "test.jsonl",
+            "taxonomy": d / "taxonomy",
+            "candidates": "all",
+        }
     if setting == "NCBI":
         d = ncbi_dir()
         ncbi_calibration_split(d)
@@ -171,7 +214,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     if files.get("extra_train") == "taxonomy":  # NCBI: MEDIC names and synonyms + train mentions
         train = taxonomy_pairs(tax) + train
     train = subsample(train, spec.get("train_limit", 0))
-    dev = read_pairs(files["dev"])  # held out of train: the reranker is calibrated on it
+    dev = read_pairs(files["dev"]) if files["dev"] else []  # held out of train: the reranker is calibrated on it
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
     t0 = time.perf_counter()
     if spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
@@ -206,7 +249,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from spacy_text2node.linker_api import calibrate_linker
 
     t0 = time.perf_counter()
-    out_cal = calibrate_linker(nlp, [mk(p) for p in dev])
+    out_cal = calibrate_linker(nlp, [mk(p) for p in dev]) if dev else None  # HPO: the fixed fusion
     calibrate_s = time.perf_counter() - t0
     linker.cfg["cache_size"] = 0  # speed is measured without the repeated-mention cache
     queries = [p["text"] for p in test]
@@ -295,7 +338,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     prog = prog or script_prog(__file__)
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--settings", default="P3,P1,Z,NCBI", help="comma-separated: P3, P1, Z, NCBI")
+    ap.add_argument("--settings", default="P3,P1,Z,NCBI", help="comma-separated: P3, P1, Z, NCBI, HPO")
     ap.add_argument("--only", choices=["all", "peers", "linker"], default="all")
     ap.add_argument("--peers", default="tfidf,minilm")
     ap.add_argument(

@@ -81,6 +81,11 @@ def linker_ncbi_table(results: Path) -> str:
     return _linker(results, "linker_ncbi.json")
 
 
+@renderer("linker-hpo")
+def linker_hpo_table(results: Path) -> str:
+    return _linker(results, "linker_hpo.json")
+
+
 HEADLINE_SETTINGS = {
     "P3": "ICD-9-CM -> ICD-10-CM, P3 (no ICD-9 text in training)",
     "P1": "ICD-9-CM -> ICD-10-CM, P1",
