@@ -359,6 +359,9 @@ def test_ncbi_pairs_against_medic(tmp_path):
     assert all(x["text"] != x["mention"] for x in resolved)
     plain, _ = mention_pairs(ncbi / "NCBIdevelopset_corpus.txt", Taxonomy.from_disk(tmp_path / "taxonomy"))
     assert [x["text"] for x in plain] == [x.get("mention", x["text"]) for x in lines]
+    # the training pairs keep their surfaces (the mapper learns common short forms from them)
+    assert "abbreviations_resolved" not in stats["train"]
+    assert not any("mention" in json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines())
     from spacy.tokens import DocBin
 
     nlp = spacy.blank("en")

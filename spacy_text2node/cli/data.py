@@ -61,7 +61,7 @@ def ncbi_cmd(
     abbreviations: bool = typer.Option(
         True,
         "--abbreviations/--no-abbreviations",
-        help="Write the short forms an abstract defines out in its mentions' pair text, as the document "
+        help="Write the short forms an abstract defines out in its dev and test mentions' pair text, as the document "
         "pipeline's linker searches them ('cerebral ALD' -> 'cerebral adrenoleukodystrophy').",
     ),
 ) -> None:

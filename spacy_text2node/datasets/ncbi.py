@@ -52,10 +52,10 @@ def write_ncbi(
     ncbi_dir (str / Path): folder of the NCBI Disease PubTator files.
     medic (str / Path / Taxonomy): `CTD_diseases.tsv(.gz)` or a loaded taxonomy.
     docs (bool): also write the document-level DocBins.
-    abbreviations (bool): write out, in a pair's text, the short forms its abstract
-        defines ("cerebral ALD" -> "cerebral adrenoleukodystrophy"; the surface stays as
-        "mention"), as the document pipeline's linker and BioSyn's and SapBERT's NCBI
-        Disease evaluations (with Ab3P) do.
+    abbreviations (bool): in the evaluated splits (not train), write out in a pair's text
+        the short forms its abstract defines ("cerebral ALD" -> "cerebral
+        adrenoleukodystrophy"; the surface stays as "mention"), as the document pipeline's
+        linker and BioSyn's and SapBERT's NCBI Disease evaluations (with Ab3P) do.
     RETURNS (Dict[str, object]): per-split counts (also in stats.json).
     """
     out = Path(out_dir)
@@ -64,7 +64,9 @@ def write_ncbi(
     tax.to_disk(out / "taxonomy")
     stats: Dict[str, object] = {"concepts": len(tax)}
     for split, path in ncbi_files(ncbi_dir).items():
-        pairs, st = mention_pairs(path, tax, abbreviations=abbreviations)
+        # the training pairs keep their surfaces: the mapper learns the common short forms
+        # from them, which documents that do not define them still use
+        pairs, st = mention_pairs(path, tax, abbreviations=abbreviations and split != "train")
         srsly.write_jsonl(out / f"{split}.jsonl", pairs)
         if docs:
             import spacy
