@@ -80,7 +80,6 @@ def hpo_dir() -> Path:
     import srsly
 
     from spacy_text2node import Taxonomy
-    from spacy_text2node.datasets import taxonomy_pairs
 
     src = SHARED / "hpo_2013" / "hp.obo"
     if not src.exists():
@@ -92,9 +91,7 @@ def hpo_dir() -> Path:
         for cid in full.ids
         for syn in full.synonyms(cid)
     ]
-    train = [p for p in taxonomy_pairs(names) if p["source"] == "icd10cm-label"]
-    for p in train:
-        p["source"] = "hpo-name"
+    train = [{"text": names.label(c), "concept": c, "gold": [c], "source": "hpo-name"} for c in names.ids]
     names.to_disk(d / "taxonomy")
     srsly.write_jsonl(d / "train.jsonl", train)
     srsly.write_jsonl(d / "test.jsonl", queries)

@@ -219,17 +219,17 @@ def _abbreviation_resolver() -> Callable[[PubTatorDoc], Dict[Tuple[int, int], st
     that hold a short form it defines (spaCy's English tokenizer, `text2node_abbreviations`)."""
     import spacy
 
-    from ..pipeline.abbreviations import ABBREVIATIONS_EXT, find_abbreviations, resolved_text, with_occurrences
+    from ..pipeline.abbreviations import find_abbreviations, resolved_text, with_occurrences
 
     nlp = spacy.blank("en")
 
     def resolve(doc: PubTatorDoc) -> Dict[Tuple[int, int], str]:
         sdoc = nlp.make_doc(doc.text)
-        sdoc._.set(ABBREVIATIONS_EXT, with_occurrences(sdoc, find_abbreviations(sdoc)))
+        pairs = with_occurrences(sdoc, find_abbreviations(sdoc))
         out: Dict[Tuple[int, int], str] = {}
         for m in doc.mentions:
             span = sdoc.char_span(m.start, m.end, alignment_mode="expand")
-            text = resolved_text(span) if span is not None and span.text == m.text else None
+            text = resolved_text(span, pairs) if span is not None and span.text == m.text else None
             if text is not None:
                 out[(m.start, m.end)] = text
         return out

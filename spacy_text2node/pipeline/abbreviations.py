@@ -252,15 +252,17 @@ def with_occurrences(doc: Doc, definitions: List[Pair]) -> List[Pair]:
     return out
 
 
-def long_form(span: Span) -> Optional[Span]:
+def long_form(span: Span, pairs: Optional[List[Pair]] = None) -> Optional[Span]:
     """The long form of a span that is a short form of its doc's abbreviations: one listed
     in `doc._.text2node_abbreviations` (same tokens), or one whose text equals a listed
     short form (the nearest definition before it).
 
     span (Span): a mention.
+    pairs (Optional[List[Pair]]): the doc's (short, long) pairs, if already read (None:
+        read `doc._.text2node_abbreviations`).
     RETURNS (Optional[Span]): the long form, or None (no abbreviations set, not a short form).
     """
-    pairs = span.doc._.get(ABBREVIATIONS_EXT)
+    pairs = span.doc._.get(ABBREVIATIONS_EXT) if pairs is None else pairs
     if not pairs:
         return None
     for short, long in pairs:
@@ -273,21 +275,32 @@ def long_form(span: Span) -> Optional[Span]:
     return (before[-1] if before else same[0])[1]
 
 
-def resolved_text(span: Span) -> Optional[str]:
+def resolved_text(span: Span, pairs: Optional[List[Pair]] = None) -> Optional[str]:
     """The span's text with its doc's short forms written out: the long form when the span
     is a short form (`long_form`), else each short form inside it replaced by its long
-    form ("cerebral ALD" -> "cerebral adrenoleukodystrophy"), unless that long form lies
-    inside the span too (a definition: "adenomatous polyposis coli (APC)" stays). This
-    is what BioSyn and SapBERT do with Ab3P before normalising NCBI Disease mentions.
+    form (`expand_short_forms`). This is what BioSyn and SapBERT do with Ab3P before
+    normalising NCBI Disease mentions.
 
     span (Span): a mention in a doc with `doc._.text2node_abbreviations` set.
+    pairs (Optional[List[Pair]]): the doc's pairs, if already read.
     RETURNS (Optional[str]): the resolved text, or None when nothing changes.
     """
-    whole = long_form(span)
-    if whole is not None:
-        return whole.text
+    pairs = span.doc._.get(ABBREVIATIONS_EXT) if pairs is None else pairs
+    whole = long_form(span, pairs)
+    return whole.text if whole is not None else expand_short_forms(span, pairs)
+
+
+def expand_short_forms(span: Span, pairs: Optional[List[Pair]] = None) -> Optional[str]:
+    """The span's text with each short form inside it replaced by its long form ("cerebral
+    ALD" -> "cerebral adrenoleukodystrophy"), unless that long form lies inside the span
+    too (a definition: "adenomatous polyposis coli (APC)" stays).
+
+    span (Span): a mention.
+    pairs (Optional[List[Pair]]): the doc's pairs, if already read.
+    RETURNS (Optional[str]): the text, or None when no short form lies inside the span.
+    """
     doc = span.doc
-    pairs = doc._.get(ABBREVIATIONS_EXT) or []
+    pairs = (doc._.get(ABBREVIATIONS_EXT) if pairs is None else pairs) or []
     parts: List[str] = []
     i = span.start
     for short, long in sorted(pairs, key=lambda p: p[0].start):

@@ -234,7 +234,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
 
         A short form defined in the document is searched as its long form, and a mention
         with one inside as its text with the long form written out (`abbreviations`,
-        `resolved_text`); a coordinated mention is split into its parts (`composite`).
+        `expand_short_forms`); a coordinated mention is split into its parts (`composite`).
         A rewritten text or a part is a small doc appended to `docs` (with the span's
         doc's vector hooks).
 
@@ -246,14 +246,16 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         """
         settings = settings or self.search_settings
         text, expanded = span.text, False
-        if settings.abbreviations and Doc.has_extension(ABBREVIATIONS_EXT) and span.doc._.get(ABBREVIATIONS_EXT):
-            from .abbreviations import long_form, resolved_text
+        use = settings.abbreviations and Doc.has_extension(ABBREVIATIONS_EXT)
+        pairs = span.doc._.get(ABBREVIATIONS_EXT) if use else None
+        if pairs:
+            from .abbreviations import expand_short_forms, long_form
 
-            whole = long_form(span)
+            whole = long_form(span, pairs)
             if whole is not None:
                 span, text = whole, whole.text
             else:
-                inner = resolved_text(span)  # "cerebral ALD" -> "cerebral adrenoleukodystrophy"
+                inner = expand_short_forms(span, pairs)  # "cerebral ALD" -> "cerebral adrenoleukodystrophy"
                 if inner is not None:
                     text, expanded = inner, True
         parts = [text]
