@@ -63,6 +63,18 @@ def test_the_shortest_long_form_wins(nlp):
     assert _definitions(nlp, "X-linked adrenoleukodystrophy (ALD)") == [("ALD", "adrenoleukodystrophy")]
 
 
+def test_a_long_form_whose_initials_spell_the_short_form_wins(nlp):
+    # the shortest character match of AAPC is "adenomatous polyposis coli" (its second A
+    # inside "adenomatous"); the four words whose initials spell A-A-P-C are the definition
+    text = "a milder disease known as attenuated adenomatous polyposis coli (AAPC). Many"
+    assert _definitions(nlp, text) == [("AAPC", "attenuated adenomatous polyposis coli")]
+    # initials that do not spell it keep the character match
+    assert _definitions(nlp, "X-linked adrenoleukodystrophy (ALD)") == [("ALD", "adrenoleukodystrophy")]
+    assert _definitions(nlp, "known as multiple endocrine neoplasia (MEN) types") == [
+        ("MEN", "multiple endocrine neoplasia")
+    ]
+
+
 def test_the_short_form_letters_must_come_in_order(nlp):
     # DM stands for "dystrophia myotonica": the letters of "myotonic dystrophy" come in the other order
     assert _definitions(nlp, "myotonic dystrophy (DM) is common") == []

@@ -6,7 +6,8 @@ A definition is "long form (SF)" or, when the parenthesised text is no short for
 an alphanumeric first character. The long form is searched in the min(|SF| + 5, 2 * |SF|)
 words before the parenthesis (never across a sentence end or another bracket): every
 alphanumeric character of the short form, right to left, must occur in it in the same
-order, the first one at the start of a word; the shortest such long form wins. It is
+order, the first one at the start of a word; the shortest such long form wins, unless
+the last words' initials spell the short form (then those words are the long form). It is
 rejected when it is not longer than the short form or holds the short form as a word.
 
     nlp.add_pipe("text2node_abbreviations")
@@ -91,6 +92,9 @@ def match_long_form(short: str, text: str) -> Optional[int]:
         word in `text`, or None when the characters do not match.
     """
     s, t = short.lower(), text.lower()
+    initials = _initials_start(s, t)
+    if initials is not None:
+        return initials
     i = len(t) - 1
     first = next((k for k, c in enumerate(s) if c.isalnum()), None)
     if first is None:
@@ -108,6 +112,20 @@ def match_long_form(short: str, text: str) -> Optional[int]:
     while start > 0 and not t[start - 1].isspace():
         start -= 1
     return start
+
+
+def _initials_start(short: str, text: str) -> Optional[int]:
+    """Where the last words of `text` start when their initials spell `short` (letters only,
+    lower case), one word per letter, else None. Such a long form is preferred to the
+    shortest character match: in "attenuated adenomatous polyposis coli (AAPC)" the
+    characters alone match from "adenomatous" on, using an inner "a" for the second A."""
+    letters = [c for c in short if c.isalnum()]
+    if len(letters) < 2 or not all(c.isalpha() for c in letters):
+        return None
+    found = [(m.start(), m.group()) for m in re.finditer(r"\S+", text)][-len(letters) :]
+    if len(found) < len(letters) or any(w[0] != c for (_, w), c in zip(found, letters)):
+        return None
+    return found[0][0]
 
 
 def _word_start(doc: Doc, k: int) -> bool:
