@@ -339,6 +339,41 @@ def test_first_layer_and_wordpiece_component(minilm, tmp_path):
     np.testing.assert_allclose(doc2.vector, doc.vector, rtol=1e-6)
 
 
+@pytest.mark.slow
+def test_model2vec_vectors_match_model2vec_and_give_oov_words_pieces(minilm, tmp_path):
+    pytest.importorskip("model2vec", reason="needs the vectors extra (model2vec[distill])")
+    from model2vec.distill import distill
+
+    from spacy_text2node.vectors.distill import default_model_path, model2vec_vectors
+
+    own = distill(model_name=str(default_model_path()), pca_dims=32, quantize_to="float32")
+    words, matrix, pieces, table = model2vec_vectors(
+        ["heart", "failure", "cholecystectomy", "\u2603\u2603"], static=own
+    )
+    assert words == ["heart", "failure", "cholecystectomy"]  # a word without any known piece is left out
+    assert matrix.shape == (3, 32) and table.shape == (len(pieces), 32)
+    # a one-piece word's vector is its row of Model2Vec's table ("\u2581heart" there)
+    for i, w in enumerate(["heart", "failure"]):
+        enc = own.tokenizer.encode(w, add_special_tokens=False)
+        np.testing.assert_allclose(matrix[i], own.embedding[enc.ids[0]], rtol=1e-6)
+    # a longer word's is the mean of the rows of its WordPiece pieces, as the model itself
+    # splits it: Model2Vec's continuation pieces are renamed to WordPiece's "##" spelling
+    tok, _ = minilm
+    row = {p: i for i, p in enumerate(pieces)}
+
+    def piece_mean(word):
+        names = tok.tokenize(word)
+        assert len(names) > 1 and all(n in row for n in names), names
+        return table[[row[n] for n in names]].mean(0)
+
+    np.testing.assert_allclose(matrix[2], piece_mean("cholecystectomy"), rtol=1e-5, atol=1e-6)
+    # the piece table gives an out-of-vocabulary word a vector, through the saved pipeline
+    nlp = build_vectors_pipeline(words, matrix, subwords="wordpiece", wordpieces=(pieces, table))
+    nlp.to_disk(tmp_path / "m2v")
+    doc = spacy.load(tmp_path / "m2v")("heart appendectomy")
+    np.testing.assert_allclose(doc[1].vector, piece_mean("appendectomy"), rtol=1e-5, atol=1e-6)
+
+
 def test_contextless_vectors_and_pca(minilm):
     from spacy_text2node.vectors.distill import contextless_vectors, encode_texts
 

@@ -150,8 +150,8 @@ def distill_cmd(
         "first-layer",
         "--method",
         "-m",
-        help="first-layer, contextless, or phrase (contextless, then fitted so that a phrase's mean word vector "
-        "matches the model's embedding of the phrase).",
+        help="first-layer, contextless, phrase (contextless, then fitted so that a phrase's mean word vector "
+        "matches the model's embedding of the phrase), or model2vec (the model2vec package's distillation).",
     ),
     corpus: Optional[List[Path]] = typer.Option(
         None,
@@ -179,11 +179,16 @@ def distill_cmd(
     max_words: int = typer.Option(
         50_000, "--max-words", help="Vocabulary size (taxonomy words, then frequent GloVe words)."
     ),
-    pca: Optional[int] = typer.Option(None, "--pca", help="Reduce contextless vectors to this many dimensions."),
+    pca: Optional[int] = typer.Option(
+        None, "--pca", help="Reduce contextless vectors to this many dimensions (model2vec: default 256)."
+    ),
     batch_size: int = typer.Option(512, "--batch-size"),
     into: Optional[Path] = typer.Option(None, "--into", help="An existing pipeline to put the vectors into."),
     subwords: str = typer.Option(
-        "auto", "--subwords", help="auto (wordpiece for first-layer, ngram for contextless), ngram, wordpiece or none."
+        "auto",
+        "--subwords",
+        help="auto (wordpiece for first-layer and model2vec, ngram for contextless and phrase), ngram, wordpiece "
+        "or none.",
     ),
     case_variants: bool = typer.Option(False, "--case-variants", help=CASE_VARIANTS_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-V"),
@@ -199,34 +204,43 @@ def distill_cmd(
         distill_phrase_vectors,
         first_layer_vectors,
         load_transformer,
+        model2vec_vectors,
     )
     from ..vectors.train import iter_corpus_texts
 
     _verbose(verbose)
-    check_choice(method, "--method", ("first-layer", "contextless", "phrase"))
+    check_choice(method, "--method", ("first-layer", "contextless", "phrase", "model2vec"))
     if method == "phrase" and pca:
         msg.fail("--pca cannot be used with --method phrase (the targets are full-size embeddings).", exits=2)  # type: ignore[call-overload]
     if method == "phrase" and taxonomy is None and not icd10cm and not corpus:
         msg.fail("--method phrase needs training phrases: --taxonomy DIR, --icd10cm and/or --corpus FILE.", exits=2)  # type: ignore[call-overload]
     if subwords == "auto":
-        subwords = "wordpiece" if method == "first-layer" else "ngram"
+        subwords = "wordpiece" if method in ("first-layer", "model2vec") else "ngram"
     sub = _check_subwords(subwords)
-    if sub == "wordpiece" and (method != "first-layer" or pca):
-        msg.fail("--subwords wordpiece needs --method first-layer (the piece table lives in that space).", exits=2)  # type: ignore[call-overload]
+    if sub == "wordpiece" and (method not in ("first-layer", "model2vec") or (pca and method == "first-layer")):
+        msg.fail(  # type: ignore[call-overload]
+            "--subwords wordpiece needs --method first-layer (without --pca) or model2vec (the piece table lives "
+            "in that space).",
+            exits=2,
+        )
     check_out_dir(out_dir)
     t0 = time.perf_counter()
     with user_errors("Could not distill the vectors"):
         tax = Taxonomy.from_disk(taxonomy) if taxonomy is not None else (Taxonomy.from_icd10cm() if icd10cm else None)
-        tok, model = load_transformer(model_path)
         words = default_vocabulary(tax, max_words=max_words)
         msg.info(f"Vocabulary: {len(words):,} words")
         wordpieces = None
-        if method == "first-layer":
-            words, matrix, pieces, table = first_layer_vectors(words, tok, model)
+        if method == "model2vec":
+            words, matrix, pieces, table = model2vec_vectors(words, model_path, pca_dims=pca or 256)
+            wordpieces = (pieces, table)
+        elif method == "first-layer":
+            words, matrix, pieces, table = first_layer_vectors(words, *load_transformer(model_path))
             wordpieces = (pieces, table)
         elif method == "contextless":
+            tok, model = load_transformer(model_path)
             matrix = contextless_vectors(words, tok, model, pca=pca, batch_size=batch_size, cache_dir=cache_dir)
         else:
+            tok, model = load_transformer(model_path)
             phrases = list(tax.labels) if tax is not None else []
             phrases += list(iter_corpus_texts(corpus or [], text_field=text_field))
             msg.info(f"Training phrases: {len(phrases):,}")

