@@ -194,6 +194,33 @@ def node_vectors_for(tax, setting: str, spec: Dict[str, Any]):
     return nv, secs
 
 
+# --vectors value: phrase vectors distilled from MiniLM on the index taxonomy's own labels
+OWN_PHRASE = "own-phrase"
+OWN_PHRASE_WORDS = 20_000  # the project's vector_words
+
+
+def own_phrase_vectors(tax):
+    """Word vectors as `text2node vectors distill --method phrase --taxonomy TAX --max-words
+    20000` makes them (the project's settings, n-gram subwords): what a user with a new
+    taxonomy runs first. They read only the taxonomy's labels (for HPO: its term names,
+    never the synonyms that are the queries). Cached under results/cache."""
+    import spacy
+
+    from spacy_text2node.vectors import build_vectors_pipeline
+    from spacy_text2node.vectors.pipeline import make_distilled_vectors
+
+    d = CACHE / f"phrase-vectors-{tax.name}-{len(tax)}-w{OWN_PHRASE_WORDS}"
+    if (d / "config.cfg").exists():
+        return spacy.load(d)
+    loader = make_distilled_vectors(
+        method="phrase", taxonomy=tax, max_words=OWN_PHRASE_WORDS, cache_dir=str(CACHE / "minilm")
+    )
+    words, matrix = loader.load()  # type: ignore[attr-defined]
+    wv = build_vectors_pipeline(words, matrix, subwords="ngram", show_progress=False)
+    wv.to_disk(d)
+    return wv
+
+
 def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     import spacy
 
@@ -214,7 +241,9 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     dev = read_pairs(files["dev"]) if files["dev"] else []  # held out of train: the reranker is calibrated on it
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
     t0 = time.perf_counter()
-    if spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
+    if spec.get("vectors") == OWN_PHRASE:  # distilled on the index taxonomy's own labels
+        wv = own_phrase_vectors(tax)
+    elif spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
         wv = spacy.load(spec["vectors"])
     else:
         words, matrix = glove_6b_50d()
@@ -347,7 +376,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     ap.add_argument("--train-limit", type=int, default=0, help="subsample training pairs for our linker; 0 = all")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument(
-        "--vectors", default="", help="word vectors for our linker: a spaCy pipeline folder (default: GloVe 6B 50-d)"
+        "--vectors",
+        default="",
+        help="word vectors for our linker: a spaCy pipeline folder, or 'own-phrase' (distilled from MiniLM on the "
+        "index taxonomy's labels, as `text2node vectors distill --method phrase --taxonomy` does; default: GloVe 6B "
+        "50-d)",
     )
     ap.add_argument(
         "--candidates", default="", help="'leaves' or 'all' for every setting (default: leaves for GEM, all for NCBI)"
@@ -392,7 +425,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
                 "walks": a.walks,
                 "subwords": a.subwords,
                 "candidates": a.candidates,
-                "vectors": str(Path(a.vectors).resolve()) if a.vectors else "",
+                "vectors": a.vectors if a.vectors in ("", OWN_PHRASE) else str(Path(a.vectors).resolve()),
                 "walk_length": a.walk_length,
                 "dim": a.dim,
             }
