@@ -215,7 +215,7 @@ def own_phrase_vectors(tax):
     loader = make_distilled_vectors(
         method="phrase", taxonomy=tax, max_words=OWN_PHRASE_WORDS, cache_dir=str(CACHE / "minilm")
     )
-    words, matrix = loader.load()  # type: ignore[attr-defined]
+    words, matrix = loader.load()
     wv = build_vectors_pipeline(words, matrix, subwords="ngram", show_progress=False)
     wv.to_disk(d)
     return wv
