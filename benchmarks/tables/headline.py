@@ -20,6 +20,7 @@ def headline_table(results: Path) -> str:
     files = [
         "linker_gem.json",
         "linker_ncbi.json",
+        "linker_hpo.json",
         "documents.json",
         "footprint.json",
         "node2vec.json",
@@ -51,6 +52,17 @@ def headline_table(results: Path) -> str:
             "Acc@1",
             f"**{cnn['acc@1']:.3f}** (CNN)",
             f"MiniLM {ncbi['minilm']['acc@1']:.3f}, TF-IDF {ncbi['tfidf']['acc@1']:.3f}",
+        ]
+    )
+    hpo = need(data["linker_hpo.json"], "results", "HPO", where="linker_hpo.json")
+    own = need(hpo, "cnn:node2vec+text", where="linker_hpo.json HPO")
+    rows.append(
+        [
+            "linker, zero-shot on a new ontology: HPO 2013 names only, queried with its synonyms",
+            "Acc@1 / Acc@5",
+            f"{own['acc@1']:.3f} / {own['acc@5']:.3f}",
+            f"MiniLM **{hpo['minilm']['acc@1']:.3f}** / **{hpo['minilm']['acc@5']:.3f}**, "
+            f"TF-IDF {hpo['tfidf']['acc@1']:.3f} / {hpo['tfidf']['acc@5']:.3f}",
         ]
     )
     docs = need(data["documents.json"], "results", where="documents.json")
