@@ -195,13 +195,22 @@ def node_vectors_for(tax, setting: str, spec: Dict[str, Any]):
 
 
 # --vectors value: phrase vectors distilled from MiniLM on the index taxonomy's own labels
+# ("own-phrase", or "own-phrase:N" for a vocabulary of N words)
 OWN_PHRASE = "own-phrase"
 OWN_PHRASE_WORDS = 20_000  # the project's vector_words
 
 
-def own_phrase_vectors(tax):
+def own_phrase_words(value: str) -> int:
+    """The vocabulary size of an --vectors own-phrase[:N] value."""
+    _, _, n = value.partition(":")
+    if n and not n.isdigit():
+        raise SystemExit(f"--vectors {value}: write own-phrase or own-phrase:N with N a number of words.")
+    return int(n) if n else OWN_PHRASE_WORDS
+
+
+def own_phrase_vectors(tax, max_words: int = OWN_PHRASE_WORDS):
     """Word vectors as `text2node vectors distill --method phrase --taxonomy TAX --max-words
-    20000` makes them (the project's settings, n-gram subwords): what a user with a new
+    N` makes them (the project's settings, n-gram subwords): what a user with a new
     taxonomy runs first. They read only the taxonomy's labels (for HPO: its term names,
     never the synonyms that are the queries). Cached under results/cache."""
     import spacy
@@ -209,12 +218,10 @@ def own_phrase_vectors(tax):
     from spacy_text2node.vectors import build_vectors_pipeline
     from spacy_text2node.vectors.pipeline import make_distilled_vectors
 
-    d = CACHE / f"phrase-vectors-{tax.name}-{len(tax)}-w{OWN_PHRASE_WORDS}"
+    d = CACHE / f"phrase-vectors-{tax.name}-{len(tax)}-w{max_words}"
     if (d / "config.cfg").exists():
         return spacy.load(d)
-    loader = make_distilled_vectors(
-        method="phrase", taxonomy=tax, max_words=OWN_PHRASE_WORDS, cache_dir=str(CACHE / "minilm")
-    )
+    loader = make_distilled_vectors(method="phrase", taxonomy=tax, max_words=max_words, cache_dir=str(CACHE / "minilm"))
     words, matrix = loader.load()
     wv = build_vectors_pipeline(words, matrix, subwords="ngram", show_progress=False)
     wv.to_disk(d)
@@ -241,8 +248,8 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     dev = read_pairs(files["dev"]) if files["dev"] else []  # held out of train: the reranker is calibrated on it
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))
     t0 = time.perf_counter()
-    if spec.get("vectors") == OWN_PHRASE:  # distilled on the index taxonomy's own labels
-        wv = own_phrase_vectors(tax)
+    if str(spec.get("vectors")).startswith(OWN_PHRASE):  # distilled on the index taxonomy's own labels
+        wv = own_phrase_vectors(tax, own_phrase_words(spec["vectors"]))
     elif spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
         wv = spacy.load(spec["vectors"])
     else:
@@ -378,9 +385,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     ap.add_argument(
         "--vectors",
         default="",
-        help="word vectors for our linker: a spaCy pipeline folder, or 'own-phrase' (distilled from MiniLM on the "
-        "index taxonomy's labels, as `text2node vectors distill --method phrase --taxonomy` does; default: GloVe 6B "
-        "50-d)",
+        help="word vectors for our linker: a spaCy pipeline folder, or 'own-phrase[:N]' (distilled from MiniLM on the "
+        "index taxonomy's labels, N words, default 20000, as `text2node vectors distill --method phrase --taxonomy` "
+        "does; default: GloVe 6B 50-d)",
     )
     ap.add_argument(
         "--candidates", default="", help="'leaves' or 'all' for every setting (default: leaves for GEM, all for NCBI)"
@@ -425,7 +432,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
                 "walks": a.walks,
                 "subwords": a.subwords,
                 "candidates": a.candidates,
-                "vectors": a.vectors if a.vectors in ("", OWN_PHRASE) else str(Path(a.vectors).resolve()),
+                "vectors": a.vectors
+                if not a.vectors or a.vectors.startswith(OWN_PHRASE)
+                else str(Path(a.vectors).resolve()),
                 "walk_length": a.walk_length,
                 "dim": a.dim,
             }
