@@ -199,6 +199,8 @@ def distill_cmd(
     from ..taxonomy import Taxonomy
     from ..vectors import build_vectors_pipeline
     from ..vectors.distill import (
+        DISTILL_METHODS,
+        MODEL2VEC_PCA,
         contextless_vectors,
         default_vocabulary,
         distill_phrase_vectors,
@@ -209,7 +211,7 @@ def distill_cmd(
     from ..vectors.train import iter_corpus_texts
 
     _verbose(verbose)
-    check_choice(method, "--method", ("first-layer", "contextless", "phrase", "model2vec"))
+    check_choice(method, "--method", DISTILL_METHODS)
     if method == "phrase" and pca:
         msg.fail("--pca cannot be used with --method phrase (the targets are full-size embeddings).", exits=2)  # type: ignore[call-overload]
     if method == "phrase" and taxonomy is None and not icd10cm and not corpus:
@@ -231,7 +233,7 @@ def distill_cmd(
         msg.info(f"Vocabulary: {len(words):,} words")
         wordpieces = None
         if method == "model2vec":
-            words, matrix, pieces, table = model2vec_vectors(words, model_path, pca_dims=pca or 256)
+            words, matrix, pieces, table = model2vec_vectors(words, model_path, pca_dims=pca or MODEL2VEC_PCA)
             wordpieces = (pieces, table)
         elif method == "first-layer":
             words, matrix, pieces, table = first_layer_vectors(words, *load_transformer(model_path))

