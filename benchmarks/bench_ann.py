@@ -1,17 +1,19 @@
-"""Candidate search in node space: the linker's annoy loop against hnswlib's batched knn_query.
+"""Candidate search in node space: annoy's loop (what linkers used before) against the HNSW
+index linkers now build (usearch) and, where installed, hnswlib's batched knn_query.
 
-Both search the same vectors in one run: the trained linker's mapper outputs for the query
-phrases (GEM P1 test by default) against the node-space rows annoy holds (the leaves). The
-exact neighbours (a brute-force product) are the reference; recall@k is the share of them
-each method finds. annoy runs as the linker runs it (`NodeIndex.ann`, one query at a time,
-chunks of queries shared by threads); hnswlib gets the whole batch with `num_threads`. For
-each hnswlib setting the smallest `ef` whose recall reaches annoy's is reported with its
-queries/s, so the comparison is at equal recall.
+All search the same vectors in one run: the trained linker's mapper outputs for the query
+phrases (GEM P1 test by default) against the node-space rows the linker's neighbour index
+holds (the leaves). The exact neighbours (a brute-force product) are the reference; recall@k
+is the share of them each method finds. annoy (20 trees, built here from the same rows) runs
+as linkers ran it, one query at a time, chunks of queries shared by threads; usearch runs
+as the linker runs it now (`HnswNeighbours.search`: a chunk per call, one thread per chunk,
+chunks shared by threads); hnswlib gets the whole batch with `num_threads`. For each HNSW
+setting the smallest `ef` whose recall reaches annoy's is reported with its queries/s.
 
     python -m benchmarks ann --linker training/P1/model-calibrated --queries corpus/gem/P1/test.jsonl
 
-Writes benchmarks/results/ann.json. Needs `pip install hnswlib` (a compiled extension, not in
-the extras: the linker does not use it).
+Writes benchmarks/results/ann.json. hnswlib is optional (`pip install hnswlib`, a compiled
+extension the linker does not use); without it its rows are skipped.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -71,24 +73,58 @@ def recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
     return hits / float(truth.size)
 
 
-def run_annoy(index: Any, Y: np.ndarray, k: int, search_k: int, threads: int, passes: int) -> Dict[str, Any]:
-    """annoy as the linker runs it: per query, chunks of 256 shared by `threads` threads."""
+def _threaded(search: Any, Y: np.ndarray, threads: int, passes: int) -> Dict[str, Any]:
+    """search(chunk) over chunks of SEARCH_CHUNK rows shared by `threads` threads, as the
+    linker runs its search; the best of `passes` passes."""
     from spacy_text2node.pipeline.search import SEARCH_CHUNK
-
-    ann = index.annoy
-
-    def chunk(a: int) -> List[List[int]]:
-        return [ann.get_nns_by_vector(y, k, search_k=search_k) for y in Y[a : a + SEARCH_CHUNK]]
 
     starts = list(range(0, len(Y), SEARCH_CHUNK))
     best, found = 0.0, []
     for _ in range(passes):
         t0 = time.perf_counter()
         with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(chunk, starts))
+            parts = list(pool.map(lambda a: search(Y[a : a + SEARCH_CHUNK]), starts))
         best = max(best, len(Y) / (time.perf_counter() - t0))
         found = [r for p in parts for r in p]
     return {"queries_per_s": best, "found": found}
+
+
+def run_annoy(items: np.ndarray, Y: np.ndarray, k: int, n_trees: int, threads: int, passes: int) -> Dict[str, Any]:
+    """annoy as linkers ran it: per query, chunks of 256 shared by `threads` threads."""
+    from spacy_text2node.index.neighbours import AnnoyNeighbours
+
+    t0 = time.perf_counter()
+    ann = AnnoyNeighbours.build(items, n_trees=n_trees, seed=0)
+    build_s = time.perf_counter() - t0
+    out = _threaded(lambda chunk: ann.search(chunk, k), Y, threads, passes)
+    out["build_s"] = build_s
+    return out
+
+
+def run_usearch(
+    items: np.ndarray,
+    Y: np.ndarray,
+    k: int,
+    m: int,
+    ef_construction: int,
+    efs: Sequence[int],
+    threads: int,
+    passes: int,
+) -> Dict[str, Any]:
+    """The linker's HNSW index (`HnswNeighbours`), searched as the linker searches it."""
+    from spacy_text2node.index.neighbours import HnswNeighbours
+
+    t0 = time.perf_counter()
+    index = HnswNeighbours.build(items, m=m, ef_construction=ef_construction, seed=0)
+    build_s = time.perf_counter() - t0
+    size_mb = len(index.to_bytes()) / 2**20
+    rows = []
+    for ef in efs:
+        if ef < k:
+            continue
+        r = _threaded(lambda chunk, ef=ef: index.search(chunk, k, ef=ef), Y, threads, passes)
+        rows.append({"ef": ef, "queries_per_s": r["queries_per_s"], "found": r["found"]})
+    return {"M": m, "ef_construction": ef_construction, "build_s": build_s, "size_mb": size_mb, "efs": rows}
 
 
 def run_hnsw(
@@ -126,6 +162,25 @@ def run_hnsw(
     return {"M": m, "ef_construction": ef_construction, "build_s": build_s, "size_mb": size_mb, "efs": rows}
 
 
+def _hnsw_entry(
+    h: Dict[str, Any], truth: np.ndarray, annoy_recall: float, annoy_qps: float, name: str
+) -> Dict[str, Any]:
+    rows = [{"ef": r["ef"], "queries_per_s": r["queries_per_s"], "recall": recall(r["found"], truth)} for r in h["efs"]]
+    equal = next((r for r in rows if r["recall"] >= annoy_recall), None)
+    entry = {k_: h[k_] for k_ in ("M", "ef_construction", "build_s", "size_mb")}
+    entry.update(efs=rows, at_annoy_recall=equal)
+    for r in rows:
+        print(f"{name} M={h['M']} ef={r['ef']}: {r['queries_per_s']:.0f} queries/s, recall {r['recall']:.4f}")
+    if equal:
+        print(
+            f"  at annoy's recall: ef={equal['ef']}, x{equal['queries_per_s'] / annoy_qps:.2f} annoy's speed "
+            f"(build {h['build_s']:.1f} s, {h['size_mb']:.1f} MB)"
+        )
+    else:
+        print("  no ef reaches annoy's recall")
+    return entry
+
+
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
     prog = prog or script_prog(__file__)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -136,9 +191,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     ap.add_argument("--k", type=int, default=0, help="neighbours per query (0: the linker's ann_candidates)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--passes", type=int, default=3, help="timed passes; the best is kept")
-    ap.add_argument("--m", type=int, nargs="+", default=[16, 32], help="hnswlib M values")
-    ap.add_argument("--ef-construction", type=int, default=200)
-    ap.add_argument("--ef", type=int, nargs="+", default=[50, 64, 80, 100, 128, 160, 200, 256, 320, 400])
+    ap.add_argument("--n-trees", type=int, default=20, help="annoy trees (linkers built annoy with 20)")
+    ap.add_argument("--m", type=int, nargs="+", default=[16, 32], help="HNSW M values (links per node)")
+    ap.add_argument("--ef-construction", type=int, default=128)
+    ap.add_argument("--ef", type=int, nargs="+", default=[50, 64, 80, 100, 128, 160, 200, 256])
     ap.add_argument("--out", type=Path, default=RESULTS / "ann.json")
     args = ap.parse_args(argv)
     for p in (args.linker, args.queries):
@@ -146,8 +202,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
             ap.error(f"{p} does not exist: run the project's train and calibrate steps (spacy project run all) first.")
     try:
         import hnswlib  # noqa: F401
+
+        have_hnswlib = True
     except ImportError:
-        ap.error("hnswlib is not installed: pip install hnswlib (this benchmark only; the linker does not use it).")
+        have_hnswlib = False
+        print("hnswlib is not installed: its rows are skipped (pip install hnswlib to add them).")
 
     got = mapped_queries(args.linker, args.queries, args.limit)
     Y, index, settings = got["Y"], got["index"], got["settings"]
@@ -156,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     truth = exact_neighbours(Y, items, k)
     print(f"{len(Y)} queries, {len(items)} items of {items.shape[1]} dims, k={k}, {args.threads} threads")
 
-    a = run_annoy(index, Y, k, settings.search_k, args.threads, args.passes)
+    a = run_annoy(items, Y, k, args.n_trees, args.threads, args.passes)
     annoy_recall = recall(a["found"], truth)
     result: Dict[str, Any] = {
         "n_queries": len(Y),
@@ -164,37 +223,26 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         "dim": int(items.shape[1]),
         "k": k,
         "threads": args.threads,
+        "linker_ann": index.ann_kind,
         "annoy": {
-            "n_trees": index.n_trees,
-            "search_k": settings.search_k,
+            "n_trees": args.n_trees,
+            "search_k": -1,
+            "build_s": a["build_s"],
             "queries_per_s": a["queries_per_s"],
             "recall": annoy_recall,
         },
+        "usearch": [],
         "hnswlib": [],
     }
     print(
-        f"annoy ({index.n_trees} trees, search_k {settings.search_k}): "
-        f"{a['queries_per_s']:.0f} queries/s, recall@{k} {annoy_recall:.4f}"
+        f"annoy ({args.n_trees} trees, search_k -1): {a['queries_per_s']:.0f} queries/s, recall@{k} {annoy_recall:.4f}"
     )
     for m in args.m:
-        h = run_hnsw(items, Y, k, m, args.ef_construction, args.ef, args.threads, args.passes)
-        rows = [
-            {"ef": r["ef"], "queries_per_s": r["queries_per_s"], "recall": recall(r["found"], truth)} for r in h["efs"]
-        ]
-        equal = next((r for r in rows if r["recall"] >= annoy_recall), None)
-        entry = {k_: h[k_] for k_ in ("M", "ef_construction", "build_s", "size_mb")}
-        entry.update(efs=rows, at_annoy_recall=equal)
-        result["hnswlib"].append(entry)
-        for r in rows:
-            print(f"hnswlib M={m} ef={r['ef']}: {r['queries_per_s']:.0f} queries/s, recall {r['recall']:.4f}")
-        if equal:
-            print(
-                f"  at annoy's recall: ef={equal['ef']}, "
-                f"x{equal['queries_per_s'] / a['queries_per_s']:.2f} annoy's speed "
-                f"(build {h['build_s']:.1f} s, {h['size_mb']:.1f} MB)"
-            )
-        else:
-            print(f"  no ef up to {max(args.ef)} reaches annoy's recall")
+        h = run_usearch(items, Y, k, m, args.ef_construction, args.ef, args.threads, args.passes)
+        result["usearch"].append(_hnsw_entry(h, truth, annoy_recall, a["queries_per_s"], "usearch"))
+        if have_hnswlib:
+            h = run_hnsw(items, Y, k, m, args.ef_construction, args.ef, args.threads, args.passes)
+            result["hnswlib"].append(_hnsw_entry(h, truth, annoy_recall, a["queries_per_s"], "hnswlib"))
     result["meta"] = run_meta(prog, argv, linker=str(args.linker), queries=str(args.queries))
     print(f"-> {write_results(args.out, result)}")
 

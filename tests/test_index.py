@@ -19,6 +19,7 @@ from spacy_text2node.index import (
     word_set,
     words,
 )
+from spacy_text2node.index.neighbours import KINDS
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
@@ -453,16 +454,19 @@ def test_lexical_index_round_trips_through_disk_and_bytes(lexical_indexes, tmp_p
         LexicalIndex.from_disk(tmp_path / "lex")
 
 
-def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_indexes, tmp_path):
-    """Saving an index without a reranker, leaf flags, annoy subset or memory over the
+@pytest.mark.parametrize("ann", ["hnsw", "annoy"])
+def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_indexes, tmp_path, ann):
+    """Saving an index without a reranker, leaf flags, neighbour subset or memory over the
     folder of one that had them removes their files: none is read back as this index's."""
     lex, memory = lexical_indexes
     n = lex.n_nodes
     space = np.random.default_rng(0).normal(size=(n, 6)).astype("float32")
     leaves = np.arange(n) % 2 == 0
+    ann_file = KINDS[ann].FILE
     full = NodeIndex(
         space,
         lex,
+        ann=ann,
         n_trees=2,
         reranker=Reranker(np.ones(Reranker.N_DENSE), np.zeros(3), np.zeros(3)),
         is_leaf=leaves,
@@ -474,7 +478,7 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
     assert on_disk == {
         "cfg.json",
         "space.npy",
-        "annoy.ann",
+        ann_file,
         "lexical",
         "reranker",
         "is_leaf.npy",
@@ -482,14 +486,47 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
         "ann_items.npy",
     }
     again = NodeIndex.from_disk(tmp_path / "index")
+    assert again.ann_kind == ann
     assert again.to_bytes() == full.to_bytes()
     assert np.array_equal(again.ann_items, full.ann_items) and again.reranker is not None
-    bare = NodeIndex(space, lex, n_trees=2)
+    bare = NodeIndex(space, lex, ann=ann, n_trees=2)
     bare.to_disk(tmp_path / "index")
-    assert {p.name for p in (tmp_path / "index").iterdir()} == {"cfg.json", "space.npy", "annoy.ann", "lexical"}
+    assert {p.name for p in (tmp_path / "index").iterdir()} == {"cfg.json", "space.npy", ann_file, "lexical"}
     back = NodeIndex.from_disk(tmp_path / "index")
     assert back.reranker is None and back.memory is None and back.is_leaf is None and back.ann_items is None
     assert NodeIndex.from_bytes(bare.to_bytes()).to_bytes() == bare.to_bytes() == back.to_bytes()
+    # the other kind saved over it: its file replaces this one's
+    other = "annoy" if ann == "hnsw" else "hnsw"
+    NodeIndex(space, lex, ann=other, n_trees=2).to_disk(tmp_path / "index")
+    assert {p.name for p in (tmp_path / "index").iterdir()} == {"cfg.json", "space.npy", KINDS[other].FILE, "lexical"}
+    assert NodeIndex.from_disk(tmp_path / "index").ann_kind == other
+
+
+def test_hnsw_search_is_exact_on_a_small_index_and_the_same_in_any_batch(lexical_indexes):
+    """On a small index the HNSW search finds the exact nearest rows (largest inner product
+    of unit rows), nearest first; a zero row gets none; a row's result does not depend on
+    the rows searched with it; and a build from the same rows is the same bytes."""
+    lex, _ = lexical_indexes
+    n = lex.n_nodes
+    rng = np.random.default_rng(1)
+    space = rng.normal(size=(n, 8)).astype("float32")
+    space /= np.linalg.norm(space, axis=1, keepdims=True)
+    index = NodeIndex(space, lex, ann="hnsw")
+    Y = rng.normal(size=(7, 8)).astype("float32")
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    Y[3] = 0.0
+    k = min(4, n)
+    found = index.ann_batch(Y, k)
+    for i, got in enumerate(found):
+        if i == 3:
+            assert len(got) == 0
+            continue
+        want = np.argsort(-(space @ Y[i]), kind="stable")[:k]
+        assert got.tolist() == want.tolist()
+        assert index.ann(Y[i], k) == got.tolist()
+    one_by_one = [index.ann_batch(Y[i : i + 1], k)[0].tolist() for i in range(len(Y))]
+    assert one_by_one == [f.tolist() for f in found]
+    assert NodeIndex(space, lex, ann="hnsw").to_bytes() == index.to_bytes()
 
 
 def _merge_argsort_desc(v):
@@ -620,3 +657,23 @@ def test_tfidf_differs_from_scikit_learn_only_by_the_norm_of_unknown_ngrams(lexi
     # so a query sharing one n-gram with a string scores lower than scikit-learn's cosine
     some = next(i for i, t in enumerate(unknown) if ours[i].any())
     assert np.linalg.norm(ours[some]) < np.linalg.norm(theirs[some]) - 1e-3
+
+
+def test_hnsw_searches_of_different_breadths_side_by_side_keep_their_own():
+    """usearch keeps the search breadth on the index: searches of two breadths running in
+    threads at once must each get the results they get alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spacy_text2node.index.neighbours import HnswNeighbours
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(4000, 16)).astype("float32")
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    Y = rng.normal(size=(64, 16)).astype("float32")
+    index = HnswNeighbours.build(rows, m=4, ef_construction=16)
+    alone = {ef: [r.tolist() for r in index.search(Y, 5, ef=ef)] for ef in (5, 200)}
+    assert alone[5] != alone[200]  # the breadth matters on this index
+    jobs = [5, 200] * 40
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda ef: (ef, [r.tolist() for r in index.search(Y, 5, ef=ef)]), jobs))
+    assert all(res == alone[ef] for ef, res in got)

@@ -811,7 +811,7 @@ def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     ranked = link_phrases(nlp, ["Disease", "Respiratory disease", "diabetes"], k=20)
     assert all(r and {c for c, _ in r} <= leaves for r in ranked)
     assert ranked[2][0][0] in {"T1DM", "T2DMC"}
-    # annoy holds only the leaves, and keeps doing so through a save and load
+    # the neighbour index holds only the leaves, and keeps doing so through a save and load
     linker = nlp.get_pipe("text2node_linker")
     assert {tiny_taxonomy.id_at(int(i)) for i in linker.index.ann_items} == leaves
     nlp.to_disk(tmp_path / "p")
@@ -821,7 +821,7 @@ def test_candidates_leaves_only(tiny_taxonomy, tmp_path):
     assert np.array_equal(linker2.index.ann_items, linker.index.ann_items)
     assert NodeIndex.from_bytes(linker.index.to_bytes()).ann_items.tolist() == linker.index.ann_items.tolist()
     linker2.cfg["candidates"] = "all"
-    with pytest.raises(ValueError, match="annoy index holds only"):
+    with pytest.raises(ValueError, match="neighbour index holds only"):
         link_phrases(nlp2, ["diabetes"])
     with pytest.raises(ValueError, match="candidates"):
         build_linker_nlp(tiny_taxonomy, None, src, spans="doc", candidates="billable")

@@ -18,6 +18,7 @@ from spacy.training import Example
 import spacy_text2node.linker_api  # noqa: F401  (registers the factory)
 from spacy_text2node import Taxonomy
 from spacy_text2node.index import NodeIndex
+from spacy_text2node.index.neighbours import KINDS, AnnoyNeighbours
 from spacy_text2node.linker_api import build_linker_nlp, link_phrases, train_linker
 from spacy_text2node.vectors import build_vectors_pipeline
 
@@ -85,7 +86,7 @@ def test_linker_folder_has_a_manifest_of_every_file(saved, tiny_taxonomy):
     files = manifest["files"]
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(files) == on_disk
-    assert {"cfg", "model", "taxonomy/taxonomy.msgpack", "index/annoy.ann", "index/lexical/cfg"} <= on_disk
+    assert {"cfg", "model", "taxonomy/taxonomy.msgpack", "index/hnsw.usearch", "index/lexical/cfg"} <= on_disk
     for rel, entry in files.items():
         assert entry["size"] == (folder / rel).stat().st_size
         assert len(entry["sha256"]) == 64
@@ -181,30 +182,59 @@ def test_pipeline_saved_before_manifests_loads_with_a_warning(saved, tmp_path, c
     assert link_phrases(nlp, PHRASES, k=3) == saved[1]
 
 
-# ------------------------------------------------------------------------------ annoy
-@pytest.mark.parametrize("damage", ["zeroed", "garbage", "truncated"])
+# ------------------------------------------------------------------------------ neighbour index files
+@pytest.fixture(scope="module")
+def saved_annoy(saved, tmp_path_factory):
+    """The saved pipeline with an annoy neighbour index, as linkers were saved before HNSW."""
+    nlp = spacy.load(saved[0])
+    index = nlp.get_pipe(LINKER).index
+    rows = index.space if index.ann_items is None else index.space[index.ann_items]
+    index.neighbours = AnnoyNeighbours.build(rows, n_trees=5, seed=0)
+    path = tmp_path_factory.mktemp("saved_annoy") / "nlp"
+    nlp.to_disk(path)
+    return path, link_phrases(nlp, PHRASES, k=3)
+
+
+def test_an_annoy_linker_loads_and_links_as_saved(saved_annoy):
+    nlp = spacy.load(saved_annoy[0])
+    assert nlp.get_pipe(LINKER).index.ann_kind == "annoy"
+    assert (saved_annoy[0] / LINKER / "index" / "annoy.ann").exists()
+    assert not (saved_annoy[0] / LINKER / "index" / "hnsw.usearch").exists()
+    assert link_phrases(nlp, PHRASES, k=3) == saved_annoy[1]
+
+
+def _damaged(data: bytes, damage: str) -> bytes:
+    size = len(data)
+    rng = np.random.default_rng(0)
+    return {
+        "zeroed": b"\0" * size,
+        "garbage": rng.bytes(size),
+        "truncated": data[: size // 2],
+        # the header intact, the graph and vectors after it not: loads, then a search crashes
+        "body": data[:64] + rng.bytes(size - 64),
+    }[damage]
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "garbage", "truncated", "body"])
 @pytest.mark.parametrize("manifest", [True, False])
-def test_damaged_annoy_file_is_an_error_not_a_crash(saved, tmp_path, damage, manifest):
-    path = _copy(saved, tmp_path)
+@pytest.mark.parametrize("ann", ["hnsw", "annoy"])
+def test_damaged_neighbour_index_file_is_an_error_not_a_crash(saved, saved_annoy, tmp_path, damage, manifest, ann):
+    path = _copy(saved if ann == "hnsw" else saved_annoy, tmp_path)
     if not manifest:
         _drop_manifests(path)
-    f = path / LINKER / "index" / "annoy.ann"
-    size = f.stat().st_size
-    new = {
-        "zeroed": b"\0" * size,
-        "garbage": np.random.default_rng(0).bytes(size),
-        "truncated": f.read_bytes()[: size // 2],
-    }
-    f.write_bytes(new[damage])
-    with pytest.raises(ValueError, match=r"annoy\.ann"):
+    f = path / LINKER / "index" / KINDS[ann].FILE
+    f.write_bytes(_damaged(f.read_bytes(), damage))
+    with pytest.raises(ValueError, match=KINDS[ann].FILE.replace(".", r"\.")):
         spacy.load(path)
 
 
-def test_zeroed_annoy_in_bytes_is_an_error(saved):
-    linker = spacy.load(saved[0]).get_pipe(LINKER)
+@pytest.mark.parametrize("damage", ["zeroed", "body"])
+@pytest.mark.parametrize("ann", ["hnsw", "annoy"])
+def test_damaged_neighbour_index_in_bytes_is_an_error(saved, saved_annoy, damage, ann):
+    linker = spacy.load((saved if ann == "hnsw" else saved_annoy)[0]).get_pipe(LINKER)
     msg = srsly.msgpack_loads(linker.index.to_bytes())
-    msg["annoy"] = b"\0" * len(msg["annoy"])
-    with pytest.raises(ValueError, match="annoy"):
+    msg[ann] = _damaged(msg[ann], damage)
+    with pytest.raises(ValueError, match=ann):
         NodeIndex.from_bytes(srsly.msgpack_dumps(msg))
 
 

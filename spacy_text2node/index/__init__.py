@@ -1,4 +1,4 @@
-"""Node space, the annoy index over it, the lexical character 3-gram channel and their fusion.
+"""Node space, the nearest-neighbour index over it, the lexical character 3-gram channel and their fusion.
 
 * `node_space`: `build_node_space` (node2vec rows, optionally concatenated with a text
   vector of each concept's label and synonyms; cosine = (1 - w) cos_node2vec + w cos_text),
@@ -8,7 +8,8 @@
   `kernels`: its numba loops).
 * `features`: `PairFeatures`, the features of (query, candidate) pairs.
 * `rerank`: `Reranker`, the learned score of (query, candidate) pairs.
-* `ann`: `NodeIndex`, the annoy index over node space fused with the lexical channel.
+* `ann`: `NodeIndex`, the neighbour index over node space fused with the lexical channel.
+* `neighbours`: the neighbour indexes, an HNSW graph (usearch, the default) or annoy's trees.
 * `text`: words, stemming, n-grams, normalisation.
 """
 

@@ -1,7 +1,9 @@
-"""`NodeIndex`: the annoy index over node space and the lexical channel; `search` takes the
+"""`NodeIndex`: a nearest-neighbour index over node space (`neighbours`: HNSW or annoy) and
+the lexical channel; `search` takes the
 union of both candidate lists and ranks them by
 `fusion_weight * cos_node + (1 - fusion_weight) * cos_lexical`, or by the reranker once
-calibrated. Everything serializes to `.npy`/JSON/msgpack and annoy's own file format; no pickle."""
+calibrated. Everything serializes to `.npy`/JSON/msgpack and the neighbour index's own file
+format; no pickle."""
 
 from __future__ import annotations
 
@@ -11,14 +13,13 @@ from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence
 
 import numpy as np
 import srsly
-from annoy import AnnoyIndex
 from spacy import util
-from spacy.util import make_tempdir
 
 from .features import PairFeatures
 from .lexical import LexicalIndex
+from .neighbours import ANN_KINDS, KINDS, AnnoyNeighbours, Neighbours, build_neighbours, kind_of, search_rows
 from .rerank import Reranker
-from .serialize import npy_bytes, npy_load, optional, remove, save_npy
+from .serialize import npy_bytes, npy_load, optional, remove, replace_file, save_npy
 from .text import l2_normalize
 
 # added to the reranker score of a candidate with a string equal to the query (normalised)
@@ -28,12 +29,15 @@ PAIR_BLOCK = 2048
 
 
 class NodeIndex:
-    """Annoy index over node space fused with the lexical channel.
+    """A nearest-neighbour index over node space fused with the lexical channel.
 
     space (np.ndarray): (n_nodes, d) unit rows.
     lexical (LexicalIndex): the lexical channel.
+    ann (str): the neighbour index: "hnsw" (usearch) or "annoy" (see `neighbours`).
     n_trees (int): annoy trees.
-    seed (int): annoy seed.
+    hnsw_m (int), hnsw_ef_construction (int): the HNSW graph's links per node and build breadth.
+    seed (int): the neighbour index's seed.
+    neighbours (Optional[Neighbours]): an index already built over these rows (loading).
     """
 
     def __init__(
@@ -41,26 +45,42 @@ class NodeIndex:
         space: np.ndarray,
         lexical: LexicalIndex,
         *,
+        ann: str = "hnsw",
         n_trees: int = 20,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 128,
         seed: int = 0,
-        annoy: Optional[AnnoyIndex] = None,
+        neighbours: Optional[Neighbours] = None,
         reranker: Optional[Reranker] = None,
         is_leaf: Optional[np.ndarray] = None,
         memory: Optional[LexicalIndex] = None,
         ann_items: Optional[np.ndarray] = None,
     ):
         self.space = np.ascontiguousarray(space, dtype="float32")
-        # the nodes annoy holds, in item order (None: every node); e.g. only the leaves when
-        # only they can be linked to: a smaller index, and no over-fetching of filtered nodes
+        # the nodes the neighbour index holds, in item order (None: every node); e.g. only the
+        # leaves when only they can be linked to: a smaller index, and no over-fetching
         self.ann_items = None if ann_items is None else np.asarray(ann_items, dtype="int64")
         # training phrases as extra lexical strings of their concepts (feature "memory")
         self.memory = memory
         self.reranker = reranker
         self.is_leaf = None if is_leaf is None else np.asarray(is_leaf, dtype=bool)
         self.lexical = lexical
-        self.n_trees = int(n_trees)
         self.seed = int(seed)
-        self.annoy = annoy if annoy is not None else self._build_annoy()
+        if neighbours is None:
+            rows = self.space if self.ann_items is None else self.space[self.ann_items]
+            neighbours = build_neighbours(
+                rows, ann, n_trees=n_trees, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, seed=seed
+            )
+        self.neighbours: Neighbours = neighbours
+
+    @property
+    def ann_kind(self) -> str:
+        return self.neighbours.kind
+
+    @property
+    def n_trees(self) -> int:
+        """annoy's trees (0 for an HNSW index)."""
+        return self.neighbours.n_trees if isinstance(self.neighbours, AnnoyNeighbours) else 0
 
     @property
     def dim(self) -> int:
@@ -69,26 +89,37 @@ class NodeIndex:
     def __len__(self) -> int:
         return int(self.space.shape[0])
 
-    def _build_annoy(self) -> AnnoyIndex:
-        idx = AnnoyIndex(self.dim, "angular")
-        idx.set_seed(self.seed)
-        rows = self.space if self.ann_items is None else self.space[self.ann_items]
-        for i, row in enumerate(rows):
-            idx.add_item(i, row)
-        idx.build(self.n_trees, n_jobs=1)
-        return idx
+    def ann(self, y: np.ndarray, k: int, search_k: int = -1, ef: int = 0) -> List[int]:
+        """Nearest nodes of one vector (empty for a zero vector)."""
+        return self.ann_batch(np.asarray(y, dtype="float32")[None, :], k, search_k=search_k, ef=ef)[0].tolist()
 
-    def ann(self, y: np.ndarray, k: int, search_k: int = -1) -> List[int]:
-        """Annoy neighbours of one vector (empty for a zero vector)."""
-        if k <= 0 or not np.any(y):
-            return []
-        items = self.annoy.get_nns_by_vector(y, k, search_k=search_k)
-        return items if self.ann_items is None else self.ann_items[items].tolist()
+    def ann_batch(
+        self, Y: np.ndarray, k: int, *, search_k: int = -1, ef: int = 0, threads: int = 1
+    ) -> List[np.ndarray]:
+        """Nearest nodes of each row (int64; none for a zero row), nearest first."""
+        return search_rows(self.neighbours, Y, k, search_k=search_k, ef=ef, items=self.ann_items, threads=threads)
 
-    def neighbours(self, node: int, k: int) -> List[int]:
-        """Annoy neighbours of a node (itself excluded)."""
-        if self.ann_items is None:
-            return [j for j in self.annoy.get_nns_by_item(node, k + 1) if j != node][:k]
+    def node_candidates(
+        self,
+        Y: np.ndarray,
+        *,
+        ann_candidates: int = 50,
+        fusion_weight: float = 0.5,
+        search_k: int = -1,
+        ef: int = 0,
+        allowed: Optional[np.ndarray] = None,
+        threads: int = 1,
+    ) -> List[np.ndarray]:
+        """The node-space candidates of each mapper output (see `pair_table`); `threads`
+        threads of the HNSW index search the rows (annoy searches on the caller's thread)."""
+        if not (fusion_weight > 0.0 or self.reranker is not None):
+            return [np.zeros(0, dtype="int64") for _ in range(len(Y))]
+        # the neighbour index holds only the candidates, or is asked for more when some are filtered out
+        ann_over = 1 if self.ann_items is not None or allowed is None else 2
+        return self.ann_batch(l2_normalize(Y), ann_candidates * ann_over, search_k=search_k, ef=ef, threads=threads)
+
+    def node_neighbours(self, node: int, k: int) -> List[int]:
+        """Nearest nodes of a node (itself excluded)."""
         return [j for j in self.ann(self.space[node], k + 1) if j != node][:k]
 
     def pair_table(
@@ -100,8 +131,10 @@ class NodeIndex:
         lexical_candidates: int = 20,
         fusion_weight: float = 0.5,
         search_k: int = -1,
+        ef: int = 0,
         allowed: Optional[np.ndarray] = None,
         leave_out_exact: bool = False,
+        node_found: Optional[List[np.ndarray]] = None,
     ) -> PairFeatures:
         """Candidates of each query and their features (see `search`).
 
@@ -109,6 +142,8 @@ class NodeIndex:
             (e.g. the leaves, ICD-10-CM's billable codes).
         leave_out_exact (bool): calibration mode: the query's own string (identical text)
             is neither an exact-match candidate nor counted in the lexical features.
+        node_found (Optional[List[np.ndarray]]): the queries' `node_candidates`, when the
+            caller searched node space already (None: searched here).
         RETURNS (PairFeatures): the pairs (queries contiguous) and their features.
         """
         b = len(texts)
@@ -118,9 +153,7 @@ class NodeIndex:
         lexical = self.lexical
         q = lexical.transform(texts)
         qw, q_idf = lexical.word_transform(texts)
-        # annoy holds only the candidates, or is asked for more when some are filtered out;
         # the lexical channels rank only the allowed nodes' strings
-        ann_over = 1 if self.ann_items is not None or allowed is None else 2
         use_lex = fusion_weight < 1.0 or self.reranker is not None
         lex = lexical.retrieve(q, lexical_candidates, allowed) if use_lex else [np.zeros(0, dtype="int64")] * b
         exact = [np.zeros(0, dtype="int64")] * b if leave_out_exact else lexical.exact_matches(texts)
@@ -130,15 +163,13 @@ class NodeIndex:
             mem = memory.retrieve(qm, lexical_candidates, allowed)
         else:
             mem = [np.zeros(0, dtype="int64")] * b
-        use_ann = fusion_weight > 0.0 or self.reranker is not None
-        parts = [
-            lex,
-            exact,
-            mem,
-            [np.asarray(self.ann(Yn[i], ann_candidates * ann_over, search_k), dtype="int64") for i in range(b)]
-            if use_ann
-            else [],
-        ]
+        if node_found is None:
+            node_found = self.node_candidates(
+                Y, ann_candidates=ann_candidates, fusion_weight=fusion_weight, search_k=search_k, ef=ef, allowed=allowed
+            )
+        elif len(node_found) != b:
+            raise ValueError(f"search got node candidates for {len(node_found)} queries but {b} texts.")
+        parts = [lex, exact, mem, node_found]
         # one sort for the whole batch: (query, node) keys, unique, queries contiguous
         n_nodes = np.int64(len(self))
         keys = np.concatenate(
@@ -191,8 +222,10 @@ class NodeIndex:
         lexical_candidates: int = 20,
         fusion_weight: float = 0.5,
         search_k: int = -1,
+        ef: int = 0,
         allowed: Optional[np.ndarray] = None,
         threshold: Optional[float] = None,
+        node_found: Optional[List[np.ndarray]] = None,
     ) -> List[List[Tuple[int, float]]]:
         """Ranked (node index, score) per query.
 
@@ -204,14 +237,17 @@ class NodeIndex:
         Y (np.ndarray): (b, d) mapper outputs (any norm; zero rows use only the lexical channel).
         texts (Sequence[str]): the query strings (for the lexical channel).
         k (int): results per query.
-        ann_candidates (int): candidates from annoy.
+        ann_candidates (int): candidates from the neighbour index.
         lexical_candidates (int): candidates from the lexical inverted index.
         fusion_weight (float): a in the fixed fusion above.
-        search_k (int): annoy search_k (-1: annoy default).
+        search_k (int): annoy's search_k (-1: annoy's default).
+        ef (int): HNSW's search breadth (at least ann_candidates).
         allowed (Optional[np.ndarray]): bool per node: only these can be returned.
         threshold (Optional[float]): candidates whose similarity (the larger of the fixed
             fusion score and the lexical cosine) is below this are dropped; a query left
             with none is NIL.
+        node_found (Optional[List[np.ndarray]]): the queries' `node_candidates` when already
+            searched (None: searched here).
         RETURNS (List[List[Tuple[int, float]]]): best first; ties broken by node index.
         """
         b = len(texts)
@@ -226,7 +262,9 @@ class NodeIndex:
             lexical_candidates=lexical_candidates,
             fusion_weight=fusion_weight,
             search_k=search_k,
+            ef=ef,
             allowed=allowed,
+            node_found=node_found,
         )
         ni, bounds, fused = t.ni, t.bounds, t.fused
         if self.reranker is not None:
@@ -251,23 +289,20 @@ class NodeIndex:
 
     # serialization -------------------------------------------------------------------
     # bytes: a msgpack map of these parts ("cfg" and the lexical indexes' and reranker's
-    # parts are maps inside it); on disk: a file or folder each (see `to_disk`)
-    PARTS = ("cfg", "space", "annoy", "lexical", "reranker", "is_leaf", "memory", "ann_items")
+    # parts are maps inside it; the neighbour index is "annoy" or "hnsw"); on disk: a file
+    # or folder each (see `to_disk`)
+    PARTS = ("cfg", "space", "annoy", "hnsw", "lexical", "reranker", "is_leaf", "memory", "ann_items")
 
-    def _cfg(self) -> Dict[str, int]:
-        return {"n_trees": self.n_trees, "seed": self.seed, "dim": self.dim}
-
-    def _annoy_bytes(self) -> bytes:
-        with make_tempdir() as tmp:
-            self.annoy.save(str(tmp / "annoy.ann"))
-            return (tmp / "annoy.ann").read_bytes()
+    def _cfg(self) -> Dict[str, Any]:
+        return {**self.neighbours.cfg(), "seed": self.seed, "dim": self.dim}
 
     def to_bytes(self) -> bytes:
         """The index as bytes (`PARTS`; the optional ones only when present)."""
+        ann_bytes = self.neighbours.to_bytes()
         getters: Dict[str, Callable[[], Any]] = {
-            "cfg": self._cfg,
+            "cfg": lambda: {**self._cfg(), **self.neighbours.bytes_cfg(ann_bytes)},
             "space": partial(npy_bytes, self.space),
-            "annoy": self._annoy_bytes,
+            self.ann_kind: lambda: ann_bytes,
             "lexical": self.lexical.to_dict,
         }
         if self.reranker is not None:
@@ -283,7 +318,7 @@ class NodeIndex:
     @classmethod
     def from_bytes(cls, data: bytes) -> "NodeIndex":
         """The index `to_bytes` gave; damaged bytes raise a ValueError naming the part."""
-        from ..pipeline.manifest import BYTES_FIX, check_annoy_loaded, check_annoy_size, load_step
+        from ..pipeline.manifest import BYTES_FIX, load_step
 
         where = "node index (serialized bytes), part '{}'"
 
@@ -293,17 +328,15 @@ class NodeIndex:
         msg: Dict[str, Any] = {}
         with step("index"):
             util.from_bytes(data, {part: partial(msg.__setitem__, part) for part in cls.PARTS}, exclude=[])
-            cfg, annoy_bytes = msg["cfg"], msg["annoy"]
+            cfg = msg["cfg"]
+            kind = kind_of(cfg)
+            ann_bytes = msg[kind]
         with step("space"):
             space = npy_load(msg["space"])
         ann_items = npy_load(msg["ann_items"]) if "ann_items" in msg else None
         n_items = len(space) if ann_items is None else len(ann_items)
-        check_annoy_size(where.format("annoy"), len(annoy_bytes), cfg["dim"], n_items)
-        annoy = AnnoyIndex(cfg["dim"], "angular")
-        with step("annoy"), make_tempdir() as tmp:
-            (tmp / "annoy.ann").write_bytes(annoy_bytes)
-            annoy.load(str(tmp / "annoy.ann"), prefault=True)  # mmap stays valid after unlink
-        check_annoy_loaded(where.format("annoy"), annoy, n_items)
+        with step(kind):
+            neighbours = KINDS[kind].from_bytes(ann_bytes, cfg, int(cfg["dim"]), n_items, where.format(kind))
         with step("reranker"):
             reranker = Reranker.from_dict(msg["reranker"]) if "reranker" in msg else None
         is_leaf = npy_load(msg["is_leaf"]) if "is_leaf" in msg else None
@@ -313,9 +346,8 @@ class NodeIndex:
         return cls(
             space,
             lexical,
-            n_trees=cfg["n_trees"],
             seed=cfg["seed"],
-            annoy=annoy,
+            neighbours=neighbours,
             reranker=reranker,
             is_leaf=is_leaf,
             memory=memory,
@@ -323,11 +355,13 @@ class NodeIndex:
         )
 
     def to_disk(self, path: Union[str, Path]) -> None:
-        """The index as files in the folder `path`: space.npy, annoy.ann (annoy's own file),
-        cfg.json, lexical/ and, where present, is_leaf.npy, ann_items.npy, memory/ and
-        reranker/ (an absent one's file or folder from an earlier save is removed)."""
+        """The index as files in the folder `path`: space.npy, the neighbour index's own file
+        (hnsw.usearch or annoy.ann), cfg.json, lexical/ and, where present, is_leaf.npy,
+        ann_items.npy, memory/ and reranker/ (an absent one's file or folder from an earlier
+        save is removed)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        checks: Dict[str, Any] = {}
 
         def npy(arr: Optional[np.ndarray]) -> Callable[[Path], None]:
             def write(p: Path) -> None:
@@ -344,16 +378,19 @@ class NodeIndex:
 
             return optional(part, write)
 
-        def annoy(p: Path) -> None:
-            self.annoy.save(str(p))
+        def ann(kind: str) -> Callable[[Path], None]:
+            def write(p: Path) -> None:
+                # a new file renamed over the old: a loaded pipeline may map the old one
+                replace_file(p, lambda tmp: checks.update(self.neighbours.save(tmp)))
+
+            return optional(self if kind == self.ann_kind else None, write)
 
         def cfg(p: Path) -> None:
-            # the annoy file's size is checked before annoy maps it (a damaged one can crash the process)
-            srsly.write_json(p, {**self._cfg(), "annoy_bytes": (p.parent / "annoy.ann").stat().st_size})
+            srsly.write_json(p, {**self._cfg(), **checks})
 
         writers: Dict[str, Callable[[Path], None]] = {
             "space.npy": lambda p: save_npy(p, self.space),
-            "annoy.ann": annoy,
+            **{KINDS[kind].FILE: ann(kind) for kind in ANN_KINDS},
             "cfg.json": cfg,
             "lexical": self.lexical.to_disk,
             "is_leaf.npy": npy(self.is_leaf),
@@ -367,12 +404,12 @@ class NodeIndex:
     def from_disk(cls, path: Union[str, Path]) -> "NodeIndex":
         """The index `to_disk` wrote; a missing or damaged file raises a ValueError naming it."""
         path = Path(path)
-        for name in ("cfg.json", "space.npy", "annoy.ann", "lexical"):
+        for name in ("cfg.json", "space.npy", "lexical"):
             if not (path / name).exists():
                 raise ValueError(
                     f"{path / name} is missing: the linker index at {path} is incomplete; re-save the pipeline."
                 )
-        from ..pipeline.manifest import check_annoy_loaded, check_annoy_size, load_step
+        from ..pipeline.manifest import load_step
 
         got: Dict[str, Any] = {}
 
@@ -388,38 +425,33 @@ class NodeIndex:
             # mapped read-only: processes that load the same pipeline share the pages
             return read(name, "an array of the linker index", lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
 
-        def annoy(p: Path) -> AnnoyIndex:
-            n_items = len(got["space"]) if "ann_items" not in got else len(got["ann_items"])
-            check_annoy_size(p, p.stat().st_size, got["dim"], n_items, got["annoy_bytes"])
-            index = AnnoyIndex(got["dim"], "angular")
-            with load_step(p, "the annoy index"):
-                index.load(str(p))
-            check_annoy_loaded(p, index, n_items)
-            return index
-
         def cfg(p: Path) -> None:
             with load_step(p, "the index settings"):
-                msg = srsly.read_json(p)
-                got.update(dim=int(msg["dim"]), n_trees=msg["n_trees"], seed=msg["seed"])
-                got["annoy_bytes"] = msg.get("annoy_bytes")
+                got["cfg"] = dict(srsly.read_json(p))
+                got["kind"] = kind_of(got["cfg"])
+                got["dim"] = int(got["cfg"]["dim"])
 
         readers: Dict[str, Callable[[Path], None]] = {
             "cfg.json": cfg,
             "space.npy": npy("space"),
             "ann_items.npy": npy("ann_items"),
-            "annoy.ann": lambda p: got.update(annoy=annoy(p)),
             "lexical": read("lexical", "the lexical index", LexicalIndex.from_disk),
             "memory": read("memory", "the lexical index of training phrases", LexicalIndex.from_disk),
             "reranker": read("reranker", "the reranker", Reranker.from_disk),
             "is_leaf.npy": npy("is_leaf"),
         }
         util.from_disk(path, readers, exclude=[])
+        kind = KINDS[got["kind"]]
+        ann_path = path / kind.FILE
+        if not ann_path.exists():
+            raise ValueError(f"{ann_path} is missing: the linker index at {path} is incomplete; re-save the pipeline.")
+        n_items = len(got["space"]) if "ann_items" not in got else len(got["ann_items"])
+        neighbours = kind.load(ann_path, got["cfg"], got["dim"], n_items)
         return cls(
             got["space"],
             got["lexical"],
-            n_trees=got["n_trees"],
-            seed=got["seed"],
-            annoy=got["annoy"],
+            seed=got["cfg"]["seed"],
+            neighbours=neighbours,
             reranker=got.get("reranker"),
             is_leaf=got.get("is_leaf"),
             memory=got.get("memory"),

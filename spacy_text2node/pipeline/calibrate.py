@@ -127,6 +127,7 @@ def calibration_table(
             lexical_candidates=cfg["lexical_candidates"],
             fusion_weight=cfg["fusion_weight"],
             search_k=cfg["search_k"],
+            ef=int(cfg.get("ef_search", 0) or 0),
             allowed=linker.allowed_nodes(),
             leave_out_exact=True,
         )

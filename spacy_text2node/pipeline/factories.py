@@ -86,7 +86,7 @@ def make_text2node_linker(
     training (Dict[str, Any]): the mapper's loss (`settings.TrainingSettings`).
     runtime (Dict[str, Any]): cache and threads (`settings.RuntimeSettings`); the pipeline's
         config wins over the values saved with a trained linker.
-    seed (int): random seed for sampling negatives, building annoy and calibration folds.
+    seed (int): random seed for sampling negatives, building the neighbour index and calibration folds.
     scorer (Optional[Callable]): the scorer.
     RETURNS (Text2NodeLinker): the component.
     """

@@ -127,6 +127,7 @@ class Text2NodeKB(KnowledgeBase):
             lexical_candidates=s.lexical_candidates,
             fusion_weight=s.fusion_weight,
             search_k=s.search_k,
+            ef=s.ef_search,
             allowed=self.allowed(),
             threshold=s.threshold,
         )
@@ -198,14 +199,14 @@ class Text2NodeKB(KnowledgeBase):
 def build_index(
     vocab: Vocab, taxonomy: Taxonomy, node_vectors: Any, settings: IndexSettings, *, seed: int = 0
 ) -> Tuple[NodeIndex, bool]:
-    """Node space, the annoy index and the lexical channel of a taxonomy.
+    """Node space, its nearest-neighbour index and the lexical channel of a taxonomy.
 
     vocab (Vocab): its word vectors make the text part of node space.
     taxonomy (Taxonomy): the concepts.
     node_vectors (np.ndarray / NodeVectors / None): node2vec vectors, one row per concept in
         taxonomy order (None: a text-only node space).
     settings (IndexSettings): node space and index settings.
-    seed (int): annoy's seed.
+    seed (int): the neighbour index's seed.
     RETURNS (Tuple[NodeIndex, bool]): the index, and whether node vectors went into it.
     """
     nv = None
@@ -240,12 +241,24 @@ def build_index(
             if settings.text_dim:
                 text_vecs = principal_components(text_vecs, settings.text_dim)
     space = build_node_space(nv, text_vecs, text_weight=settings.text_weight)
-    logger.info("text2node_linker: node space %s x %s; building lexical channel and annoy index", *space.shape)
+    logger.info(
+        "text2node_linker: node space %s x %s; building lexical channel and %s index", *space.shape, settings.ann
+    )
     lexical = LexicalIndex.build(texts, cast(Sequence[int], string_node_arr), len(taxonomy), max_df=settings.max_df)
     is_leaf = leaf_mask(taxonomy)
-    # with candidates = "leaves", annoy holds only the leaves (smaller, and no over-fetching)
+    # with candidates = "leaves", the neighbour index holds only the leaves (smaller, and no over-fetching)
     ann_items = np.flatnonzero(is_leaf) if settings.candidates == "leaves" else None
-    index = NodeIndex(space, lexical, n_trees=settings.n_trees, seed=seed, is_leaf=is_leaf, ann_items=ann_items)
+    index = NodeIndex(
+        space,
+        lexical,
+        ann=settings.ann,
+        n_trees=settings.n_trees,
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construction=settings.hnsw_ef_construction,
+        seed=seed,
+        is_leaf=is_leaf,
+        ann_items=ann_items,
+    )
     return index, nv is not None
 
 
@@ -264,7 +277,7 @@ def taxonomy_kb(
     node_vectors: node2vec vectors in taxonomy order (e.g. `spacy-text2node.NodeVectors.v1`), or None.
     index (Optional[Dict[str, Any]]): index settings (the linker's [index] block).
     search (Optional[Dict[str, Any]]): search settings (the linker's [search] block).
-    seed (int): annoy's seed.
+    seed (int): the neighbour index's seed.
     """
     index_settings = settings_block("index", index, IndexSettings)
     search_settings = settings_block("search", search, SearchSettings)

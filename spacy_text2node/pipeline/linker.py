@@ -1,7 +1,7 @@
 """The `text2node_linker` component: map spans to taxonomy concepts (Text2Node).
 
 span tokens -> word vectors -> phrase mapper (CNN / BiLSTM / mean) -> point in node space
--> annoy candidates fused with a lexical char 3-gram channel -> `span.kb_id_` and
+-> nearest-neighbour (HNSW) candidates fused with a lexical char 3-gram channel -> `span.kb_id_` and
 `span._.text2node_candidates` (the one place the predictions are kept).
 
 The factories are in `factories`, the settings blocks in `settings`, the KB and index

@@ -5,7 +5,7 @@ threads, with a cache of the results of span texts already seen."""
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Doc
@@ -127,33 +127,52 @@ class LinkerSearch:
 
         # spans are independent: searching SEARCH_CHUNK at a time bounds the candidate
         # tables' memory whatever the batch size, and lets threads share the chunks
-        # (BLAS, annoy and the numba kernels release the GIL; the shared index is only read)
-        def chunk(a: int) -> Ranked:
+        # (BLAS, annoy and the numba kernels release the GIL; the shared index is only read):
+        # the chunks are mapped, an HNSW index searches all of them at once, and then each
+        # chunk's candidates are gathered and scored
+        starts = list(range(0, len(texts), SEARCH_CHUNK))
+        threads = min(self._n_threads(), len(starts))
+
+        def mapped(a: int) -> np.ndarray:
             b = min(a + SEARCH_CHUNK, len(texts))
-            Y = self.map_spans_in_chunks(docs, offsets[a:b]) if Y_all is None else Y_all[a:b]
+            return self.map_spans_in_chunks(docs, offsets[a:b]) if Y_all is None else Y_all[a:b]
+
+        def chunk(a: int, Y: np.ndarray, found: Optional[List[np.ndarray]]) -> Ranked:
             return index.search(
                 Y,
-                texts[a:b],
+                texts[a : a + len(Y)],
                 k=k,
                 ann_candidates=s.ann_candidates,
                 lexical_candidates=s.lexical_candidates,
                 fusion_weight=s.fusion_weight,
                 search_k=s.search_k,
+                ef=s.ef_search,
                 allowed=allowed,
                 threshold=s.threshold,
+                node_found=found,
             )
 
-        starts = list(range(0, len(texts), SEARCH_CHUNK))
-        threads = min(self._n_threads(), len(starts))
         # numpy's BLAS (the mapper) always runs one thread here: our threads are the
         # parallelism, and a product's rounding depends on BLAS's thread count, so one
         # thread everywhere makes scores the same in any process (bulk workers run one)
-        with blas_threads(1):
-            if threads > 1:
-                with ThreadPoolExecutor(threads, thread_name_prefix=self.name) as pool:
-                    parts = list(pool.map(chunk, starts))
-            else:
-                parts = [chunk(a) for a in starts]
+        with blas_threads(1), ThreadPoolExecutor(max(1, threads), thread_name_prefix=self.name) as pool:
+            run: Callable[..., Iterator[Any]] = pool.map if threads > 1 else map
+            Ys = list(run(mapped, starts))
+            founds: List[Optional[List[np.ndarray]]] = [None] * len(starts)
+            if index.ann_kind == "hnsw" and Ys:
+                # usearch holds the GIL while it searches: the whole batch in one call, on
+                # its own threads (a row's neighbours do not depend on the batch)
+                found = index.node_candidates(
+                    np.concatenate(Ys),
+                    ann_candidates=s.ann_candidates,
+                    fusion_weight=s.fusion_weight,
+                    search_k=s.search_k,
+                    ef=s.ef_search,
+                    allowed=allowed,
+                    threads=threads,
+                )
+                founds = [found[a : a + SEARCH_CHUNK] for a in starts]
+            parts = list(run(chunk, starts, Ys, founds))
         return [r for part in parts for r in part]
 
     def _n_threads(self) -> int:
@@ -209,7 +228,7 @@ class LinkerSearch:
             items = self.index.ann_items
             if items is not None and len(items) < len(self.index):
                 raise ValueError(
-                    f"{self.name}: candidates is 'all' but this linker's annoy index holds only {len(items)} of "
+                    f"{self.name}: candidates is 'all' but this linker's neighbour index holds only {len(items)} of "
                     f"{len(self.index)} concepts (it was initialized with candidates = 'leaves'); set candidates back "
                     "to 'leaves', or re-initialize (spacy train / build_linker_nlp) with candidates = 'all'."
                 )

@@ -1,8 +1,10 @@
 """The linker's settings, in the blocks of its config: what builds the index, how it is
 searched, how the mapper is trained and how a loaded linker runs.
 
-    [components.text2node_linker.index]     candidates, memory, node_space, text_weight, text_dim, max_df, n_trees
-    [components.text2node_linker.search]    k, threshold, fusion_weight, ann_candidates, lexical_candidates, search_k
+    [components.text2node_linker.index]     candidates, memory, node_space, text_weight, text_dim, max_df, ann,
+                                            n_trees, hnsw_m, hnsw_ef_construction
+    [components.text2node_linker.search]    k, threshold, fusion_weight, ann_candidates, lexical_candidates, search_k,
+                                            ef_search
     [components.text2node_linker.training]  temperature, n_negatives, hard_negatives, distance_weight
     [components.text2node_linker.runtime]   cache_size, n_threads
 
@@ -20,6 +22,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 from thinc.api import Config
 
 from ..errors import SettingsError
+from ..index.neighbours import ANN_KINDS
 
 NAME = "text2node_linker"
 
@@ -43,10 +46,10 @@ ARCHITECTURES = {
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """What `initialize` builds: node space, the annoy index and the lexical channels.
+    """What `initialize` builds: node space, its nearest-neighbour index and the lexical channels.
 
     candidates (str): "all" concepts, or only the "leaves" (concepts without children,
-        e.g. ICD-10-CM's billable codes); with "leaves" annoy holds only the leaves.
+        e.g. ICD-10-CM's billable codes); with "leaves" the neighbour index holds only the leaves.
     memory (bool): keep the training phrases (those that are not already a string of their
         concept) as a second lexical index; used once the linker is calibrated.
     node_space (str): "node2vec" or "node2vec+text".
@@ -54,7 +57,11 @@ class IndexSettings:
     text_dim (int): principal components kept of the text part (0: the word vectors' width).
     max_df (float): lexical n-grams in more than this fraction of strings are not used for
         retrieval (they still count in the score).
+    ann (str): the nearest-neighbour index over node space: "hnsw" (an HNSW graph, usearch)
+        or "annoy" (a forest of random-projection trees, what linkers were built with before).
     n_trees (int): annoy trees.
+    hnsw_m (int): HNSW links per node.
+    hnsw_ef_construction (int): HNSW candidates considered while building.
     """
 
     candidates: str = "all"
@@ -63,13 +70,19 @@ class IndexSettings:
     text_weight: float = 0.5
     text_dim: int = 0
     max_df: float = 0.03
+    ann: str = "hnsw"
     n_trees: int = 20
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 128
 
     def check(self) -> None:
         _one_of("index", "candidates", self.candidates, ("all", "leaves"))
         _one_of("index", "node_space", self.node_space, ("node2vec", "node2vec+text"))
+        _one_of("index", "ann", self.ann, ANN_KINDS)
         _at_least("index", "text_dim", self.text_dim, 0, "0 (full width) or a positive number of components")
         _at_least("index", "n_trees", self.n_trees, 1, "a positive number")
+        _at_least("index", "hnsw_m", self.hnsw_m, 2, "2 or more")
+        _at_least("index", "hnsw_ef_construction", self.hnsw_ef_construction, 1, "a positive number")
 
 
 @dataclass(frozen=True)
@@ -81,9 +94,10 @@ class SearchSettings:
         and the lexical cosine, both in [0, 1]) is below this are dropped; a span left
         with none is NIL (kb_id_ "").
     fusion_weight (float): a in `a * cos_node + (1 - a) * cos_lexical`.
-    ann_candidates (int): candidates from annoy.
+    ann_candidates (int): candidates from the neighbour index in node space.
     lexical_candidates (int): candidates from the lexical channel.
-    search_k (int): annoy search_k (-1: annoy's default).
+    search_k (int): annoy's search_k (-1: annoy's default).
+    ef_search (int): the HNSW index's search breadth (at least ann_candidates is used).
     abbreviations (bool): a span that is a short form defined in its document (set by the
         `text2node_abbreviations` component in front) is searched as its long form.
     composite (bool): a coordinated mention ("breast and ovarian cancer") is split into its
@@ -98,6 +112,7 @@ class SearchSettings:
     ann_candidates: int = 50
     lexical_candidates: int = 20
     search_k: int = -1
+    ef_search: int = 50
     abbreviations: bool = True
     composite: bool = False
 
@@ -105,6 +120,7 @@ class SearchSettings:
         _at_least("search", "k", self.k, 1, "a positive number")
         _at_least("search", "ann_candidates", self.ann_candidates, 0, "0 or more")
         _at_least("search", "lexical_candidates", self.lexical_candidates, 0, "0 or more")
+        _at_least("search", "ef_search", self.ef_search, 0, "0 or more")
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class NegativeSampler:
                 parts.append(sib)
                 nb = self.neighbours.get(g)
                 if nb is None:
-                    nb = np.asarray(index.neighbours(g, h), dtype="int64")
+                    nb = np.asarray(index.node_neighbours(g, h), dtype="int64")
                     self.neighbours[g] = nb
                 parts.append(nb)
         return np.unique(np.concatenate(parts).astype("int64"))
