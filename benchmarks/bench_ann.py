@@ -6,8 +6,8 @@ phrases (GEM P1 test by default) against the node-space rows the linker's neighb
 holds (the leaves). The exact neighbours (a brute-force product) are the reference; recall@k
 is the share of them each method finds. annoy (20 trees, built here from the same rows) runs
 as linkers ran it, one query at a time, chunks of queries shared by threads; usearch runs
-as the linker runs it now (`HnswNeighbours.search`: a chunk per call, one thread per chunk,
-chunks shared by threads); hnswlib gets the whole batch with `num_threads`. For each HNSW
+as the linker runs it now (`HnswNeighbours.search`: the batch in one call on usearch's own
+threads); hnswlib gets the whole batch with `num_threads`. For each HNSW
 setting the smallest `ef` whose recall reaches annoy's is reported with its queries/s.
 
     python -m benchmarks ann --linker training/P1/model-calibrated --queries corpus/gem/P1/test.jsonl
@@ -101,6 +101,29 @@ def run_annoy(items: np.ndarray, Y: np.ndarray, k: int, n_trees: int, threads: i
     return out
 
 
+def _sweep(
+    name: str, build: Any, search_at: Any, k: int, m: int, ef_construction: int, efs: Sequence[int]
+) -> Dict[str, Any]:
+    """Build an HNSW index (`build()` -> (index, size in MB)) and time `search_at(index, ef)`
+    (-> a search of the whole query set, timed as its runner runs it) at each ef >= k."""
+    t0 = time.perf_counter()
+    index, size_mb = build()
+    build_s = time.perf_counter() - t0
+    rows = []
+    for ef in efs:
+        if ef >= k:
+            r = search_at(index, ef)
+            rows.append({"ef": ef, "queries_per_s": r["queries_per_s"], "found": r["found"]})
+    return {
+        "name": name,
+        "M": m,
+        "ef_construction": ef_construction,
+        "build_s": build_s,
+        "size_mb": size_mb,
+        "efs": rows,
+    }
+
+
 def run_usearch(
     items: np.ndarray,
     Y: np.ndarray,
@@ -111,20 +134,23 @@ def run_usearch(
     threads: int,
     passes: int,
 ) -> Dict[str, Any]:
-    """The linker's HNSW index (`HnswNeighbours`), searched as the linker searches it."""
+    """The linker's HNSW index (`HnswNeighbours`), searched as the linker searches it: the
+    query set in one call on `threads` of usearch's threads."""
     from spacy_text2node.index.neighbours import HnswNeighbours
 
-    t0 = time.perf_counter()
-    index = HnswNeighbours.build(items, m=m, ef_construction=ef_construction, seed=0)
-    build_s = time.perf_counter() - t0
-    size_mb = len(index.to_bytes()) / 2**20
-    rows = []
-    for ef in efs:
-        if ef < k:
-            continue
-        r = _threaded(lambda chunk, ef=ef: index.search(chunk, k, ef=ef), Y, threads, passes)
-        rows.append({"ef": ef, "queries_per_s": r["queries_per_s"], "found": r["found"]})
-    return {"M": m, "ef_construction": ef_construction, "build_s": build_s, "size_mb": size_mb, "efs": rows}
+    def build() -> Any:
+        index = HnswNeighbours.build(items, m=m, ef_construction=ef_construction, seed=0)
+        return index, len(index.to_bytes()) / 2**20
+
+    def search_at(index: Any, ef: int) -> Dict[str, Any]:
+        best, found = 0.0, []
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            found = index.search(Y, k, ef=ef, threads=threads)
+            best = max(best, len(Y) / (time.perf_counter() - t0))
+        return {"queries_per_s": best, "found": found}
+
+    return _sweep("usearch", build, search_at, k, m, ef_construction, efs)
 
 
 def run_hnsw(
@@ -137,34 +163,32 @@ def run_hnsw(
     threads: int,
     passes: int,
 ) -> Dict[str, Any]:
+    """hnswlib's batched knn_query on `threads` threads."""
     import hnswlib
 
-    t0 = time.perf_counter()
-    index = hnswlib.Index(space="ip", dim=items.shape[1])
-    index.init_index(max_elements=len(items), M=m, ef_construction=ef_construction, random_seed=0)
-    index.add_items(items, np.arange(len(items)), num_threads=threads)
-    build_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "hnsw.bin")
-        index.save_index(path)
-        size_mb = os.path.getsize(path) / 2**20
-    rows = []
-    for ef in efs:
-        if ef < k:
-            continue
+    def build() -> Any:
+        index = hnswlib.Index(space="ip", dim=items.shape[1])
+        index.init_index(max_elements=len(items), M=m, ef_construction=ef_construction, random_seed=0)
+        index.add_items(items, np.arange(len(items)), num_threads=threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "hnsw.bin")
+            index.save_index(path)
+            return index, os.path.getsize(path) / 2**20
+
+    def search_at(index: Any, ef: int) -> Dict[str, Any]:
         index.set_ef(ef)
         best, labels = 0.0, None
         for _ in range(passes):
-            t1 = time.perf_counter()
+            t0 = time.perf_counter()
             labels, _ = index.knn_query(Y, k=k, num_threads=threads)
-            best = max(best, len(Y) / (time.perf_counter() - t1))
-        rows.append({"ef": ef, "queries_per_s": best, "found": labels})
-    return {"M": m, "ef_construction": ef_construction, "build_s": build_s, "size_mb": size_mb, "efs": rows}
+            best = max(best, len(Y) / (time.perf_counter() - t0))
+        return {"queries_per_s": best, "found": labels}
+
+    return _sweep("hnswlib", build, search_at, k, m, ef_construction, efs)
 
 
-def _hnsw_entry(
-    h: Dict[str, Any], truth: np.ndarray, annoy_recall: float, annoy_qps: float, name: str
-) -> Dict[str, Any]:
+def _hnsw_entry(h: Dict[str, Any], truth: np.ndarray, annoy_recall: float, annoy_qps: float) -> Dict[str, Any]:
+    name = h["name"]
     rows = [{"ef": r["ef"], "queries_per_s": r["queries_per_s"], "recall": recall(r["found"], truth)} for r in h["efs"]]
     equal = next((r for r in rows if r["recall"] >= annoy_recall), None)
     entry = {k_: h[k_] for k_ in ("M", "ef_construction", "build_s", "size_mb")}
@@ -239,10 +263,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     )
     for m in args.m:
         h = run_usearch(items, Y, k, m, args.ef_construction, args.ef, args.threads, args.passes)
-        result["usearch"].append(_hnsw_entry(h, truth, annoy_recall, a["queries_per_s"], "usearch"))
+        result["usearch"].append(_hnsw_entry(h, truth, annoy_recall, a["queries_per_s"]))
         if have_hnswlib:
             h = run_hnsw(items, Y, k, m, args.ef_construction, args.ef, args.threads, args.passes)
-            result["hnswlib"].append(_hnsw_entry(h, truth, annoy_recall, a["queries_per_s"], "hnswlib"))
+            result["hnswlib"].append(_hnsw_entry(h, truth, annoy_recall, a["queries_per_s"]))
     result["meta"] = run_meta(prog, argv, linker=str(args.linker), queries=str(args.queries))
     print(f"-> {write_results(args.out, result)}")
 
