@@ -243,7 +243,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     tax = Taxonomy.from_disk(files["taxonomy"])
     train = read_pairs(files["train"])
     if files.get("extra_train") == "taxonomy":  # NCBI: MEDIC names and synonyms + train mentions
-        train = taxonomy_pairs(tax) + train
+        train = taxonomy_pairs(tax, source=spec["setting"].lower()) + train
     train = subsample(train, spec.get("train_limit", 0))
     dev = read_pairs(files["dev"]) if files["dev"] else []  # held out of train: the reranker is calibrated on it
     test = subsample(read_pairs(files["test"]), spec.get("limit", 0))

@@ -447,3 +447,16 @@ def test_minilm_peer_reuses_the_distillations_encodings(tiny_taxonomy, tmp_path)
     encode_texts(labels, encoder.tokenizer, encoder.model, max_length=8, cache_dir=tmp_path / "other")
     MiniLMLinker(tiny_taxonomy, encoder=encoder, cache_dir=tmp_path / "other")
     assert set(asked) == set(texts)
+
+
+def test_taxonomy_pairs_name_their_own_source(tiny_taxonomy):
+    """Names-and-synonyms pairs of a taxonomy that is not ICD-10-CM (MEDIC for NCBI, HPO)
+    say which taxonomy they come from: they were all labelled "icd10cm-*"."""
+    from spacy_text2node.datasets import taxonomy_pairs
+
+    pairs = taxonomy_pairs(tiny_taxonomy, source="tiny")
+    assert {p["source"] for p in pairs} == {"tiny-label", "tiny-synonym"}
+    assert sum(p["source"] == "tiny-label" for p in pairs) == len(tiny_taxonomy)
+    assert {p["source"] for p in taxonomy_pairs(tiny_taxonomy)} == {"icd10cm-label", "icd10cm-synonym"}
+    with pytest.raises(ValueError, match="source"):
+        taxonomy_pairs(tiny_taxonomy, source="")

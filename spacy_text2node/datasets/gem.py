@@ -189,22 +189,27 @@ def load_gem(
     return GemBenchmark(queries=queries, taxonomy=taxonomy, stats=stats)
 
 
-def taxonomy_pairs(taxonomy: Taxonomy, exclude: Iterable[str] = ()) -> List[Dict[str, object]]:
+def taxonomy_pairs(taxonomy: Taxonomy, exclude: Iterable[str] = (), source: str = "icd10cm") -> List[Dict[str, object]]:
     """Training pairs from every concept's label and inclusion terms.
 
     taxonomy (Taxonomy): the index taxonomy.
     exclude (Iterable[str]): concept ids whose pairs are left out (held-out codes).
+    source (str): the taxonomy's name in each pair's "source": "<source>-label",
+        "<source>-synonym", and for ICD-10-CM's typed synonyms "<source>-inclusion",
+        "-includes" and "-variant" (the GEM splits read these).
     RETURNS (List[Dict]): {"text", "concept", "gold", "source"} in node order.
     """
+    if not source:
+        raise ValueError("taxonomy_pairs: source must name the taxonomy (e.g. 'icd10cm', 'medic'), not be empty.")
     skip = set(exclude)
     out: List[Dict[str, object]] = []
     for cid in taxonomy.ids:
         if cid in skip:
             continue
-        out.append({"text": taxonomy.label(cid), "concept": cid, "gold": [cid], "source": "icd10cm-label"})
+        out.append({"text": taxonomy.label(cid), "concept": cid, "gold": [cid], "source": f"{source}-label"})
         for s in taxonomy.synonyms(cid):
-            src = f"icd10cm-{s.type}" if s.type in ("inclusion", "includes", "variant") else "icd10cm-synonym"
-            out.append({"text": s.text, "concept": cid, "gold": [cid], "source": src})
+            kind = s.type if s.type in ("inclusion", "includes", "variant") else "synonym"
+            out.append({"text": s.text, "concept": cid, "gold": [cid], "source": f"{source}-{kind}"})
     return out
 
 

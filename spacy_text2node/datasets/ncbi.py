@@ -107,7 +107,7 @@ def write_linker_splits(out_dir: Union[str, Path], taxonomy: Taxonomy, seed: int
     train = read_pairs(out / "train.jsonl")
     n = len({(p["text"], p["concept"]) for p in train}) // 5
     fit, calib = split_dev(train, n, seed=seed)
-    names = taxonomy_pairs(taxonomy)
+    names = taxonomy_pairs(taxonomy, source="medic")
     srsly.write_jsonl(out / "fit.jsonl", fit)
     srsly.write_jsonl(out / "calibration.jsonl", calib)
     srsly.write_jsonl(out / "linker_train.jsonl", names + fit)
