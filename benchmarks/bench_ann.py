@@ -139,7 +139,7 @@ def run_usearch(
     from spacy_text2node.index.neighbours import HnswNeighbours
 
     def build() -> Any:
-        index = HnswNeighbours.build(items, m=m, ef_construction=ef_construction, seed=0)
+        index = HnswNeighbours.build(items, m=m, ef_construction=ef_construction)
         return index, len(index.to_bytes()) / 2**20
 
     def search_at(index: Any, ef: int) -> Dict[str, Any]:

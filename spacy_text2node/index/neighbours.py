@@ -4,8 +4,9 @@ Both hold the rows of node space that can be candidates (item i is row i of what
 built from), search unit rows by inner product (annoy: by angle, the same order), and keep
 one file that is memory-mapped when a pipeline loads from disk, so processes that load the
 same pipeline share its pages. A query's neighbours never depend on the other queries of a
-batch: HNSW searches a batch on one thread, row by row; annoy one query at a time. Both
-build on one thread from a seed, so a build is reproducible.
+batch: HNSW searches each row alone (on one of its own threads), annoy one query at a time.
+Both build on one thread (annoy from a seed), so a build is reproducible. Their files'
+checks: annoy's size (`manifest.check_annoy_size`), the HNSW file's size and sha256.
 
 `HnswNeighbours` is the default (`[index] ann = "hnsw"`): on the GEM P1 test queries it finds
 about nine in ten of the exact 50 nearest where annoy finds about six, and faster (see
@@ -25,18 +26,6 @@ from annoy import AnnoyIndex
 from spacy.util import make_tempdir
 
 ANN_KINDS = ("hnsw", "annoy")
-
-
-def _digest(data: Union[bytes, bytearray, memoryview]) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class AnnoyNeighbours:
@@ -117,11 +106,10 @@ class HnswNeighbours:
     kind = "hnsw"
     FILE = "hnsw.usearch"
 
-    def __init__(self, index: Any, *, m: int, ef_construction: int, seed: int):
+    def __init__(self, index: Any, *, m: int, ef_construction: int):
         self.index = index
         self.m = int(m)
         self.ef_construction = int(ef_construction)
-        self.seed = int(seed)
         # usearch keeps the search breadth on the index, not per call: searches with the
         # breadth now set run side by side, one that needs another waits until none runs
         self._ef = int(index.expansion_search)
@@ -152,13 +140,13 @@ class HnswNeighbours:
         return Index(ndim=dim, metric="ip", dtype="f32", connectivity=m, expansion_add=ef_construction)
 
     @classmethod
-    def build(cls, rows: np.ndarray, *, m: int = 16, ef_construction: int = 128, seed: int = 0) -> "HnswNeighbours":
+    def build(cls, rows: np.ndarray, *, m: int = 16, ef_construction: int = 128) -> "HnswNeighbours":
         rows = np.ascontiguousarray(rows, dtype="float32")
         index = cls._new(int(rows.shape[1]), m, ef_construction)
         if len(rows):
             # one thread: a graph built by several depends on their timing
             index.add(np.arange(len(rows), dtype="uint64"), rows, threads=1)
-        return cls(index, m=m, ef_construction=ef_construction, seed=seed)
+        return cls(index, m=m, ef_construction=ef_construction)
 
     def __len__(self) -> int:
         return int(len(self.index))
@@ -180,46 +168,54 @@ class HnswNeighbours:
         return [keys[i, : counts[i]] for i in range(n)]
 
     def cfg(self) -> Dict[str, Any]:
-        return {"ann": self.kind, "hnsw_m": self.m, "hnsw_ef_construction": self.ef_construction, "seed": self.seed}
+        return {"ann": self.kind, "hnsw_m": self.m, "hnsw_ef_construction": self.ef_construction}
 
     def save(self, path: Path) -> Dict[str, Any]:
         """Write the file; RETURNS what cfg.json records to check it on load (its size and
-        digest: usearch checks the header, but a file damaged past it crashes a search)."""
+        sha256: usearch checks the header, but a file damaged past it crashes a search)."""
+        from ..pipeline.manifest import sha256_file
+
         self.index.save(str(path))
-        return {"hnsw_bytes": path.stat().st_size, "hnsw_blake2b": _file_digest(path)}
+        return {"hnsw_bytes": path.stat().st_size, "hnsw_sha256": sha256_file(path)}
 
     @classmethod
-    def _checked(cls, index: Any, source: Any, dim: int, n_items: int) -> Any:
+    def _restored(
+        cls, source: Any, cfg: Dict[str, Any], dim: int, n_items: int, digest: Optional[str], restore: Any
+    ) -> "HnswNeighbours":
+        """`restore()`'s index, after its content's sha256 (`digest`) was checked against the
+        one saved in cfg, and checked to hold n_items rows of dim."""
         from ..pipeline.manifest import FIX, PipelineFileError
 
+        want = cfg.get("hnsw_sha256")
+        if want is not None and digest != want:
+            raise PipelineFileError(
+                f"{source}: the HNSW index is not the one that was saved (its sha256 differs): {FIX}."
+            )
+        index = restore()
         if index is None or int(index.ndim) != dim or len(index) != n_items:
             got = "nothing" if index is None else f"{len(index)} vectors of {index.ndim} dims"
             raise PipelineFileError(
                 f"{source}: the HNSW index holds {got}, not {n_items} of {dim}: the file is damaged; {FIX}."
             )
-        return index
+        return cls(index, m=cfg["hnsw_m"], ef_construction=cfg["hnsw_ef_construction"])
 
     @classmethod
     def load(cls, path: Path, cfg: Dict[str, Any], dim: int, n_items: int) -> "HnswNeighbours":
         from usearch.index import Index
 
-        from ..pipeline.manifest import FIX, PipelineFileError, load_step
+        from ..pipeline.manifest import FIX, PipelineFileError, load_step, sha256_file
 
         size, want = path.stat().st_size, cfg.get("hnsw_bytes")
         if want is not None and size != want:
             raise PipelineFileError(f"{path} has {size} bytes but was saved with {want}: the file is damaged; {FIX}.")
-        digest = cfg.get("hnsw_blake2b")
-        if digest is not None and _file_digest(path) != digest:
-            raise PipelineFileError(f"{path} is not the file that was saved (its digest differs): {FIX}.")
-        with load_step(path, "the HNSW index"):
-            # mapped, not read: processes that load the same pipeline share the pages
-            index = Index.restore(str(path), view=True)
-        return cls(
-            cls._checked(index, path, dim, n_items),
-            m=cfg["hnsw_m"],
-            ef_construction=cfg["hnsw_ef_construction"],
-            seed=cfg["seed"],
-        )
+
+        def restore() -> Any:
+            with load_step(path, "the HNSW index"):
+                # mapped, not read: processes that load the same pipeline share the pages
+                return Index.restore(str(path), view=True)
+
+        digest = sha256_file(path) if "hnsw_sha256" in cfg else None
+        return cls._restored(path, cfg, dim, n_items, digest, restore)
 
     def to_bytes(self) -> bytes:
         return bytes(self.index.save())
@@ -227,26 +223,14 @@ class HnswNeighbours:
     @staticmethod
     def bytes_cfg(data: bytes) -> Dict[str, Any]:
         """What the index's cfg records to check these bytes on load."""
-        return {"hnsw_blake2b": _digest(data)}
+        return {"hnsw_sha256": hashlib.sha256(data).hexdigest()}
 
     @classmethod
     def from_bytes(cls, data: bytes, cfg: Dict[str, Any], dim: int, n_items: int, where: str) -> "HnswNeighbours":
         from usearch.index import Index
 
-        from ..pipeline.manifest import FIX, PipelineFileError
-
-        digest = cfg.get("hnsw_blake2b")
-        if digest is not None and _digest(data) != digest:
-            raise PipelineFileError(
-                f"{where}: the HNSW index is not the one that was saved (its digest differs): {FIX}."
-            )
-        index = Index.restore(bytearray(data))
-        return cls(
-            cls._checked(index, where, dim, n_items),
-            m=cfg["hnsw_m"],
-            ef_construction=cfg["hnsw_ef_construction"],
-            seed=cfg["seed"],
-        )
+        digest = hashlib.sha256(data).hexdigest() if "hnsw_sha256" in cfg else None
+        return cls._restored(where, cfg, dim, n_items, digest, lambda: Index.restore(bytearray(data)))
 
 
 Neighbours = Union[AnnoyNeighbours, HnswNeighbours]
@@ -264,7 +248,7 @@ def build_neighbours(
 ) -> Neighbours:
     """The neighbour index of `kind` ("hnsw" or "annoy") over rows (unit rows, float32)."""
     if kind == "hnsw":
-        return HnswNeighbours.build(rows, m=hnsw_m, ef_construction=hnsw_ef_construction, seed=seed)
+        return HnswNeighbours.build(rows, m=hnsw_m, ef_construction=hnsw_ef_construction)
     if kind == "annoy":
         return AnnoyNeighbours.build(rows, n_trees=n_trees, seed=seed)
     raise ValueError(f"Unknown ann {kind!r}: use one of {', '.join(ANN_KINDS)}.")
