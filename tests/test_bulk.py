@@ -432,9 +432,10 @@ def test_linker_attributes_in_records(linker_dir, tiny_taxonomy, tmp_path):
             assert s["candidates"] == ref["candidates"][:1] and s["concept_id"] == ref["concept_id"]
 
 
-def _tiny_disease_ner(vectors_from, path):
+def _tiny_disease_ner(vectors_from, path, tok2vec="tok2vec"):
     """A small trained NER (tok2vec with static vectors + ner, as configs/ner_disease.cfg)
-    on the vectors of the pipeline at `vectors_from`, saved at `path`."""
+    on the vectors of the pipeline at `vectors_from`, saved at `path`; its tok2vec
+    component is named `tok2vec`."""
     from spacy.training import Example
     from thinc.api import fix_random_seed
 
@@ -445,7 +446,8 @@ def _tiny_disease_ner(vectors_from, path):
     embed.update({"rows": [500, 50], "include_static_vectors": True})
     encode = {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 32, "depth": 1}
     encode.update({"window_size": 1, "maxout_pieces": 2})
-    nlp.add_pipe("tok2vec", config={"model": {"@architectures": "spacy.Tok2Vec.v2", "embed": embed, "encode": encode}})
+    model = {"@architectures": "spacy.Tok2Vec.v2", "embed": embed, "encode": encode}
+    nlp.add_pipe("tok2vec", name=tok2vec, config={"model": model})
     listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 32, "upstream": "*"}
     nlp.add_pipe(
         "ner",
@@ -511,6 +513,20 @@ def test_clinical_config_ner_in_front_of_the_linker(linker_dir, tmp_path):
         bad = load_pipeline(cfg, overrides={"paths.ner": str(other_ner), "paths.linker": str(linker_dir)})
     with pytest.raises(VectorsMismatchError, match="not the ones this linker was trained with"):
         bad("She has influenza today .")
+
+
+def test_clinical_pipeline_sources_the_ner_with_what_it_listens_to(linker_dir, tmp_path):
+    """build_clinical_pipeline(mentions="ner") brings the component the NER listens to,
+    whatever its name (a transformer NER listens to "transformer"), not a fixed "tok2vec"."""
+    ner = _tiny_disease_ner(linker_dir, tmp_path / "ner", tok2vec="embed")
+    from spacy_text2node.bulk.clinical import build_clinical_pipeline
+
+    nlp = build_clinical_pipeline(linker_dir, mentions="ner", ner_model=ner)
+    assert nlp.pipe_names == ["embed", "ner", "text2node_linker"]
+    doc = nlp("She has influenza today .")
+    assert [(e.text, e.kb_id_) for e in doc.ents] == [("influenza", "FLU")]
+    with pytest.raises(ValueError, match="listens to a 'embed' and the pipeline already has one"):
+        build_clinical_pipeline(nlp, mentions="ner", ner_model=ner)
 
 
 def test_clinical_config_with_linker(linker_dir):

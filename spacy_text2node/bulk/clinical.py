@@ -159,6 +159,24 @@ def _add_sourced(nlp: Language, name: str, src: Language, before: Optional[str])
         nlp.add_pipe(name, source=src, before=before)
 
 
+def ner_upstream(src: Language) -> Optional[str]:
+    """The component whose output the "ner" of `src` listens to ("tok2vec" for spaCy's
+    Tok2VecListener, "transformer" for spacy-transformers' TransformerListener), which
+    must come along when the NER is sourced; None for an NER with its own embedding."""
+    model = src.get_pipe_config("ner")["model"].get("tok2vec", {})
+    if not model.get("@architectures", "").endswith("Listener.v1"):
+        return None
+    upstream = model.get("upstream", "*")
+    if upstream != "*":
+        if upstream not in src.pipe_names:
+            raise ValueError(f"The NER listens to {upstream!r}, which its pipeline lacks (it has {src.pipe_names}).")
+        return str(upstream)
+    tok2vecs = [name for name in src.pipe_names if src.get_pipe_meta(name).factory == "tok2vec"]
+    if not tok2vecs:
+        raise ValueError(f"The NER listens to a tok2vec, which its pipeline lacks (it has {src.pipe_names}).")
+    return tok2vecs[0]
+
+
 def _has_linker(nlp: Language) -> bool:
     return LINKER in nlp.pipe_names
 
@@ -276,15 +294,13 @@ def build_clinical_pipeline(
         src = spacy.load(ner_model or base)
         if "ner" not in src.pipe_names:
             raise ValueError(f"The pipeline {ner_model or base!r} has no 'ner' component (it has {src.pipe_names}).")
-        listens = (
-            src.get_pipe_config("ner")["model"].get("tok2vec", {}).get("@architectures", "").endswith("Listener.v1")
-        )
-        if listens:
-            if "tok2vec" in nlp.pipe_names:
+        upstream = ner_upstream(src)
+        if upstream is not None:
+            if upstream in nlp.pipe_names:
                 raise ValueError(
-                    f"The NER of {ner_model or base!r} listens to a 'tok2vec' and the pipeline already has one."
+                    f"The NER of {ner_model or base!r} listens to a {upstream!r} and the pipeline already has one."
                 )
-            _add_sourced(nlp, "tok2vec", src, before)
+            _add_sourced(nlp, upstream, src, before)
         _add_sourced(nlp, "ner", src, before)
     if _has_linker(nlp):
         link_mentions(nlp, "ents")
