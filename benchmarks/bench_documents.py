@@ -98,8 +98,12 @@ def ensure_ner(path: Path, linker: Path) -> Path:
 
 
 def document_pipeline(ner: Path, linker: Path, out: Path) -> Path:
-    """configs/documents.cfg assembled with `text2node assemble`, saved to `out`."""
-    cmd = ["text2node", "assemble", str(REPO / "configs" / "documents.cfg"), str(out)]
+    """configs/documents.cfg (documents_trf.cfg for a transformer NER) assembled with
+    `text2node assemble`, saved to `out`."""
+    from spacy.util import load_config
+
+    trf = "transformer" in load_config(ner / "config.cfg", interpolate=False)["nlp"]["pipeline"]
+    cmd = ["text2node", "assemble", str(REPO / "configs" / ("documents_trf.cfg" if trf else "documents.cfg")), str(out)]
     cmd += ["--paths.ner", str(ner), "--paths.linker", str(linker)]
     subprocess.run(cmd, cwd=REPO, check=True)
     return out

