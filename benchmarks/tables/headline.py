@@ -22,6 +22,7 @@ def headline_table(results: Path) -> str:
         "linker_ncbi.json",
         "linker_hpo.json",
         "documents.json",
+        "documents_trf.json",
         "footprint.json",
         "node2vec.json",
         "vectors.json",
@@ -67,11 +68,13 @@ def headline_table(results: Path) -> str:
     )
     docs = need(data["documents.json"], "results", where="documents.json")
     ner, chunks, matcher = docs["ner"], docs["noun chunks"], docs["phrase matcher"]
+    trf = need(data["documents_trf.json"], "results", "ner", where="documents_trf.json")
     rows.append(
         [
             "documents, NCBI Disease dev: mentions found, then linked",
             "mention F1 / (span, concept) F1",
-            f"{ner['text2node_mention_f']:.3f} / {ner['text2node_link_f']:.3f} (trained NER)",
+            f"{ner['text2node_mention_f']:.3f} / {ner['text2node_link_f']:.3f} (trained NER); "
+            f"{trf['text2node_mention_f']:.3f} / {trf['text2node_link_f']:.3f} (transformer NER)",
             f"noun chunks {chunks['text2node_mention_f']:.3f} / {chunks['text2node_link_f']:.3f}, "
             f"dictionary {matcher['text2node_mention_f']:.3f} / {matcher['text2node_link_f']:.3f} (same linker)",
         ]

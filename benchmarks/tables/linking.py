@@ -277,10 +277,20 @@ DOCUMENT_COLUMNS = (
 @renderer("documents")
 def documents_table(results: Path) -> str:
     """The document pipeline's mention finders side by side (bench_documents.py)."""
-    data = load(results, "documents.json")
+    return _documents(results, "documents.json")
+
+
+@renderer("documents-trf")
+def documents_trf_table(results: Path) -> str:
+    """The same with the transformer NER (configs/ner_disease_trf.cfg)."""
+    return _documents(results, "documents_trf.json")
+
+
+def _documents(results: Path, name: str) -> str:
+    data = load(results, name)
     rows = []
-    for name, r in need(data, "results", where="documents.json").items():
-        rows.append([name] + [num(r.get(key), 3) for _, key in DOCUMENT_COLUMNS])
+    for finder, r in need(data, "results", where=name).items():
+        rows.append([finder] + [num(r.get(key), 3) for _, key in DOCUMENT_COLUMNS])
     header = ["mention finder (+ the MEDIC linker)"] + [h for h, _ in DOCUMENT_COLUMNS]
     return table(header, rows, "l" + "r" * len(DOCUMENT_COLUMNS)) + "\n\n" + provenance(data.get("meta", {}))
 
@@ -288,9 +298,19 @@ def documents_table(results: Path) -> str:
 @renderer("documents-speed")
 def documents_speed_table(results: Path) -> str:
     """Speed and memory of the document pipeline on MTSamples notes (bench_documents.py)."""
-    data = load(results, "documents.json")
-    summary = need(data, "summary", where="documents.json")
-    runs = need(summary, "speed", where="documents.json summary")
+    return _documents_speed(results, "documents.json")
+
+
+@renderer("documents-trf-speed")
+def documents_trf_speed_table(results: Path) -> str:
+    """The same with the transformer NER."""
+    return _documents_speed(results, "documents_trf.json")
+
+
+def _documents_speed(results: Path, name: str) -> str:
+    data = load(results, name)
+    summary = need(data, "summary", where=name)
+    runs = need(summary, "speed", where=f"{name} summary")
     rows = []
     for name, r in runs.items():
         rows.append(
