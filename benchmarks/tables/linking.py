@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -274,19 +275,8 @@ DOCUMENT_COLUMNS = (
 )
 
 
-@renderer("documents")
-def documents_table(results: Path) -> str:
-    """The document pipeline's mention finders side by side (bench_documents.py)."""
-    return _documents(results, "documents.json")
-
-
-@renderer("documents-trf")
-def documents_trf_table(results: Path) -> str:
-    """The same with the transformer NER (configs/ner_disease_trf.cfg)."""
-    return _documents(results, "documents_trf.json")
-
-
 def _documents(results: Path, name: str) -> str:
+    """The document pipeline's mention finders side by side (bench_documents.py)."""
     data = load(results, name)
     rows = []
     for finder, r in need(data, "results", where=name).items():
@@ -295,19 +285,8 @@ def _documents(results: Path, name: str) -> str:
     return table(header, rows, "l" + "r" * len(DOCUMENT_COLUMNS)) + "\n\n" + provenance(data.get("meta", {}))
 
 
-@renderer("documents-speed")
-def documents_speed_table(results: Path) -> str:
-    """Speed and memory of the document pipeline on MTSamples notes (bench_documents.py)."""
-    return _documents_speed(results, "documents.json")
-
-
-@renderer("documents-trf-speed")
-def documents_trf_speed_table(results: Path) -> str:
-    """The same with the transformer NER."""
-    return _documents_speed(results, "documents_trf.json")
-
-
 def _documents_speed(results: Path, name: str) -> str:
+    """Speed and memory of the document pipeline on MTSamples notes (bench_documents.py)."""
     data = load(results, name)
     summary = need(data, "summary", where=name)
     runs = need(summary, "speed", where=f"{name} summary")
@@ -335,3 +314,9 @@ def _documents_speed(results: Path, name: str) -> str:
     if ratios:
         out += "\n\n" + "; ".join(ratios) + "."
     return out + "\n\n" + provenance(data.get("meta", {}))
+
+
+# the document pipeline's tables: with the static-vector NER, and with the transformer NER
+for _table, _file in (("documents", "documents.json"), ("documents-trf", "documents_trf.json")):
+    renderer(_table)(functools.partial(_documents, name=_file))
+    renderer(f"{_table}-speed")(functools.partial(_documents_speed, name=_file))
