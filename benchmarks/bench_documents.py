@@ -102,7 +102,9 @@ def document_pipeline(ner: Path, linker: Path, out: Path) -> Path:
     `text2node assemble`, saved to `out`."""
     from spacy.util import load_config
 
-    trf = "transformer" in load_config(ner / "config.cfg", interpolate=False)["nlp"]["pipeline"]
+    from spacy_text2node.bulk.clinical import ner_listens_to
+
+    trf = ner_listens_to(load_config(ner / "config.cfg", interpolate=False)) == "transformer"
     cmd = ["text2node", "assemble", str(REPO / "configs" / ("documents_trf.cfg" if trf else "documents.cfg")), str(out)]
     cmd += ["--paths.ner", str(ner), "--paths.linker", str(linker)]
     subprocess.run(cmd, cwd=REPO, check=True)

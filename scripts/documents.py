@@ -129,8 +129,10 @@ def documents_config(ner: Path) -> str:
     a transformer NER, configs/documents.cfg for the static-vector one."""
     from spacy.util import load_config
 
-    pipes = load_config(ner / "config.cfg", interpolate=False)["nlp"]["pipeline"]
-    return "configs/documents_trf.cfg" if "transformer" in pipes else "configs/documents.cfg"
+    from spacy_text2node.bulk.clinical import ner_listens_to
+
+    trf = ner_listens_to(load_config(ner / "config.cfg", interpolate=False)) == "transformer"
+    return "configs/documents_trf.cfg" if trf else "configs/documents.cfg"
 
 
 def main() -> None:

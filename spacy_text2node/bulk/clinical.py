@@ -159,14 +159,23 @@ def _add_sourced(nlp: Language, name: str, src: Language, before: Optional[str])
         nlp.add_pipe(name, source=src, before=before)
 
 
-def ner_upstream(src: Language) -> Optional[str]:
-    """The component whose output the "ner" of `src` listens to ("tok2vec" for spaCy's
-    Tok2VecListener, "transformer" for spacy-transformers' TransformerListener), which
-    must come along when the NER is sourced; None for an NER with its own embedding."""
-    model = src.get_pipe_config("ner")["model"].get("tok2vec", {})
+def ner_listens_to(config: Dict[str, Any]) -> Optional[str]:
+    """What the "ner" of a pipeline config (`nlp.config`, or a saved pipeline's config.cfg
+    read without loading it) listens to: its listener's `upstream` ("*" for spaCy's
+    Tok2VecListener: any tok2vec; "transformer" for spacy-transformers'), None for an NER
+    with its own embedding."""
+    model = config["components"]["ner"]["model"].get("tok2vec", {})
     if not model.get("@architectures", "").endswith("Listener.v1"):
         return None
-    upstream = model.get("upstream", "*")
+    return str(model.get("upstream", "*"))
+
+
+def ner_upstream(src: Language) -> Optional[str]:
+    """The component of `src` whose output its "ner" listens to (`ner_listens_to`), which
+    must come along when the NER is sourced; None for an NER with its own embedding."""
+    upstream = ner_listens_to(src.config)
+    if upstream is None:
+        return None
     if upstream != "*":
         if upstream not in src.pipe_names:
             raise ValueError(f"The NER listens to {upstream!r}, which its pipeline lacks (it has {src.pipe_names}).")
