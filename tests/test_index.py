@@ -19,6 +19,7 @@ from spacy_text2node.index import (
     word_set,
     words,
 )
+from spacy_text2node.index.ann import ranked_top_k
 from spacy_text2node.index.neighbours import KINDS
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
@@ -677,3 +678,43 @@ def test_hnsw_searches_of_different_breadths_side_by_side_keep_their_own():
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda ef: (ef, [r.tolist() for r in index.search(Y, 5, ef=ef)]), jobs))
     assert all(res == alone[ef] for ef, res in got)
+
+
+def _ranked_one_query_at_a_time(qi, ni, score, n_queries, k, softmax):
+    """The definition `ranked_top_k` must keep: each query's pairs alone, sorted by score
+    (ties by node), the shown score its softmax among all of the query's pairs."""
+    out = []
+    for i in range(n_queries):
+        nodes, z = ni[qi == i], score[qi == i]
+        shown = np.exp(z - z.max()) / np.exp(z - z.max()).sum() if softmax and len(z) else z
+        order = sorted(range(len(z)), key=lambda j: (-z[j], nodes[j]))[:k]
+        out.append([(int(nodes[j]), float(shown[j])) for j in order])
+    return out
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 50])
+def test_ranked_top_k_matches_one_query_at_a_time(softmax, k):
+    rng = np.random.default_rng(7)
+    n_queries = 40
+    per_query = rng.integers(0, 9, n_queries)  # some queries have no pair at all
+    per_query[[0, -1]] = 0  # nor the first and the last
+    qi = np.repeat(np.arange(n_queries), per_query)
+    ni = np.concatenate([rng.choice(30, c, replace=False) for c in per_query]).astype("int64")
+    score = rng.choice([0.25, 0.5, 0.75, 1.0, 2.0], len(ni))  # many ties between nodes
+    got = ranked_top_k(qi, ni, score, n_queries, k, softmax=softmax)
+    want = _ranked_one_query_at_a_time(qi, ni, score, n_queries, k, softmax)
+    assert [[n for n, _ in r] for r in got] == [[n for n, _ in r] for r in want]
+    for g, w in zip(got, want):
+        assert [s for _, s in g] == pytest.approx([s for _, s in w], rel=1e-12, abs=1e-15)
+    assert [len(r) for r in got] == [min(int(c), k) for c in per_query]
+    if softmax:
+        for r, c in zip(got, per_query):
+            if 0 < c <= k:  # a query's whole list: its probabilities sum to one
+                assert sum(s for _, s in r) == pytest.approx(1.0)
+
+
+def test_ranked_top_k_of_no_pairs():
+    empty = np.zeros(0, dtype="int64")
+    assert ranked_top_k(empty, empty, np.zeros(0), 3, 5, softmax=True) == [[], [], []]
+    assert ranked_top_k(empty, empty, np.zeros(0), 0, 5, softmax=False) == []

@@ -28,6 +28,42 @@ EXACT_BONUS = 100.0
 PAIR_BLOCK = 2048
 
 
+def ranked_top_k(
+    qi: np.ndarray, ni: np.ndarray, score: np.ndarray, n_queries: int, k: int, *, softmax: bool
+) -> List[List[Tuple[int, float]]]:
+    """The k best (node, shown score) of each query from its pairs (queries contiguous and
+    in order in qi): ordered by score, ties by node index. The score shown is the score
+    itself, or with softmax its probability among all of the query's pairs. One sort for
+    all queries instead of one per query."""
+    out: List[List[Tuple[int, float]]] = [[] for _ in range(n_queries)]
+    if len(ni) == 0 or k <= 0:
+        return out
+    counts = np.bincount(qi, minlength=n_queries)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    nonempty = counts > 0
+    order = np.lexsort((ni, -score, qi))
+    z = score[order]
+    rank = np.arange(len(order)) - starts[qi[order]]
+    top = rank < k
+    if softmax:
+        # the first of each query's sorted pairs holds its largest score
+        zmax = np.repeat(z[starts[nonempty]], counts[nonempty])
+        p = np.exp(score - zmax)
+        total = np.add.reduceat(p, starts[nonempty])
+        shown = (p / np.repeat(total, counts[nonempty]))[order][top]
+    else:
+        shown = z[top]
+    nodes = ni[order][top].tolist()
+    values = shown.tolist()
+    taken = np.minimum(counts, k).tolist()
+    a = 0
+    for i, c in enumerate(taken):
+        if c:
+            out[i] = list(zip(nodes[a : a + c], values[a : a + c]))
+            a += c
+    return out
+
+
 class NodeIndex:
     """A nearest-neighbour index over node space fused with the lexical channel.
 
@@ -266,26 +302,15 @@ class NodeIndex:
             allowed=allowed,
             node_found=node_found,
         )
-        ni, bounds, fused = t.ni, t.bounds, t.fused
         if self.reranker is not None:
             order_score = self.reranker.score(t) + EXACT_BONUS * t.exact
         else:
-            order_score = fused
+            order_score = t.fused
         # the evidence a candidate needs: its best similarity, lexical or fused (in [0, 1])
-        keep = np.maximum(fused, t.lexical) >= threshold if threshold is not None else np.ones(len(ni), dtype=bool)
-        out: List[List[Tuple[int, float]]] = []
-        for i in range(b):
-            a, e = bounds[i], bounds[i + 1]
-            m = keep[a:e]
-            nodes, z = ni[a:e][m], order_score[a:e][m]
-            if self.reranker is not None and len(z):
-                p = np.exp(z - z.max())
-                shown = p / p.sum()
-            else:
-                shown = z
-            order = np.lexsort((nodes, -z))[:k]
-            out.append([(int(nodes[j]), float(shown[j])) for j in order])
-        return out
+        if threshold is None:
+            return ranked_top_k(t.qi, t.ni, order_score, b, k, softmax=self.reranker is not None)
+        keep = np.maximum(t.fused, t.lexical) >= threshold
+        return ranked_top_k(t.qi[keep], t.ni[keep], order_score[keep], b, k, softmax=self.reranker is not None)
 
     # serialization -------------------------------------------------------------------
     # bytes: a msgpack map of these parts ("cfg" and the lexical indexes' and reranker's
