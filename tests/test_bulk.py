@@ -529,6 +529,7 @@ def test_clinical_pipeline_sources_the_ner_with_what_it_listens_to(linker_dir, t
         build_clinical_pipeline(nlp, mentions="ner", ner_model=ner)
 
 
+@pytest.mark.trf
 def test_transformer_ner_document_pipeline(linker_dir, tmp_path):
     """configs/ner_disease_trf.cfg trains through the project's script (which fills in the
     local MiniLM), configs/documents_trf.cfg puts it in front of the linker, and the saved
