@@ -846,6 +846,12 @@ def test_linker_built_from_a_vectors_pipeline_with_subwords(tiny_taxonomy):
     train_linker(nlp, examples, examples, epochs=1, show_progress=False, calibrate=False)
     ranked = link_phrases(nlp, ["zymoticflu", "diabetess", "asthmaa"], k=3)
     assert all(len(r) for r in ranked)
+    # words outside the table take their vectors from the subword hook on the cached path too
+    docs = list(nlp.pipe(["zymoticflu", "diabetess attack", "asthma", "!!"]))
+    assert sum(t.vector.any() and not t.has_vector for d in docs for t in d) == 0  # hooks set has_vector
+    _assert_cached_mapping_is_the_model(
+        nlp.get_pipe("text2node_linker"), docs, [(i, 0, len(d)) for i, d in enumerate(docs)]
+    )
 
 
 def test_calibration_keeps_strings_of_concepts_that_are_not_candidates(tiny_taxonomy):
@@ -1183,3 +1189,47 @@ def test_train_linker_hands_its_own_examples_to_the_loop(tiny_taxonomy):
     assert linker_api._RUNNING == {}  # nothing left behind
     with pytest.raises(ValueError, match="no examples under key 'gone'"):
         list(linker_api.in_memory_examples("gone")(nlp))
+
+
+def _assert_cached_mapping_is_the_model(linker, docs, offsets, cache=None):
+    """`predict_static` (the input layer's rows from a cache) gives bitwise what the mapper
+    model gives, and the same spans with vectors."""
+    from spacy_text2node.ml.mapper import StaticInputCache, predict_static, spans_with_vectors
+
+    cache = cache or StaticInputCache()
+    fast = predict_static(linker.model, docs, offsets, cache, "table")
+    assert fast is not None
+    assert np.array_equal(fast[0], linker.model.ops.to_numpy(linker.model.predict((docs, offsets))))
+    assert np.array_equal(fast[1], spans_with_vectors(docs, offsets, linker._max_tokens()))
+    return fast
+
+
+def test_cached_input_layer_maps_as_the_model_does(trained, monkeypatch):
+    from spacy_text2node.ml.mapper import StaticInputCache, predict_static
+
+    nlp, examples = trained
+    linker = nlp.get_pipe("text2node_linker")
+    long = " ".join(["flu"] * 40)  # past max_tokens: truncated alike
+    docs = [nlp.make_doc(t) for t in ["type 2 diabetes", "zzqx flu", "...", long, "lung infection flu"]]
+    offsets = [(0, 0, 3), (1, 0, 2), (2, 0, 1), (3, 0, 40), (4, 0, 3), (4, 1, 2), (0, 1, 1)]  # the last is empty
+    cache = StaticInputCache()
+    Y, with_vectors = _assert_cached_mapping_is_the_model(linker, docs, offsets, cache)
+    assert with_vectors.tolist() == [True, True, False, True, True, True, False]
+    # warm: rows from the cache, in another batch, are the rows computed the first time
+    again, _ = _assert_cached_mapping_is_the_model(linker, docs[::-1], [(0, 1, 2), (4, 0, 3)], cache)
+    assert np.array_equal(again, Y[[5, 0]])
+    # training changes the input layer's weights in place: the cache must not serve old rows
+    nlp.update(examples, sgd=Adam(0.01))
+    _assert_cached_mapping_is_the_model(linker, docs, offsets, cache)
+    assert not np.array_equal(predict_static(linker.model, docs, offsets, cache, "table")[0], Y)
+    # and linking through the component uses it (the same rankings as without it)
+    monkeypatch.setitem(linker.cfg, "cache_size", 0)
+    phrases = ["flu", "type 2 diabetes", "lung infection", "...", "zzqx asthma"]
+    cached = link_phrases(nlp, phrases, k=3)
+    import spacy_text2node.pipeline.search as search_mod
+
+    monkeypatch.setattr(search_mod, "predict_static", lambda *a, **k: None)
+    assert link_phrases(nlp, phrases, k=3) == cached
+    # a table whose rows would take too much memory is not cached: the model runs as it is
+    monkeypatch.setattr(StaticInputCache, "MAX_BYTES", 16)
+    assert predict_static(linker.model, docs, offsets, StaticInputCache(), "table") is None

@@ -12,8 +12,9 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from ..index import NodeIndex
-from ..ml.mapper import spans_with_vectors
+from ..ml.mapper import StaticInputCache, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
+from . import manifest as mf
 from .kb import leaf_mask
 from .settings import SearchSettings
 
@@ -209,11 +210,33 @@ class LinkerSearch:
 
     def map_spans(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
         """Mapper outputs; spans without any word vector (punctuation, unknown words) get a
-        zero row, so only the lexical channel links them."""
-        Y = self.model.predict((list(docs), offsets))
+        zero row, so only the lexical channel links them. A mapper on static vectors takes
+        its input layer's rows of known words from a cache (`predict_static`)."""
+        fast = predict_static(self.model, docs, offsets, self._input_cache(), self._table_key(docs)) if docs else None
+        if fast is not None:
+            Y, with_vectors = fast
+        else:
+            Y, with_vectors = self.model.predict((list(docs), offsets)), None
         Y = np.array(self.model.ops.to_numpy(Y), dtype="float32")
-        Y[~spans_with_vectors(docs, offsets, self._max_tokens())] = 0.0
+        if with_vectors is None:
+            with_vectors = spans_with_vectors(docs, offsets, self._max_tokens())
+        Y[~with_vectors] = 0.0
         return Y
+
+    def _input_cache(self) -> StaticInputCache:
+        cache = self.__dict__.get("_static_inputs")
+        if cache is None:
+            cache = self.__dict__["_static_inputs"] = StaticInputCache()
+        return cache
+
+    def _table_key(self, docs: Sequence[Doc]) -> Any:
+        """The docs' word vectors' fingerprint, computed once per table (as `check_vectors`)."""
+        vectors = docs[0].vocab.vectors
+        ident = mf.vectors_identity(vectors)
+        seen = self.__dict__.get("_table_keys")
+        if seen is None or seen[0] != ident:
+            seen = self.__dict__["_table_keys"] = (ident, mf.vectors_fingerprint(vectors)["fingerprint"])
+        return seen[1]
 
     def map_spans_in_chunks(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
         """`map_spans` MAP_CHUNK spans at a time, as linking maps with a static mapper: the
