@@ -198,13 +198,16 @@ def predict_static(
     vectors whose first layers are SpanEmbed and the input layer (the CNN and BiLSTM
     mappers), with the input layer's rows of known words from `cache`; one lookup of the
     spans' table rows serves both (table_key: see `StaticInputCache.rows`). None when the
-    model is not of that shape or the table is too large to cache: call `model.predict` then."""
+    model is not of that shape, runs on other ops than `RowBlockOps` (whose rows alone make a
+    kept row exact) or the table is too large to cache: call `model.predict` then."""
     layers = model.layers
     if len(layers) < 3 or layers[0].name != "t2n_span_embed" or layers[0].layers:
         return None
     if layers[1].name != "with_array(t2n_input)" or not docs:
         return None
     inp = layers[1].layers[0]
+    if not isinstance(inp.ops, RowBlockOps):
+        return None
     table = _static_table(docs)
     width = layers[0].get_dim("nO") - 1
     if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] != width or not cache.fits(table, inp):
