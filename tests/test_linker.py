@@ -42,7 +42,7 @@ from spacy_text2node.linker_api import (
 )
 from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, set_mapper_dims
 from spacy_text2node.pipeline.calibrate import calibration_table
-from spacy_text2node.pipeline.settings import DEFAULT_LINKER_MODEL
+from spacy_text2node.pipeline.settings import DEFAULT_LINKER_MODEL, SearchSettings
 from spacy_text2node.visualize import concept_url, render_links
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -622,6 +622,47 @@ def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy
     assert np.allclose([s for r in a for _, s in r], [s for r in b for _, s in r], atol=1e-6)
     with pytest.raises(ValueError, match="not in taxonomy"):
         calibrate_linker(nlp, _examples(nlp, [("flu", "NOPE")]))
+
+
+def test_min_probability_leaves_unclear_spans_nil_in_a_calibrated_linker(tiny_taxonomy):
+    src = toy_vectors_nlp()
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
+    )
+    linker = nlp.get_pipe("text2node_linker")
+    phrases = ["diabetes type 2", "influenzas", "lung", "gout attack", "xqzt"]
+    linker.cfg.update(cache_size=0, min_probability=0.9)
+    uncalibrated = link_phrases(nlp, phrases, k=3)
+    linker.cfg["min_probability"] = 0.0
+    assert link_phrases(nlp, phrases, k=3) == uncalibrated  # without a reranker scores are no probabilities
+    calibrate_linker(nlp, _examples(nlp, [*CALIBRATION_PAIRS, ("Podagra", "GOUT")]))
+    full = link_phrases(nlp, phrases, k=3)
+    best = [r[0][1] if r else None for r in full]
+    cut = sorted(p for p in best if p is not None)[len([p for p in best if p is not None]) // 2]
+    assert 0 < cut < 1  # some spans above it, some under
+    linker.cfg["min_probability"] = cut
+    got = link_phrases(nlp, phrases, k=3)
+    assert got == [r if r and r[0][1] >= cut else [] for r in full]
+    assert any(r == [] for r, f in zip(got, full) if f) and any(got)
+    with pytest.raises(SettingsError, match=r"min_probability=1\.5 must be in \[0, 1\)"):
+        SearchSettings(min_probability=1.5).check()
+    # scoring the linker on gold mentions leaves none NIL for a low probability
+    from spacy_text2node.cli.evaluate import _evaluate_documents
+    from spacy_text2node.readers.linking import PubTatorCorpus
+
+    def gold_scores(min_probability):
+        linker.cfg["min_probability"] = min_probability
+        examples = list(PubTatorCorpus(FIXTURES / "pubtator_tiny.txt", taxonomy_path=None)(nlp))
+        scores = _evaluate_documents(nlp, examples, True)
+        scores.pop("speed")
+        return scores
+
+    assert gold_scores(0.999) == gold_scores(0.0)
+    assert linker.cfg["min_probability"] == 0.0 and linker.cfg["spans"] == "doc"  # restored
+    linker.cfg["min_probability"] = 0.999
+    assert all(r == [] or r[0][1] >= 0.999 for r in link_phrases(nlp, phrases, k=3))
+    gold_scores(0.999)
+    assert linker.cfg["min_probability"] == 0.999
 
 
 def test_calibration_chooses_word_penalty_by_cross_validation(tiny_taxonomy):

@@ -25,7 +25,8 @@ def evaluate_cmd(
     gold_mentions: bool = typer.Option(
         True,
         "--gold-mentions/--predicted-mentions",
-        help="PubTator: link the gold mentions (default) or those the pipeline finds.",
+        help="PubTator: link the gold mentions (default; none left NIL for a low probability) "
+        "or those the pipeline finds.",
     ),
     limit: int = typer.Option(0, "--limit", help="At most this many pairs or documents (0: all)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the scores as JSON here."),
@@ -67,7 +68,8 @@ def evaluate_cmd(
 
 def _evaluate_documents(nlp, examples, gold_mentions: bool):
     """Evaluate on documents; with `gold_mentions` the linker links the reference's
-    mentions (copied into the predicted docs) and the mention finders are switched off."""
+    mentions (copied into the predicted docs), the mention finders are switched off and no
+    mention is left NIL for a low probability (`min_probability`, a cut for false finds)."""
     from ..bulk.clinical import LINKER, mention_finders
 
     if not gold_mentions or LINKER not in nlp.pipe_names:
@@ -76,10 +78,11 @@ def _evaluate_documents(nlp, examples, gold_mentions: bool):
         spans = [eg.predicted.char_span(e.start_char, e.end_char, label=e.label_) for e in eg.reference.ents]
         eg.predicted.ents = [s for s in spans if s is not None]
     linker = nlp.get_pipe(LINKER)
-    saved = linker.cfg["spans"]
-    linker.cfg["spans"] = "ents"
+    saved = {key: linker.cfg[key] for key in ("spans", "min_probability") if key in linker.cfg}
+    linker.cfg.update(spans="ents", min_probability=0.0)
     try:
         with nlp.select_pipes(disable=mention_finders(nlp)):
             return nlp.evaluate(examples)
     finally:
-        linker.cfg["spans"] = saved
+        linker.cfg.pop("min_probability", None)
+        linker.cfg.update(saved)

@@ -174,7 +174,10 @@ class LinkerSearch:
                 )
                 founds = [found[a : a + SEARCH_CHUNK] for a in starts]
             parts = list(run(chunk, starts, Ys, founds))
-        return [r for part in parts for r in part]
+        out = [r for part in parts for r in part]
+        if s.min_probability > 0 and index.reranker is not None:  # scores are probabilities
+            out = [r if r and r[0][1] >= s.min_probability else [] for r in out]
+        return out
 
     def _n_threads(self) -> int:
         n = int(self.cfg.get("n_threads", 0) or 0)

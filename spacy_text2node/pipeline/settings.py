@@ -104,6 +104,10 @@ class SearchSettings:
         parts, each searched on its own; the span gets one concept per part in
         `span._.text2node_concepts`. Off by default: taxonomy labels such as ICD-10-CM's
         often join two conditions in one concept.
+    min_probability (float): a calibrated linker (one with a fitted reranker, whose scores
+        are probabilities among a span's candidates) leaves a span NIL when its best
+        candidate's probability is below this: a mention finder's false finds tend to have
+        no clear best concept. 0 (the default) never does; no effect without a reranker.
     """
 
     k: int = 5
@@ -115,9 +119,15 @@ class SearchSettings:
     ef_search: int = 50
     abbreviations: bool = True
     composite: bool = False
+    min_probability: float = 0.0
 
     def check(self) -> None:
         _at_least("search", "k", self.k, 1, "a positive number")
+        if not 0.0 <= float(self.min_probability) < 1.0:
+            raise SettingsError(
+                f"{NAME}: [search] min_probability={self.min_probability!r} must be in [0, 1) "
+                "(0: a span is never left NIL for a low probability)."
+            )
         _at_least("search", "ann_candidates", self.ann_candidates, 0, "0 or more")
         _at_least("search", "lexical_candidates", self.lexical_candidates, 0, "0 or more")
         _at_least("search", "ef_search", self.ef_search, 0, "0 or more")
