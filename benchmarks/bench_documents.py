@@ -15,6 +15,10 @@ names and synonyms) and is scored by `document_scores` on the 100 dev abstracts:
 * phrase matcher      exact lookup of MEDIC names and synonyms (an entity_ruler on LOWER:
                       the QuickUMLS-style dictionary baseline)
 * gold mentions       the linker on the gold spans: its ceiling, and linking accuracy alone
+                      (as saved: no NIL cut for an unclear best concept)
+
+The peers' linker leaves a span NIL below the document config's `min_probability`, as the
+document pipeline's does.
 
 Then the document pipeline's speed and peak RSS on MTSamples notes, `text2node link` with
 1 and 2 processes, with and without the linker (benchmarks/bench_bulk.py's runner), and the
@@ -139,11 +143,21 @@ def contenders(documents: Path, linker: Path) -> Dict[str, Any]:
         ruler.add_patterns(taxonomy_patterns(tax, label="Disease"))
         return nlp
 
+    # the peers' mentions go to the linker with the document pipeline's NIL cut too
+    ours: Any = spacy.load(documents).get_pipe("text2node_linker")
+    min_probability = ours.cfg.get("min_probability", 0.0)
+
+    def peer(mentions: str) -> Any:
+        nlp = build_clinical_pipeline(spacy.load(linker), mentions=mentions)
+        theirs: Any = nlp.get_pipe("text2node_linker")
+        theirs.cfg["min_probability"] = min_probability
+        return nlp
+
     def noun_chunks() -> Any:
-        return build_clinical_pipeline(spacy.load(linker), mentions="noun_chunks")
+        return peer("noun_chunks")
 
     def matcher() -> Any:
-        return build_clinical_pipeline(spacy.load(linker), mentions="ruler")
+        return peer("ruler")
 
     return {
         "ner": ner,

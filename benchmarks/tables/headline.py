@@ -21,8 +21,8 @@ def headline_table(results: Path) -> str:
         "linker_gem.json",
         "linker_ncbi.json",
         "linker_hpo.json",
-        "documents.json",
-        "documents_trf.json",
+        "documents_accuracy.json",
+        "documents_trf_accuracy.json",
         "footprint.json",
         "node2vec.json",
         "vectors.json",
@@ -66,9 +66,9 @@ def headline_table(results: Path) -> str:
             f"TF-IDF {hpo['tfidf']['acc@1']:.3f} / {hpo['tfidf']['acc@5']:.3f}",
         ]
     )
-    docs = need(data["documents.json"], "results", where="documents.json")
+    docs = need(data["documents_accuracy.json"], "results", where="documents_accuracy.json")
     ner, chunks, matcher = docs["ner"], docs["noun chunks"], docs["phrase matcher"]
-    trf = need(data["documents_trf.json"], "results", "ner", where="documents_trf.json")
+    trf = need(data["documents_trf_accuracy.json"], "results", "ner", where="documents_trf_accuracy.json")
     rows.append(
         [
             "documents, NCBI Disease dev: mentions found, then linked",
