@@ -24,6 +24,7 @@ from thinc.api import Model, Optimizer
 from ..errors import LinkerNotReadyError, UnknownConceptError
 from ..index import LexicalIndex, NodeIndex, normalize_text
 from ..ml.mapper import (  # registers the architectures too
+    StaticInputCache,
     batched_products,
     mapper_dims,
     set_mapper_dims,
@@ -120,6 +121,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self._results: Dict[str, List[Tuple[int, float]]] = {}
         self._results_key: Any = None
         self._vectors_seen: Dict[Any, Dict[str, Any]] = {}  # vectors_fingerprint per table (see check_vectors)
+        self._static_inputs = StaticInputCache()  # the mapper's input layer per vector row (see map_spans)
 
     # settings and helpers ---------------------------------------------------------------
     @property

@@ -14,7 +14,6 @@ from thinc.api import Model
 from ..index import NodeIndex
 from ..ml.mapper import StaticInputCache, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
-from . import manifest as mf
 from .kb import leaf_mask
 from .settings import SearchSettings
 
@@ -64,6 +63,7 @@ class LinkerSearch:
     index: Optional[NodeIndex]
     _results: Dict[str, List[Tuple[int, float]]]
     _results_key: Any
+    _static_inputs: StaticInputCache
 
     if TYPE_CHECKING:  # the component's, declared for the type checker only
 
@@ -71,6 +71,8 @@ class LinkerSearch:
         def search_settings(self) -> SearchSettings: ...
 
         def check_vectors(self, vocab: Any) -> Dict[str, Any]: ...
+
+        def vectors_fingerprint(self, vocab: Any) -> Dict[str, Any]: ...
 
     def _max_tokens(self) -> int:
         for node in self.model.walk():
@@ -215,7 +217,10 @@ class LinkerSearch:
         """Mapper outputs; spans without any word vector (punctuation, unknown words) get a
         zero row, so only the lexical channel links them. A mapper on static vectors takes
         its input layer's rows of known words from a cache (`predict_static`)."""
-        fast = predict_static(self.model, docs, offsets, self._input_cache(), self._table_key(docs)) if docs else None
+        fast = None
+        if docs:
+            table_key = self.vectors_fingerprint(docs[0].vocab)["fingerprint"]
+            fast = predict_static(self.model, docs, offsets, self._static_inputs, table_key)
         if fast is not None:
             Y, with_vectors = fast
         else:
@@ -225,21 +230,6 @@ class LinkerSearch:
             with_vectors = spans_with_vectors(docs, offsets, self._max_tokens())
         Y[~with_vectors] = 0.0
         return Y
-
-    def _input_cache(self) -> StaticInputCache:
-        cache = self.__dict__.get("_static_inputs")
-        if cache is None:
-            cache = self.__dict__["_static_inputs"] = StaticInputCache()
-        return cache
-
-    def _table_key(self, docs: Sequence[Doc]) -> Any:
-        """The docs' word vectors' fingerprint, computed once per table (as `check_vectors`)."""
-        vectors = docs[0].vocab.vectors
-        ident = mf.vectors_identity(vectors)
-        seen = self.__dict__.get("_table_keys")
-        if seen is None or seen[0] != ident:
-            seen = self.__dict__["_table_keys"] = (ident, mf.vectors_fingerprint(vectors)["fingerprint"])
-        return seen[1]
 
     def map_spans_in_chunks(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
         """`map_spans` MAP_CHUNK spans at a time, as linking maps with a static mapper: the

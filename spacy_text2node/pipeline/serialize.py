@@ -68,13 +68,18 @@ class LinkerSerialization:
         """Raise VectorsMismatchError unless `vocab`'s word vectors are the ones the linker
         was trained with (`manifest.check_vectors`); the fingerprint is computed once per table.
         RETURNS (Dict[str, Any]): the table's shape and fingerprint."""
+        now = self.vectors_fingerprint(vocab)
+        mf.check_vectors(self.cfg.get(mf.VECTORS_KEY), now, self.name)
+        return now
+
+    def vectors_fingerprint(self, vocab: Vocab) -> Dict[str, Any]:
+        """`manifest.vectors_fingerprint` of `vocab`'s word vectors, computed once per table."""
         key = mf.vectors_identity(vocab.vectors)
         now = self._vectors_seen.get(key)
         if now is None:
             if len(self._vectors_seen) > 16:
                 self._vectors_seen.clear()
             now = self._vectors_seen[key] = mf.vectors_fingerprint(vocab.vectors)
-        mf.check_vectors(self.cfg.get(mf.VECTORS_KEY), now, self.name)
         return now
 
     def _loaded(self, manifest: Optional[Dict[str, Any]], source: Any) -> Any:
