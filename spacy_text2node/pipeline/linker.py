@@ -23,13 +23,9 @@ from thinc.api import Model, Optimizer
 
 from ..errors import LinkerNotReadyError, UnknownConceptError
 from ..index import LexicalIndex, NodeIndex, normalize_text
-from ..ml.mapper import (  # registers the architectures too
-    StaticInputCache,
-    batched_products,
-    mapper_dims,
-    set_mapper_dims,
-    spans_with_vectors,
-)
+from ..ml.mapper import mapper_dims, set_mapper_dims  # registers the architectures too
+from ..ml.row_ops import batched_products
+from ..ml.static_vectors import StaticInputCache, spans_with_vectors
 from ..taxonomy import Taxonomy
 from . import calibrate as calibration
 from . import manifest as mf

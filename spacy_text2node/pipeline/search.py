@@ -12,7 +12,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from ..index import NodeIndex
-from ..ml.mapper import StaticInputCache, predict_static, spans_with_vectors
+from ..ml.static_vectors import StaticInputCache, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
 from .kb import leaf_mask
 from .settings import SearchSettings
@@ -125,7 +125,7 @@ class LinkerSearch:
         static = self._static_mapper()
         # a context-reading mapper (tok2vec listener) runs once over the whole batch; a
         # static one per chunk, in the chunk's thread (its output for a span does not
-        # depend on the other spans of the chunk: see ml.mapper.RowBlockOps)
+        # depend on the other spans of the chunk: see ml.row_ops.RowBlockOps)
         Y_all = None if static else self.map_spans(docs, offsets)
 
         # spans are independent: searching SEARCH_CHUNK at a time bounds the candidate
