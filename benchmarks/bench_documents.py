@@ -104,12 +104,9 @@ def ensure_ner(path: Path, linker: Path) -> Path:
 def document_pipeline(ner: Path, linker: Path, out: Path) -> Path:
     """configs/documents.cfg (documents_trf.cfg for a transformer NER) assembled with
     `text2node assemble`, saved to `out`."""
-    from spacy.util import load_config
+    from spacy_text2node.bulk.clinical import documents_config_name
 
-    from spacy_text2node.bulk.clinical import ner_listens_to
-
-    trf = ner_listens_to(load_config(ner / "config.cfg", interpolate=False)) == "transformer"
-    cmd = ["text2node", "assemble", str(REPO / "configs" / ("documents_trf.cfg" if trf else "documents.cfg")), str(out)]
+    cmd = ["text2node", "assemble", str(REPO / "configs" / documents_config_name(ner)), str(out)]
     cmd += ["--paths.ner", str(ner), "--paths.linker", str(linker)]
     subprocess.run(cmd, cwd=REPO, check=True)
     return out

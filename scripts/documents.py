@@ -124,17 +124,6 @@ def train_ner(a: argparse.Namespace, output: Path, vectors: Path) -> None:
     )
 
 
-def documents_config(ner: Path) -> str:
-    """The document pipeline's config for the NER at `ner`: configs/documents_trf.cfg for
-    a transformer NER, configs/documents.cfg for the static-vector one."""
-    from spacy.util import load_config
-
-    from spacy_text2node.bulk.clinical import ner_listens_to
-
-    trf = ner_listens_to(load_config(ner / "config.cfg", interpolate=False)) == "transformer"
-    return "configs/documents_trf.cfg" if trf else "configs/documents.cfg"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="step", required=True)
@@ -204,8 +193,10 @@ def main() -> None:
         )
         run([sys.executable, "-c", code])
     elif a.step == "evaluate-docs":
+        from spacy_text2node.bulk.clinical import documents_config_name
+
         run(
-            text2node("assemble", documents_config(NER / "model-best"), str(DOCUMENTS))
+            text2node("assemble", "configs/" + documents_config_name(NER / "model-best"), str(DOCUMENTS))
             + ["--paths.ner", str(NER / "model-best"), "--paths.linker", str(LINKER / "model-calibrated")]
         )
         Path("metrics").mkdir(exist_ok=True)

@@ -170,6 +170,15 @@ def ner_listens_to(config: Dict[str, Any]) -> Optional[str]:
     return str(model.get("upstream", "*"))
 
 
+def documents_config_name(ner_dir: Union[str, Path]) -> str:
+    """The document pipeline's config (in the repository's configs/) for the saved NER at
+    `ner_dir`: documents_trf.cfg for a transformer NER, documents.cfg for the static one."""
+    from spacy.util import load_config
+
+    trf = ner_listens_to(load_config(Path(ner_dir) / "config.cfg", interpolate=False)) == "transformer"
+    return "documents_trf.cfg" if trf else "documents.cfg"
+
+
 def ner_upstream(src: Language) -> Optional[str]:
     """The component of `src` whose output its "ner" listens to (`ner_listens_to`), which
     must come along when the NER is sourced; None for an NER with its own embedding."""
