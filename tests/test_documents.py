@@ -185,6 +185,11 @@ def test_assemble_applies_settings_beside_the_sourced_linker(phrase_linker_dir, 
     assert ent._.negex is True
     cfg_saved = json.loads((out / "text2node_linker" / "cfg").read_text())
     assert cfg_saved["composite"] is True and cfg_saved["spans"] == "ents"
+    # the saved config.cfg says what the pipeline does, not what the source was saved with
+    block = spacy.util.load_config(out / "config.cfg")["components"]["text2node_linker"]
+    assert block["search"]["composite"] is True
+    assert block["spans"] == {"@misc": "spacy-text2node.ents_getter.v1"}
+    assert nlp.config["components"]["text2node_linker"]["search"]["composite"] is True
     bad = cfg.read_text().replace("composite = true", "composite = true\nbogus = 1")
     cfg.write_text(bad)
     res = CliRunner().invoke(app, args)

@@ -227,7 +227,7 @@ def link_mentions(nlp: Language, spans: Any = "ents") -> None:
     from spacy.util import registry
 
     from ..pipeline.linker import Text2NodeLinker
-    from ..pipeline.spans import check_spans_setting
+    from ..pipeline.spans import check_spans_setting, spans_config
 
     linker = cast(Text2NodeLinker, nlp.get_pipe(LINKER))
     if isinstance(spans, dict):  # a getter's block, as a config gives it beside `source`
@@ -236,6 +236,8 @@ def link_mentions(nlp: Language, spans: Any = "ents") -> None:
     if linker.cfg.get("spans") != spans:
         logger.info("%s: linking the mentions (spans=%r) instead of spans=%r", LINKER, spans, linker.cfg.get("spans"))
         linker.cfg["spans"] = spans
+    # nlp.config (and the config.cfg that nlp.to_disk writes) says so too
+    nlp.get_pipe_config(LINKER)["spans"] = spans_config(spans)
 
 
 def build_clinical_pipeline(

@@ -159,6 +159,9 @@ def _configure_sourced_linker(nlp: Language, config: Any, path: Path) -> None:
         checked = settings_block("search", {**current, **given}, SearchSettings)
         linker_.cfg.update(dataclasses.asdict(checked))
         linker_.results_changed()
+        # the config keeps the source's [search] block: make it say what the linker does
+        search = nlp.get_pipe_config(LINKER).setdefault("search", {})
+        search.update({k: getattr(checked, k) for k in given})
     spans = block.get("spans")
     if spans is not None:
         link_mentions(nlp, spans)

@@ -14,7 +14,7 @@ component keeps the string in its cfg (`SpanSource.mode`).
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
 from spacy.training import Example
@@ -100,6 +100,15 @@ def check_spans_setting(spans: Any) -> str:
             '{"@misc": "spacy-text2node.ents_getter.v1"}.'
         )
     return spans
+
+
+def spans_config(spans: Any) -> Dict[str, str]:
+    """The config block of the span getter for a `spans` setting (a string or a SpanSource):
+    what a pipeline's config.cfg holds for it."""
+    mode = check_spans_setting(spans)
+    if mode.startswith("spans:"):
+        return {"@misc": "spacy-text2node.span_group_getter.v1", "key": mode[len("spans:") :]}
+    return {"@misc": f"spacy-text2node.{mode}_getter.v1"}
 
 
 def span_source(spans: Any) -> SpanSource:
