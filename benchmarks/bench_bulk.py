@@ -4,10 +4,11 @@ Usage:
     python -m benchmarks bulk [--n-docs 1000] [--rss-sizes 1000,5000] [--shared ../shared/data]
 
 Contenders run side by side in the same run, each as `text2node link` in a fresh
-subprocess (benchmarks/_children/bulk_link.py). Memory is polled every 0.1 s over the
-process tree: summed RSS (counts every shared page once per process), summed PSS (each
-shared page split between the processes that map it: the figure for "what does a worker
-add"), and `ru_maxrss` for the largest single process:
+subprocess (benchmarks/_children/bulk_link.py). Memory is polled over the process tree,
+RSS every 0.1 s and PSS every `--pss-every` seconds (1 s: reading it costs CPU time):
+summed RSS (counts every shared page once per process), summed PSS (each shared page
+split between the processes that map it: the figure for "what does a worker add"), and
+`ru_maxrss` for the largest single process:
 
 * mentions n1 / n2        the clinical pipeline without a linker: with `--ner DIR`, configs/clinical.cfg
                           (that trained disease NER, abbreviations, NegEx); without,
@@ -26,6 +27,10 @@ cached in benchmarks/results/cache): ICD-10-CM (98,505 concepts with inclusion t
 GloVe 6B 50-d (100k words), CNN mapper, text-only node space, untrained mapper (the work
 per span is the same as a trained one's). `text2node link` leaves torch out of these
 processes (none of the pipelines needs it).
+With `--repeat N` the throughput contenders (not the Spark pair nor the memory runs) run N
+times, in rounds (each round runs every contender once, in the order above), so that the
+machine's drift over the run reaches them alike; a contender's docs/s is the median of its
+runs (all of them are kept, `docs_per_second_runs`) and its peak memory the largest.
 Results: a table with ratios, and benchmarks/results/bulk.json.
 """
 
@@ -94,8 +99,17 @@ def _memory(p: psutil.Process, field: str) -> int:
         return 0
 
 
-def run_contender(args: List[str], out_dir: Path, name: str) -> Dict[str, Any]:
-    """Run `text2node link ...` in a subprocess; return its stats and memory."""
+# reading a process's PSS walks its page tables (psutil reads /proc/PID/smaps: about 17 ms
+# for a 900-MB linker process on the 2-core reference machine), so it is read less often
+# than RSS (/proc/PID/statm, microseconds): every 0.1 s over a tree of three processes it
+# took about a third of a core from the run being timed, most from the multi-process runs
+RSS_EVERY_S = 0.1
+PSS_EVERY_S = 1.0
+
+
+def run_contender(args: List[str], out_dir: Path, name: str, pss_every: float = PSS_EVERY_S) -> Dict[str, Any]:
+    """Run `text2node link ...` in a subprocess; return its stats and memory (the tree's
+    RSS polled every RSS_EVERY_S seconds, its PSS every `pss_every`)."""
     stats_path = out_dir / f"{name}.stats.json"
     rss_path = out_dir / f"{name}.rss.json"
     cmd = child_command(
@@ -105,13 +119,17 @@ def run_contender(args: List[str], out_dir: Path, name: str) -> Dict[str, Any]:
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps = psutil.Process(proc.pid)
     peak_tree = peak_pss = 0
+    next_pss = 0.0
     while proc.poll() is None:
         procs = [ps] + _children(ps)
         peak_tree = max(peak_tree, sum(_memory(p, "rss") for p in procs))
-        # PSS: each shared page (mapped index files, libraries, the pages forked workers share
-        # with the parent) counted once across the tree, split between the processes mapping it
-        peak_pss = max(peak_pss, sum(_memory(p, "pss") for p in procs))
-        time.sleep(0.1)
+        if time.perf_counter() >= next_pss:
+            # PSS: each shared page (mapped index files, libraries, the pages forked workers
+            # share with the parent) counted once across the tree, split between the
+            # processes mapping it
+            peak_pss = max(peak_pss, sum(_memory(p, "pss") for p in procs))
+            next_pss = time.perf_counter() + pss_every
+        time.sleep(RSS_EVERY_S)
     output = proc.stdout.read() if proc.stdout else ""
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -126,6 +144,23 @@ def run_contender(args: List[str], out_dir: Path, name: str) -> Dict[str, Any]:
         main_process_rss_mb=rss["self_mb"],
     )
     return stats
+
+
+def repeated(name: str) -> bool:
+    """Whether `--repeat` runs this contender more than once (the throughput runs)."""
+    return "spark" not in name and "rss@" not in name
+
+
+def median_run(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One contender's runs as one result: the run of median docs/s (the upper one of an
+    even number), with every run's docs/s, and the largest peak memory of any run."""
+    by_speed = sorted(runs, key=lambda r: r["docs_per_second"])
+    out = dict(by_speed[len(by_speed) // 2])
+    if len(runs) > 1:
+        out["docs_per_second_runs"] = [r["docs_per_second"] for r in runs]
+        for key in ("peak_tree_rss_mb", "peak_tree_pss_mb", "peak_process_rss_mb", "main_process_rss_mb"):
+            out[key] = max(r[key] for r in runs)
+    return out
 
 
 def read_output(path: Path) -> List[Dict[str, Any]]:
@@ -160,8 +195,22 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         help="a disease NER trained on the linker's word vectors (e.g. training/clinical_ner/model-best of the "
         "project): the mentions of configs/clinical.cfg. Default: noun chunks (configs/clinical_noun_chunks.cfg).",
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of the throughput contenders: docs/s is the median of a contender's runs, memory the peak",
+    )
+    ap.add_argument(
+        "--pss-every",
+        type=float,
+        default=PSS_EVERY_S,
+        help="seconds between two readings of the process tree's PSS (each costs the machine CPU time)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "bulk.json")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, not {args.repeat}.")
     notes = Path(args.shared) / "mtsamples" / "mtsamples.csv.gz"
     if not notes.exists():
         raise SystemExit(f"{notes} is absent: this benchmark needs the shared MTSamples notes.")
@@ -206,21 +255,29 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         for size in [int(s) for s in args.rss_sizes.split(",")]:
             contenders.append((f"ruler+linker n1 rss@{size}", [str(linker), "--mentions", "ruler"], ["-n", "1"], size))
     contenders = [c for c in contenders if not any(s in c[0] for s in skip)]
-    results: Dict[str, Dict[str, Any]] = {}
+    runs: Dict[str, List[Dict[str, Any]]] = {}
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        for name, model_args, extra, n in contenders:
-            out = tmp / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") + ".jsonl")
-            model, *overrides = model_args
-            link_argv = [model, str(notes), str(out), *common, *extra, "--limit", str(n), *overrides]
-            print(f"running {name} on {n} notes ...", flush=True)
-            r = run_contender(link_argv, tmp, out.stem)
-            recs = read_output(out)  # a file, or the folder of part files Spark's executors write
-            r["n_docs_requested"] = n
-            r["n_spans"] = sum(len(x["spans"]) for x in recs)
-            r["n_linked_spans"] = sum(1 for x in recs for s in x["spans"] if s["concept_id"])
-            r["command"] = "text2node link " + " ".join(link_argv)
-            results[name] = r
+        for round_ in range(args.repeat):
+            for name, model_args, extra, n in contenders:
+                if round_ and not repeated(name):
+                    continue
+                out = tmp / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") + ".jsonl")
+                model, *overrides = model_args
+                link_argv = [model, str(notes), str(out), *common, *extra, "--limit", str(n), *overrides]
+                which = f" (round {round_ + 1} of {args.repeat})" if args.repeat > 1 else ""
+                print(f"running {name} on {n} notes{which} ...", flush=True)
+                r = run_contender(link_argv, tmp, out.stem, pss_every=args.pss_every)
+                recs = read_output(out)  # a file, or the folder of part files Spark's executors write
+                r["n_docs_requested"] = n
+                r["n_spans"] = sum(len(x["spans"]) for x in recs)
+                r["n_linked_spans"] = sum(1 for x in recs for s in x["spans"] if s["concept_id"])
+                r["command"] = "text2node link " + " ".join(link_argv)
+                if args.repeat > 1:
+                    print(f"  {r['docs_per_second']:.2f} docs/s", flush=True)
+                runs.setdefault(name, []).append(r)
+    results = {name: median_run(rs) for name, rs in runs.items()}
     base = results.get("mentions n1")
     print(
         f"\n{'contender':<26} {'docs':>5} {'docs/s':>7} {'words/s':>8} {'x mentions n1':>13} {'spans':>7} "
@@ -259,6 +316,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     if "linked n1" in results and "linked n2" in results:
         summary["speedup_n2"] = results["linked n2"]["docs_per_second"] / results["linked n1"]["docs_per_second"]
         print(f"--n-process 2 vs 1 (linked): x{summary['speedup_n2']:.2f}")
+        if args.repeat > 1:  # the runs of one round ran one after the other
+            pairs = zip(runs["linked n2"], runs["linked n1"])
+            summary["speedup_n2_rounds"] = [a["docs_per_second"] / b["docs_per_second"] for a, b in pairs]
+            print("  per round: " + ", ".join(f"x{v:.2f}" for v in summary["speedup_n2_rounds"]))
     spark, local2 = results.get("spark pair: linked spark local[2]"), results.get("spark pair: linked n2")
     if spark and local2:
         summary["spark_vs_n2"] = spark["docs_per_second"] / local2["docs_per_second"]
@@ -273,6 +334,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
             f"x{summary['rss_ratio_tree']:.2f} process tree (flat = about 1)"
         )
     load = os.getloadavg()
+    summary["load_average_at_start"] = load_at_start
     summary["load_average_at_end"] = load
     print(f"load average at the end: {load[0]:.1f} on {os.cpu_count()} cores (other jobs share the machine)")
     meta = run_meta(prog, argv, notes=str(notes), linker=str(linker), mentions=" ".join(mentions))

@@ -125,3 +125,42 @@ def test_docs_tables_match_the_results():
     # changed without regenerating, fails here (fix: python -m benchmarks tables)
     out = tables("--check")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _bulk_run(docs_per_second, pss):
+    return {
+        "n_written": 10,
+        "docs_per_second": docs_per_second,
+        "words_per_second": 100 * docs_per_second,
+        "n_spans": 5,
+        "n_linked_spans": 4,
+        "peak_tree_rss_mb": pss + 100,
+        "peak_tree_pss_mb": pss,
+        "peak_process_rss_mb": pss,
+        "main_process_rss_mb": pss,
+    }
+
+
+def test_repeated_bulk_runs_report_the_median_speed_and_the_peak_memory(tmp_path):
+    from benchmarks.bench_bulk import median_run, repeated
+
+    runs = [_bulk_run(12.0, 800), _bulk_run(10.0, 900), _bulk_run(11.0, 850)]
+    r = median_run(runs)
+    assert r["docs_per_second"] == 11.0 and r["words_per_second"] == 1100.0
+    assert r["docs_per_second_runs"] == [12.0, 10.0, 11.0]  # in the order they ran
+    assert r["peak_tree_pss_mb"] == 900 and r["peak_tree_rss_mb"] == 1000
+    assert median_run([_bulk_run(3.0, 1)]) == _bulk_run(3.0, 1)  # one run stays as it was
+    assert repeated("linked n2") and not repeated("spark pair: linked n2") and not repeated("ruler+linker n1 rss@1000")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "bulk.json").write_text(
+        json.dumps({"meta": META, "results": {"mentions n1": _bulk_run(20.0, 500), "linked n1": r}})
+    )
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- BEGIN bench:bulk -->\n<!-- END bench:bulk -->\n")
+    out = tables(doc, "--results", results)
+    assert out.returncode == 0, out.stderr
+    text = doc.read_text()
+    assert "| contender | docs | docs/s | docs/s of each run | words/s |" in text
+    assert "| linked n1 | 10 | 11.00 | 12.00 / 10.00 / 11.00 | 1,100 |" in text
+    assert "| mentions n1 | 10 | 20.00 | - | 2,000 |" in text

@@ -179,9 +179,12 @@ def _bulk(results: Path, filename: str) -> str:
     res = need(data, "results", where=filename)
     base = res.get("mentions n1")
     pss = any("peak_tree_pss_mb" in r for r in res.values())
+    repeats = any("docs_per_second_runs" in r for r in res.values())
     rows = []
     for name, r in res.items():
         row = [name, num(r["n_written"]), num(r["docs_per_second"], 2), num(r["words_per_second"])]
+        if repeats:  # docs/s is the median of these runs
+            row.insert(3, " / ".join(num(v, 2) for v in r.get("docs_per_second_runs", [])) or "-")
         if base:
             row.append(ratio(r["docs_per_second"] / base["docs_per_second"]))
         proc = num(r.get("peak_process_rss_mb")) if r.get("peak_process_rss_mb") else "-"
@@ -189,7 +192,8 @@ def _bulk(results: Path, filename: str) -> str:
         if pss:
             row.append(num(r["peak_tree_pss_mb"]) if "peak_tree_pss_mb" in r else "-")
         rows.append(row)
-    header = ["contender", "docs", "docs/s", "words/s"] + (["x mentions n1"] if base else [])
+    header = ["contender", "docs", "docs/s", *(["docs/s of each run"] if repeats else []), "words/s"]
+    header += ["x mentions n1"] if base else []
     header += ["spans", "linked", "peak RSS MB (largest process / tree)"] + (["peak PSS MB (tree)"] if pss else [])
     return table(header, rows) + "\n\n" + provenance(data.get("meta", {}))
 
