@@ -140,9 +140,10 @@ def contenders(documents: Path, linker: Path) -> Dict[str, Any]:
         ruler.add_patterns(taxonomy_patterns(tax, label="Disease"))
         return nlp
 
-    # the peers' mentions go to the linker with the document pipeline's NIL cut too
-    ours: Any = spacy.load(documents).get_pipe("text2node_linker")
-    min_probability = ours.cfg.get("min_probability", 0.0)
+    # the peers' mentions go to the linker with the document pipeline's NIL cut too (read
+    # from the settings its linker was saved with, without loading the pipeline again)
+    saved = json.loads((documents / "text2node_linker" / "cfg").read_text(encoding="utf8"))
+    min_probability = saved.get("min_probability", 0.0)
 
     def peer(mentions: str) -> Any:
         nlp = build_clinical_pipeline(spacy.load(linker), mentions=mentions)
