@@ -184,6 +184,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     )
     ap.add_argument("--skip", default="", help="comma-separated contenders to skip (spark, rss, ...)")
     ap.add_argument(
+        "--only", default="", help='comma-separated names of the only contenders to run (e.g. "spark pair: linked n2")'
+    )
+    ap.add_argument(
         "--linker",
         default="",
         help="a trained linker pipeline (e.g. training/P1/model-calibrated of the project). "
@@ -255,6 +258,12 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         for size in [int(s) for s in args.rss_sizes.split(",")]:
             contenders.append((f"ruler+linker n1 rss@{size}", [str(linker), "--mentions", "ruler"], ["-n", "1"], size))
     contenders = [c for c in contenders if not any(s in c[0] for s in skip)]
+    if args.only:
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = sorted(set(only) - {c[0] for c in contenders})
+        if unknown:
+            ap.error(f"--only: no contender named {', '.join(map(repr, unknown))} (see the list at the top).")
+        contenders = [c for c in contenders if c[0] in only]
     runs: Dict[str, List[Dict[str, Any]]] = {}
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp_dir:

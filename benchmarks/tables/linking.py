@@ -208,6 +208,11 @@ def bulk_clinical_table(results: Path) -> str:
     return _bulk(results, "bulk_clinical.json")
 
 
+@renderer("bulk-spark")
+def bulk_spark_table(results: Path) -> str:
+    return _bulk(results, "bulk_spark.json")
+
+
 @renderer("bulk-spark-rss")
 def bulk_spark_rss_table(results: Path) -> str:
     return _bulk(results, "bulk_spark_rss.json")

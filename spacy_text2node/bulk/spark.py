@@ -36,6 +36,9 @@ from .writers import JsonlWriter, detect_output_format, output_parts
 
 logger = logging.getLogger("spacy_text2node")
 
+# tasks per job for each core: notes differ in length, so equal row counts are unequal work,
+# and with one task per core the first to finish waits for the others
+TASKS_PER_CORE = 4
 STAGING = "_staging"  # under OUTPUT: hidden from Spark and pyarrow readers, as _temporary is
 # what Spark itself writes into an output folder besides the parts (and their .crc checksums)
 SPARK_FILES = ("part-*", ".part-*.crc", "_SUCCESS", "._SUCCESS.crc")
@@ -356,7 +359,8 @@ def run_spark_bulk(
     input_format, output_format, id_field, text_field, errors_path, resume, overwrite, max_chars,
         flush_every, limit, progress: as in `run_bulk` (flush_every: errors-file entries per write).
     chunk_size (int): valid documents per Spark job.
-    partitions (Optional[int]): partitions (tasks, part files) per job (default: the default parallelism).
+    partitions (Optional[int]): partitions (tasks, part files) per job (default: 4 x the default
+        parallelism, so that cores that finish their shorter notes early take another task).
     span_keys, top_k, batch_size, overrides, mentions: as in `link_spark_dataframe`.
     RETURNS (BulkStats): the counts; `stats.balanced` says whether in = written + errors.
     """
@@ -393,7 +397,7 @@ def run_spark_bulk(
     done_ids, n_done_out, done_err, n_done_err = resume_state(output, fmt, errors_path, resume)
     output.mkdir(parents=True, exist_ok=True)
     before = set(output_parts(output, fmt))
-    n_parts = partitions or max(1, int(spark.sparkContext.defaultParallelism))
+    n_parts = partitions or TASKS_PER_CORE * max(1, int(spark.sparkContext.defaultParallelism))
     link_args: Dict[str, Any] = dict(
         model=model,
         span_keys=span_keys,
