@@ -99,10 +99,9 @@ def _memory(p: psutil.Process, field: str) -> int:
         return 0
 
 
-# reading a process's PSS walks its page tables (psutil reads /proc/PID/smaps: about 17 ms
-# for a 900-MB linker process on the 2-core reference machine), so it is read less often
-# than RSS (/proc/PID/statm, microseconds): every 0.1 s over a tree of three processes it
-# took about a third of a core from the run being timed, most from the multi-process runs
+# reading a process's PSS walks its page tables (psutil reads /proc/PID/smaps), so it is
+# read less often than RSS (/proc/PID/statm): read as often as RSS, it took CPU time from
+# the runs being timed, most from the multi-process ones (docs/benchmarks.md#bulk)
 RSS_EVERY_S = 0.1
 PSS_EVERY_S = 1.0
 
