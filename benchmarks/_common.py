@@ -125,6 +125,13 @@ def write_results(path: Path, data: Dict[str, Any]) -> Path:
     return path
 
 
+def saved_component_cfg(pipeline: Path, name: str) -> Dict[str, Any]:
+    """The settings a component of a saved pipeline folder was written with (its `cfg` file,
+    read without loading the pipeline); empty when it has none."""
+    path = Path(pipeline) / name / "cfg"
+    return json.loads(path.read_text(encoding="utf8")) if path.exists() else {}
+
+
 def script_prog(file: str) -> str:
     """How a benchmark module was started, for its results' command line."""
     return f"python {Path(file).resolve().relative_to(REPO)}"

@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence
 if not __package__:  # run as `python benchmarks/bench_documents.py`: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import REPO, RESULTS, peak_rss_mb, run_meta, script_prog, write_results  # noqa: E402
+from benchmarks._common import REPO, RESULTS, peak_rss_mb, run_meta, saved_component_cfg, script_prog, write_results  # noqa: E402
 
 NAME = "documents"
 PIPELINES = RESULTS / "pipelines"
@@ -142,8 +142,7 @@ def contenders(documents: Path, linker: Path) -> Dict[str, Any]:
 
     # the peers' mentions go to the linker with the document pipeline's NIL cut too (read
     # from the settings its linker was saved with, without loading the pipeline again)
-    saved = json.loads((documents / "text2node_linker" / "cfg").read_text(encoding="utf8"))
-    min_probability = saved.get("min_probability", 0.0)
+    min_probability = saved_component_cfg(documents, "text2node_linker").get("min_probability", 0.0)
 
     def peer(mentions: str) -> Any:
         nlp = build_clinical_pipeline(spacy.load(linker), mentions=mentions)

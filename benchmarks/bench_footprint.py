@@ -53,7 +53,7 @@ if not __package__:  # run as `python benchmarks/bench_footprint.py`: make the p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._children.footprint_worker import WARMUP, K, dir_mb  # noqa: E402
-from benchmarks._common import REPO, RESULTS, child_command, run_meta, script_prog, write_results  # noqa: E402
+from benchmarks._common import REPO, RESULTS, child_command, run_meta, saved_component_cfg, script_prog, write_results  # noqa: E402
 from benchmarks.tables.linking import FOOTPRINT_COLUMNS  # noqa: E402
 
 NAME = "footprint"
@@ -271,11 +271,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     pipes = {d: linker_name(d) for d in a.model_dirs}
     queries = read_queries(a.queries, a.limit)
     first = a.model_dirs[0]
-    candidates = (
-        json.loads((first / pipes[first] / "cfg").read_text(encoding="utf8")).get("candidates", "all")
-        if (first / pipes[first] / "cfg").exists()
-        else "all"
-    )
+    candidates = saved_component_cfg(first, pipes[first]).get("candidates", "all")
 
     plan: List[Dict[str, Any]] = []
     plan.append({"label": "blank", "env": "main", "python": sys.executable, "spec": {"kind": "blank"}})
