@@ -194,7 +194,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
     ap.add_argument(
         "--ner",
         default="",
-        help="a disease NER trained on the linker's word vectors (e.g. training/clinical_ner/model-best of the "
+        help="a disease NER trained on the linker's word vectors (e.g. training/ner/model-best of the "
         "project): the mentions of configs/clinical.cfg. Default: noun chunks (configs/clinical_noun_chunks.cfg).",
     )
     ap.add_argument(

@@ -1,12 +1,18 @@
 """The spaCy project's document-pipeline steps (NCBI Disease against CTD MEDIC).
 
-    python scripts/documents.py data       NCBI_DIR MEDIC      # corpus/ncbi, assets/ner_vectors
+    python scripts/documents.py data       NCBI_DIR MEDIC      # corpus/ncbi
     python scripts/documents.py nodes      [--walks N ...]     # assets/ncbi_nodes
-    python scripts/documents.py train-linker [--epochs N]      # training/ncbi/model-calibrated
-    python scripts/documents.py train-ner  NCBI_DIR [--config CFG] [--max-steps N]   # training/ner/model-best
+    python scripts/documents.py train-linker [--vectors DIR] [--epochs N]   # training/ncbi/model-calibrated
+    python scripts/documents.py train-ner  NCBI_DIR [--vectors DIR] [--config CFG] [--max-steps N]   # training/ner
     python scripts/documents.py evaluate-docs NCBI_DIR         # training/documents, metrics/documents.json
     python scripts/documents.py package-docs NAME VERSION      # packages/en_NAME-VERSION, installed
-    python scripts/documents.py clinical   NCBI_DIR [--linker DIR]   # training/clinical_ner, training/clinical
+    python scripts/documents.py clinical   [--linker DIR]      # training/clinical
+
+The MEDIC linker and the NER read one vector table (a pipeline holds one): by default the
+ICD-10-CM project's distilled vectors (`assets/vectors`, keyed by their words' case
+variants for the NER), which the ICD-10-CM linkers start from too. So the same NER goes
+in front of the MEDIC linker (the NCBI document pipeline) and of an ICD-10-CM linker
+(`configs/clinical.cfg`).
 
 The NCBI Disease corpus and CTD MEDIC are not registry packages (they live in
 ../shared/data on the machines this project is developed on): when NCBI_DIR or MEDIC
@@ -15,8 +21,8 @@ file and skips, so `spacy project run all` still runs the ICD-10-CM steps to the
 Every step ends by writing its status file (STATUS below), skipped or done: the project
 lists them as the steps' outputs and the next steps' dependencies, so a rerun with the
 same settings skips every step either way.
-Each step is a few of the library's commands (`text2node data ncbi`, `text2node vectors
-load`, `text2node embed-nodes`, `spacy train`, `text2node calibrate-linker`,
+Each step is a few of the library's commands (`text2node data ncbi`,
+`text2node embed-nodes`, `spacy train`, `text2node calibrate-linker`,
 `text2node assemble`, `text2node evaluate`, `spacy package`), printed before it runs.
 """
 
@@ -31,12 +37,11 @@ from typing import List
 
 CORPUS = Path("corpus/ncbi")
 SKIPPED = CORPUS / "SKIPPED"
-VECTORS = Path("assets/ner_vectors")
+VECTORS = Path("assets/vectors")
 NODES = Path("assets/ncbi_nodes")
 LINKER = Path("training/ncbi")
 NER = Path("training/ner")
 DOCUMENTS = Path("training/documents")
-CLINICAL_NER = Path("training/clinical_ner")
 CLINICAL = Path("training/clinical")
 TRAIN_FILE = "NCBItrainset_corpus.txt"
 DEV_FILE = "NCBIdevelopset_corpus.txt"
@@ -96,12 +101,6 @@ def data(ncbi_dir: Path, medic: Path, limit: int) -> None:
         for name in ("linker_train.jsonl", "calibration.jsonl"):
             lines = (CORPUS / name).read_text(encoding="utf8").splitlines(keepends=True)
             (CORPUS / name).write_text("".join(lines[:: max(1, len(lines) // limit)]), encoding="utf8")
-    # GloVe 6B 50-d with its words' case variants: the NER reads the table by exact text
-    run(
-        text2node(
-            "vectors", "load", "-", str(VECTORS), "--format", "glove-6b-50d", "--subwords", "none", "--case-variants"
-        )
-    )
 
 
 def train_ner(a: argparse.Namespace, output: Path, vectors: Path) -> None:
@@ -136,17 +135,19 @@ def main() -> None:
     p.add_argument("--walks", type=int, default=10)
     p.add_argument("--walk-length", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
-    p = sub.add_parser("train-linker")
+    vectors = argparse.ArgumentParser(add_help=False)
+    vectors.add_argument("--vectors", type=Path, default=VECTORS, help="the word vectors (a spaCy pipeline folder)")
+    p = sub.add_parser("train-linker", parents=[vectors])
     p.add_argument("--config", default="configs/linker.cfg")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    ner = argparse.ArgumentParser(add_help=False)  # what train-ner and clinical train the NER with
+    ner = argparse.ArgumentParser(add_help=False, parents=[vectors])  # what train-ner trains the NER with
     ner.add_argument("ncbi_dir", type=Path)
     ner.add_argument("--config", default="configs/ner_disease.cfg")
     ner.add_argument("--max-steps", type=int, default=3000, help="0: the config's own")
     ner.add_argument("--seed", type=int, default=0)
     sub.add_parser("train-ner", parents=[ner])
-    p = sub.add_parser("clinical", parents=[ner])
+    p = sub.add_parser("clinical")
     p.add_argument("--linker", type=Path, default=Path("training/P1/model-calibrated"))
     p = sub.add_parser("evaluate-docs")
     p.add_argument("ncbi_dir", type=Path)
@@ -169,7 +170,7 @@ def main() -> None:
             [sys.executable, "-m", "spacy", "train", a.config, "--output", str(LINKER)]
             + ["--paths.train", str(CORPUS / "linker_train.jsonl"), "--paths.dev", str(CORPUS / "calibration.jsonl")]
             + ["--paths.taxonomy", str(CORPUS / "taxonomy"), "--paths.node_vectors", str(NODES)]
-            + ["--paths.init_vectors", str(VECTORS), "--components.text2node_linker.index.candidates", "all"]
+            + ["--paths.init_vectors", str(a.vectors), "--components.text2node_linker.index.candidates", "all"]
             + ["--training.max_epochs", str(a.epochs), "--system.seed", str(a.seed)]
         )
         run(
@@ -177,14 +178,13 @@ def main() -> None:
             + ["--output", str(LINKER / "model-calibrated")]
         )
     elif a.step == "train-ner":
-        train_ner(a, NER, VECTORS)
+        train_ner(a, NER, a.vectors)
     elif a.step == "clinical":
-        # the same NER trained on the ICD-10-CM linker's word vectors (the pipeline holds one
-        # table), assembled in front of that linker
-        train_ner(a, CLINICAL_NER, a.linker)
+        # the NER assembled in front of the ICD-10-CM linker, which refuses an NER trained on
+        # other vectors than its own
         run(
             text2node("assemble", "configs/clinical.cfg", str(CLINICAL))
-            + ["--paths.ner", str(CLINICAL_NER / "model-best"), "--paths.linker", str(a.linker)]
+            + ["--paths.ner", str(NER / "model-best"), "--paths.linker", str(a.linker)]
         )
         code = (
             f"import spacy; nlp = spacy.load({str(CLINICAL)!r}); doc = nlp({CLINICAL_CHECK!r}); "

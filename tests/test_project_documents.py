@@ -22,6 +22,20 @@ def _project(tmp_path):
     return proj
 
 
+def _vectors(proj, max_words):
+    """A small real vector table with case variants, standing in for the ICD-10-CM project's
+    distilled one (`--vars.doc_vectors`)."""
+    out = proj / "small_vectors"
+    res = subprocess.run(
+        ["text2node", "vectors", "load", "-", str(out), "--format", "glove-6b-50d", "--subwords", "none"]
+        + ["--case-variants", "--max-words", str(max_words)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return ["--vars.doc_vectors", str(out)]
+
+
 def _run(step, proj, *args):
     res = subprocess.run(
         [sys.executable, "-m", "spacy", "project", "run", step, ".", *args], cwd=proj, capture_output=True, text=True
@@ -33,6 +47,7 @@ def _run(step, proj, *args):
 def test_document_steps_skip_without_the_data(tmp_path):
     proj = _project(tmp_path)
     missing = ["--vars.ncbi_dir", str(tmp_path / "no_ncbi"), "--vars.medic", str(tmp_path / "no_medic.tsv.gz")]
+    missing += _vectors(proj, 1000)
     for step in ("ncbi-data", "ncbi-nodes", "train-ner"):  # the others skip the same way
         out = _run(step, proj, *missing)
         assert "skipped:" in out and "--vars.ncbi_dir" in out, out
@@ -51,7 +66,7 @@ def test_document_steps_end_to_end(tmp_path):
     proj = _project(tmp_path)
     small = ["--vars.ncbi_dir", str(ncbi), "--vars.medic", str(medic), "--vars.ncbi_limit", "400"]
     small += ["--vars.ncbi_epochs", "1", "--vars.ncbi_node_walks", "1", "--vars.ncbi_walk_length", "10"]
-    small += ["--vars.ner_max_steps", "40", "--vars.docs_package_name", PACKAGE]
+    small += ["--vars.ner_max_steps", "40", "--vars.docs_package_name", PACKAGE, *_vectors(proj, 20000)]
     try:
         for step in STEPS:
             out = _run(step, proj, *small)
@@ -64,10 +79,10 @@ def test_document_steps_end_to_end(tmp_path):
         assert gold["text2node_mention_f"] == 1.0
         assert gold["text2node_link_acc_found"] > 0.3  # far above chance on 11,865 concepts, even this small
         assert "loaded en_" + PACKAGE in out
-        # the clinical step's script, with the MEDIC linker standing in for the ICD-10-CM one
+        # the clinical step's script, with the MEDIC linker standing in for the ICD-10-CM one:
+        # the same NER goes in front of it, on the same vectors
         res = subprocess.run(
-            [sys.executable, "scripts/documents.py", "clinical", str(ncbi), "--max-steps", "40"]
-            + ["--linker", "training/ncbi/model-calibrated"],
+            [sys.executable, "scripts/documents.py", "clinical", "--linker", "training/ncbi/model-calibrated"],
             cwd=proj,
             capture_output=True,
             text=True,
