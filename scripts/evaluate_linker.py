@@ -100,8 +100,10 @@ def main(
                     passes[name].append(len(timed) / (time.perf_counter() - t0))
             speed = {name: max(v) for name, v in passes.items()}
             # the last timed pass ranked the first queries; the rest are ranked untimed
-            for name, run in runners.items():
-                systems[name] = list(systems[name]) + list(run(texts[len(timed) :]) if len(texts) > len(timed) else [])
+            rest = texts[len(timed) :]
+            if rest:
+                for name, run in runners.items():
+                    systems[name] = list(systems[name]) + list(run(rest))
             results[setting] = {}
             for name, ranked in systems.items():
                 ids = [[c for c, _ in r] for r in ranked]

@@ -133,11 +133,12 @@ class Runner:
     def heartbeat(self, done: threading.Event, every: float) -> None:
         while not done.wait(every):
             with self.lock:
-                now = time.perf_counter()
-                states = [
-                    f"{name} {(now - t) / 60:.0f} min: {last_line(self.log_dir / f'{name}.log')}"
-                    for name, t in self.running.items()
-                ]
+                running = dict(self.running)
+            now = time.perf_counter()  # the logs are read outside the lock
+            states = [
+                f"{name} {(now - t) / 60:.0f} min: {last_line(self.log_dir / f'{name}.log')}"
+                for name, t in running.items()
+            ]
             if states:
                 self.log("  … " + "\n  … ".join(states))
 
