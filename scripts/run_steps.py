@@ -101,8 +101,11 @@ class Runner:
         with log_path.open("w", encoding="utf8") as out:
             for line in cmd["script"]:
                 args = split_command(line)
+                # as weasel's run_commands: this interpreter and its pip, not whichever is on PATH
                 if args and args[0] in ("python", "python3"):
                     args[0] = sys.executable
+                elif args and args[0] in ("pip", "pip3"):
+                    args = [sys.executable, "-m", "pip", *args[1:]]
                 out.write(f"$ {line}\n")
                 out.flush()
                 code = subprocess.call(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.project_dir)

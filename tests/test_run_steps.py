@@ -126,3 +126,17 @@ def test_the_projects_groups_declare_what_their_commands_read_and_write():
     in_all = set(config["workflows"]["all"]) | in_groups
     # every command but the separate text classifier is part of `all`
     assert set(commands) - in_all == {"textcat-topics"}, set(commands) - in_all
+
+
+def test_pip_in_a_script_is_this_interpreters_as_in_spacy_project_run(tmp_path):
+    import os
+
+    import pip
+
+    proj = _project(tmp_path, [{"name": "a", "script": ["pip --version"], "outputs": ["out/a"]}])
+    env = dict(os.environ, PATH=str(tmp_path / "empty"))  # no pip on PATH: only `python -m pip` works
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "a", "--heartbeat", "1"], cwd=proj, capture_output=True, text=True, env=env
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert str(Path(pip.__file__).parent) in (proj / "logs" / "a.log").read_text()
