@@ -236,6 +236,9 @@ class MiniLMLinker:
         self.taxonomy = taxonomy
         self.encoder = encoder or MiniLMEncoder()
         owners, texts = index_strings(taxonomy)
+        if candidates == "leaves":  # encode only the strings that can be answers
+            keep = [i for i, c in enumerate(owners) if taxonomy.is_leaf(c)]
+            owners, texts = [owners[i] for i in keep], [texts[i] for i in keep]
         self.batch_size = batch_size
         self.encode_seconds = 0.0
         cache = Path(cache_dir) / f"minilm-{strings_key(texts)}.npy" if cache_dir else None
@@ -257,7 +260,6 @@ class MiniLMLinker:
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, self.matrix)
-        self.matrix, owners = _restrict(taxonomy, owners, self.matrix, candidates)
         self.n_strings = len(owners)
         self.ranker = _MaxOverStrings(owners)
 

