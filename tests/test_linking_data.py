@@ -418,6 +418,19 @@ def test_minilm_peer_small(tiny_taxonomy):
     assert ranked[2][0][0] in ("T2DM", "DM")
 
 
+def _record_encoded(encoder) -> list:
+    """Make the (real) MiniLM encoder record every text it is asked to encode."""
+    asked: list = []
+    encode = encoder.encode
+
+    def recording(batch, progress=False):
+        asked.extend(batch)
+        return encode(batch, progress=progress)
+
+    encoder.encode = recording
+    return asked
+
+
 def test_minilm_peer_reuses_the_distillations_encodings(tiny_taxonomy, tmp_path):
     """The peer's index strings that `vectors distill` already encoded with the same model
     (the taxonomy's labels) are read from its cache; only the others are encoded, and the
@@ -430,14 +443,7 @@ def test_minilm_peer_reuses_the_distillations_encodings(tiny_taxonomy, tmp_path)
     labels = list(tiny_taxonomy.labels)
     encode_texts(labels, encoder.tokenizer, encoder.model, cache_dir=tmp_path)  # what distill leaves
     _, texts = index_strings(tiny_taxonomy)
-    asked: list = []
-    encode = encoder.encode
-
-    def counting(batch, progress=False):
-        asked.extend(batch)
-        return encode(batch, progress=progress)
-
-    encoder.encode = counting  # type: ignore[method-assign]
+    asked = _record_encoded(encoder)
     peer = MiniLMLinker(tiny_taxonomy, encoder=encoder, cache_dir=tmp_path)
     assert asked and set(asked) == set(texts) - set(labels)
     scratch = MiniLMLinker(tiny_taxonomy, encoder=MiniLMEncoder())
@@ -456,14 +462,7 @@ def test_minilm_peer_encodes_only_its_candidates(tiny_taxonomy):
     from spacy_text2node.baselines import MiniLMEncoder, MiniLMLinker, index_strings
 
     encoder = MiniLMEncoder()
-    asked: list = []
-    encode = encoder.encode
-
-    def counting(batch, progress=False):
-        asked.extend(batch)
-        return encode(batch, progress=progress)
-
-    encoder.encode = counting  # type: ignore[method-assign]
+    asked = _record_encoded(encoder)
     leaves = MiniLMLinker(tiny_taxonomy, encoder=encoder, candidates="leaves")
     owners, texts = index_strings(tiny_taxonomy)
     leaf_texts = [t for o, t in zip(owners, texts) if tiny_taxonomy.is_leaf(o)]
