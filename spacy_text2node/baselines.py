@@ -44,13 +44,20 @@ def _check_candidates(candidates: str) -> None:
         raise ValueError(f"candidates={candidates!r} must be 'all' or 'leaves'.")
 
 
-def _restrict(taxonomy: Taxonomy, owners: List[str], matrix: Any, candidates: str) -> Tuple[Any, List[str]]:
-    """The index rows and owners of the candidate concepts: all, or only the strings of
+def _candidate_rows(taxonomy: Taxonomy, owners: List[str], candidates: str) -> Optional[List[int]]:
+    """The positions of the candidate concepts' strings: None for all, or those of the
     leaf concepts (concepts without children)."""
     if candidates == "all":
+        return None
+    return [i for i, c in enumerate(owners) if taxonomy.is_leaf(c)]
+
+
+def _restrict(taxonomy: Taxonomy, owners: List[str], matrix: Any, candidates: str) -> Tuple[Any, List[str]]:
+    """The index rows and owners of the candidate concepts (see `_candidate_rows`)."""
+    rows = _candidate_rows(taxonomy, owners, candidates)
+    if rows is None:
         return matrix, owners
-    rows = np.asarray([i for i, c in enumerate(owners) if taxonomy.is_leaf(c)], dtype=np.int64)
-    return matrix[rows], [owners[i] for i in rows]
+    return matrix[np.asarray(rows, dtype=np.int64)], [owners[i] for i in rows]
 
 
 class _MaxOverStrings:
@@ -236,8 +243,8 @@ class MiniLMLinker:
         self.taxonomy = taxonomy
         self.encoder = encoder or MiniLMEncoder()
         owners, texts = index_strings(taxonomy)
-        if candidates == "leaves":  # encode only the strings that can be answers
-            keep = [i for i, c in enumerate(owners) if taxonomy.is_leaf(c)]
+        keep = _candidate_rows(taxonomy, owners, candidates)
+        if keep is not None:  # encode only the strings that can be answers
             owners, texts = [owners[i] for i in keep], [texts[i] for i in keep]
         self.batch_size = batch_size
         self.encode_seconds = 0.0
