@@ -226,6 +226,47 @@ def test_phrase_reader_examples():
     assert len(list(reader(path=str(PAIRS_TINY), limit=2)(nlp))) == 2
 
 
+def test_phrase_reader_tokenizes_each_pair_once(tmp_path):
+    """Training reads the pairs every epoch: the tokens of the first pass are reused, and the
+    Examples of later passes are the same, token attributes set by the tokenizer included."""
+    from spacy.attrs import NORM, ORTH, SPACY
+
+    nlp = spacy.blank("en")
+    calls = []
+    tokenizer = nlp.tokenizer
+
+    def counting(text):
+        calls.append(text)
+        return tokenizer(text)
+
+    nlp.tokenizer = counting
+    f = tmp_path / "pairs.jsonl"
+    rows = [
+        {"text": "patient didn't respond", "concept": "A"},  # "n't" gets NORM "not" from the tokenizer
+        {"text": "type  2 diabetes (uncontrolled)", "concept": "B", "gold": ["B", "C"]},
+        {"text": "fracture", "concept": "C"},
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = spacy.registry.readers.get("spacy-text2node.PhraseConcepts.v1")(path=str(f))
+    first = list(corpus(nlp))
+    n_first = len(calls)
+    second, third = list(corpus(nlp)), list(corpus(nlp))
+    assert len(calls) == n_first  # no tokenizing after the first full pass
+    attrs = [ORTH, NORM, SPACY]
+    assert [t.norm_ for t in first[0].predicted] == ["patient", "do", "not", "respond"]
+    for a, b, c in zip(first, second, third):
+        for x, y in ((a, b), (a, c)):
+            for dx, dy in ((x.predicted, y.predicted), (x.reference, y.reference)):
+                assert dx.text == dy.text and (dx.to_array(attrs) == dy.to_array(attrs)).all()
+            assert not y.predicted.ents
+            ((ex,), (ey,)) = (x.reference.ents, y.reference.ents)
+            assert (ey.start, ey.end, ey.label_, ey.kb_id_) == (ex.start, ex.end, ex.label_, ex.kb_id_)
+            assert ey._.text2node_gold == ex._.text2node_gold
+    # a pass cut short keeps nothing half-done; another pipeline's tokenizer is used afresh
+    other = spacy.blank("en")
+    assert [e.predicted.text for e in corpus(other)] == [r["text"] for r in rows]
+
+
 def test_phrase_reader_in_config(tmp_path):
     from spacy.util import load_config_from_str, resolve_dot_names
 

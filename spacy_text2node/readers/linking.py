@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+from array import array
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from spacy import registry
 from spacy.language import Language
@@ -114,7 +116,15 @@ def read_pairs(path: Union[str, Path], *, taxonomy: Optional[Taxonomy] = None, l
     return out
 
 
-def phrase_example(nlp: Language, text: str, concept: str, gold: List[str], label: str = PHRASE_LABEL) -> Example:
+def phrase_example(
+    nlp: Language,
+    text: str,
+    concept: str,
+    gold: List[str],
+    label: str = PHRASE_LABEL,
+    *,
+    make_doc: Optional[Callable[[], Doc]] = None,
+) -> Example:
     """An Example whose reference doc has one entity over the whole text.
 
     nlp (Language): makes the docs (`nlp.make_doc`).
@@ -122,18 +132,55 @@ def phrase_example(nlp: Language, text: str, concept: str, gold: List[str], labe
     concept (str): the entity's kb_id_.
     gold (List[str]): every right id, set as `span._.text2node_gold`.
     label (str): the entity label.
+    make_doc (Optional[Callable[[], Doc]]): builds the text's doc (from kept tokens)
+        instead of `nlp.make_doc(text)`.
     RETURNS (Example): predicted = nlp.make_doc(text), reference with the entity.
     """
-    pred = nlp.make_doc(text)
-    ref = nlp.make_doc(text)
+    pred = make_doc() if make_doc else nlp.make_doc(text)
+    ref = make_doc() if make_doc else nlp.make_doc(text)
     span = Span(ref, 0, len(ref), label=label, kb_id=concept)
     ref.ents = [span]
     ref.ents[0]._.set(GOLD_EXT, list(gold))
     return Example(pred, ref)
 
 
+class _KeptTokens:
+    """The tokens of many texts, in flat arrays: each token's start and length in its text
+    and whether a space follows it, and the (token, norm) pairs where the tokenizer set a
+    norm of its own (a tokenizer exception such as "n't" -> "not")."""
+
+    def __init__(self) -> None:
+        self.bounds = array("I", [0])
+        self.starts = array("I")
+        self.lengths = array("I")
+        self.spaces = array("b")
+        self.norms: Dict[int, List[Tuple[int, str]]] = {}
+
+    def add(self, doc: Doc) -> None:
+        for t in doc:
+            self.starts.append(t.idx)
+            self.lengths.append(len(t))
+            self.spaces.append(bool(t.whitespace_))
+            if t.norm != t.lex.norm:
+                self.norms.setdefault(len(self.bounds) - 1, []).append((t.i, t.norm_))
+        self.bounds.append(len(self.starts))
+
+    def doc(self, nlp: Language, n: int, text: str) -> Doc:
+        a, b = self.bounds[n], self.bounds[n + 1]
+        words = [text[s : s + k] for s, k in zip(self.starts[a:b], self.lengths[a:b])]
+        doc = Doc(nlp.vocab, words=words, spaces=[bool(x) for x in self.spaces[a:b]])
+        for i, norm in self.norms.get(n, ()):
+            doc[i].norm_ = norm
+        return doc
+
+
 class PhraseConceptsCorpus:
-    """Iterate over phrase -> concept pairs as Examples (see `read_pairs`)."""
+    """Iterate over phrase -> concept pairs as Examples (see `read_pairs`).
+
+    Training reads the corpus once per epoch; the first complete pass keeps each
+    phrase's tokens (offsets in flat arrays, a few bytes per token), and later passes
+    with the same tokenizer build their docs from them instead of tokenizing again.
+    """
 
     def __init__(self, path: Union[str, Path], *, limit: int = 0, taxonomy_path: Optional[Union[str, Path]] = None):
         self.path = Path(path)
@@ -141,13 +188,24 @@ class PhraseConceptsCorpus:
         self.taxonomy = load_taxonomy_path(taxonomy_path) if taxonomy_path else None
         # read (and check) now, so a bad line fails at config resolution, not mid-training
         self.pairs = read_pairs(self.path, taxonomy=self.taxonomy, limit=limit)
+        self._tokens: Optional[Tuple[Any, _KeptTokens]] = None
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
+        if self._tokens is not None and self._tokens[0] is nlp.tokenizer:
+            tokens = self._tokens[1]
+            for n, obj in enumerate(self.pairs):
+                text = obj["text"]
+                yield phrase_example(nlp, text, obj["concept"], obj["gold"], make_doc=partial(tokens.doc, nlp, n, text))
+            return
+        kept = _KeptTokens()
         for obj in self.pairs:
-            yield phrase_example(nlp, obj["text"], obj["concept"], obj["gold"])
+            eg = phrase_example(nlp, obj["text"], obj["concept"], obj["gold"])
+            kept.add(eg.predicted)
+            yield eg
+        self._tokens = (nlp.tokenizer, kept)
 
 
 @registry.readers("spacy-text2node.PhraseConcepts.v1")
