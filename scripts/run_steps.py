@@ -88,7 +88,9 @@ class Runner:
                 self.log(f"✘ {name}: missing dependency {dep} (run the step that makes it first)")
                 self.report.append((name, "failed", 0.0))
                 return False
-        if not check_rerun(self.project_dir, cmd):
+        with self.lock:  # another chain may be rewriting project.lock (update_lockfile)
+            rerun = check_rerun(self.project_dir, cmd)
+        if not rerun:
             self.log(f"ℹ Skipping '{name}': nothing changed")
             self.report.append((name, "skipped", 0.0))
             return True

@@ -102,6 +102,32 @@ def test_a_missing_dependency_stops_the_chain(tmp_path):
     assert "b                        not run" in res.stdout
 
 
+def test_the_lock_file_is_read_under_the_runners_lock(tmp_path, monkeypatch):
+    """One chain reads project.lock (check_rerun) while another may be writing it
+    (update_lockfile empties the file, then writes it): unguarded, the read could find an
+    empty file, and weasel then fails on None."""
+    import importlib.util
+
+    from weasel.util import load_project_config
+
+    spec = importlib.util.spec_from_file_location("run_steps_under_test", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    proj = _project(tmp_path, [{"name": "a", "script": ['python -c "pass"'], "outputs": ["out/a"]}])
+    (proj / "logs").mkdir()
+    runner = mod.Runner(proj, load_project_config(proj), proj / "logs", 2)
+    held = []
+    real = mod.check_rerun
+
+    def checking(*args, **kwargs):
+        held.append(runner.lock.locked())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "check_rerun", checking)
+    assert runner.run_command("a")
+    assert held == [True]
+
+
 def test_the_projects_groups_declare_what_their_commands_read_and_write():
     """spaCy skips a group when its own deps and outputs are unchanged: a file that one of
     its commands reads but the group does not list would not make it run again."""
