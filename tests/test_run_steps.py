@@ -138,7 +138,7 @@ def test_the_projects_groups_declare_what_their_commands_read_and_write():
     config = load_project_config(REPO)
     commands = {c["name"]: c for c in config["commands"]}
     groups = [c for c in config["commands"] if "scripts/run_steps.py" in c["script"][0]]
-    assert {g["name"] for g in groups} == {"linkers", "finish"}
+    assert {g["name"] for g in groups} == {"prepare", "linkers", "finish"}
     for group in groups:
         args = shlex.split(group["script"][0])
         chains = [a for a in args[2 : args.index("--jobs")]]
