@@ -64,7 +64,9 @@ class _MaxOverStrings:
     """Turn string-level similarity rows into top-k concepts (max over each concept's strings).
 
     A concept's score is its best string's; concepts come best first, ties in order of
-    first appearance in `owners`. When k times the most strings any concept has is below
+    first appearance in `owners` (the full reduction, used where the shortlist below would
+    not be smaller, may keep another of several concepts tied at the k-th place). When k
+    times the most strings any concept has is below
     the number of strings, only each row's best strings are looked at: every string
     above one of the true top k concepts' best strings belongs to a better concept, so
     each of those best strings is among the row's k x max_count best (all strings tied

@@ -177,9 +177,10 @@ class _KeptTokens:
 class PhraseConceptsCorpus:
     """Iterate over phrase -> concept pairs as Examples (see `read_pairs`).
 
-    Training reads the corpus once per epoch; the first complete pass keeps each
-    phrase's tokens (offsets in flat arrays, a few bytes per token), and later passes
-    with the same tokenizer build their docs from them instead of tokenizing again.
+    `spacy train` reads a corpus more than once (the linker's initialisation twice, then
+    the training loop; the dev corpus at every evaluation): the first complete pass
+    keeps each phrase's tokens (offsets in flat arrays, a few bytes per token), and later
+    passes with the same tokenizer build their docs from them instead of tokenizing again.
     """
 
     def __init__(self, path: Union[str, Path], *, limit: int = 0, taxonomy_path: Optional[Union[str, Path]] = None):
