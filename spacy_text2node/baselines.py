@@ -325,7 +325,7 @@ class MiniLMLinker:
         """Top-k concepts per query, best first, with cosine scores (see TfidfLinker.rank)."""
         # the whole list at once: the encoder sorts it by length before batching, as
         # sentence-transformers' encode does (a batch at a time pads each to its longest)
-        q = self.encoder.encode(list(queries)) if len(queries) else np.zeros((0, self.matrix.shape[1]), np.float32)
+        q = self.encoder.encode(list(queries))
         out: Ranked = []
         for i in range(0, len(queries), self.batch_size):
             out.extend(self.ranker.topk(q[i : i + self.batch_size] @ self.matrix.T, k))

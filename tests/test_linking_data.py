@@ -227,8 +227,8 @@ def test_phrase_reader_examples():
 
 
 def test_phrase_reader_tokenizes_each_pair_once(tmp_path):
-    """Training reads the pairs every epoch: the tokens of the first pass are reused, and the
-    Examples of later passes are the same, token attributes set by the tokenizer included."""
+    """spacy train reads the pairs more than once: the tokens of the first pass are reused, and
+    the Examples of later passes are the same, token attributes set by the tokenizer included."""
     from spacy.attrs import NORM, ORTH, SPACY
 
     nlp = spacy.blank("en")
@@ -488,13 +488,17 @@ def test_minilm_peer_small(tiny_taxonomy):
     assert ranked[2][0][0] in ("T2DM", "DM")
 
 
-def _record_encoded(encoder) -> list:
-    """Make the (real) MiniLM encoder record every text it is asked to encode."""
+def _record_encoded(encoder, per_call: bool = False) -> list:
+    """Make the (real) MiniLM encoder record every text it is asked to encode (per_call:
+    each call's list of texts)."""
     asked: list = []
     encode = encoder.encode
 
     def recording(batch, progress=False):
-        asked.extend(batch)
+        if per_call:
+            asked.append(list(batch))
+        else:
+            asked.extend(batch)
         return encode(batch, progress=progress)
 
     encoder.encode = recording
@@ -552,14 +556,7 @@ def test_minilm_peer_encodes_all_queries_in_one_length_sorted_pass(tiny_taxonomy
 
     encoder = MiniLMEncoder(batch_size=4)
     peer = MiniLMLinker(tiny_taxonomy, encoder=encoder, batch_size=5)  # 5 queries per similarity product
-    calls = []
-    encode = encoder.encode
-
-    def recording(texts, progress=False):
-        calls.append(list(texts))
-        return encode(texts, progress=progress)
-
-    encoder.encode = recording
+    calls = _record_encoded(encoder, per_call=True)
     queries = ["flu", "influenza with pneumonia and fever", "diabetes", "type 2 diabetes", "pneumonia", "grippe"] * 2
     got = peer.rank(queries, k=3)
     assert calls == [queries]
