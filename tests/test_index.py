@@ -530,44 +530,33 @@ def test_hnsw_search_is_exact_on_a_small_index_and_the_same_in_any_batch(lexical
     assert NodeIndex(space, lex, ann="hnsw").to_bytes() == index.to_bytes()
 
 
-def _merge_argsort_desc(v):
-    """The bottom-up merge sort the kernel used before numba's own merge sort: stable,
-    largest first."""
-    n = len(v)
-    a, b = list(range(n)), [0] * n
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
-            i, j = lo, mid
-            for o in range(lo, hi):
-                if j < hi and (i >= mid or v[a[j]] > v[a[i]]):
-                    b[o] = a[j]
-                    j += 1
-                else:
-                    b[o] = a[i]
-                    i += 1
-        a, b = b, a
-        width *= 2
-    return np.asarray(a, dtype="int64")
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_argsort_desc_is_stable_with_ties(dtype):
-    """The retrieval orders strings by score with numba's merge sort; equal scores keep the
-    product's column order, exactly as the hand-written merge sort did."""
-    from spacy_text2node.index.kernels import _argsort_desc
+def test_first_nodes_follow_a_stable_sort_with_ties(dtype):
+    """The retrieval takes the first k distinct nodes of its shortlisted strings in the
+    order of a stable sort of their scores, largest first (equal scores keep the
+    product's column order); the kernel's heap gives exactly that order."""
+    from spacy_text2node.index.kernels import _first_nodes
 
     rng = np.random.default_rng(0)
     cases = [np.zeros(0), np.ones(1), np.ones(7), np.arange(9.0), np.arange(9.0)[::-1], np.array([0.5, -0.0, 0.0, 0.5])]
     cases += [rng.integers(0, k, size=n).astype(float) / k for k in (2, 3, 10) for n in (2, 5, 16, 33, 100, 1000)]
     cases += [rng.random(257)]
-    for v in cases:
+    n_nodes = 40
+    string_node = rng.integers(0, n_nodes, size=500)
+    for case, v in enumerate(cases):
         v = np.asarray(v, dtype=dtype)
-        got = _argsort_desc(v)
-        assert got.tolist() == _merge_argsort_desc(v).tolist() == np.argsort(-v, kind="stable").tolist()
-        if len(np.unique(v)) < len(v):  # ties: the order among them is the input order
-            assert all(got[i] < got[i + 1] for i in range(len(v) - 1) if v[got[i]] == v[got[i + 1]])
+        strings = rng.integers(0, len(string_node), size=len(v))
+        for k in (0, 1, 3, 25, 100):
+            seen = np.full(n_nodes, 7, dtype=np.int64)  # stamps of an earlier row
+            out = np.full(k + 2, -1, dtype=np.int64)
+            n = _first_nodes(v, strings, string_node, seen, 100 + case, k, out, 1, np.empty(len(v), dtype=np.int64))
+            want = []
+            for p in np.argsort(-v, kind="stable"):
+                node = int(string_node[strings[p]])
+                if node not in want and len(want) < k:
+                    want.append(node)
+            assert out[1 : 1 + n].tolist() == want, (case, k)
+            assert out[0] == -1 and (k == 0 or out[1 + n :].tolist() == [-1] * (k + 1 - n))
 
 
 @pytest.mark.parametrize("unit_rows", [True, False])

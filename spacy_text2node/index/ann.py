@@ -53,13 +53,12 @@ def ranked_top_k(
         shown = (p / np.repeat(total, counts[nonempty]))[order][top]
     else:
         shown = z[top]
-    nodes = ni[order][top].tolist()
-    values = shown.tolist()
+    pairs = list(zip(ni[order][top].tolist(), shown.tolist()))
     taken = np.minimum(counts, k).tolist()
     a = 0
     for i, c in enumerate(taken):
         if c:
-            out[i] = list(zip(nodes[a : a + c], values[a : a + c]))
+            out[i] = pairs[a : a + c]
             a += c
     return out
 

@@ -161,7 +161,7 @@ def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, touched, cols
     scipy's csr_matmat computes it: sums in acc's dtype in the order of Q's and T's
     entries, columns in reverse order of first touch. A column is new while its sum is
     still zero (no `seen` array to read per entry: half the random reads). acc: zeros
-    (left zero); touched, cols, vals: buffers of T's width. Returns n and the largest
+    (left zero); touched, cols, vals: buffers of T's width (touched: one more). Returns n and the largest
     value: the row is cols[:n], vals[:n]."""
     m = 0
     for p in range(q_ptr[i], q_ptr[i + 1]):
@@ -170,12 +170,12 @@ def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, touched, cols
         for r in range(t_ptr[j], t_ptr[j + 1]):
             s = t_idx[r]
             w = v * t_val[r]
-            if acc[s] == 0:
-                if w == 0:  # an underflow: nothing to add
-                    continue
-                touched[m] = s
-                m += 1
-            acc[s] += w
+            a = acc[s]
+            # without a branch: s is written always and kept (m moves on) when it is new
+            # and w no underflow (adding zero changes nothing)
+            touched[m] = s
+            m += (a == 0) & (w != 0)
+            acc[s] = a + w
     hi = acc.dtype.type(0)
     for p in range(m - 1, -1, -1):
         s = touched[p]
@@ -184,13 +184,6 @@ def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, touched, cols
         hi = max(hi, acc[s])
         acc[s] = 0
     return m, hi
-
-
-@njit(cache=True, nogil=True)
-def _argsort_desc(v):  # pragma: no cover - numba
-    """Stable argsort of v, largest first: equal values keep their order (numba's merge sort
-    of -v; negation is exact, so the order of any two values is kept)."""
-    return np.argsort(-v, kind="mergesort")
 
 
 @njit(cache=True, nogil=True)
@@ -228,29 +221,52 @@ def _shortlist(cols, vals, n, hi, kk, hist, keep_s, keep_v):  # pragma: no cover
     return n_keep
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _before(vals, a, b):  # pragma: no cover - numba
+    """Whether position a comes before b in the stable order of vals, largest first."""
+    return vals[a] > vals[b] or (vals[a] == vals[b] and a < b)
+
+
 @njit(cache=True, nogil=True)
-def _first_nodes(vals, strings, string_node, node_seen, stamp, k, out, o):  # pragma: no cover - numba
-    """The first k distinct nodes of strings ordered by score (descending, a stable sort),
-    written to out[o:]. node_seen: a stamp per node, none equal to stamp yet. Returns the
-    count and whether two of the first k + 1 distinct nodes have equal best scores."""
-    n_out = 0
-    tie = False
-    if len(vals) == 0:
-        return n_out, tie
-    last = vals[0]
-    for p in _argsort_desc(vals):
-        node = string_node[strings[p]]
-        if node_seen[node] == stamp:
-            continue
-        node_seen[node] = stamp
-        if n_out > 0 and vals[p] == last:
-            tie = True
-        if n_out == k:
+def _sift_down(heap, n, i, vals):  # pragma: no cover - numba
+    x = heap[i]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
             break
-        out[o + n_out] = node
-        n_out += 1
-        last = vals[p]
-    return n_out, tie
+        if c + 1 < n and _before(vals, heap[c + 1], heap[c]):
+            c += 1
+        if not _before(vals, heap[c], x):
+            break
+        heap[i] = heap[c]
+        i = c
+    heap[i] = x
+
+
+@njit(cache=True, nogil=True)
+def _first_nodes(vals, strings, string_node, node_seen, stamp, k, out, o, heap):  # pragma: no cover - numba
+    """The first k distinct nodes of strings in the order of a stable sort of vals, largest
+    first (equal values keep their positions' order), written to out[o:]. A heap gives
+    the strings in that order only as far as needed: k nodes are usually a small part of
+    the strings. node_seen: a stamp per node, none equal to stamp yet; heap: a buffer of
+    at least len(vals). Returns the count."""
+    n = len(vals)
+    for p in range(n):
+        heap[p] = p
+    for p in range(n // 2 - 1, -1, -1):
+        _sift_down(heap, n, p, vals)
+    n_out = 0
+    while n > 0 and n_out < k:
+        p = heap[0]
+        n -= 1
+        heap[0] = heap[n]
+        _sift_down(heap, n, 0, vals)
+        node = string_node[strings[p]]
+        if node_seen[node] != stamp:
+            node_seen[node] = stamp
+            out[o + n_out] = node
+            n_out += 1
+    return n_out
 
 
 @njit(cache=True, nogil=True)
@@ -266,10 +282,11 @@ def _top_nodes(
     acc: zeros, one per string. Returns indptr and nodes (int64)."""
     n_q = len(q_ptr) - 1
     n_str = len(string_node)
-    touched = np.empty(n_str, dtype=np.int64)
+    touched = np.empty(n_str + 1, dtype=np.int64)
     cols = np.empty(n_str, dtype=np.int64)
     vals = np.empty(n_str, dtype=acc.dtype)
     keep_s = np.empty(n_str, dtype=np.int64)
+    heap = np.empty(n_str, dtype=np.int64)
     keep_v = np.empty(n_str, dtype=np.float64)
     hist = np.zeros(2048, dtype=np.int64)
     q_dense = np.zeros(len(t_ptr) - 1, dtype=np.float64)
@@ -298,7 +315,7 @@ def _top_nodes(
             for r in range(m_ptr[st], m_ptr[st + 1]):
                 v += q_dense[m_idx[r]] * m_val[r]
             keep_v[p] = v
-        n_out, _ = _first_nodes(keep_v[:n_keep], keep_s[:n_keep], string_node, node_seen, i, k, out, o)
+        n_out = _first_nodes(keep_v[:n_keep], keep_s[:n_keep], string_node, node_seen, i, k, out, o, heap)
         o += n_out
         out_ptr[i + 1] = o
     return out_ptr, out[:o]

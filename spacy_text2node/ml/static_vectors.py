@@ -4,7 +4,6 @@ mapper's input layer kept per table row (`StaticInputCache`, `predict_static`)."
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
@@ -133,8 +132,12 @@ def _spans_with_vectors(
     return np.logical_or.reduceat(known, starts) if known.size else np.zeros(len(lengths), dtype=bool)
 
 
-def _digest(array: Any) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays hold the same bits (NaN equals NaN, -0.0 differs from 0.0)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    bits = np.dtype(f"u{a.itemsize}") if a.itemsize in (1, 2, 4, 8) else np.dtype("u1")
+    return bool(np.array_equal(np.ascontiguousarray(a).view(bits), np.ascontiguousarray(b).view(bits)))
 
 
 class StaticInputCache:
@@ -145,8 +148,9 @@ class StaticInputCache:
     `RowBlockOps` computes each row of a product alone, so a kept row is bitwise the row a
     batch would compute, and mapping through the cache gives what `model.predict` gives
     (tested). The cache is emptied when the caller's key of the table or the layer's
-    weights change (a digest of the weights is checked per call: training updates them in
-    place). A table whose outputs would take more than `MAX_BYTES` (e.g. GloVe's 400,000
+    weights change (the weights are compared, bit for bit, with a copy kept with the rows
+    at every call: training updates them in place; a comparison costs a small fraction of
+    a hash of them). A table whose outputs would take more than `MAX_BYTES` (e.g. GloVe's 400,000
     words) is not cached. Threads may share one cache.
     """
 
@@ -155,6 +159,7 @@ class StaticInputCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: Any = None
+        self._weights: Tuple[np.ndarray, ...] = ()  # copies of the layer's W and b the rows were computed with
         self._out = np.zeros((0, 0), dtype="float32")
         self._done = np.zeros(0, dtype=bool)
 
@@ -164,9 +169,11 @@ class StaticInputCache:
     def rows(self, layer: Model, table: np.ndarray, table_key: Any, rows: np.ndarray) -> np.ndarray:
         """The layer's output for the table's rows `rows` (each with the indicator column 0).
         table_key: what identifies the table's contents (e.g. its `vectors_fingerprint`)."""
-        key = (id(table), table.shape, table_key, _digest(layer.get_param("W")), _digest(layer.get_param("b")))
+        key = (id(table), table.shape, table_key)
+        weights = (layer.get_param("W"), layer.get_param("b"))
         with self._lock:
-            if key != self._key:
+            if key != self._key or not all(_same_bits(w, kept) for w, kept in zip(weights, self._weights)):
+                self._weights = tuple(np.array(w, copy=True) for w in weights)
                 self._out = np.zeros((table.shape[0], layer.get_dim("nO")), dtype="float32")
                 self._done = np.zeros(table.shape[0], dtype=bool)
                 self._key = key
