@@ -64,13 +64,14 @@ class _MaxOverStrings:
     """Turn string-level similarity rows into top-k concepts (max over each concept's strings).
 
     A concept's score is its best string's; concepts come best first, ties in order of
-    first appearance in `owners` (the full reduction, used where the shortlist below would
-    not be smaller, may keep another of several concepts tied at the k-th place). When k
-    times the most strings any concept has is below
-    the number of strings, only each row's best strings are looked at: every string
+    first appearance in `owners` (the full reduction may keep another of several concepts
+    tied at the k-th place). Where concepts are many and hold few strings each (ICD-10-CM's
+    leaves), only each row's best strings are looked at (`shortlists`): every string
     above one of the true top k concepts' best strings belongs to a better concept, so
     each of those best strings is among the row's k x max_count best (all strings tied
-    with the last one are kept too), and the result is exactly the full max's.
+    with the last one are kept too), and the result is exactly the full max's. Where
+    concepts hold many strings (CTD MEDIC), that shortlist is a large share of a row and
+    sorting it costs more than the full max, which is cheap there (few concepts to rank).
     """
 
     def __init__(self, owners: Sequence[str]):
@@ -93,11 +94,18 @@ class _MaxOverStrings:
         # strings from Taxonomy.iter_texts are already grouped by concept: no column copy
         self.order = None if np.array_equal(order, np.arange(len(order))) else order
 
+    def shortlists(self, k: int) -> bool:
+        """Whether `topk` looks at each row's k x max_count best strings only: when that is
+        fewer than the strings, and the concepts are more than half as many as the strings."""
+        k = min(k, len(self.concepts))
+        n = len(self.owner)
+        return 0 < k * self.max_count < n and 2 * len(self.concepts) > n
+
     def topk(self, sims: np.ndarray, k: int) -> Ranked:
         k = min(k, len(self.concepts))
         n = sims.shape[1]
         pool = k * self.max_count
-        if k <= 0 or pool >= n:
+        if not self.shortlists(k):
             return self._topk_full(sims, k)
         # the pool-th best score of each row; every string at or above it is looked at
         cut = np.partition(sims, n - pool, axis=1)[:, n - pool]

@@ -463,16 +463,37 @@ def test_max_over_strings_shortlist_is_exact():
     from spacy_text2node.baselines import _MaxOverStrings
 
     rng = np.random.default_rng(1)
-    owners = [f"c{int(i)}" for i in rng.integers(0, 400, size=1500)]
+    owners = [f"c{int(i)}" for i in rng.integers(0, 1400, size=1500)]
     ranker = _MaxOverStrings(owners)
     # scores on a coarse grid: many ties, also at the k-th place
     sims = (rng.integers(0, 40, size=(64, len(owners))) / 40).astype(np.float32)
-    assert 5 * ranker.max_count < len(owners)  # the shortlist path, not the full one
+    assert ranker.shortlists(5) and ranker.shortlists(1)  # the shortlist path, not the full one
     for k in (1, 5):
         for row, ranked in zip(sims, ranker.topk(sims, k)):
             want, best = _brute_force_topk(owners, row, k)
             assert [c for c, _ in ranked] == want
             assert [s for _, s in ranked] == [best[c] for c in want]
+
+
+def test_max_over_strings_reduces_all_strings_when_concepts_hold_many(monkeypatch):
+    """Where a concept holds many strings (CTD MEDIC: 78k strings of 12k concepts, up to 133
+    each) the shortlist is a large share of each row and sorting it costs more than the
+    full max over the strings, which is then cheap (few concepts to rank): the peers take
+    the full path there, and the shortlist where concepts are many (ICD-10-CM's leaves)."""
+    import numpy as np
+
+    from spacy_text2node.baselines import _MaxOverStrings
+
+    rng = np.random.default_rng(2)
+    few = _MaxOverStrings([f"c{int(i)}" for i in rng.integers(0, 300, size=3000)])  # about 10 strings each
+    many = _MaxOverStrings([f"c{int(i)}" for i in rng.integers(0, 3000, size=3200)])
+    assert 10 * few.max_count < 3000  # a shortlist would be smaller than a row
+    assert not few.shortlists(10) and many.shortlists(10)
+    called = []
+    monkeypatch.setattr(_MaxOverStrings, "_topk_full", lambda self, sims, k: called.append(k) or [[]] * len(sims))
+    sims = rng.random((4, 3000)).astype(np.float32)
+    few.topk(sims, 10)
+    assert called == [10]
 
 
 def test_minilm_peer_small(tiny_taxonomy):
