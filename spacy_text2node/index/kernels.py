@@ -161,8 +161,8 @@ def _product_row(q_ptr, q_idx, q_val, t_ptr, t_idx, t_val, i, acc, touched, cols
     scipy's csr_matmat computes it: sums in acc's dtype in the order of Q's and T's
     entries, columns in reverse order of first touch. A column is new while its sum is
     still zero (no `seen` array to read per entry: half the random reads). acc: zeros
-    (left zero); touched, cols, vals: buffers of T's width (touched: one more). Returns n and the largest
-    value: the row is cols[:n], vals[:n]."""
+    (left zero); touched, cols, vals: buffers of T's width (touched: one more). Returns n
+    and the largest value: the row is cols[:n], vals[:n]."""
     m = 0
     for p in range(q_ptr[i], q_ptr[i + 1]):
         j = q_idx[p]

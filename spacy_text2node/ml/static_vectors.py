@@ -148,10 +148,10 @@ class StaticInputCache:
     `RowBlockOps` computes each row of a product alone, so a kept row is bitwise the row a
     batch would compute, and mapping through the cache gives what `model.predict` gives
     (tested). The cache is emptied when the caller's key of the table or the layer's
-    weights change (the weights are compared, bit for bit, with a copy kept with the rows
-    at every call: training updates them in place; a comparison costs a small fraction of
-    a hash of them). A table whose outputs would take more than `MAX_BYTES` (e.g. GloVe's 400,000
-    words) is not cached. Threads may share one cache.
+    weights change (at every call the weights are compared, bit for bit, with a copy kept
+    with the rows: training updates them in place; comparing costs a small fraction of
+    hashing them). A table whose outputs would take more than `MAX_BYTES` (e.g. GloVe's
+    400,000 words) is not cached. Threads may share one cache.
     """
 
     MAX_BYTES = 64 * 2**20
@@ -170,7 +170,7 @@ class StaticInputCache:
         """The layer's output for the table's rows `rows` (each with the indicator column 0).
         table_key: what identifies the table's contents (e.g. its `vectors_fingerprint`)."""
         key = (id(table), table.shape, table_key)
-        weights = (layer.get_param("W"), layer.get_param("b"))
+        weights = (np.asarray(layer.get_param("W")), np.asarray(layer.get_param("b")))
         with self._lock:
             if key != self._key or not all(_same_bits(w, kept) for w, kept in zip(weights, self._weights)):
                 self._weights = tuple(np.array(w, copy=True) for w in weights)
