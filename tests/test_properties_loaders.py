@@ -207,14 +207,27 @@ def _csv_bytes(rows, header, delimiter=","):
     header=["id", "label", "parents", "synonyms", "definition"],
     skip=True,
 )
+# a first row of an id that is reported (empty label) and a second one that loads (found by
+# hypothesis in CI: the reported row does not hold the id)
+@example(
+    rows=[
+        {"id": "0", "label": "", "parents": [], "synonyms": [], "definition": None},
+        {"id": "0", "label": "0", "parents": ["00"], "synonyms": [], "definition": None},
+        {"id": "00", "label": "0", "parents": [], "synonyms": [], "definition": None},
+    ],
+    header=["id", "label", "parents", "synonyms", "definition"],
+    skip=True,
+)
 def test_csv_valid_looking_rows(rows, header, skip):
     out = _load_taxonomy("csv", _csv_bytes(rows, header), on_error="skip" if skip else "raise")
     if header == ["id", "label", "parents", "synonyms", "definition"] and isinstance(out, Taxonomy):
-        # what loads is what was written: every loaded concept is a row (the first of its id:
-        # a repeat is reported, not loaded), every edge a parent written on that row
+        # what loads is what was written: every loaded concept is a row (the first of its id
+        # that has an id and a label: a row without either, or a repeat, is reported, not
+        # loaded), every edge a parent written on that row
         by_id = {}
         for r in rows:
-            by_id.setdefault(r["id"].strip(), r)
+            if r["id"].strip() and r["label"].strip():
+                by_id.setdefault(r["id"].strip(), r)
         for cid in out.ids:
             assert set(out.parents(cid)) <= {p.strip() for p in by_id[cid]["parents"]}
     if "parent" in header:
