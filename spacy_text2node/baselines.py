@@ -103,10 +103,9 @@ class _MaxOverStrings:
 
     def topk(self, sims: np.ndarray, k: int) -> Ranked:
         k = min(k, len(self.concepts))
-        n = sims.shape[1]
-        pool = k * self.max_count
         if not self.shortlists(k):
             return self._topk_full(sims, k)
+        n, pool = sims.shape[1], k * self.max_count
         # the pool-th best score of each row; every string at or above it is looked at
         cut = np.partition(sims, n - pool, axis=1)[:, n - pool]
         rows, cols = np.nonzero(sims >= cut[:, None])
