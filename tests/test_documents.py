@@ -50,6 +50,54 @@ def test_composite_mention_links_each_part(linker_nlp):
     assert predicted_concepts(ent) == ["VIR", "BAC"]
 
 
+def test_keep_whole_when_the_whole_is_as_probable_as_the_least_sure_part():
+    from spacy_text2node.pipeline.composite import keep_whole
+
+    hboc = [(7, 0.98), (1, 0.01)]  # "hereditary breast and ovarian cancer": a syndrome
+    assert keep_whole(hboc, [[(1, 0.94)], [(2, 0.97)]])
+    assert not keep_whole([(7, 0.66)], [[(1, 0.94)], [(2, 0.97)]])  # "breast and ovarian cancer"
+    assert keep_whole([(7, 0.5)], [[(1, 0.9)], []])  # a part without candidates counts as 0
+    assert keep_whole([(7, 0.9)], [[(1, 0.9)], [(2, 0.95)]])  # a tie keeps the whole
+    assert not keep_whole([], [[], []])  # nothing for the whole: the parts (NIL as well)
+
+
+def test_calibrated_linker_links_a_composite_whole_or_by_parts_as_keep_whole_says(phrase_linker_dir):
+    """With a calibrated linker (probabilities), the span takes the whole's concept or the
+    parts' concepts as `keep_whole` decides on the same queries linked alone; the NIL cut
+    comes after the choice."""
+    from test_linker import CALIBRATION_PAIRS, _examples
+
+    from spacy_text2node.bulk.clinical import link_mentions
+    from spacy_text2node.linker_api import calibrate_linker, link_phrases
+    from spacy_text2node.pipeline.composite import keep_whole, split_composite
+
+    nlp = spacy.load(phrase_linker_dir)
+    calibrate_linker(nlp, _examples(nlp, CALIBRATION_PAIRS), l2_words=0.05)
+    link_mentions(nlp, "ents")
+    linker = nlp.get_pipe("text2node_linker")
+    linker.cfg["composite"] = True
+    choices = set()
+    for mention in [
+        "viral and bacterial infection",
+        "type 1 and type 2 diabetes",
+        "influenza and pneumonia",
+        "asthma or obstructive pulmonary disease",
+    ]:
+        parts = split_composite(mention)
+        assert len(parts) == 2
+        whole, *split = link_phrases(nlp, [mention, *parts])
+        whole_kept = keep_whole(whole, split)
+        choices.add(whole_kept)
+        for cut in (0.0, 0.9):  # the NIL cut comes after the choice, query by query
+            linker.cfg["min_probability"] = cut
+            chosen = [whole] if whole_kept else split
+            want = [r[0][0] for r in chosen if r and r[0][1] >= cut]
+            ent = _link(nlp, f"Seen: {mention}.", mention).ents[0]
+            assert ent._.get(CONCEPTS_EXT) == want, (mention, cut)
+        linker.cfg["min_probability"] = 0.0
+    assert choices == {True, False}  # both branches ran
+
+
 def test_abbreviation_links_as_its_long_form(linker_nlp):
     import spacy_text2node.pipeline.abbreviations  # noqa: F401  (registers the component)
 

@@ -34,7 +34,7 @@ repeated part. The parts keep the casing of the text; whitespace becomes single 
 from __future__ import annotations
 
 import re
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 from spacy.tokens import Span
 
@@ -184,6 +184,21 @@ def split_composite(text: str) -> List[str]:
     if len({p.lower() for p in out}) != len(out):
         return [text]
     return out
+
+
+def keep_whole(whole: Sequence[Tuple[int, float]], parts: Sequence[Sequence[Tuple[int, float]]]) -> bool:
+    """Whether a coordinated mention is linked whole rather than part by part: when the
+    whole's best candidate is at least as probable as the least sure part's ("hereditary
+    breast and ovarian cancer", one syndrome in CTD MEDIC, against "hereditary breast
+    cancer" and "ovarian cancer"). The scores must be probabilities (a calibrated linker's):
+    fixed-fusion scores of different queries are not comparable.
+
+    whole (Sequence[Tuple[int, float]]): the whole mention's candidates, best first.
+    parts (Sequence[Sequence[Tuple[int, float]]]): each part's candidates, best first.
+    RETURNS (bool): True to link the whole; a query without candidates counts as 0.
+    """
+    best_whole = whole[0][1] if whole else 0.0
+    return bool(whole) and best_whole >= min((p[0][1] if p else 0.0) for p in parts)
 
 
 def composite_parts(span: Span) -> List[str]:

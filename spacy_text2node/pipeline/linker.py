@@ -8,6 +8,7 @@ The factories are in `factories`, the settings blocks in `settings`, the KB and 
 building in `kb`, the loss in `training`, calibration in `calibrate`, the scorer in `scoring`.
 """
 
+import dataclasses
 import logging
 import re
 from itertools import islice
@@ -29,6 +30,7 @@ from ..ml.static_vectors import StaticInputCache, spans_with_vectors
 from ..taxonomy import Taxonomy
 from . import calibrate as calibration
 from . import manifest as mf
+from .composite import keep_whole
 from .kb import Text2NodeKB, build_index
 from .scoring import SCORE_KEYS, make_linker_scorer, score_linking
 from .search import MAP_CHUNK, SEARCH_CHUNK, LinkerSearch, Offsets, Ranked, available_cpus, blas_threads
@@ -196,6 +198,11 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         """Ranked (node index, score) candidates for each span of each doc: one list per
         query of the span (one query, or one per part of a composite mention).
 
+        With a calibrated linker, a composite mention is searched whole as well as part by
+        part, and stays whole when the whole's best candidate is at least as probable as
+        the least sure part's (`composite.keep_whole`: "hereditary breast and ovarian
+        cancer" is one syndrome in CTD MEDIC, "breast and ovarian cancer" two cancers).
+
         docs (Iterable[Doc]): the docs.
         RETURNS (List[List[List[List[Tuple[int, float]]]]]): per doc, per span, per query, candidates.
         """
@@ -205,24 +212,31 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         qdocs: List[Doc] = list(docs)
         offsets: Offsets = []
         texts: List[str] = []
-        counts: List[List[int]] = []
+        counts: List[List[Tuple[int, int]]] = []  # per span: (parts, whole queries after them)
         settings = self.search_settings
+        # only probabilities of different queries compare (see composite.keep_whole)
+        calibrated = self.index is not None and self.index.reranker is not None
+        unsplit = dataclasses.replace(settings, composite=False) if calibrated else None
         for i, ss in enumerate(spans):
             counts.append([])
             for s in ss:
                 queries = self.span_queries(i, s, qdocs, settings)
-                counts[-1].append(len(queries))
-                for q_doc, start, end, text in queries:
+                whole = self.span_queries(i, s, qdocs, unsplit) if len(queries) > 1 and unsplit else []
+                counts[-1].append((len(queries), len(whole)))
+                for q_doc, start, end, text in queries + whole:
                     offsets.append((q_doc, start, end))
                     texts.append(text)
-        flat = self.rank(qdocs, offsets, texts)
+        flat = self.rank(qdocs, offsets, texts, nil_cut=False)
         out: List[List[Ranked]] = []
         j = 0
         for per_span in counts:
             out.append([])
-            for n in per_span:
-                out[-1].append(flat[j : j + n])
-                j += n
+            for n, n_whole in per_span:
+                parts, whole_r = flat[j : j + n], flat[j + n : j + n + n_whole]
+                if whole_r and keep_whole(whole_r[0], parts):
+                    parts = whole_r
+                out[-1].append(self.nil_cut(parts))
+                j += n + n_whole
         return out
 
     def span_queries(

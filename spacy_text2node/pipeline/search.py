@@ -80,20 +80,41 @@ class LinkerSearch:
                 return int(node.attrs["max_tokens"])
         return 32
 
-    def rank(self, docs: Sequence[Doc], offsets: Offsets, texts: Sequence[str], k: Optional[int] = None) -> Ranked:
+    def rank(
+        self,
+        docs: Sequence[Doc],
+        offsets: Offsets,
+        texts: Sequence[str],
+        k: Optional[int] = None,
+        *,
+        nil_cut: bool = True,
+    ) -> Ranked:
         """Ranked (node index, fused score) for spans given as (doc index, start, end).
 
         Candidates below the threshold are dropped (a NIL span gets an empty list), and so is
         a span without a letter or digit: punctuation is never a concept, whatever vectors
-        its characters get from a subword model.
+        its characters get from a subword model. With nil_cut, a span whose best candidate's
+        probability is under `min_probability` is NIL too (see `nil_cut`).
         """
+        ranked = self._rank(docs, offsets, texts, k)
+        return self.nil_cut(ranked) if nil_cut else ranked
+
+    def nil_cut(self, ranked: Ranked) -> Ranked:
+        """The queries' candidate lists, each emptied (NIL) when a calibrated linker's best
+        candidate has a probability under `min_probability` (its scores are probabilities)."""
+        cut = self.search_settings.min_probability
+        if cut <= 0 or self.index is None or self.index.reranker is None:
+            return ranked
+        return [r if r and r[0][1] >= cut else [] for r in ranked]
+
+    def _rank(self, docs: Sequence[Doc], offsets: Offsets, texts: Sequence[str], k: Optional[int]) -> Ranked:
         if not offsets:
             return []
         linkable = [i for i, t in enumerate(texts) if _has_alnum(t)]
         if len(linkable) < len(texts):
             out: Ranked = [[] for _ in texts]
             sub = [offsets[i] for i in linkable], [texts[i] for i in linkable]
-            for i, r in zip(linkable, self.rank(docs, sub[0], sub[1], k)):
+            for i, r in zip(linkable, self._rank(docs, sub[0], sub[1], k)):
                 out[i] = r
             return out
         cfg = self.cfg
@@ -176,10 +197,7 @@ class LinkerSearch:
                 )
                 founds = [found[a : a + SEARCH_CHUNK] for a in starts]
             parts = list(run(chunk, starts, Ys, founds))
-        out = [r for part in parts for r in part]
-        if s.min_probability > 0 and index.reranker is not None:  # scores are probabilities
-            out = [r if r and r[0][1] >= s.min_probability else [] for r in out]
-        return out
+        return [r for part in parts for r in part]
 
     def _n_threads(self) -> int:
         n = int(self.cfg.get("n_threads", 0) or 0)

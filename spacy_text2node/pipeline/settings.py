@@ -102,8 +102,10 @@ class SearchSettings:
         `text2node_abbreviations` component in front) is searched as its long form.
     composite (bool): a coordinated mention ("breast and ovarian cancer") is split into its
         parts, each searched on its own; the span gets one concept per part in
-        `span._.text2node_concepts`. Off by default: taxonomy labels such as ICD-10-CM's
-        often join two conditions in one concept.
+        `span._.text2node_concepts`. A calibrated linker searches the whole mention too and
+        keeps it whole when its best concept is at least as probable as the least sure
+        part's ("hereditary breast and ovarian cancer": one syndrome). Off by default:
+        taxonomy labels such as ICD-10-CM's often join two conditions in one concept.
     min_probability (float): a calibrated linker (one with a fitted reranker, whose scores
         are probabilities among a span's candidates) leaves a span NIL when its best
         candidate's probability is below this: a mention finder's false finds tend to have
