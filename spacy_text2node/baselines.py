@@ -146,6 +146,8 @@ class TfidfLinker:
     ngram_range (Tuple[int, int]): character n-gram sizes.
     batch_size (int): queries per sparse product.
     candidates (str): "all" concepts or only the "leaves" (IDF is fitted on all strings).
+    n_threads (Optional[int]): batches searched at once (None: one per available CPU, as
+        the linker's search and torch use them); the rankings do not depend on it.
     """
 
     name = "tfidf-char3"
@@ -157,10 +159,13 @@ class TfidfLinker:
         ngram_range: Tuple[int, int] = (3, 3),
         batch_size: int = 256,
         candidates: str = "all",
+        n_threads: Optional[int] = None,
     ):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         _check_candidates(candidates)
+        if n_threads is not None and n_threads < 1:
+            raise ValueError(f"TfidfLinker: n_threads={n_threads!r} must be 1 or more (None: one per available CPU).")
         self.taxonomy = taxonomy
         owners, texts = index_strings(taxonomy)
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, dtype=np.float32)
@@ -169,6 +174,11 @@ class TfidfLinker:
         self.n_strings = len(owners)
         self.ranker = _MaxOverStrings(owners)
         self.batch_size = batch_size
+        if n_threads is None:
+            from .pipeline.search import available_cpus
+
+            n_threads = available_cpus()
+        self.n_threads = n_threads
 
     def rank(self, queries: Sequence[str], k: int = 10, progress: bool = False) -> Ranked:
         """Top-k concepts per query, best first, with cosine scores.
@@ -178,16 +188,24 @@ class TfidfLinker:
         progress (bool): show a tqdm bar.
         RETURNS (List[List[Tuple[str, float]]]): (concept id, score) per query.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm import tqdm
 
-        out: Ranked = []
-        steps = range(0, len(queries), self.batch_size)
-        for i in tqdm(steps, desc="tfidf", disable=not progress, unit="batch"):
+        def batch(i: int) -> Ranked:
             q = self.vectorizer.transform(list(queries[i : i + self.batch_size]))
             # the product is mostly dense (common trigrams), so sparse index x dense
-            # queries beats a sparse x sparse product
+            # queries beats a sparse x sparse product; scipy's product and the top-k
+            # release the GIL for most of their time, so batches share the cores
             sims = np.ascontiguousarray((self.matrix @ q.T.toarray()).T)
-            out.extend(self.ranker.topk(sims, k))
+            return self.ranker.topk(sims, k)
+
+        steps = range(0, len(queries), self.batch_size)
+        out: Ranked = []
+        with ThreadPoolExecutor(max(1, min(self.n_threads, len(steps)))) as pool:
+            parts = pool.map(batch, steps)
+            for part in tqdm(parts, total=len(steps), desc="tfidf", disable=not progress, unit="batch"):
+                out.extend(part)
         return out
 
 

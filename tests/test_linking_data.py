@@ -433,6 +433,21 @@ def test_tfidf_peer_exact_label_first(tiny_taxonomy):
         assert [s for _, s in r] == sorted((s for _, s in r), reverse=True)
 
 
+def test_tfidf_peer_ranks_the_same_on_several_threads(tiny_taxonomy):
+    """The peer's batches run on `n_threads` threads (both cores, as the linker and MiniLM
+    use them when timed); the rankings do not depend on it or on the batch size."""
+    from spacy_text2node.baselines import TfidfLinker
+
+    queries = [t for c in tiny_taxonomy.ids for t in tiny_taxonomy.texts(c)] + ["lung infektion", "sugar diabetes"]
+    one = TfidfLinker(tiny_taxonomy, batch_size=3, n_threads=1).rank(queries, k=4)
+    two = TfidfLinker(tiny_taxonomy, batch_size=3, n_threads=2)
+    assert two.n_threads == 2
+    assert two.rank(queries, k=4) == one
+    assert TfidfLinker(tiny_taxonomy, batch_size=256, n_threads=2).rank(queries, k=4) == one
+    with pytest.raises(ValueError, match="n_threads"):
+        TfidfLinker(tiny_taxonomy, n_threads=-1)
+
+
 def _brute_force_topk(owners, row, k):
     concepts = list(dict.fromkeys(owners))
     best = {c: max(float(row[i]) for i, o in enumerate(owners) if o == c) for c in concepts}
