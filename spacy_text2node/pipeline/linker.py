@@ -215,8 +215,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         counts: List[List[Tuple[int, int]]] = []  # per span: (parts, whole queries after them)
         settings = self.search_settings
         # only probabilities of different queries compare (see composite.keep_whole)
-        calibrated = self.index is not None and self.index.reranker is not None
-        unsplit = dataclasses.replace(settings, composite=False) if calibrated else None
+        unsplit = dataclasses.replace(settings, composite=False) if self.scores_are_probabilities else None
         for i, ss in enumerate(spans):
             counts.append([])
             for s in ss:

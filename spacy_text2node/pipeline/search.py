@@ -99,11 +99,17 @@ class LinkerSearch:
         ranked = self._rank(docs, offsets, texts, k)
         return self.nil_cut(ranked) if nil_cut else ranked
 
+    @property
+    def scores_are_probabilities(self) -> bool:
+        """Whether the scores are probabilities among a query's candidates (a calibrated
+        linker's, with a fitted reranker), so that scores of different queries compare."""
+        return self.index is not None and self.index.reranker is not None
+
     def nil_cut(self, ranked: Ranked) -> Ranked:
         """The queries' candidate lists, each emptied (NIL) when a calibrated linker's best
-        candidate has a probability under `min_probability` (its scores are probabilities)."""
+        candidate has a probability under `min_probability`."""
         cut = self.search_settings.min_probability
-        if cut <= 0 or self.index is None or self.index.reranker is None:
+        if cut <= 0 or not self.scores_are_probabilities:
             return ranked
         return [r if r and r[0][1] >= cut else [] for r in ranked]
 
