@@ -148,6 +148,39 @@ def test_abbreviation_mentions_follow_their_long_form():
     assert [e.text for e in doc.ents] == ["Familial adenomatous polyposis", "FAP", "FAP"]
 
 
+@pytest.mark.parametrize(
+    "text,mention,added",
+    [
+        # the mention is more than the long form, which names the enzyme: G6PD is the gene
+        ("Glucose-6-phosphate dehydrogenase (G6PD) deficiency is common. G6PD was cloned.", "deficiency is", False),
+        (
+            "We studied deficiency of aspartoacylase (ASPA) here. ASPA was cloned.",
+            "deficiency of aspartoacylase",
+            False,
+        ),
+        # the long form is the mention's head, with modifiers before it: ALD is the disease
+        ("X-linked adrenoleukodystrophy (ALD) is rare. ALD recurred.", "X-linked adrenoleukodystrophy", True),
+    ],
+)
+def test_a_short_form_becomes_a_mention_only_where_its_long_form_heads_one(text, mention, added):
+    """A mention covering a long form stands for what the short form names only when the
+    long form ends it: in "X (SF) deficiency" or "deficiency of X (SF)" the short form names
+    X (an enzyme, a gene), not the disease."""
+    import spacy_text2node.pipeline.abbreviations  # noqa: F401
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("text2node_abbreviations", config={"mentions": True})
+    doc = nlp.make_doc(text)
+    if mention == "deficiency is":  # the whole "Glucose-6-phosphate dehydrogenase (G6PD) deficiency"
+        doc.ents = [doc.char_span(0, text.index(" is"), label="Disease")]
+    else:
+        doc = _ents(doc, mention)
+    before = [e.text for e in doc.ents]
+    doc = nlp.get_pipe("text2node_abbreviations")(doc)
+    short = text[text.index("(") + 1 : text.index(")")]
+    assert [e.text for e in doc.ents] == (before + [short, short] if added else before)
+
+
 def _example(nlp, text, gold, pred):
     ref = nlp.make_doc(text)
     ents = []

@@ -22,7 +22,7 @@ reading the extension builds the spans (assign a new list to change them).
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -332,12 +332,28 @@ def expand_short_forms(span: Span, pairs: Optional[List[Pair]] = None) -> Option
     return "".join(parts).strip()
 
 
+# words that put a long form after them in a mention as the argument, not the head:
+# "deficiency of X (SF)" is a disease, SF names X
+_ARGUMENT_WORDS = frozenset({"of", "in", "with", "for", "to"})
+
+
+def _heads(mention: Span, long: Span) -> bool:
+    """Whether a long form inside a mention stands for the mention: it ends the mention,
+    and no preposition comes before it there."""
+    return mention.end == long.end and not any(
+        t.lower_ in _ARGUMENT_WORDS for t in mention.doc[mention.start : long.start]
+    )
+
+
 def propagate_mentions(doc: Doc, pairs: List[Pair], *, drop_undefined: bool = True) -> None:
-    """Make the entities agree with the abbreviations: where an entity covers a long form
-    (from its first to its last token, or more), every occurrence of its short form
-    becomes an entity with that label (unless it overlaps another entity); with
+    """Make the entities agree with the abbreviations: where an entity is a long form, or
+    ends with it after modifiers ("X-linked adrenoleukodystrophy (ALD)"), every occurrence
+    of its short form becomes an entity with that label (unless it overlaps another
+    entity). An entity that goes on past the long form or holds it after a preposition
+    ("G6PD deficiency", "deficiency of aspartoacylase (ASPA)") adds none: there the short
+    form names the enzyme or gene, not the disease. With
     `drop_undefined`, an entity that is exactly a short form whose long form no entity
-    covers is removed (the mention finder saw the short form, but the thing it stands for
+    covers (in any of these ways) is removed (the mention finder saw the short form, but the thing it stands for
     is not a mention: a gene named like its disease).
 
     doc (Doc): the document, with `doc.ents` set by a mention finder.
@@ -351,15 +367,18 @@ def propagate_mentions(doc: Doc, pairs: List[Pair], *, drop_undefined: bool = Tr
     def overlapping(span: Span) -> Optional[Span]:
         return next((e for e in ents if e.start < span.end and span.start < e.end), None)
 
+    covered: Set[Tuple[int, int]] = set()
     label_of: Dict[Tuple[int, int], str] = {}
     for short, long in pairs:
         hit = overlapping(long)
         if hit is not None and hit.start <= long.start and hit.end >= long.end:
-            label_of[(short.start, short.end)] = hit.label_
+            covered.add((short.start, short.end))
+            if _heads(hit, long):
+                label_of[(short.start, short.end)] = hit.label_
     keep = []
     for ent in ents:
         is_short = any(ent.start == short.start and ent.end == short.end for short, _ in pairs)
-        if drop_undefined and is_short and (ent.start, ent.end) not in label_of:
+        if drop_undefined and is_short and (ent.start, ent.end) not in covered:
             continue
         keep.append(ent)
     ents = keep
