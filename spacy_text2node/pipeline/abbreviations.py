@@ -353,8 +353,9 @@ def propagate_mentions(doc: Doc, pairs: List[Pair], *, drop_undefined: bool = Tr
     ("G6PD deficiency", "deficiency of aspartoacylase (ASPA)") adds none: there the short
     form names the enzyme or gene, not the disease. With
     `drop_undefined`, an entity that is exactly a short form whose long form no entity
-    covers (in any of these ways) is removed (the mention finder saw the short form, but the thing it stands for
-    is not a mention: a gene named like its disease).
+    covers at all (from its first to its last token, or more) is removed (the mention
+    finder saw the short form, but the thing it stands for is not a mention: a gene
+    named like its disease).
 
     doc (Doc): the document, with `doc.ents` set by a mention finder.
     pairs (List[Tuple[Span, Span]]): (short form, long form) pairs (`with_occurrences`).
