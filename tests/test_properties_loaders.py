@@ -178,7 +178,9 @@ def _csv_bytes(rows, header, delimiter=","):
     import io
 
     out = io.StringIO()
-    w = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    # RFC 4180's line end: with it csv.writer quotes every field holding a carriage return or a
+    # line feed, so each row is a well-formed record (with "\n" a bare "\r" stayed unquoted)
+    w = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     w.writerow(header)
     for r in rows:
         w.writerow([r["id"], r["label"], "|".join(r["parents"]), "|".join(r["synonyms"]), r["definition"] or ""])
@@ -214,6 +216,17 @@ def _csv_bytes(rows, header, delimiter=","):
         {"id": "0", "label": "", "parents": [], "synonyms": [], "definition": None},
         {"id": "0", "label": "0", "parents": ["00"], "synonyms": [], "definition": None},
         {"id": "00", "label": "0", "parents": [], "synonyms": [], "definition": None},
+    ],
+    header=["id", "label", "parents", "synonyms", "definition"],
+    skip=True,
+)
+# a carriage return in a field: the row loads and defines its id, the repeat after it is reported
+# (found by hypothesis in CI, when the rows were written with "\n" line ends and the field unquoted)
+@example(
+    rows=[
+        {"id": "00", "label": "0", "parents": [], "synonyms": [], "definition": None},
+        {"id": "0", "label": "0", "parents": [], "synonyms": ["\r"], "definition": None},
+        {"id": "0", "label": "0", "parents": ["00"], "synonyms": [], "definition": None},
     ],
     header=["id", "label", "parents", "synonyms", "definition"],
     skip=True,
