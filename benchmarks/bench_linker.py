@@ -119,6 +119,8 @@ def setting_files(setting: str, subtree: Optional[str]) -> Dict[str, Any]:
             "test": d / "dev.jsonl",
             "taxonomy": d / "taxonomy",
             "extra_train": "taxonomy",
+            # the phrase dictionary: every train mention (fit and calibration), as the project's
+            "dictionary": d / "train.jsonl",
             "candidates": "all",
         }
     d = gem_dir(subtree)
@@ -267,6 +269,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
         architecture=arch,
         node_space="node2vec+text" if space == "text" else space,
         candidates=cands,
+        dictionary=files.get("dictionary") if spec.get("dictionary", True) else None,
     )
     build_s = time.perf_counter() - t0
     mk = lambda p: phrase_example(nlp, p["text"], p["concept"], p["gold"])  # noqa: E731
@@ -398,6 +401,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         default="",
         help="word-vector subword component for OOV tokens: '' (none, plain GloVe), ngram or wordpiece",
     )
+    ap.add_argument(
+        "--no-dictionary",
+        action="store_true",
+        help="NCBI: no phrase dictionary of the train mentions (the linker alone, as before it had one)",
+    )
     ap.add_argument("--walks", type=int, default=10)
     ap.add_argument("--walk-length", type=int, default=80)
     ap.add_argument("--dim", type=int, default=128)
@@ -432,6 +440,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
                 "walks": a.walks,
                 "subwords": a.subwords,
                 "candidates": a.candidates,
+                "dictionary": not a.no_dictionary,
                 "vectors": a.vectors
                 if not a.vectors or a.vectors.startswith(OWN_PHRASE)
                 else str(Path(a.vectors).resolve()),

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import spacy
@@ -67,6 +67,7 @@ def build_linker_nlp(
     architecture: str = "cnn",
     node_space: str = "node2vec+text",
     spans: Optional[str] = None,
+    dictionary: Union[str, Path, Iterable[Mapping[str, Any]], None] = None,
     **cfg: Any,
 ) -> Language:
     """A pipeline with the word vectors and an initialised (not trained) text2node_linker.
@@ -82,6 +83,9 @@ def build_linker_nlp(
         (lists of phrases, `link_phrases`, training pairs), "ents" when a mention finder
         in front of the linker puts the mentions of whole documents in `doc.ents`
         ("noun_chunks" and "spans:<key>" also work).
+    dictionary (str / Path / Iterable[dict] / None): annotated phrase -> concept pairs
+        (a JSONL file or the pairs) whose unambiguous phrases link to their concept first
+        (`Text2NodeLinker.set_dictionary`); None: no dictionary.
     **cfg: model settings (width, depth, window, max_tokens, dropout) and any other
         text2node_linker setting (k, threshold, fusion_weight, text_weight, ...).
     RETURNS (Language): the pipeline.
@@ -124,6 +128,7 @@ def build_linker_nlp(
         nlp=nlp,
         taxonomy=taxonomy,
         node_vectors=node_vectors,
+        dictionary=dictionary,
     )
     assert linker.index is not None
     logger.info("build_linker_nlp: initialised in %.1f s (node space %s)", time.time() - t0, linker.index.space.shape)

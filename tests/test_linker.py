@@ -969,6 +969,8 @@ def test_linker_cfg_init_and_train(tiny_taxonomy, tmp_path):
 
     tiny_taxonomy.to_disk(tmp_path / "tax")
     NodeVectors(tiny_taxonomy.ids, _node_vectors(tiny_taxonomy)).to_disk(tmp_path / "nodes")
+    dictionary = tmp_path / "dictionary.jsonl"
+    dictionary.write_text('{"text": "sugar disease", "concept": "T2DM"}\n')
     config = load_config(
         REPO / "configs" / "linker.cfg",
         overrides={
@@ -978,6 +980,7 @@ def test_linker_cfg_init_and_train(tiny_taxonomy, tmp_path):
             "paths.node_vectors": str(tmp_path / "nodes"),
             "paths.vectors": str(VECTORS_TXT),
             "paths.vectors_format": "glove",
+            "paths.dictionary": str(dictionary),
             "components.text2node_linker.model.width": 32,
             "training.max_epochs": 12,
             "training.eval_frequency": 5,
@@ -993,6 +996,7 @@ def test_linker_cfg_init_and_train(tiny_taxonomy, tmp_path):
     best = spacy.load(tmp_path / "out" / "model-last")
     doc = best("Bronchial asthma")
     assert doc.ents[0].kb_id_ == "ASTH"
+    assert best("sugar disease").ents[0].kb_id_ == "T2DM"  # from [paths] dictionary
     meta = json.loads((tmp_path / "out" / "model-last" / "meta.json").read_text())
     assert "text2node_acc@1" in meta["performance"]
 
@@ -1103,6 +1107,76 @@ def test_memory_of_training_phrases(tiny_taxonomy, tmp_path):
     linker.cfg["memory"] = False
     linker.initialize(lambda: examples, nlp=nlp, taxonomy=tiny_taxonomy, node_vectors=_node_vectors(tiny_taxonomy))
     assert linker.index.memory is None
+
+
+DICTIONARY_PAIRS = [
+    {"text": "sugar disease", "concept": "T2DM"},
+    {"text": "Sugar  Disease", "concept": "T2DM"},  # the same phrase, normalised
+    {"text": "lung attack", "concept": "ASTH"},
+    {"text": "lung attack", "concept": "COPD"},  # annotated with another concept: left out
+    {"text": "flu with tb", "concept": "FLU", "gold": ["FLU", "TB"]},  # several at once: left out
+    {"text": "sugar sickness", "concept": "DM"},  # not a leaf
+]
+
+
+def test_phrase_dictionary_links_an_annotated_phrase_first(tiny_taxonomy, tmp_path):
+    from spacy_text2node.index.dictionary import probability
+
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), toy_vectors_nlp(), spans="doc", node_space="node2vec", width=16
+    )
+    linker = nlp.get_pipe("text2node_linker")
+    linker.cfg["cache_size"] = 0
+    phrases = ["sugar disease", "lung attack", "flu with tb", "sugar sickness"]
+    plain = link_phrases(nlp, phrases, k=3)
+    assert plain[0][0][0] != "T2DM"  # what the untrained model gives the new phrasing
+    counts = linker.set_dictionary(DICTIONARY_PAIRS)
+    assert counts == {"pairs": 6, "phrases": 2, "conflicting": 1, "composite": 1}
+    got = link_phrases(nlp, phrases, k=3)
+    # uncalibrated: the dictionary's concept first with the ranking's best score, the rest in order
+    assert got[0][0] == ("T2DM", plain[0][0][1]) and got[0][1:] == [c for c in plain[0] if c[0] != "T2DM"][:2]
+    assert got[1:3] == plain[1:3]  # the ambiguous and the composite phrase: the model decides
+    assert got[3][0][0] == "DM"
+    doc = nlp("Sugar disease")
+    assert doc.ents[0].kb_id_ == "T2DM" and doc.ents[0]._.text2node_candidates[0][0] == "T2DM"
+    # calibrated: a mixture, probability(2) = 3/4 on the dictionary's concept, 1/4 on the model's ranking
+    calibrate_linker(nlp, _examples(nlp, CALIBRATION_PAIRS))
+    linker.set_dictionary(None)
+    model = link_phrases(nlp, phrases, k=5)[0]
+    linker.set_dictionary(DICTIONARY_PAIRS)
+    mixed = link_phrases(nlp, phrases, k=5)[0]
+    p = probability(2)
+    own = dict(model).get("T2DM", 0.0)
+    assert mixed[0] == ("T2DM", pytest.approx(p + (1 - p) * own))
+    assert mixed[1:] == [(c, pytest.approx((1 - p) * s)) for c, s in model if c != "T2DM"][:4]
+    # a dictionary concept that may not be returned (candidates = "leaves") is not
+    linker.cfg["candidates"] = "leaves"
+    assert all(c != "DM" for c, _ in link_phrases(nlp, ["sugar sickness"], k=3)[0])
+    linker.cfg["candidates"] = "all"
+    # saved with the pipeline, loaded with it
+    nlp.to_disk(tmp_path / "p")
+    assert (tmp_path / "p" / "text2node_linker" / "index" / "dictionary.json").exists()
+    again = spacy.load(tmp_path / "p")
+    again.get_pipe("text2node_linker").cfg["cache_size"] = 0
+    assert link_phrases(again, phrases, k=5) == link_phrases(nlp, phrases, k=5)
+    assert spacy.load(tmp_path / "p").get_pipe("text2node_linker").from_bytes(linker.to_bytes()).index.dictionary
+    linker.set_dictionary(None)
+    nlp.to_disk(tmp_path / "p")
+    assert not (tmp_path / "p" / "text2node_linker" / "index" / "dictionary.json").exists()
+
+
+def test_phrase_dictionary_refuses_unknown_concepts(tiny_taxonomy, tmp_path):
+    nlp = build_linker_nlp(tiny_taxonomy, None, toy_vectors_nlp(), spans="doc", architecture="mean")
+    linker = nlp.get_pipe("text2node_linker")
+    with pytest.raises(ValueError, match=r"dictionary pairs, pair 2: concept 'NOPE' is not in taxonomy"):
+        linker.set_dictionary([{"text": "flu", "concept": "FLU"}, {"text": "x", "concept": "NOPE"}])
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"text": "flu", "concept": "FLU"}\n{"text": "x", "concept": "NOPE"}\n')
+    with pytest.raises(ValueError, match=r"pairs\.jsonl, line 2: concept 'NOPE' is not in taxonomy"):
+        linker.set_dictionary(path)
+    assert linker.index.dictionary is None
+    path.write_text('{"text": "grippe", "concept": "FLU"}\n')
+    assert linker.set_dictionary(str(path))["phrases"] == 1
 
 
 # --------------------------------------------------------------------------- CLI

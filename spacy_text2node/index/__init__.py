@@ -8,12 +8,14 @@
   `kernels`: its numba loops).
 * `features`: `PairFeatures`, the features of (query, candidate) pairs.
 * `rerank`: `Reranker`, the learned score of (query, candidate) pairs.
+* `dictionary`: `PhraseDictionary`, the phrases annotated training data always linked to one concept.
 * `ann`: `NodeIndex`, the neighbour index over node space fused with the lexical channel.
 * `neighbours`: the neighbour indexes, an HNSW graph (usearch, the default) or annoy's trees.
 * `text`: words, stemming, n-grams, normalisation.
 """
 
 from .ann import EXACT_BONUS, PAIR_BLOCK, NodeIndex
+from .dictionary import PhraseDictionary
 from .features import LexicalFeatures, PairFeatures
 from .lexical import MIN_DF_CAP, RETRIEVAL_POOL, LexicalIndex
 from .node_space import build_node_space, node_text_vectors, principal_components
@@ -30,6 +32,7 @@ __all__ = [
     "LexicalIndex",
     "NodeIndex",
     "PairFeatures",
+    "PhraseDictionary",
     "Reranker",
     "acc_at_1",
     "build_node_space",

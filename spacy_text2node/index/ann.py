@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import srsly
 from spacy import util
 
+from .dictionary import FILE as DICTIONARY_FILE
+from .dictionary import PhraseDictionary
 from .features import PairFeatures
 from .lexical import LexicalIndex
 from .neighbours import ANN_KINDS, KINDS, AnnoyNeighbours, Neighbours, build_neighbours, kind_of, search_rows
@@ -90,6 +92,7 @@ class NodeIndex:
         is_leaf: Optional[np.ndarray] = None,
         memory: Optional[LexicalIndex] = None,
         ann_items: Optional[np.ndarray] = None,
+        dictionary: Optional[PhraseDictionary] = None,
     ):
         self.space = np.ascontiguousarray(space, dtype="float32")
         # the nodes the neighbour index holds, in item order (None: every node); e.g. only the
@@ -97,6 +100,8 @@ class NodeIndex:
         self.ann_items = None if ann_items is None else np.asarray(ann_items, dtype="int64")
         # training phrases as extra lexical strings of their concepts (feature "memory")
         self.memory = memory
+        # training phrases that always named one concept: linked to it first (`dictionary`)
+        self.dictionary = dictionary
         self.reranker = reranker
         self.is_leaf = None if is_leaf is None else np.asarray(is_leaf, dtype=bool)
         self.lexical = lexical
@@ -107,6 +112,11 @@ class NodeIndex:
                 rows, ann, n_trees=n_trees, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, seed=seed
             )
         self.neighbours: Neighbours = neighbours
+        if dictionary is not None and any(not 0 <= n < len(self) for n, _ in dictionary.entries.values()):
+            raise ValueError(
+                f"the phrase dictionary names a concept outside this index ({len(self)} concepts): "
+                "it was built for another taxonomy; re-initialize the linker with its dictionary pairs."
+            )
 
     @property
     def ann_kind(self) -> str:
@@ -315,7 +325,7 @@ class NodeIndex:
     # bytes: a msgpack map of these parts ("cfg" and the lexical indexes' and reranker's
     # parts are maps inside it; the neighbour index is "annoy" or "hnsw"); on disk: a file
     # or folder each (see `to_disk`)
-    PARTS = ("cfg", "space", "annoy", "hnsw", "lexical", "reranker", "is_leaf", "memory", "ann_items")
+    PARTS = ("cfg", "space", "annoy", "hnsw", "lexical", "reranker", "is_leaf", "memory", "ann_items", "dictionary")
 
     def _cfg(self) -> Dict[str, Any]:
         return {**self.neighbours.cfg(), "seed": self.seed, "dim": self.dim}
@@ -337,6 +347,8 @@ class NodeIndex:
             getters["memory"] = self.memory.to_dict
         if self.ann_items is not None:
             getters["ann_items"] = partial(npy_bytes, self.ann_items)
+        if self.dictionary is not None:
+            getters["dictionary"] = self.dictionary.to_bytes
         return util.to_bytes(getters, exclude=[])
 
     @classmethod
@@ -367,6 +379,8 @@ class NodeIndex:
         with step("lexical index"):
             memory = LexicalIndex.from_dict(msg["memory"]) if "memory" in msg else None
             lexical = LexicalIndex.from_dict(msg["lexical"])
+        with step("dictionary"):
+            dictionary = PhraseDictionary.from_bytes(msg["dictionary"]) if "dictionary" in msg else None
         return cls(
             space,
             lexical,
@@ -376,13 +390,14 @@ class NodeIndex:
             is_leaf=is_leaf,
             memory=memory,
             ann_items=ann_items,
+            dictionary=dictionary,
         )
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """The index as files in the folder `path`: space.npy, the neighbour index's own file
         (hnsw.usearch or annoy.ann), cfg.json, lexical/ and, where present, is_leaf.npy,
-        ann_items.npy, memory/ and reranker/ (an absent one's file or folder from an earlier
-        save is removed)."""
+        ann_items.npy, memory/, reranker/ and dictionary.json (an absent one's file or folder
+        from an earlier save is removed)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         checks: Dict[str, Any] = {}
@@ -421,6 +436,7 @@ class NodeIndex:
             "ann_items.npy": npy(self.ann_items),
             "memory": folder(self.memory),
             "reranker": folder(self.reranker),
+            DICTIONARY_FILE: optional(self.dictionary, lambda p: cast(PhraseDictionary, self.dictionary).to_disk(p)),
         }
         util.to_disk(path, writers, exclude=[])
 
@@ -463,6 +479,7 @@ class NodeIndex:
             "memory": read("memory", "the lexical index of training phrases", LexicalIndex.from_disk),
             "reranker": read("reranker", "the reranker", Reranker.from_disk),
             "is_leaf.npy": npy("is_leaf"),
+            DICTIONARY_FILE: read("dictionary", "the phrase dictionary", PhraseDictionary.from_disk),
         }
         util.from_disk(path, readers, exclude=[])
         kind = KINDS[got["kind"]]
@@ -480,4 +497,5 @@ class NodeIndex:
             is_leaf=got.get("is_leaf"),
             memory=got.get("memory"),
             ann_items=got.get("ann_items"),
+            dictionary=got.get("dictionary"),
         )

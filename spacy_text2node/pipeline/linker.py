@@ -12,7 +12,8 @@ import dataclasses
 import logging
 import re
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from spacy.language import Language
@@ -23,7 +24,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
 from ..errors import LinkerNotReadyError, UnknownConceptError
-from ..index import LexicalIndex, NodeIndex, normalize_text
+from ..index import LexicalIndex, NodeIndex, PhraseDictionary, normalize_text
 from ..ml.mapper import mapper_dims, set_mapper_dims  # registers the architectures too
 from ..ml.row_ops import batched_products
 from ..ml.static_vectors import StaticInputCache, spans_with_vectors
@@ -417,6 +418,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         nlp: Optional[Language] = None,
         taxonomy: Optional[Taxonomy] = None,
         node_vectors: Any = None,
+        dictionary: Union[str, Path, Iterable[Mapping[str, Any]], None] = None,
     ) -> None:
         """Build node space and the index, and initialize the mapper.
 
@@ -426,6 +428,10 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         taxonomy (Taxonomy): the taxonomy to link to (required).
         node_vectors (np.ndarray / NodeVectors / None): node2vec vectors, one row per
             concept in taxonomy order. None builds a text-only node space (a warning is logged).
+        dictionary (str / Path / Iterable[dict] / None): annotated phrase -> concept pairs,
+            a JSONL file as `read_pairs` reads it (e.g. a corpus's training mentions) or the
+            pairs: a span whose text always named one concept in them is linked to it
+            first (`PhraseDictionary`). None: no dictionary.
         """
         validate_get_examples(get_examples, "Text2NodeLinker.initialize")
         if taxonomy is None:
@@ -446,6 +452,8 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self.results_changed()
         if settings.memory:
             self.index.memory = self._build_memory(get_examples(), self.index.lexical)
+        if dictionary is not None:
+            self.set_dictionary(dictionary)
         docs, offsets, golds = self._batch(list(islice(get_examples(), 10)))
         if golds:
             self.gold_index(golds)
@@ -487,6 +495,41 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         logger.info("text2node_linker: memory of %d training phrases", len(texts))
         string_node = cast(Sequence[int], np.asarray(nodes_of, dtype="int32"))
         return LexicalIndex.build(texts, string_node, len(tax), max_df=self.cfg["max_df"])
+
+    def set_dictionary(self, pairs: Union[str, Path, Iterable[Mapping[str, Any]], None]) -> Dict[str, int]:
+        """Link the phrases that annotated pairs always linked to one concept to that
+        concept first (`PhraseDictionary`; None removes the dictionary). Saved with the index.
+
+        pairs (str / Path / Iterable[dict] / None): a JSONL file of {"text", "concept",
+            "gold"?} pairs (`read_pairs`), or the pairs.
+        RETURNS (Dict[str, int]): pairs read, phrases kept, and phrases left out as
+            "conflicting" (annotated with different concepts) or "composite" (several at once).
+        """
+        self.require_ready()
+        assert self.taxonomy is not None and self.index is not None
+        self.results_changed()
+        if pairs is None:
+            self.index.dictionary = None
+            return {}
+        where = "dictionary pairs"
+        if isinstance(pairs, (str, Path)):
+            from ..readers.linking import read_pairs
+
+            where = str(pairs)
+            pairs = read_pairs(pairs, taxonomy=self.taxonomy)
+        table, counts = PhraseDictionary.from_pairs(pairs, self.taxonomy, where=where)
+        self.index.dictionary = table
+        logger.info(
+            "%s: dictionary of %d phrases from %d pairs (%s); left out %d annotated with different concepts "
+            "and %d with several at once",
+            self.name,
+            counts["phrases"],
+            counts["pairs"],
+            where,
+            counts["conflicting"],
+            counts["composite"],
+        )
+        return counts
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         """Score a batch of examples (see `score_linking`)."""

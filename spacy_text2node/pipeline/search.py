@@ -12,6 +12,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from ..index import NodeIndex
+from ..index.dictionary import probability
 from ..ml.static_vectors import StaticInputCache, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
 from .kb import leaf_mask
@@ -93,11 +94,40 @@ class LinkerSearch:
 
         Candidates below the threshold are dropped (a NIL span gets an empty list), and so is
         a span without a letter or digit: punctuation is never a concept, whatever vectors
-        its characters get from a subword model. With nil_cut, a span whose best candidate's
+        its characters get from a subword model. A text in the phrase dictionary gets its
+        concept first (`dictionary_first`). With nil_cut, a span whose best candidate's
         probability is under `min_probability` is NIL too (see `nil_cut`).
         """
-        ranked = self._rank(docs, offsets, texts, k)
+        k = k or self.cfg["k"]
+        ranked = self.dictionary_first(texts, self._rank(docs, offsets, texts, k), k)
         return self.nil_cut(ranked) if nil_cut else ranked
+
+    def dictionary_first(self, texts: Sequence[str], ranked: Ranked, k: int) -> Ranked:
+        """The rankings, each query whose text is in the index's phrase dictionary with the
+        dictionary's concept first (`PhraseDictionary`): with a calibrated linker the scores
+        are the mixture p * dictionary + (1 - p) * model, p = `probability` of the phrase's
+        annotations; otherwise the concept takes the best score of the ranking."""
+        table = self.index.dictionary if self.index is not None else None
+        if table is None:
+            return ranked
+        allowed = self.allowed_nodes()
+        mixture = self.scores_are_probabilities
+        out = list(ranked)
+        for i, text in enumerate(texts):
+            hit = table.lookup(text) if _has_alnum(text) else None
+            if hit is None or (allowed is not None and not allowed[hit[0]]):
+                continue
+            node, count = hit
+            own = next((s for n, s in ranked[i] if n == node), 0.0)
+            rest = [(n, s) for n, s in ranked[i] if n != node]
+            if mixture:
+                p = probability(count)
+                best = p + (1.0 - p) * own
+                rest = [(n, (1.0 - p) * s) for n, s in rest]
+            else:
+                best = max([own] + [s for _, s in rest])
+            out[i] = [(node, float(best))] + rest[: k - 1]
+        return out
 
     @property
     def scores_are_probabilities(self) -> bool:
