@@ -171,13 +171,14 @@ def main() -> None:
             + ["--paths.train", str(CORPUS / "linker_train.jsonl"), "--paths.dev", str(CORPUS / "calibration.jsonl")]
             + ["--paths.taxonomy", str(CORPUS / "taxonomy"), "--paths.node_vectors", str(NODES)]
             + ["--paths.init_vectors", str(a.vectors), "--components.text2node_linker.index.candidates", "all"]
-            # every NCBI train mention, the calibration ones too: all training data
-            + ["--paths.dictionary", str(CORPUS / "train.jsonl")]
             + ["--training.max_epochs", str(a.epochs), "--system.seed", str(a.seed)]
         )
         run(
             text2node("calibrate-linker", str(LINKER / "model-best"), str(CORPUS / "calibration.jsonl"))
             + ["--output", str(LINKER / "model-calibrated")]
+            # the phrase dictionary: every NCBI train mention, the calibration ones too, set after
+            # training and calibration (which hold those out)
+            + ["--dictionary", str(CORPUS / "train.jsonl")]
         )
     elif a.step == "train-ner":
         train_ner(a, NER, a.vectors)

@@ -1139,6 +1139,12 @@ def test_phrase_dictionary_links_an_annotated_phrase_first(tiny_taxonomy, tmp_pa
     assert got[3][0][0] == "DM"
     doc = nlp("Sugar disease")
     assert doc.ents[0].kb_id_ == "T2DM" and doc.ents[0]._.text2node_candidates[0][0] == "T2DM"
+    # a mention in the dictionary is linked as it was annotated: not split into its parts
+    linker.cfg["composite"] = True
+    assert nlp("influenza or asthma").ents[0]._.text2node_concepts == ["FLU", "ASTH"]
+    linker.set_dictionary([*DICTIONARY_PAIRS, {"text": "influenza or asthma", "concept": "RESP"}])
+    assert nlp("influenza or asthma").ents[0]._.text2node_concepts == ["RESP"]
+    linker.cfg["composite"] = False
     # calibrated: a mixture, probability(2) = 3/4 on the dictionary's concept, 1/4 on the model's ranking
     calibrate_linker(nlp, _examples(nlp, CALIBRATION_PAIRS))
     linker.set_dictionary(None)
@@ -1192,13 +1198,13 @@ CALIBRATION_PAIRS = [
 ]
 
 
-def _calibrate_cli(model, dev, output):
+def _calibrate_cli(model, dev, output, *extra):
     from typer.testing import CliRunner
 
     import spacy_text2node.cli.link  # noqa: F401  (registers the command)
     from spacy_text2node.cli import app
 
-    return CliRunner().invoke(app, ["calibrate-linker", str(model), str(dev), "--output", str(output)])
+    return CliRunner().invoke(app, ["calibrate-linker", str(model), str(dev), "--output", str(output), *extra])
 
 
 def test_calibrate_cli_creates_a_nested_output_folder(phrase_linker_dir, tmp_path):
@@ -1209,6 +1215,27 @@ def test_calibrate_cli_creates_a_nested_output_folder(phrase_linker_dir, tmp_pat
     assert res.exit_code == 0, res.output
     linker = spacy.load(out).get_pipe("text2node_linker")
     assert linker.cfg["calibrated"] is True and linker.index.reranker is not None
+
+
+def test_calibrate_cli_sets_the_phrase_dictionary_after_calibrating(phrase_linker_dir, tmp_path):
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"text": t, "concept": c}) + "\n" for t, c in CALIBRATION_PAIRS))
+    # the dictionary may hold the calibration pairs: it takes no part in the calibration
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(dev.read_text() + json.dumps({"text": "sugar disease", "concept": "T2DM"}) + "\n")
+    res = _calibrate_cli(phrase_linker_dir, dev, tmp_path / "out", "--dictionary", str(pairs))
+    assert res.exit_code == 0, res.output
+    assert "Phrase dictionary: 9 phrases from 9 pairs" in res.output
+    nlp = spacy.load(tmp_path / "out")
+    assert nlp.get_pipe("text2node_linker").index.reranker is not None
+    assert nlp("sugar disease").ents[0].kb_id_ == "T2DM"
+    assert spacy.load(phrase_linker_dir)("sugar disease").ents[0].kb_id_ != "T2DM"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "tuberculoses", "concept": "NOPE"}\n')
+    res = _calibrate_cli(phrase_linker_dir, dev, tmp_path / "out2", "--dictionary", str(bad))
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and "bad.jsonl, line 1: concept 'NOPE' is not in taxonomy" in said
+    assert "Calibrating" not in said and not (tmp_path / "out2" / "config.cfg").exists()
 
 
 def test_calibrate_cli_refuses_an_output_that_is_a_file_before_calibrating(phrase_linker_dir, tmp_path):

@@ -227,9 +227,19 @@ def calibrate_linker_cmd(
             "that are only a proxy of the target text."
         ),
     ),
+    dictionary: Optional[Path] = typer.Option(
+        None,
+        "--dictionary",
+        help=(
+            "Annotated pairs (JSONL), e.g. all the training mentions: a phrase they always link to one concept is "
+            "linked to it first (the phrase dictionary). It takes no part in the calibration, so it may hold "
+            "DEV_PATH's pairs."
+        ),
+    ),
 ) -> None:
     """Fit the linker's reranker (learned fusion of the lexical, node-space and word
-    channels) on development pairs and save the pipeline."""
+    channels) on development pairs and save the pipeline; with --dictionary, set its
+    phrase dictionary too."""
     import spacy
 
     from ..errors import NotCalibratableError
@@ -244,6 +254,16 @@ def calibrate_linker_cmd(
     except OSError as err:
         msg.fail(f"Cannot write the calibrated pipeline to {out}: {err}", exits=1)
     nlp = spacy.load(model)
+    if dictionary is not None:  # first: a bad file fails before the calibration's minutes
+        try:
+            counts = get_linker(nlp).set_dictionary(dictionary)
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
+        msg.info(
+            f"Phrase dictionary: {counts['phrases']} phrases from {counts['pairs']} pairs of {dictionary} "
+            f"(left out: {counts['conflicting']} linked to different concepts, "
+            f"{counts['composite']} to several at once)."
+        )
     try:
         pairs = read_pairs(dev_path, taxonomy=get_linker(nlp).taxonomy, limit=limit)
         examples = [phrase_example(nlp, str(p["text"]), str(p["concept"]), list(p["gold"])) for p in pairs]
@@ -261,6 +281,7 @@ def calibrate_linker_cmd(
         info = {"calibrated": False}
     except ValueError as err:
         msg.fail(str(err), exits=1)
+
     msg.table(
         [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in info.items()], header=("", "value"), divider=True
     )

@@ -204,6 +204,10 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         the least sure part's (`composite.keep_whole`: "hereditary breast and ovarian
         cancer" is one syndrome in CTD MEDIC, "breast and ovarian cancer" two cancers).
 
+        A span whose text, as written, is in the phrase dictionary is searched as written
+        (no long form, no parts) and gets the dictionary's concept first (`dictionary_first`):
+        the dictionary's phrases are mentions as they were annotated.
+
         docs (Iterable[Doc]): the docs.
         RETURNS (List[List[List[List[Tuple[int, float]]]]]): per doc, per span, per query, candidates.
         """
@@ -214,19 +218,27 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         offsets: Offsets = []
         texts: List[str] = []
         counts: List[List[Tuple[int, int]]] = []  # per span: (parts, whole queries after them)
+        in_dictionary: List[bool] = []  # per query: the text of a span found in the dictionary
         settings = self.search_settings
         # only probabilities of different queries compare (see composite.keep_whole)
         unsplit = dataclasses.replace(settings, composite=False) if self.scores_are_probabilities else None
         for i, ss in enumerate(spans):
             counts.append([])
             for s in ss:
-                queries = self.span_queries(i, s, qdocs, settings)
+                hit = self.dictionary_hit(s.text) is not None
+                queries = [(i, s.start, s.end, s.text)] if hit else self.span_queries(i, s, qdocs, settings)
                 whole = self.span_queries(i, s, qdocs, unsplit) if len(queries) > 1 and unsplit else []
                 counts[-1].append((len(queries), len(whole)))
                 for q_doc, start, end, text in queries + whole:
                     offsets.append((q_doc, start, end))
                     texts.append(text)
-        flat = self.rank(qdocs, offsets, texts, nil_cut=False)
+                    in_dictionary.append(hit)
+        k = self.cfg["k"]
+        flat = self.rank(qdocs, offsets, texts, k, nil_cut=False, dictionary=False)
+        if any(in_dictionary):
+            hits = [j for j, hit in enumerate(in_dictionary) if hit]
+            for j, r in zip(hits, self.dictionary_first([texts[j] for j in hits], [flat[j] for j in hits], k)):
+                flat[j] = r
         out: List[List[Ranked]] = []
         j = 0
         for per_span in counts:

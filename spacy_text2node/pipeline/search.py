@@ -89,33 +89,44 @@ class LinkerSearch:
         k: Optional[int] = None,
         *,
         nil_cut: bool = True,
+        dictionary: bool = True,
     ) -> Ranked:
         """Ranked (node index, fused score) for spans given as (doc index, start, end).
 
         Candidates below the threshold are dropped (a NIL span gets an empty list), and so is
         a span without a letter or digit: punctuation is never a concept, whatever vectors
-        its characters get from a subword model. A text in the phrase dictionary gets its
-        concept first (`dictionary_first`). With nil_cut, a span whose best candidate's
-        probability is under `min_probability` is NIL too (see `nil_cut`).
+        its characters get from a subword model. With dictionary, a text in the phrase
+        dictionary gets its concept first (`dictionary_first`). With nil_cut, a span whose
+        best candidate's probability is under `min_probability` is NIL too (see `nil_cut`).
         """
         k = k or self.cfg["k"]
-        ranked = self.dictionary_first(texts, self._rank(docs, offsets, texts, k), k)
+        ranked = self._rank(docs, offsets, texts, k)
+        if dictionary:
+            ranked = self.dictionary_first(texts, ranked, k)
         return self.nil_cut(ranked) if nil_cut else ranked
+
+    def dictionary_hit(self, text: str) -> Optional[Tuple[int, int]]:
+        """(node index, annotations) of a text in the index's phrase dictionary whose
+        concept may be returned (the `candidates` setting), or None."""
+        table = self.index.dictionary if self.index is not None else None
+        hit = table.lookup(text) if table is not None and _has_alnum(text) else None
+        if hit is None:
+            return None
+        allowed = self.allowed_nodes()
+        return hit if allowed is None or allowed[hit[0]] else None
 
     def dictionary_first(self, texts: Sequence[str], ranked: Ranked, k: int) -> Ranked:
         """The rankings, each query whose text is in the index's phrase dictionary with the
         dictionary's concept first (`PhraseDictionary`): with a calibrated linker the scores
         are the mixture p * dictionary + (1 - p) * model, p = `probability` of the phrase's
         annotations; otherwise the concept takes the best score of the ranking."""
-        table = self.index.dictionary if self.index is not None else None
-        if table is None:
+        if self.index is None or self.index.dictionary is None:
             return ranked
-        allowed = self.allowed_nodes()
         mixture = self.scores_are_probabilities
         out = list(ranked)
         for i, text in enumerate(texts):
-            hit = table.lookup(text) if _has_alnum(text) else None
-            if hit is None or (allowed is not None and not allowed[hit[0]]):
+            hit = self.dictionary_hit(text)
+            if hit is None:
                 continue
             node, count = hit
             own = next((s for n, s in ranked[i] if n == node), 0.0)
