@@ -77,7 +77,7 @@ def headline_table(results: Path) -> str:
             f"{ner['text2node_mention_f']:.3f} / {ner['text2node_link_f']:.3f} (trained NER); "
             f"{trf['text2node_mention_f']:.3f} / {trf['text2node_link_f']:.3f} (transformer NER)",
             f"noun chunks {chunks['text2node_mention_f']:.3f} / {chunks['text2node_link_f']:.3f}, "
-            f"dictionary {matcher['text2node_mention_f']:.3f} / {matcher['text2node_link_f']:.3f} (same linker)",
+            f"phrase matcher {matcher['text2node_mention_f']:.3f} / {matcher['text2node_link_f']:.3f} (same linker)",
         ]
     )
     fp = need(data["footprint.json"], "contenders", where="footprint.json")
