@@ -1176,6 +1176,8 @@ def test_phrase_dictionary_refuses_unknown_concepts(tiny_taxonomy, tmp_path):
     linker = nlp.get_pipe("text2node_linker")
     with pytest.raises(ValueError, match=r"dictionary pairs, pair 2: concept 'NOPE' is not in taxonomy"):
         linker.set_dictionary([{"text": "flu", "concept": "FLU"}, {"text": "x", "concept": "NOPE"}])
+    with pytest.raises(ValueError, match=r"pair 1: needs a 'text' string and a 'concept' \(or 'gold' list of\)"):
+        linker.set_dictionary([{"text": "flu", "gold": "FLU"}])
     path = tmp_path / "pairs.jsonl"
     path.write_text('{"text": "flu", "concept": "FLU"}\n{"text": "x", "concept": "NOPE"}\n')
     with pytest.raises(ValueError, match=r"pairs\.jsonl, line 2: concept 'NOPE' is not in taxonomy"):

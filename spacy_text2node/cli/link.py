@@ -281,7 +281,6 @@ def calibrate_linker_cmd(
         info = {"calibrated": False}
     except ValueError as err:
         msg.fail(str(err), exits=1)
-
     msg.table(
         [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in info.items()], header=("", "value"), divider=True
     )

@@ -55,7 +55,8 @@ class PhraseDictionary:
             n_pairs += 1
             text = p.get("text")
             gold = p.get("gold") or [p.get("concept")]
-            if not isinstance(text, str) or not all(isinstance(g, str) and g for g in gold):
+            ids_ok = isinstance(gold, list) and all(isinstance(g, str) and g for g in gold)
+            if not isinstance(text, str) or not ids_ok:
                 raise ValueError(
                     f"{where}, pair {i}: needs a 'text' string and a 'concept' (or 'gold' list of) concept ids, "
                     f"found {dict(p)!r}."
