@@ -237,6 +237,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from spacy_text2node import Taxonomy
     from spacy_text2node.datasets import taxonomy_pairs
     from spacy_text2node.linker_api import build_linker_nlp, link_phrases, train_linker
+    from spacy_text2node.pipeline.kb import build_memory
     from spacy_text2node.readers.linking import phrase_example, read_pairs
     from spacy_text2node.scoring import ranking_scores
     from spacy_text2node.vectors import build_vectors_pipeline, glove_6b_50d
@@ -277,7 +278,9 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     train_ex = [mk(p) for p in train]
     linker: Any = nlp.get_pipe("text2node_linker")
     if linker.cfg.get("memory", True):  # build_linker_nlp initialised without the training phrases
-        linker.index.memory = linker._build_memory(train_ex, linker.index.lexical)
+        linker.index.memory = build_memory(
+            train_ex, tax, linker.span_source, linker.index.lexical, linker.cfg["max_df"]
+        )
     train_linker(
         nlp, train_ex, [mk(p) for p in dev], epochs=spec["epochs"], seed=0, show_progress=True, calibrate=False
     )

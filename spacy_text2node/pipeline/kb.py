@@ -1,6 +1,7 @@
 """`Text2NodeKB`: a spaCy `KnowledgeBase` over a taxonomy and its node-space index, so
 spaCy's own `entity_linker` (or anything written against `spacy.kb`) can take our
-candidates; and `build_index`, which makes node space and the index from a taxonomy.
+candidates; `build_index`, which makes node space and the index from a taxonomy; and
+`build_memory`, the index of a linker's training phrases.
 
 A candidate's entity is a concept id, its `prior_prob` our search score and its
 `entity_vector` the concept's row of node space (`entity_vector_length` is node space's
@@ -30,14 +31,16 @@ from spacy import util
 from spacy.kb import Candidate, KnowledgeBase
 from spacy.strings import get_string_id
 from spacy.tokens import Span
+from spacy.training import Example
 from spacy.util import registry
 from spacy.vocab import Vocab
 
 from ..errors import LinkerNotReadyError
-from ..index import LexicalIndex, NodeIndex, build_node_space, node_text_vectors, principal_components
+from ..index import LexicalIndex, NodeIndex, build_node_space, node_text_vectors, normalize_text, principal_components
 from ..taxonomy import Taxonomy
 from .serialize import part_loaders
 from .settings import IndexSettings, SearchSettings, settings_block
+from .spans import SpanSource, training_spans
 
 logger = logging.getLogger("spacy_text2node")
 
@@ -321,3 +324,37 @@ def find_rows(vocab: Vocab, ws: List[str]) -> np.ndarray:
     """Rows of the words in the vocab's vector table (-1: none)."""
     keys = np.asarray([get_string_id(w) for w in ws], dtype="uint64")
     return np.asarray(vocab.vectors.find(keys=keys), dtype="int64")
+
+
+def build_memory(
+    examples: Iterable[Example], taxonomy: Taxonomy, source: SpanSource, lexical: LexicalIndex, max_df: float
+) -> Optional[LexicalIndex]:
+    """A lexical index of the training phrases (the gold spans of `examples`, as `source`
+    finds them) that are not already one of their concept's strings (None when there are
+    none): the linker's memory."""
+    own: Dict[int, set] = {}
+    for key, nodes in lexical.exact.items():
+        for n in nodes:
+            own.setdefault(n, set()).add(key)
+    seen, texts, nodes_of = set(), [], []
+    for eg in examples:
+        offs, golds = training_spans(source, eg)
+        for (s, e), g in zip(offs, golds):
+            text = eg.predicted[s:e].text
+            key = normalize_text(text)
+            if not key:
+                continue
+            for cid in g:
+                if cid not in taxonomy:
+                    continue
+                n = taxonomy.index(cid)
+                if key in own.get(n, ()) or (key, n) in seen:
+                    continue
+                seen.add((key, n))
+                texts.append(text)
+                nodes_of.append(n)
+    if not texts:
+        return None
+    logger.info("text2node_linker: memory of %d training phrases", len(texts))
+    string_node = cast(Sequence[int], np.asarray(nodes_of, dtype="int32"))
+    return LexicalIndex.build(texts, string_node, len(taxonomy), max_df=max_df)

@@ -13,7 +13,7 @@ import logging
 import re
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from spacy.language import Language
@@ -24,7 +24,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer
 
 from ..errors import LinkerNotReadyError, UnknownConceptError
-from ..index import LexicalIndex, NodeIndex, PhraseDictionary, normalize_text
+from ..index import NodeIndex, PhraseDictionary
 from ..ml.mapper import mapper_dims, set_mapper_dims  # registers the architectures too
 from ..ml.row_ops import batched_products
 from ..ml.static_vectors import StaticInputCache, spans_with_vectors
@@ -32,7 +32,7 @@ from ..taxonomy import Taxonomy
 from . import calibrate as calibration
 from . import manifest as mf
 from .composite import keep_whole
-from .kb import Text2NodeKB, build_index
+from .kb import Text2NodeKB, build_index, build_memory
 from .scoring import SCORE_KEYS, make_linker_scorer, score_linking
 from .search import MAP_CHUNK, SEARCH_CHUNK, LinkerSearch, Offsets, Ranked, available_cpus, blas_threads
 from .serialize import LinkerSerialization
@@ -463,7 +463,9 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self._negatives.reset()
         self.results_changed()
         if settings.memory:
-            self.index.memory = self._build_memory(get_examples(), self.index.lexical)
+            self.index.memory = build_memory(
+                get_examples(), taxonomy, self.span_source, self.index.lexical, self.cfg["max_df"]
+            )
         if dictionary is not None:
             self.set_dictionary(dictionary)
         docs, offsets, golds = self._batch(list(islice(get_examples(), 10)))
@@ -475,38 +477,6 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self.model.initialize(X=(docs, offsets))
         self.cfg["nI"] = mapper_dims(self.model)[0]
         self.cfg[mf.VECTORS_KEY] = mf.vectors_fingerprint(self.vocab.vectors)  # checked at load and use
-
-    def _build_memory(self, examples: Iterable[Example], lexical: LexicalIndex) -> Optional[LexicalIndex]:
-        """A lexical index of the training phrases that are not already one of their
-        concept's strings (None when there are none)."""
-        tax = self.taxonomy
-        assert tax is not None
-        own: Dict[int, set] = {}
-        for key, nodes in lexical.exact.items():
-            for n in nodes:
-                own.setdefault(n, set()).add(key)
-        seen, texts, nodes_of = set(), [], []
-        for eg in examples:
-            offs, golds = training_spans(self.span_source, eg)
-            for (s, e), g in zip(offs, golds):
-                text = eg.predicted[s:e].text
-                key = normalize_text(text)
-                if not key:
-                    continue
-                for cid in g:
-                    if cid not in tax:
-                        continue
-                    n = tax.index(cid)
-                    if key in own.get(n, ()) or (key, n) in seen:
-                        continue
-                    seen.add((key, n))
-                    texts.append(text)
-                    nodes_of.append(n)
-        if not texts:
-            return None
-        logger.info("text2node_linker: memory of %d training phrases", len(texts))
-        string_node = cast(Sequence[int], np.asarray(nodes_of, dtype="int32"))
-        return LexicalIndex.build(texts, string_node, len(tax), max_df=self.cfg["max_df"])
 
     def set_dictionary(self, pairs: Union[str, Path, Iterable[Mapping[str, Any]], None]) -> Dict[str, int]:
         """Link the phrases that annotated pairs always linked to one concept to that
