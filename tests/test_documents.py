@@ -148,6 +148,39 @@ def test_abbreviation_mentions_follow_their_long_form():
     assert [e.text for e in doc.ents] == ["Familial adenomatous polyposis", "FAP", "FAP"]
 
 
+def test_an_undefined_initialism_of_a_mention_becomes_a_mention():
+    """"IDDM" written without a definition after "insulin-dependent diabetes mellitus" was
+    found: the token spelling a multi-word mention's initials is its short form (a mention,
+    read as the long form by the linker), with `initialisms` only; a token inside a mention,
+    a longer token ("IDDM2", a locus) and a word in lower case are not."""
+    from spacy_text2node.pipeline.abbreviations import long_form
+
+    text = "Insulin-dependent diabetes mellitus is common. IDDM risk and IDDM2 differ; am IDDM-prone? In IDDM we saw it."
+    for initialisms in (False, True):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("text2node_abbreviations", config={"mentions": True, "initialisms": initialisms})
+        doc = nlp.get_pipe("text2node_abbreviations")(
+            _ents(nlp.make_doc(text), "Insulin-dependent diabetes mellitus", "IDDM-prone")
+        )
+        found = [(e.text, e.start_char) for e in doc.ents]
+        if not initialisms:
+            assert found == [("Insulin-dependent diabetes mellitus", 0), ("IDDM-prone", text.index("IDDM-prone"))]
+            continue
+        assert found == [
+            ("Insulin-dependent diabetes mellitus", 0),
+            ("IDDM", text.index("IDDM")),
+            ("IDDM-prone", text.index("IDDM-prone")),
+            ("IDDM", text.rindex("IDDM")),
+        ]
+        assert {long_form(e).text for e in doc.ents if e.text == "IDDM"} == {"Insulin-dependent diabetes mellitus"}
+    # a defined abbreviation keeps its own long form; a single-word mention has no initials
+    doc = nlp.get_pipe("text2node_abbreviations")(
+        _ents(nlp.make_doc("Dravet syndrome and dystonic seizures (DS) recur. DS and D were seen."), "Dravet syndrome")
+    )
+    pairs = [(s.text, lf.text) for s, lf in doc._.text2node_abbreviations]
+    assert pairs == [("DS", "dystonic seizures"), ("DS", "dystonic seizures")]
+
+
 @pytest.mark.parametrize(
     "text,mention,added",
     [

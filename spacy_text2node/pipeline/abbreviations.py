@@ -270,6 +270,43 @@ def with_occurrences(doc: Doc, definitions: List[Pair]) -> List[Pair]:
     return out
 
 
+def _initials(text: str) -> Optional[str]:
+    """The upper-case initials of a text of two or more words (split at spaces, hyphens and
+    slashes), or None when a word does not start with a letter or they are too many."""
+    words = [w for w in re.split(r"[\s\-/]+", text) if w]
+    if len(words) < 2 or len(words) > MAX_SHORT_CHARS or not all(w[0].isalpha() for w in words):
+        return None
+    return "".join(w[0] for w in words).upper()
+
+
+def initialisms(doc: Doc, pairs: List[Pair]) -> List[Pair]:
+    """Short forms used without a definition: each token, outside the entities and the
+    short forms of `pairs`, that spells the initials of a multi-word entity of the doc
+    ("IDDM" where "insulin-dependent diabetes mellitus" is an entity), paired with that
+    entity (the nearest one before it, else the first).
+
+    doc (Doc): the document, with `doc.ents` set by a mention finder.
+    pairs (List[Tuple[Span, Span]]): the doc's defined pairs (`with_occurrences`).
+    RETURNS (List[Tuple[Span, Span]]): (short form, long form) pairs in text order.
+    """
+    longs: Dict[str, List[Span]] = {}
+    for ent in doc.ents:
+        spelled = _initials(ent.text)
+        if spelled is not None:
+            longs.setdefault(spelled, []).append(ent)
+    if not longs:
+        return []
+    taken = {i for ent in doc.ents for i in range(ent.start, ent.end)}
+    taken.update(i for short, _ in pairs for i in range(short.start, short.end))
+    found: List[Pair] = []
+    for tok in doc:
+        ents = longs.get(tok.text)
+        if ents and tok.i not in taken:
+            before = [e for e in ents if e.start < tok.i]
+            found.append((doc[tok.i : tok.i + 1], (before[-1] if before else ents[0])))
+    return found
+
+
 def long_form(span: Span, pairs: Optional[List[Pair]] = None) -> Optional[Span]:
     """The long form of a span that is a short form of its doc's abbreviations: one listed
     in `doc._.text2node_abbreviations` (same tokens), or one whose text equals a listed
@@ -398,14 +435,21 @@ class AbbreviationDetector:
     name (str): the component name.
     mentions (bool): add the short forms of long forms that are entities to `doc.ents`,
         and drop entities that are short forms of long forms that are not.
+    initialisms (bool): also pair each undefined token spelling a multi-word entity's
+        initials with that entity (`initialisms`; needs `doc.ents` set before).
     """
 
-    def __init__(self, name: str = "text2node_abbreviations", *, mentions: bool = False) -> None:
+    def __init__(
+        self, name: str = "text2node_abbreviations", *, mentions: bool = False, initialisms: bool = False
+    ) -> None:
         self.name = name
         self.mentions = mentions
+        self.initialisms = initialisms
 
     def __call__(self, doc: Doc) -> Doc:
         pairs = with_occurrences(doc, find_abbreviations(doc))
+        if self.initialisms:
+            pairs = sorted(pairs + initialisms(doc, pairs), key=lambda p: p[0].start)
         doc._.set(ABBREVIATIONS_EXT, pairs)
         if self.mentions:
             propagate_mentions(doc, pairs)
@@ -415,11 +459,13 @@ class AbbreviationDetector:
 @Language.factory(
     "text2node_abbreviations",
     assigns=[f"doc._.{ABBREVIATIONS_EXT}", "doc.ents"],
-    default_config={"mentions": False},
+    default_config={"mentions": False, "initialisms": False},
 )
-def make_abbreviation_detector(nlp: Language, name: str, mentions: bool) -> AbbreviationDetector:
+def make_abbreviation_detector(nlp: Language, name: str, mentions: bool, initialisms: bool) -> AbbreviationDetector:
     """Factory of `text2node_abbreviations`: abbreviation definitions and their uses.
 
     mentions (bool): also make `doc.ents` agree with them (see `propagate_mentions`).
+    initialisms (bool): also treat an undefined token spelling the initials of a
+        multi-word entity as its short form (see `initialisms`).
     """
-    return AbbreviationDetector(name, mentions=mentions)
+    return AbbreviationDetector(name, mentions=mentions, initialisms=initialisms)
