@@ -8,8 +8,9 @@ names and synonyms) and is scored by `document_scores` on the 100 dev abstracts:
 
 * ner                 our disease NER (configs/ner_disease.cfg, trained on NCBI train, the
                       linker's word vectors), abbreviations resolved (`text2node_abbreviations`
-                      with mentions), composite mentions split (configs/documents.cfg)
-* ner, plain          the same NER, no abbreviations, no composite splitting
+                      with mentions), coordinations widened (`text2node_coordinations`),
+                      composite mentions split (configs/documents.cfg)
+* ner, plain          the same NER, no abbreviations, no coordination widening, no composite splitting
 * ner + matcher       the NER's mentions plus taxonomy PhraseMatcher mentions that overlap none
 * noun chunks         en_core_web_sm's noun chunks (configs/clinical_noun_chunks.cfg's mention finder)
 * phrase matcher      exact lookup of MEDIC names and synonyms (an entity_ruler on LOWER:
@@ -123,7 +124,7 @@ def contenders(documents: Path, linker: Path) -> Dict[str, Any]:
         return spacy.load(documents)
 
     def ner_plain() -> Any:
-        nlp = spacy.load(documents, exclude=["text2node_abbreviations"])
+        nlp = spacy.load(documents, exclude=["text2node_abbreviations", "text2node_coordinations"])
         linker_: Any = nlp.get_pipe("text2node_linker")
         linker_.cfg["composite"] = False
         return nlp

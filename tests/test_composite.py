@@ -9,6 +9,7 @@ import re
 import pytest
 import spacy
 from conftest import shared_file
+from spacy.tokens import Span
 
 from spacy_text2node.datasets.pubtator import read_pubtator
 from spacy_text2node.pipeline.composite import composite_parts, is_complete, split_composite
@@ -133,3 +134,98 @@ def test_ncbi_disease_train_composites():
     assert len(same) >= 0.6 * len(composite)
     assert len(coordinated_same) >= 0.85 * len(coordinated)
     assert len(whole) >= 0.98 * len(single)
+
+
+def _with_ents(nlp, text, *pieces):
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(text.index(p), text.index(p) + len(p), label="Disease") for p in pieces]
+    return doc
+
+
+@pytest.mark.parametrize(
+    "text,found,widened",
+    [
+        # the conjuncts before a found mention's head: NCBI Disease annotates the whole
+        ("in brain, breast, and prostate cancer lines", "prostate cancer", "brain, breast, and prostate cancer"),
+        ("patients with C6 or C7 deficiency were", "C7 deficiency", "C6 or C7 deficiency"),
+        ("of breast and/or ovarian cancer in", "ovarian cancer", "breast and/or ovarian cancer"),
+        # no part besides the found one is a known name: "mutations cancer", "tumor cancer"
+        ("with mutations and breast cancer", "breast cancer", "breast cancer"),
+        # a one-word mention is a list item, not a head to share ("infections and gout")
+        ("with asthma and gout today", "gout", "gout"),
+        # a conjunct that is another mention is not taken in
+        ("with asthma and breast cancer", "breast cancer", "breast cancer"),
+        # function words are no conjuncts
+        ("the and breast cancer", "breast cancer", "breast cancer"),
+    ],
+)
+def test_a_found_tail_takes_in_the_conjuncts_before_it(text, found, widened):
+    from spacy_text2node.pipeline.composite import widen_coordinations
+
+    known = {"brain cancer", "breast cancer", "c6 deficiency", "asthma", "gout"}
+    nlp = spacy.blank("en")
+    pieces = [found] + (["asthma"] if "asthma and breast" in text else [])
+    doc = _with_ents(nlp, text, *pieces)
+    n = widen_coordinations(doc, lambda t: t.lower() in known)
+    assert [e.text for e in doc.ents if e.text != "asthma"] == [widened]
+    assert n == int(widened != found)
+    assert all(e.label_ == "Disease" for e in doc.ents)
+
+
+def test_the_component_reads_the_linkers_names(phrase_linker_dir, tmp_path):
+    """`text2node_coordinations` takes the known names from the linker's exact-match table
+    (the tiny taxonomy has "Bacterial pneumonia" and "Viral infection"); without a linker it
+    says which component it needs."""
+    nlp = spacy.load(phrase_linker_dir)
+    nlp.get_pipe("text2node_linker").cfg["spans"] = "ents"
+    nlp.add_pipe("text2node_coordinations", before="text2node_linker")
+    text = "Cases of bacterial or viral pneumonia rose."
+    doc = nlp(_with_ents(nlp, text, "viral pneumonia"))
+    assert [e.text for e in doc.ents] == ["bacterial or viral pneumonia"]
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.pipe_names.index("text2node_coordinations") < loaded.pipe_names.index("text2node_linker")
+    assert [e.text for e in loaded(_with_ents(loaded, text, "viral pneumonia")).ents] == ["bacterial or viral pneumonia"]
+    bare = spacy.blank("en")
+    bare.add_pipe("text2node_coordinations")
+    with pytest.raises(ValueError, match="text2node_linker"):
+        bare.get_pipe("text2node_coordinations")(_with_ents(bare, text, "viral pneumonia"))
+
+
+def test_ncbi_disease_train_coordinations():
+    """On NCBI Disease train, gold mentions standing in for the mention finder: a composite
+    gold mention cut to its last conjunct ("prostate cancer" of "brain, breast, and prostate
+    cancer") is mostly widened back to the whole, and an ordinary gold mention is nearly
+    never widened, with CTD MEDIC's names and synonyms as the known names."""
+    from spacy_text2node import Taxonomy
+    from spacy_text2node.index.text import normalize_text
+    from spacy_text2node.pipeline.composite import widen_coordinations
+
+    path = shared_file("ncbi_disease", "NCBItrainset_corpus.txt")
+    medic = Taxonomy.from_ctd_medic(shared_file("ctd_medic", "CTD_diseases.tsv.gz"))
+    names = {normalize_text(t) for _, t in medic.iter_texts()}
+    known = lambda t: normalize_text(t) in names  # noqa: E731
+    nlp = spacy.blank("en")
+    cut = recovered = ordinary = widened = 0
+    for pdoc in read_pubtator(path):
+        doc = nlp.make_doc(pdoc.text)
+        spans = [doc.char_span(m.start, m.end, label="Disease", alignment_mode="expand") for m in pdoc.mentions]
+        spans = spacy.util.filter_spans(spans)
+        coordinated = [[t.i for t in s if t.lower_ in ("and", "or", "and/or")] for s in spans]
+        for i, span in enumerate(spans):
+            inner = coordinated[i]
+            if inner and inner[-1] + 1 < span.end:
+                cut += 1
+                doc.ents = spans[:i] + [Span(doc, inner[-1] + 1, span.end, label="Disease")] + spans[i + 1 :]
+                widen_coordinations(doc, known)
+                recovered += any(e.start == span.start and e.end == span.end for e in doc.ents)
+        doc.ents = spans
+        widen_coordinations(doc, known)
+        after = {(e.start, e.end) for e in doc.ents}
+        for span, inner in zip(spans, coordinated):
+            if not inner:
+                ordinary += 1
+                widened += (span.start, span.end) not in after
+    print(f"NCBI train: {recovered}/{cut} cut composite mentions widened back; {widened}/{ordinary} ordinary widened")
+    assert cut >= 100 and recovered >= 0.4 * cut
+    assert widened <= 0.002 * ordinary

@@ -149,13 +149,13 @@ def test_abbreviation_mentions_follow_their_long_form():
 
 
 def test_an_undefined_initialism_of_a_mention_becomes_a_mention():
-    """"IDDM" written without a definition after "insulin-dependent diabetes mellitus" was
+    """ "IDDM" written without a definition after "insulin-dependent diabetes mellitus" was
     found: the token spelling a multi-word mention's initials is its short form (a mention,
     read as the long form by the linker), with `initialisms` only; a token inside a mention,
     a longer token ("IDDM2", a locus) and a word in lower case are not."""
     from spacy_text2node.pipeline.abbreviations import long_form
 
-    text = "Insulin-dependent diabetes mellitus is common. IDDM risk and IDDM2 differ; am IDDM-prone? In IDDM we saw it."
+    text = "Insulin-dependent diabetes mellitus is common. IDDM risk and IDDM2 differ; am IDDM-prone? In IDDM we saw."
     for initialisms in (False, True):
         nlp = spacy.blank("en")
         nlp.add_pipe("text2node_abbreviations", config={"mentions": True, "initialisms": initialisms})

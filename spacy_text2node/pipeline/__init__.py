@@ -1,8 +1,9 @@
-"""spaCy pipeline components: the text2node linker, abbreviations and context flags (their
-factories register on import)."""
+"""spaCy pipeline components: the text2node linker, abbreviations, coordinations and
+context flags (their factories register on import)."""
 
-from . import (  # noqa: F401  (text2node_abbreviations, text2node_context)
+from . import (  # noqa: F401  (text2node_abbreviations, text2node_coordinations, text2node_context)
     abbreviations,
+    composite,
     context,
     factories,  # noqa: F401  (text2node_entity_linker, text2node_linker)
 )

@@ -34,9 +34,10 @@ repeated part. The parts keep the casing of the text; whitespace becomes single 
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
-from spacy.tokens import Span
+from spacy.language import Language
+from spacy.tokens import Doc, Span
 
 COORDINATORS = {"and", "or", "and/or"}
 DETERMINERS = {"the", "a", "an"}
@@ -54,6 +55,11 @@ _UNSURE = re.compile(r"[()\[\]{}\"';:]")
 _SLASH = re.compile(r"^[A-Za-z][\w-]+/[A-Za-z][\w-]+$")
 ATTACHING = {"of", "in"}  # "X of A and B", "cysts in the kidney and pancreas"
 PREPOSITIONS = {"for", "than", "with", "without", "from", "on", "by", "at", "as", "after", "during"}
+# words that are no conjunct of a disease name ("the and breast cancer" takes nothing in)
+FUNCTION_WORDS = DETERMINERS | ATTACHING | PREPOSITIONS | {
+    "to", "into", "is", "are", "was", "were", "be", "this", "that", "these", "those", "both", "either",
+    "its", "their", "not", "no", "such", "other", "all", "some",
+}  # fmt: skip
 
 
 def is_complete(word: str) -> bool:
@@ -208,3 +214,114 @@ def composite_parts(span: Span) -> List[str]:
     RETURNS (List[str]): the parts of its text.
     """
     return split_composite(span.text)
+
+
+def _conjunct(doc: Doc, i: int, taken: Set[int]) -> bool:
+    tok = doc[i]
+    return i not in taken and tok.text.isalnum() and tok.lower_ not in FUNCTION_WORDS and tok.lower_ not in COORDINATORS
+
+
+def widened_start(doc: Doc, span: Span, taken: Set[int]) -> int:
+    """Where a mention starts once it takes in the conjuncts coordinated before it: the
+    tokens before it are a coordinator ("and", "or", "and/or"), perhaps a comma, and one word
+    per conjunct with commas between ("brain, breast, and" before "prostate cancer"). A
+    conjunct is one alphanumeric token, no function word and no token in `taken` (other
+    mentions). RETURNS (int): the new start token, or span.start.
+    """
+    i = span.start - 1
+    if i < 0 or doc[i].lower_ not in COORDINATORS:
+        return span.start
+    i -= 1
+    if i >= 0 and doc[i].text == ",":
+        i -= 1
+    start = span.start
+    while i >= 0 and _conjunct(doc, i, taken):
+        start = i
+        i -= 1
+        if i >= 0 and doc[i].text == ",":
+            i -= 1
+        else:
+            break
+    return start
+
+
+def widen_coordinations(doc: Doc, known: Callable[[str], bool]) -> int:
+    """Widen each entity of two or more tokens over the conjuncts coordinated before it
+    (`widened_start`) when the widened text splits into parts (`split_composite`) and a
+    part besides the entity's own is a known name: a mention finder that found "prostate
+    cancer" in "brain, breast, and prostate cancer" gets the whole coordination, as NCBI
+    Disease annotates it ("brain cancer" is a name), but not "mutations and breast cancer".
+
+    doc (Doc): the document, with `doc.ents` set by a mention finder.
+    known (Callable[[str], bool]): whether a text is a concept's name or synonym.
+    RETURNS (int): how many entities were widened.
+    """
+    ents = list(doc.ents)
+    taken = {i for e in ents for i in range(e.start, e.end)}
+    out: List[Span] = []
+    widened = 0
+    for ent in ents:
+        start = widened_start(doc, ent, taken) if len(ent) >= 2 else ent.start
+        if start < ent.start:
+            parts = split_composite(doc[start : ent.end].text)
+            if len(parts) >= 2 and any(known(p) for p in parts[:-1]):
+                ent = Span(doc, start, ent.end, label=ent.label, kb_id=ent.kb_id)
+                taken.update(range(start, ent.end))
+                widened += 1
+        out.append(ent)
+    doc.ents = out
+    return widened
+
+
+class CoordinationWidener:
+    """Widens found mentions over the conjuncts coordinated before them
+    (`widen_coordinations`), with the names and synonyms of a text2node linker of the same
+    pipeline as the known names (its exact-match table).
+
+    nlp (Language): the pipeline, where the linker is looked up when a doc comes.
+    name (str): the component name.
+    linker (str): the name of the text2node linker component.
+    """
+
+    def __init__(self, nlp: Language, name: str = "text2node_coordinations", *, linker: str = "text2node_linker"):
+        self.nlp = nlp
+        self.name = name
+        self.linker = linker
+
+    def known(self) -> Callable[[str], bool]:
+        """Whether a text is a name or synonym in the linker's taxonomy (normalised)."""
+        from ..index.text import normalize_text
+
+        if self.linker not in self.nlp.pipe_names:
+            raise ValueError(
+                f"{self.name}: the pipeline {self.nlp.pipe_names} has no component {self.linker!r}, whose "
+                f"names tell which coordinations to widen; add the text2node linker, or set "
+                f"[components.{self.name}] linker to its name."
+            )
+        index = getattr(self.nlp.get_pipe(self.linker), "index", None)
+        if index is None:
+            raise ValueError(
+                f"{self.name}: the component {self.linker!r} is no initialized text2node linker; "
+                f"initialize or load a trained one."
+            )
+        exact = index.lexical.exact
+        return lambda text: normalize_text(text) in exact
+
+    def __call__(self, doc: Doc) -> Doc:
+        if doc.ents:
+            widen_coordinations(doc, self.known())
+        return doc
+
+
+@Language.factory(
+    "text2node_coordinations",
+    assigns=["doc.ents"],
+    default_config={"linker": "text2node_linker"},
+)
+def make_coordination_widener(nlp: Language, name: str, linker: str) -> CoordinationWidener:
+    """Factory of `text2node_coordinations`: found mentions widened over the conjuncts
+    coordinated before them ("brain, breast, and prostate cancer").
+
+    linker (str): the text2node linker component whose names are the known ones.
+    """
+    return CoordinationWidener(nlp, name, linker=linker)
