@@ -515,6 +515,26 @@ def test_clinical_config_ner_in_front_of_the_linker(linker_dir, tmp_path):
         bad("She has influenza today .")
 
 
+def test_documents_config_without_a_linker_leaves_the_coordinations_out(linker_dir, tmp_path, caplog):
+    """configs/documents.cfg widens coordinations with the linker's names: with the linker
+    it sits in front of it; without `paths.linker` (mentions only) it is left out with the
+    linker, named in the warning, instead of failing at the first document."""
+    cfg = REPO / "configs" / "documents.cfg"
+    ner = _tiny_disease_ner(linker_dir, tmp_path / "ner")
+    nlp = load_pipeline(cfg, overrides={"paths.ner": str(ner), "paths.linker": str(linker_dir)})
+    names = nlp.pipe_names
+    assert (
+        names.index("text2node_abbreviations")
+        < names.index("text2node_coordinations")
+        < names.index("text2node_linker")
+    )
+    with caplog.at_level("WARNING", logger="spacy_text2node"):
+        mentions = load_pipeline(cfg, overrides={"paths.ner": str(ner)})
+    assert "text2node_linker" not in mentions.pipe_names and "text2node_coordinations" not in mentions.pipe_names
+    assert "text2node_coordinations" in caplog.text
+    assert [e.text for e in mentions("She has influenza today .").ents] == ["influenza"]
+
+
 def test_clinical_pipeline_sources_the_ner_with_what_it_listens_to(linker_dir, tmp_path):
     """build_clinical_pipeline(mentions="ner") brings the component the NER listens to,
     whatever its name (a transformer NER listens to "transformer"), not a fixed "tok2vec"."""

@@ -185,7 +185,8 @@ def test_the_component_reads_the_linkers_names(phrase_linker_dir, tmp_path):
     nlp.to_disk(tmp_path / "p")
     loaded = spacy.load(tmp_path / "p")
     assert loaded.pipe_names.index("text2node_coordinations") < loaded.pipe_names.index("text2node_linker")
-    assert [e.text for e in loaded(_with_ents(loaded, text, "viral pneumonia")).ents] == ["bacterial or viral pneumonia"]
+    again = loaded(_with_ents(loaded, text, "viral pneumonia"))
+    assert [e.text for e in again.ents] == ["bacterial or viral pneumonia"]
     bare = spacy.blank("en")
     bare.add_pipe("text2node_coordinations")
     with pytest.raises(ValueError, match="text2node_linker"):

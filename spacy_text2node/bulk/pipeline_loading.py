@@ -56,6 +56,7 @@ def load_pipeline(
     RETURNS (Language): the pipeline.
     """
     from . import clinical  # noqa: F401  (registers the mention components and pattern builder)
+    from .clinical import LINKER
 
     _register_components()
     if isinstance(model, Language):
@@ -67,12 +68,20 @@ def load_pipeline(
         if not path.exists():
             raise ValueError(f"Config {path} does not exist.")
         config = load_config(path, overrides=dict(overrides or {}), interpolate=True)
+        left_out = []
         for name in list(config["nlp"]["pipeline"]):
             comp = config["components"].get(name, {})
             if "source" in comp and comp["source"] in (None, "", "null"):
                 logger.warning("%s: component %r has no source (an unset path): leaving it out", path, name)
-                config["nlp"]["pipeline"] = [n for n in config["nlp"]["pipeline"] if n != name]
-                del config["components"][name]
+                left_out.append(name)
+        for name in list(config["nlp"]["pipeline"]):
+            comp = config["components"].get(name, {})
+            if comp.get("factory") == "text2node_coordinations" and comp.get("linker", LINKER) in left_out:
+                logger.warning("%s: component %r reads the names of the left-out linker: leaving it out", path, name)
+                left_out.append(name)
+        config["nlp"]["pipeline"] = [n for n in config["nlp"]["pipeline"] if n not in left_out]
+        for name in left_out:
+            del config["components"][name]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             nlp = load_model_from_config(config, auto_fill=True, exclude=list(exclude))
