@@ -210,7 +210,8 @@ def speed(documents: Path, n_docs: int, batch_size: int) -> Dict[str, Any]:
     if not notes.exists():
         raise SystemExit(f"{notes} is absent: the speed runs need the shared MTSamples notes.")
     no_linker = PIPELINES / "documents_ncbi_no_linker"
-    nlp = spacy.load(documents, exclude=["text2node_linker"])
+    # the coordinations read the linker's names: they go with it
+    nlp = spacy.load(documents, exclude=["text2node_linker", "text2node_coordinations"])
     nlp.to_disk(no_linker)
     common = ["--id-field", "note_id", "--text-field", "transcription", "--batch-size", str(batch_size)]
     runs = [
