@@ -218,14 +218,14 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         offsets: Offsets = []
         texts: List[str] = []
         counts: List[List[Tuple[int, int]]] = []  # per span: (parts, whole queries after them)
-        in_dictionary: List[bool] = []  # per query: the text of a span found in the dictionary
+        in_dictionary: List[Optional[Tuple[int, int]]] = []  # per query: its span's dictionary hit
         settings = self.search_settings
         # only probabilities of different queries compare (see composite.keep_whole)
         unsplit = dataclasses.replace(settings, composite=False) if self.scores_are_probabilities else None
         for i, ss in enumerate(spans):
             counts.append([])
             for s in ss:
-                hit = self.dictionary_hit(s.text) is not None
+                hit = self.dictionary_hit(s.text)
                 queries = [(i, s.start, s.end, s.text)] if hit else self.span_queries(i, s, qdocs, settings)
                 whole = self.span_queries(i, s, qdocs, unsplit) if len(queries) > 1 and unsplit else []
                 counts[-1].append((len(queries), len(whole)))
@@ -235,9 +235,10 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
                     in_dictionary.append(hit)
         k = self.cfg["k"]
         flat = self.rank(qdocs, offsets, texts, k, nil_cut=False, dictionary=False)
-        if any(in_dictionary):
-            hits = [j for j, hit in enumerate(in_dictionary) if hit]
-            for j, r in zip(hits, self.dictionary_first([texts[j] for j in hits], [flat[j] for j in hits], k)):
+        found = [j for j, hit in enumerate(in_dictionary) if hit is not None]
+        if found:
+            firsts = self.dictionary_first([in_dictionary[j] for j in found], [flat[j] for j in found], k)
+            for j, r in zip(found, firsts):
                 flat[j] = r
         out: List[List[Ranked]] = []
         j = 0

@@ -101,8 +101,8 @@ class LinkerSearch:
         """
         k = k or self.cfg["k"]
         ranked = self._rank(docs, offsets, texts, k)
-        if dictionary:
-            ranked = self.dictionary_first(texts, ranked, k)
+        if dictionary and self.index is not None and self.index.dictionary is not None:
+            ranked = self.dictionary_first([self.dictionary_hit(t) for t in texts], ranked, k)
         return self.nil_cut(ranked) if nil_cut else ranked
 
     def dictionary_hit(self, text: str) -> Optional[Tuple[int, int]]:
@@ -115,17 +115,15 @@ class LinkerSearch:
         allowed = self.allowed_nodes()
         return hit if allowed is None or allowed[hit[0]] else None
 
-    def dictionary_first(self, texts: Sequence[str], ranked: Ranked, k: int) -> Ranked:
-        """The rankings, each query whose text is in the index's phrase dictionary with the
-        dictionary's concept first (`PhraseDictionary`): with a calibrated linker the scores
-        are the mixture p * dictionary + (1 - p) * model, p = `probability` of the phrase's
-        annotations; otherwise the concept takes the best score of the ranking."""
-        if self.index is None or self.index.dictionary is None:
-            return ranked
+    def dictionary_first(self, hits: Sequence[Optional[Tuple[int, int]]], ranked: Ranked, k: int) -> Ranked:
+        """The rankings, each query with a phrase dictionary hit (`dictionary_hit` of its
+        text, or None) with the dictionary's concept first (`PhraseDictionary`): with a
+        calibrated linker the scores are the mixture p * dictionary + (1 - p) * model, p =
+        `probability` of the phrase's annotations; otherwise the concept takes the best
+        score of the ranking."""
         mixture = self.scores_are_probabilities
         out = list(ranked)
-        for i, text in enumerate(texts):
-            hit = self.dictionary_hit(text)
+        for i, hit in enumerate(hits):
             if hit is None:
                 continue
             node, count = hit
