@@ -3,6 +3,7 @@
 its TF-IDF against scikit-learn's), the sort and PCA it relies on, and serialization."""
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -189,6 +190,33 @@ def test_lexical_transform_matches_definition(lexical_indexes, which):
         assert _same_csr(lex.transform([QUERIES[i]]), q[i])
     empty = lex.transform([])
     assert empty.shape == (0, len(lex.vocab)) and empty.nnz == 0
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_lexical_word_cache_keeps_the_definition(lexical_indexes, which, monkeypatch):
+    """The n-gram ids and stems kept between calls change no row: warm, after the cache
+    filled up and was swapped for a new one, and with threads sharing it (unknown n-grams
+    repeated inside a query must keep one id each, or their count in the norm is wrong)."""
+    import spacy_text2node.index.lexical as lexical_module
+
+    lex = lexical_indexes[which]
+    queries = QUERIES + ["qqxz qqxz zzqx", "xqz-qzx xqz", "gout qqxzy gout"]
+    want, want_w = _reference_transform(lex, queries), _reference_word_transform(lex, queries)
+    for _ in range(2):  # cold, then warm
+        assert _same_csr(lex.transform(queries), want)
+        qw, total = lex.word_transform(queries)
+        assert _same_csr(qw, want_w[0]) and np.array_equal(total, want_w[1])
+    monkeypatch.setattr(lexical_module, "WORD_CACHE_SIZE", 3)
+    first = lex._words
+    for q in queries:
+        assert _same_csr(lex.transform([q]), _reference_transform(lex, [q]))
+    assert lex._words is not first  # full: a new cache replaced it
+    monkeypatch.setattr(lexical_module, "WORD_CACHE_SIZE", 100_000)
+    lex._words = lexical_module._WordCache(lex.vocab)
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda i: lex.transform(queries[i % len(queries) :] + queries), range(16)))
+    for i, q in enumerate(rows):
+        assert _same_csr(q, _reference_transform(lex, queries[i % len(queries) :] + queries))
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -707,3 +735,14 @@ def test_ranked_top_k_of_no_pairs():
     empty = np.zeros(0, dtype="int64")
     assert ranked_top_k(empty, empty, np.zeros(0), 3, 5, softmax=True) == [[], [], []]
     assert ranked_top_k(empty, empty, np.zeros(0), 0, 5, softmax=False) == []
+
+
+def test_ranked_top_k_puts_nan_scores_last():
+    """A NaN score (a damaged feature) ranks after every number, NaNs by node, as a sort
+    of the negated scores orders them; larger queries than k fill and drop the list."""
+    qi = np.array([0] * 6 + [1] * 3, dtype="int64")
+    ni = np.array([5, 1, 4, 2, 3, 0, 7, 8, 6], dtype="int64")
+    score = np.array([np.nan, 0.5, np.nan, 0.9, 0.5, 0.1, np.nan, np.nan, np.nan])
+    got = ranked_top_k(qi, ni, score, 2, 5, softmax=False)
+    assert [[n for n, _ in r] for r in got] == [[2, 1, 3, 0, 4], [6, 7, 8]]
+    assert [len(r) for r in ranked_top_k(qi, ni, score, 2, 2, softmax=False)] == [2, 2]

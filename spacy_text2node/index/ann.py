@@ -18,6 +18,7 @@ from spacy import util
 from .dictionary import FILE as DICTIONARY_FILE
 from .dictionary import PhraseDictionary
 from .features import PairFeatures
+from .kernels import _top_pairs
 from .lexical import LexicalIndex
 from .neighbours import ANN_KINDS, KINDS, AnnoyNeighbours, Neighbours, build_neighbours, kind_of, search_rows
 from .rerank import Reranker
@@ -35,30 +36,28 @@ def ranked_top_k(
 ) -> List[List[Tuple[int, float]]]:
     """The k best (node, shown score) of each query from its pairs (queries contiguous and
     in order in qi): ordered by score, ties by node index. The score shown is the score
-    itself, or with softmax its probability among all of the query's pairs. One sort for
-    all queries instead of one per query."""
+    itself, or with softmax its probability among all of the query's pairs. Each query's
+    k best are picked off its pairs (`_top_pairs`) instead of sorting them all."""
     out: List[List[Tuple[int, float]]] = [[] for _ in range(n_queries)]
     if len(ni) == 0 or k <= 0:
         return out
     counts = np.bincount(qi, minlength=n_queries)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    nonempty = counts > 0
-    order = np.lexsort((ni, -score, qi))
-    z = score[order]
-    rank = np.arange(len(order)) - starts[qi[order]]
-    top = rank < k
+    bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    score = np.asarray(score)
+    sel, taken = _top_pairs(bounds, np.asarray(ni, dtype=np.int64), score, int(k))
     if softmax:
-        # the first of each query's sorted pairs holds its largest score
-        zmax = np.repeat(z[starts[nonempty]], counts[nonempty])
+        nonempty = counts > 0
+        # the first pick of each query holds its largest score
+        firsts = np.concatenate([[0], np.cumsum(taken)[:-1]])[nonempty]
+        zmax = np.repeat(score[sel[firsts]], counts[nonempty])
         p = np.exp(score - zmax)
-        total = np.add.reduceat(p, starts[nonempty])
-        shown = (p / np.repeat(total, counts[nonempty]))[order][top]
+        total = np.add.reduceat(p, bounds[:-1][nonempty])
+        shown = (p / np.repeat(total, counts[nonempty]))[sel]
     else:
-        shown = z[top]
-    pairs = list(zip(ni[order][top].tolist(), shown.tolist()))
-    taken = np.minimum(counts, k).tolist()
+        shown = score[sel]
+    pairs = list(zip(ni[sel].tolist(), shown.tolist()))
     a = 0
-    for i, c in enumerate(taken):
+    for i, c in enumerate(taken.tolist()):
         if c:
             out[i] = pairs[a : a + c]
             a += c

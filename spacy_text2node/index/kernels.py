@@ -319,3 +319,46 @@ def _top_nodes(
         o += n_out
         out_ptr[i + 1] = o
     return out_ptr, out[:o]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pair_before(score, ni, a, b):  # pragma: no cover - numba
+    """Whether pair a comes before pair b: larger score first, then smaller node; a NaN
+    score after every number (as a sort of the negated scores puts it)."""
+    sa, sb = score[a], score[b]
+    if sa != sa:
+        return sb != sb and ni[a] < ni[b]
+    if sb != sb:
+        return True
+    return sa > sb or (sa == sb and ni[a] < ni[b])
+
+
+@njit(cache=True, nogil=True)
+def _top_pairs(bounds, ni, score, k):  # pragma: no cover - numba
+    """The k first pairs of each query in `_pair_before` order (query i's pairs are
+    bounds[i]:bounds[i + 1]), by insertion into a list of at most k: a query has tens of
+    candidates and k is small, so this is cheaper than sorting them all. Returns the
+    chosen pair positions, the queries' runs one after another, and each run's length."""
+    n_q = len(bounds) - 1
+    taken = np.zeros(n_q, dtype=np.int64)
+    total = 0
+    for i in range(n_q):
+        taken[i] = min(k, bounds[i + 1] - bounds[i])
+        total += taken[i]
+    sel = np.empty(total, dtype=np.int64)
+    o = 0
+    for i in range(n_q):
+        n = 0
+        cap = taken[i]
+        for p in range(bounds[i], bounds[i + 1]):
+            if n == cap and not _pair_before(score, ni, p, sel[o + n - 1]):
+                continue
+            j = n if n < cap else n - 1  # the last one drops out when the list is full
+            while j > 0 and _pair_before(score, ni, p, sel[o + j - 1]):
+                sel[o + j] = sel[o + j - 1]
+                j -= 1
+            sel[o + j] = p
+            if n < cap:
+                n += 1
+        o += cap
+    return sel, taken

@@ -27,6 +27,43 @@ MIN_DF_CAP = 100
 # score, then orders them by the full cosine (a larger pool, and the full cosine rather
 # than the pruned order, gave a better Acc@5 on GEM P3; past this size the gain was small)
 RETRIEVAL_POOL = 10
+# distinct query words whose n-gram ids and stems are kept between calls (see `_WordCache`)
+WORD_CACHE_SIZE = 100_000
+
+
+class _WordCache:
+    """What `transform` and `word_transform` derive from a query word, kept between calls:
+    linking sees the same words over and over. An n-gram the vocabulary lacks gets an id
+    from `n_vocab` on, the same for every call that uses this cache (only its count in a
+    query matters). Full, the index swaps in a new cache instead of emptying this one,
+    so a thread that is building a row with it keeps consistent ids."""
+
+    def __init__(self, vocab: Dict[str, int]):
+        self.vocab = vocab
+        self.ngram_ids: Dict[str, List[int]] = {}
+        self.unknown: Dict[str, int] = {}
+        self.stems: Dict[str, str] = {}
+        self._lock = threading.Lock()  # two threads must not give two n-grams one id
+
+    def ids(self, word: str) -> List[int]:
+        g = self.ngram_ids.get(word)
+        if g is None:
+            vocab, unknown, n_vocab = self.vocab, self.unknown, len(self.vocab)
+            with self._lock:
+                g = [
+                    vocab[x] if x in vocab else unknown.setdefault(x, n_vocab + len(unknown)) for x in word_ngrams(word)
+                ]
+            self.ngram_ids[word] = g
+        return g
+
+    def stem(self, word: str) -> str:
+        s = self.stems.get(word)
+        if s is None:
+            s = self.stems[word] = stem(word)
+        return s
+
+    def full(self) -> bool:
+        return max(len(self.ngram_ids), len(self.stems), len(self.unknown)) > WORD_CACHE_SIZE
 
 
 class LexicalIndex:
@@ -86,6 +123,7 @@ class LexicalIndex:
         self._retrieval_T.eliminate_zeros()
         self._masked: Optional[Tuple[bytes, sp.csr_matrix]] = None  # see _retrieval_of
         self._masked_lock = threading.Lock()
+        self._words = _WordCache(self.vocab)
         order = np.argsort(self.string_node, kind="stable")
         counts = np.bincount(self.string_node, minlength=self.n_nodes)
         self._node_indptr = np.concatenate([[0], np.cumsum(counts)]).astype("int64")
@@ -123,24 +161,18 @@ class LexicalIndex:
         never has count in the norm (with the highest IDF) but match nothing, so a string
         of unknown n-grams does not look similar to anything.
 
-        The n-grams of each distinct word are looked up once per call; a row lists its
-        known n-grams in reverse order of first occurrence."""
-        vocab, idf = self.vocab, self.idf
-        n_vocab = len(vocab)
+        The n-grams of each distinct word are looked up once (`_WordCache`); a row lists
+        its known n-grams in reverse order of first occurrence."""
+        idf = self.idf
+        n_vocab = len(self.vocab)
         unk_idf = float(idf.max()) if len(idf) else 1.0
-        unknown: Dict[str, int] = {}  # n-grams missing from the vocabulary: ids n_vocab, n_vocab + 1, ...
-        by_word: Dict[str, List[int]] = {}
+        cache = self._word_cache()
+        word_ids = cache.ids
         ids: List[int] = []
         ptr = [0]
         for t in texts:
             for w in words(t):
-                g = by_word.get(w)
-                if g is None:
-                    g = by_word[w] = [
-                        vocab[x] if x in vocab else unknown.setdefault(x, n_vocab + len(unknown))
-                        for x in word_ngrams(w)
-                    ]
-                ids.extend(g)
+                ids.extend(word_ids(w))
             ptr.append(len(ids))
         ptr_a = np.asarray(ptr, dtype=np.int64)
         longest = int(np.diff(ptr_a).max()) if len(texts) else 0
@@ -149,7 +181,7 @@ class LexicalIndex:
         indptr, indices, weights, norms = _tfidf_rows(
             ptr_a,
             np.asarray(ids, dtype=np.int64),
-            n_vocab + len(unknown),
+            n_vocab + len(cache.unknown),
             n_vocab,
             np.asarray(idf, dtype=np.float32),
             unk_sq,
@@ -163,10 +195,10 @@ class LexicalIndex:
         """Binary (queries, words) matrix of known stemmed words, and each query's total word
         IDF (unknown words count with the highest IDF)."""
         wv, idf, unk = self.word_vocab, self.word_idf, self._unknown_word_idf
-        stems: Dict[str, str] = {}
+        word_stem = self._word_cache().stem
         indptr, indices, n_unknown = [0], [], []
         for t in texts:
-            ws = sorted({stems[w] if w in stems else stems.setdefault(w, stem(w)) for w in words(t)})
+            ws = sorted({word_stem(w) for w in words(t)})
             known = [wv[w] for w in ws if w in wv]
             indices.extend(known)
             indptr.append(len(indices))
@@ -190,6 +222,12 @@ class LexicalIndex:
         total = (sums.astype(np.float64) + unk * np.asarray(n_unknown, dtype=np.float64)).astype(np.float32)
         q = sp.csr_matrix((np.ones(len(ind), dtype="float32"), ind, ptr), shape=(len(texts), len(wv)))
         return q, total
+
+    def _word_cache(self) -> _WordCache:
+        cache = self._words
+        if cache.full():
+            cache = self._words = _WordCache(self.vocab)
+        return cache
 
     def pair_features(
         self,
