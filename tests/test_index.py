@@ -206,12 +206,13 @@ def test_lexical_word_cache_keeps_the_definition(lexical_indexes, which, monkeyp
         assert _same_csr(lex.transform(queries), want)
         qw, total = lex.word_transform(queries)
         assert _same_csr(qw, want_w[0]) and np.array_equal(total, want_w[1])
+    size = lexical_module.WORD_CACHE_SIZE
     monkeypatch.setattr(lexical_module, "WORD_CACHE_SIZE", 3)
     first = lex._words
     for q in queries:
         assert _same_csr(lex.transform([q]), _reference_transform(lex, [q]))
     assert lex._words is not first  # full: a new cache replaced it
-    monkeypatch.setattr(lexical_module, "WORD_CACHE_SIZE", 100_000)
+    monkeypatch.setattr(lexical_module, "WORD_CACHE_SIZE", size)
     lex._words = lexical_module._WordCache(lex.vocab)
     with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(lambda i: lex.transform(queries[i % len(queries) :] + queries), range(16)))

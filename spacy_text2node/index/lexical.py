@@ -28,7 +28,7 @@ MIN_DF_CAP = 100
 # than the pruned order, gave a better Acc@5 on GEM P3; past this size the gain was small)
 RETRIEVAL_POOL = 10
 # distinct query words whose n-gram ids and stems are kept between calls (see `_WordCache`)
-WORD_CACHE_SIZE = 100_000
+WORD_CACHE_SIZE = 20_000
 
 
 class _WordCache:
