@@ -1377,3 +1377,92 @@ def test_cached_input_layer_maps_as_the_model_does(trained, monkeypatch):
     # a table whose rows would take too much memory is not cached: the model runs as it is
     monkeypatch.setattr(StaticInputCache, "MAX_BYTES", 16)
     assert predict_static(linker.model, docs, offsets, StaticInputCache(), "table") is None
+
+
+# --------------------------------------------------------------------------- synonym term
+def _synonym_table(tax, rows):
+    from spacy_text2node.pipeline.training import SynonymTable
+
+    table = SynonymTable()
+    table.step(tax, toy_vectors_nlp().vocab, 1, lambda docs: rows[: len(docs)])
+    return table
+
+
+def test_synonym_loss_gradient_matches_finite_differences(tiny_taxonomy):
+    from spacy_text2node.pipeline.training import synonym_loss_and_grad
+
+    rng = np.random.default_rng(0)
+    n_strings = sum(len(tiny_taxonomy.texts(c)) for c in tiny_taxonomy.ids)
+    table = _synonym_table(tiny_taxonomy, rng.normal(size=(n_strings, 6)).astype("float32"))
+    idx = {c: i for i, c in enumerate(tiny_taxonomy.ids)}
+    texts = ["lung disease", "sugar sickness", "flu"]
+    gold = [[idx["RESP"]], [idx["MET"]], [idx["INF"], idx["FLU"]]]
+    cands = np.arange(len(tiny_taxonomy))
+    Y = rng.normal(size=(3, 6))
+    loss, grad = synonym_loss_and_grad(Y, texts, gold, cands, table, 0.5)
+    assert loss > 0
+    eps = 1e-5
+    num = np.zeros_like(Y)
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            up, down = Y.copy(), Y.copy()
+            up[i, j] += eps
+            down[i, j] -= eps
+            num[i, j] = (
+                synonym_loss_and_grad(up, texts, gold, cands, table, 0.5)[0]
+                - synonym_loss_and_grad(down, texts, gold, cands, table, 0.5)[0]
+            ) / (2 * eps)
+    # the loss is summed over spans, the gradient averaged (as the node-space loss)
+    np.testing.assert_allclose(grad * Y.shape[0], num, rtol=1e-3, atol=1e-4)
+
+
+def test_synonym_loss_leaves_out_the_span_s_own_string(tiny_taxonomy):
+    from spacy_text2node.pipeline.training import synonym_loss_and_grad
+
+    n_strings = sum(len(tiny_taxonomy.texts(c)) for c in tiny_taxonomy.ids)
+    rows = np.random.default_rng(1).normal(size=(n_strings, 4)).astype("float32")
+    table = _synonym_table(tiny_taxonomy, rows)
+    idx = {c: i for i, c in enumerate(tiny_taxonomy.ids)}
+    met = idx["MET"]  # "Metabolic disease", no synonym: its only string is the span itself
+    Y = np.ones((1, 4))
+    loss, grad = synonym_loss_and_grad(Y, ["metabolic  Disease"], [[met]], np.arange(len(tiny_taxonomy)), table, 0.1)
+    assert loss == 0.0 and not grad.any()
+    resp = idx["RESP"]  # "Respiratory disease" has two synonyms: they teach it
+    loss, grad = synonym_loss_and_grad(Y, ["Respiratory disease"], [[resp]], np.arange(len(tiny_taxonomy)), table, 0.1)
+    assert loss > 0 and grad.any()
+
+
+def test_synonym_table_is_remapped_every_refresh_steps(tiny_taxonomy):
+    from spacy_text2node.pipeline.training import SynonymTable
+
+    calls = []
+
+    def map_strings(docs):
+        calls.append(len(docs))
+        return np.full((len(docs), 3), float(len(calls)), dtype="float32")
+
+    table = SynonymTable()
+    vocab = toy_vectors_nlp().vocab
+    for _ in range(7):
+        table.step(tiny_taxonomy, vocab, 3, map_strings)
+    n_strings = sum(len(tiny_taxonomy.texts(c)) for c in tiny_taxonomy.ids)
+    assert calls == [n_strings] * 3  # steps 0, 3 and 6
+    np.testing.assert_allclose(np.linalg.norm(table.rows, axis=1), 1.0, rtol=1e-6)
+    assert [d.text for d in table.docs[:3]] == tiny_taxonomy.texts(tiny_taxonomy.ids[0])[:3]
+
+
+def test_synonym_weight_changes_the_training(tiny_taxonomy):
+    src = toy_vectors_nlp()
+    outs = []
+    for weight in (0.0, 1.0):
+        nlp = _leaf_linker(tiny_taxonomy, src, synonym_weight=weight, synonym_refresh=3)
+        linker = nlp.get_pipe("text2node_linker")
+        train = _examples(nlp, _tax_pairs(tiny_taxonomy))
+        train_linker(nlp, train, [], epochs=4, batch_size=16, learn_rate=0.01, show_progress=False, calibrate=False)
+        assert (linker._synonyms.rows is not None) == (weight > 0)
+        outs.append(linker.map_whole_docs([nlp.make_doc("lung disease"), nlp.make_doc("flu")]))
+    assert not np.allclose(outs[0], outs[1])
+    with pytest.raises(SettingsError, match="synonym_weight"):
+        _leaf_linker(tiny_taxonomy, src, synonym_weight=-0.5)
+    with pytest.raises(SettingsError, match="synonym_refresh"):
+        _leaf_linker(tiny_taxonomy, src, synonym_weight=1.0, synonym_refresh=0)

@@ -57,7 +57,7 @@ from .spans import (
     span_source,
     training_spans,
 )
-from .training import NegativeSampler, loss_and_grad
+from .training import NegativeSampler, SynonymTable, loss_and_grad, synonym_loss_and_grad
 
 logger = logging.getLogger("spacy_text2node")
 
@@ -116,6 +116,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self.taxonomy: Optional[Taxonomy] = None
         self.index: Optional[NodeIndex] = None
         self._negatives = NegativeSampler(seed)
+        self._synonyms = SynonymTable()  # the taxonomy's strings as the mapper maps them (synonym_weight)
         self._kb: Optional[Text2NodeKB] = None
         self._results: Dict[str, List[Tuple[int, float]]] = {}
         self._results_key: Any = None
@@ -390,9 +391,14 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
             if not offsets:
                 return losses
         self.results_changed()  # the model changes: cached results are stale
+        settings = self.training_settings
+        if settings.synonym_weight > 0:
+            assert self.taxonomy is not None
+            self._synonyms.step(self.taxonomy, self.vocab, settings.synonym_refresh, self.map_whole_docs)
+        texts = [docs[i][s:e].text for i, s, e in offsets]
         with batched_products():  # a training step's products need not be batch-invariant
             Y, backprop = self.model.begin_update((docs, offsets))
-            loss, d_Y = self._loss_and_grad(self.model.ops.to_numpy(Y), gold_first, gold_all)
+            loss, d_Y = self._loss_and_grad(self.model.ops.to_numpy(Y), gold_first, gold_all, texts)
             backprop(self.model.ops.asarray2f(d_Y))  # type: ignore[arg-type]
         if sgd is not None:
             self.finish_update(sgd)
@@ -411,12 +417,19 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         return docs, offsets, golds
 
     def _loss_and_grad(
-        self, Y: np.ndarray, gold_first: np.ndarray, gold_all: List[List[int]]
+        self, Y: np.ndarray, gold_first: np.ndarray, gold_all: List[List[int]], texts: Optional[Sequence[str]] = None
     ) -> Tuple[float, np.ndarray]:
+        """The loss and its gradient; with the spans' texts and synonym_weight > 0, the
+        synonym-marginalised term over the strings of the same candidate concepts too."""
         assert self.taxonomy is not None and self.index is not None
         settings = self.training_settings
         negatives = self._negatives(gold_first, self.taxonomy, self.index, settings)
-        return loss_and_grad(Y, gold_first, gold_all, self.index.space, negatives, settings)
+        loss, d_Y = loss_and_grad(Y, gold_first, gold_all, self.index.space, negatives, settings)
+        w = settings.synonym_weight
+        if texts is not None and w > 0:
+            extra, d_extra = synonym_loss_and_grad(Y, texts, gold_all, negatives, self._synonyms, settings.temperature)
+            loss, d_Y = loss + w * extra, d_Y + w * d_extra
+        return loss, d_Y
 
     def get_loss(self, examples: Iterable[Example], scores: Any) -> Tuple[float, np.ndarray]:
         """Loss and gradient of the mapper outputs `scores` for the gold spans of `examples`."""
@@ -462,6 +475,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self.cfg["nO"] = self.index.dim
         self.cfg["has_node_vectors"] = has_node_vectors
         self._negatives.reset()
+        self._synonyms.reset()
         self.results_changed()
         if settings.memory:
             self.index.memory = build_memory(

@@ -294,6 +294,18 @@ class LinkerSearch:
         Y[~with_vectors] = 0.0
         return Y
 
+    def map_whole_docs(self, docs: List[Doc]) -> np.ndarray:
+        """The mapper's outputs for whole docs, without gradient and without the input cache
+        (the weights change while training); zero rows for docs without any word vector."""
+        parts = []
+        for a in range(0, len(docs), MAP_CHUNK):
+            chunk = docs[a : a + MAP_CHUNK]
+            offsets = [(i, 0, len(d)) for i, d in enumerate(chunk)]
+            Y = np.array(self.model.ops.to_numpy(self.model.predict((chunk, offsets))), dtype="float32")
+            Y[~spans_with_vectors(chunk, offsets, self._max_tokens())] = 0.0
+            parts.append(Y)
+        return np.concatenate(parts) if parts else np.zeros((0, int(self.cfg.get("nO") or 0)), dtype="float32")
+
     def map_spans_in_chunks(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
         """`map_spans` MAP_CHUNK spans at a time, as linking maps with a static mapper: the
         mapper's intermediate arrays stay small, and a span's row does not depend on the chunk."""

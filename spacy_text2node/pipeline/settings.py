@@ -5,7 +5,8 @@ searched, how the mapper is trained and how a loaded linker runs.
                                             n_trees, hnsw_m, hnsw_ef_construction
     [components.text2node_linker.search]    k, threshold, fusion_weight, ann_candidates, lexical_candidates, search_k,
                                             ef_search
-    [components.text2node_linker.training]  temperature, n_negatives, hard_negatives, distance_weight
+    [components.text2node_linker.training]  temperature, n_negatives, hard_negatives, distance_weight,
+                                            synonym_weight, synonym_refresh
     [components.text2node_linker.runtime]   cache_size, n_threads
 
 Each block is validated by `settings_block`: an unknown name or a bad value raises a
@@ -144,18 +145,28 @@ class TrainingSettings:
     hard_negatives (int): per gold concept, this many taxonomy siblings and this many
         node-space neighbours are added as negatives.
     distance_weight (float): weight of the cosine distance to the gold node vector.
+    synonym_weight (float): weight of the synonym-marginalised term (BioSyn's loss): the
+        probability mass of the gold concepts' strings among the strings of the batch's
+        candidate concepts, each string mapped by the mapper itself (0: off).
+    synonym_refresh (int): with synonym_weight > 0, the taxonomy's strings are mapped again
+        every this many training steps (without gradient).
     """
 
     temperature: float = 0.05
     n_negatives: int = 1024
     hard_negatives: int = 8
     distance_weight: float = 0.2
+    synonym_weight: float = 0.0
+    synonym_refresh: int = 500
 
     def check(self) -> None:
         if not self.temperature > 0:
             raise SettingsError(f"{NAME}: [training] temperature={self.temperature!r} must be above 0.")
         _at_least("training", "n_negatives", self.n_negatives, 0, "0 or more")
         _at_least("training", "hard_negatives", self.hard_negatives, 0, "0 or more")
+        if not float(self.synonym_weight) >= 0:
+            raise SettingsError(f"{NAME}: [training] synonym_weight={self.synonym_weight!r} must be 0 (off) or more.")
+        _at_least("training", "synonym_refresh", self.synonym_refresh, 1, "a positive number of steps")
 
 
 @dataclass(frozen=True)

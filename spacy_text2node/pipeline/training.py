@@ -1,13 +1,17 @@
 """The mapper's training objective: InfoNCE over in-batch golds, sampled and hard
-negatives, plus the cosine distance to the gold node vector."""
+negatives, plus the cosine distance to the gold node vector, and optionally BioSyn's
+synonym-marginalised term over the taxonomy's strings as the mapper maps them."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
+import spacy
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
-from ..index import NodeIndex
+from ..index import NodeIndex, normalize_text
 from ..taxonomy import Taxonomy
 from .settings import TrainingSettings
 
@@ -102,4 +106,95 @@ def loss_and_grad(
         d_Yn -= w * T
     d_Yn /= b
     d_Y = (d_Yn - Yn * (d_Yn * Yn).sum(1, keepdims=True)) / norms
+    return loss, d_Y.astype("float32")
+
+
+# maps whole docs (one span each) to mapper outputs, without gradient
+MapFn = Callable[[List[Doc]], np.ndarray]
+
+
+class SynonymTable:
+    """Every string (label and synonym) of the taxonomy mapped by the mapper being trained,
+    without gradient: the candidates of the synonym-marginalised term. Remapped every
+    `synonym_refresh` steps, as BioSyn re-encodes its candidates while it trains."""
+
+    def __init__(self) -> None:
+        self.docs: List[Doc] = []
+        self.norm = np.zeros(0, dtype=object)  # normalised text of each string
+        self.indptr = np.zeros(1, dtype="int64")  # strings of node i: indptr[i]:indptr[i + 1]
+        self.node = np.zeros(0, dtype="int64")
+        self.rows: Optional[np.ndarray] = None  # the mapped strings, L2-normalised
+        self.steps = 0
+
+    def reset(self) -> None:
+        """Forget the strings (a new taxonomy)."""
+        self.__init__()  # type: ignore[misc]
+
+    def step(self, taxonomy: Taxonomy, vocab: Vocab, every: int, map_strings: MapFn) -> None:
+        """Count a training step; build or remap the table when due."""
+        if not self.docs:
+            texts, node = [], []
+            for i, cid in enumerate(taxonomy.ids):
+                for t in taxonomy.texts(cid):
+                    texts.append(t)
+                    node.append(i)
+            make_doc = spacy.blank("en", vocab=vocab).make_doc
+            self.docs = [make_doc(t) for t in texts]
+            self.norm = np.asarray([normalize_text(t) for t in texts], dtype=object)
+            self.node = np.asarray(node, dtype="int64")
+            self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.node, minlength=len(taxonomy)))])
+        if self.rows is None or self.steps % every == 0:
+            rows = map_strings(self.docs)
+            self.rows = (rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-8)).astype("float32")
+        self.steps += 1
+
+
+def synonym_loss_and_grad(
+    Y: np.ndarray,
+    texts: Sequence[str],
+    gold_all: List[List[int]],
+    candidates: np.ndarray,
+    table: SynonymTable,
+    temperature: float,
+) -> Tuple[float, np.ndarray]:
+    """BioSyn's synonym-marginalised loss and its gradient for mapper outputs `Y`:
+    -log of the softmax mass of the gold concepts' strings among the strings of the
+    candidate concepts (cosines over `temperature`). A span's own string (same normalised
+    text) is not a candidate, so a label learns from its synonyms only; a span left with
+    no string of a gold concept adds nothing.
+
+    Y (np.ndarray): (b, d) mapper outputs.
+    texts (Sequence[str]): the spans' texts.
+    gold_all (List[List[int]]): all gold nodes of each span.
+    candidates (np.ndarray): node indices whose strings are the candidates.
+    table (SynonymTable): the mapped strings.
+    temperature (float): softmax temperature.
+    RETURNS (Tuple[float, np.ndarray]): the summed loss and d_loss/d_Y (averaged over spans).
+    """
+    b = Y.shape[0]
+    zero = np.zeros_like(Y, dtype="float32")
+    starts, ends = table.indptr[candidates], table.indptr[np.asarray(candidates) + 1]
+    sidx = np.concatenate([np.arange(a, e) for a, e in zip(starts, ends)] or [np.zeros(0, dtype="int64")])
+    if table.rows is None or not len(sidx):
+        return 0.0, zero
+    S = table.rows[sidx]
+    norms = np.linalg.norm(Y, axis=1, keepdims=True) + 1e-8
+    Yn = Y / norms
+    logits = (Yn @ S.T) / temperature
+    own = table.norm[sidx][None, :] == np.asarray([normalize_text(t) for t in texts], dtype=object)[:, None]
+    pos = np.stack([np.isin(table.node[sidx], g) for g in gold_all]) & ~own
+    has = pos.any(axis=1)
+    if not has.any():
+        return 0.0, zero
+    logits[own] = -1e9
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    p = e / e.sum(axis=1, keepdims=True)
+    p_pos = np.where(pos, p, 0.0)
+    mass = p_pos.sum(axis=1)
+    loss = float(-np.log(mass[has] + 1e-12).sum())
+    d_logits = p - p_pos / (mass[:, None] + 1e-12)
+    d_logits[~has] = 0.0
+    d_Yn = (d_logits @ S) / temperature / b
+    d_Y = (d_Yn - Yn * (d_Yn * Yn).sum(axis=1, keepdims=True)) / norms
     return loss, d_Y.astype("float32")
