@@ -138,7 +138,8 @@ class SynonymTable:
                 for t in taxonomy.texts(cid):
                     texts.append(t)
                     node.append(i)
-            make_doc = spacy.blank("en", vocab=vocab).make_doc
+            # the language's default tokenizer: the component does not see its pipeline's own
+            make_doc = spacy.blank(vocab.lang or "en", vocab=vocab).make_doc
             self.docs = [make_doc(t) for t in texts]
             self.norm = np.asarray([normalize_text(t) for t in texts], dtype=object)
             self.node = np.asarray(node, dtype="int64")
