@@ -350,3 +350,10 @@ def test_cli_build_and_info(tmp_path):
 def test_console_script(tmp_path):
     res = subprocess.run(["text2node", "taxonomy", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "build" in res.stdout
+
+
+def test_strings_are_every_label_and_synonym_with_its_concept_index(tiny_taxonomy):
+    texts, node = tiny_taxonomy.strings()
+    assert node.dtype == np.int32
+    assert list(zip([tiny_taxonomy.ids[n] for n in node], texts)) == list(tiny_taxonomy.iter_texts())
+    assert len(texts) > len(tiny_taxonomy)  # synonyms too

@@ -224,12 +224,7 @@ def build_index(
             )
     elif settings.node_space == "node2vec":
         logger.warning("text2node_linker: no node_vectors given; node space is text-only.")
-    texts, string_node = [], []
-    for i, cid in enumerate(taxonomy.ids):
-        for t in taxonomy.texts(cid):
-            texts.append(t)
-            string_node.append(i)
-    string_node_arr = np.asarray(string_node, dtype="int32")
+    texts, string_node_arr = taxonomy.strings()
     text_vecs = None
     if settings.node_space == "node2vec+text" or nv is None:
         if vocab.vectors.shape[0] == 0:

@@ -395,7 +395,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         if settings.synonym_weight > 0:
             assert self.taxonomy is not None
             self._synonyms.step(self.taxonomy, self.vocab, settings.synonym_refresh, self.map_whole_docs)
-        texts = [docs[i][s:e].text for i, s, e in offsets]
+        texts = [docs[i][s:e].text for i, s, e in offsets] if settings.synonym_weight > 0 else None
         with batched_products():  # a training step's products need not be batch-invariant
             Y, backprop = self.model.begin_update((docs, offsets))
             loss, d_Y = self._loss_and_grad(self.model.ops.to_numpy(Y), gold_first, gold_all, texts)

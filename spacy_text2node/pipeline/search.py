@@ -276,12 +276,13 @@ class LinkerSearch:
                 return len(node.layers) == 0
         return False
 
-    def map_spans(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
+    def map_spans(self, docs: Sequence[Doc], offsets: Offsets, *, cached: bool = True) -> np.ndarray:
         """Mapper outputs; spans without any word vector (punctuation, unknown words) get a
         zero row, so only the lexical channel links them. A mapper on static vectors takes
-        its input layer's rows of known words from a cache (`predict_static`)."""
+        its input layer's rows of known words from a cache (`predict_static`), unless
+        `cached` is False (while training: the weights change)."""
         fast = None
-        if docs:
+        if docs and cached:
             table_key = self.vectors_fingerprint(docs[0].vocab)["fingerprint"]
             fast = predict_static(self.model, docs, offsets, self._static_inputs, table_key)
         if fast is not None:
@@ -297,13 +298,10 @@ class LinkerSearch:
     def map_whole_docs(self, docs: List[Doc]) -> np.ndarray:
         """The mapper's outputs for whole docs, without gradient and without the input cache
         (the weights change while training); zero rows for docs without any word vector."""
-        parts = []
-        for a in range(0, len(docs), MAP_CHUNK):
-            chunk = docs[a : a + MAP_CHUNK]
-            offsets = [(i, 0, len(d)) for i, d in enumerate(chunk)]
-            Y = np.array(self.model.ops.to_numpy(self.model.predict((chunk, offsets))), dtype="float32")
-            Y[~spans_with_vectors(chunk, offsets, self._max_tokens())] = 0.0
-            parts.append(Y)
+        parts = [
+            self.map_spans(chunk, [(i, 0, len(d)) for i, d in enumerate(chunk)], cached=False)
+            for chunk in (docs[a : a + MAP_CHUNK] for a in range(0, len(docs), MAP_CHUNK))
+        ]
         return np.concatenate(parts) if parts else np.zeros((0, int(self.cfg.get("nO") or 0)), dtype="float32")
 
     def map_spans_in_chunks(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:

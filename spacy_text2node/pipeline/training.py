@@ -79,8 +79,7 @@ def loss_and_grad(
     RETURNS (Tuple[float, np.ndarray]): the loss and d_loss/d_Y.
     """
     b = Y.shape[0]
-    norms = np.linalg.norm(Y, axis=1, keepdims=True) + 1e-8
-    Yn = Y / norms
+    Yn, norms = _unit_rows(Y)
     C = candidates
     SC = space[C]
     logits = (Yn @ SC.T) / settings.temperature
@@ -105,8 +104,18 @@ def loss_and_grad(
         loss += float(w * (1.0 - (Yn * T).sum(1)).sum())
         d_Yn -= w * T
     d_Yn /= b
-    d_Y = (d_Yn - Yn * (d_Yn * Yn).sum(1, keepdims=True)) / norms
-    return loss, d_Y.astype("float32")
+    return loss, _back_through_unit_rows(d_Yn, Yn, norms)
+
+
+def _unit_rows(Y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Y's rows over their norms, and the norms (+ 1e-8, so a zero row stays finite)."""
+    norms = np.linalg.norm(Y, axis=1, keepdims=True) + 1e-8
+    return Y / norms, norms
+
+
+def _back_through_unit_rows(d_Yn: np.ndarray, Yn: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """d_loss/d_Y from d_loss/d_Yn, for Yn = `_unit_rows(Y)` (float32)."""
+    return ((d_Yn - Yn * (d_Yn * Yn).sum(1, keepdims=True)) / norms).astype("float32")
 
 
 # maps whole docs (one span each) to mapper outputs, without gradient
@@ -133,16 +142,12 @@ class SynonymTable:
     def step(self, taxonomy: Taxonomy, vocab: Vocab, every: int, map_strings: MapFn) -> None:
         """Count a training step; build or remap the table when due."""
         if not self.docs:
-            texts, node = [], []
-            for i, cid in enumerate(taxonomy.ids):
-                for t in taxonomy.texts(cid):
-                    texts.append(t)
-                    node.append(i)
+            texts, node = taxonomy.strings()
             # the language's default tokenizer: the component does not see its pipeline's own
             make_doc = spacy.blank(vocab.lang or "en", vocab=vocab).make_doc
             self.docs = [make_doc(t) for t in texts]
             self.norm = np.asarray([normalize_text(t) for t in texts], dtype=object)
-            self.node = np.asarray(node, dtype="int64")
+            self.node = node.astype("int64")
             self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.node, minlength=len(taxonomy)))])
         if self.rows is None or self.steps % every == 0:
             rows = map_strings(self.docs)
@@ -179,8 +184,7 @@ def synonym_loss_and_grad(
     if table.rows is None or not len(sidx):
         return 0.0, zero
     S = table.rows[sidx]
-    norms = np.linalg.norm(Y, axis=1, keepdims=True) + 1e-8
-    Yn = Y / norms
+    Yn, norms = _unit_rows(Y)
     logits = (Yn @ S.T) / temperature
     own = table.norm[sidx][None, :] == np.asarray([normalize_text(t) for t in texts], dtype=object)[:, None]
     pos = np.stack([np.isin(table.node[sidx], g) for g in gold_all]) & ~own
@@ -197,5 +201,4 @@ def synonym_loss_and_grad(
     d_logits = p - p_pos / (mass[:, None] + 1e-12)
     d_logits[~has] = 0.0
     d_Yn = (d_logits @ S) / temperature / b
-    d_Y = (d_Yn - Yn * (d_Yn * Yn).sum(axis=1, keepdims=True)) / norms
-    return loss, d_Y.astype("float32")
+    return loss, _back_through_unit_rows(d_Yn, Yn, norms)

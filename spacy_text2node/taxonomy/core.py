@@ -186,8 +186,21 @@ class Taxonomy:
 
     def texts(self, cid: str) -> List[str]:
         """The label followed by every synonym text."""
-        i = self.index(cid)
+        return self._texts_at(self.index(cid))
+
+    def _texts_at(self, i: int) -> List[str]:
         return [self._labels[i]] + [s.text for s in self._synonyms[i]]
+
+    def strings(self) -> Tuple[List[str], np.ndarray]:
+        """Every label and synonym, grouped by concept in taxonomy order, and the index of
+        each one's concept (int32): the strings a linker's lexical channel indexes."""
+        texts: List[str] = []
+        node: List[int] = []
+        for i in range(len(self._ids)):
+            for t in self._texts_at(i):
+                texts.append(t)
+                node.append(i)
+        return texts, np.asarray(node, dtype="int32")
 
     def iter_texts(self, *, definitions: bool = False) -> Iterator[Tuple[str, str]]:
         """Yield (concept_id, text) for every label and synonym (and definition)."""
