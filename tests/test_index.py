@@ -374,12 +374,13 @@ def test_lexical_pair_scores_are_the_best_string_cosine(lexical_indexes, which):
     assert lex.pair_scores(q, qi, ni).max() > 0.5
 
 
-def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact):
+def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact, dense):
     """Per pair: the node's string with the best cosine (the first on ties; with
-    leave_out_exact, strings at cosine >= 0.9999 count as -1), its cosine, and the word
-    comparison of that string with the query."""
+    leave_out_exact, strings at cosine >= 0.9999 count as -1), its cosine, the word
+    comparison of that string with the query, and the largest product of the query's
+    dense row with the dense rows of the node's strings not left out (0 if none)."""
     n, V = len(ni), lex.word_matrix.shape[1]
-    lexical, recall, precision = (np.zeros(n, dtype=np.float32) for _ in range(3))
+    lexical, recall, precision, siamese = (np.zeros(n, dtype=np.float32) for _ in range(4))
     lo, qo = np.zeros((n, V), dtype=np.float32), np.zeros((n, V), dtype=np.float32)
     for p, (i, node) in enumerate(zip(qi, ni)):
         strings = np.flatnonzero(lex.string_node == node)
@@ -388,6 +389,9 @@ def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact):
         sims = _reference_pair_dots(lex.matrix, strings, q, np.full(len(strings), i))
         if leave_out_exact:
             sims[sims >= 0.9999] = -1.0
+        kept = strings[sims > -1.0] if leave_out_exact else strings
+        if len(kept):
+            siamese[p] = (dense[0][kept].astype(np.float32) @ dense[1][i]).max()
         best = strings[int(np.argmax(sims))]
         if sims.max() < 0:
             continue
@@ -402,7 +406,7 @@ def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact):
         precision[p] = overlap / s_idf if s_idf > 0 else 0.0
         lo[p, sorted(s_words - q_words)] = 1.0
         qo[p, sorted(q_words - s_words)] = 1.0
-    return lexical, recall, precision, lo, qo
+    return lexical, recall, precision, lo, qo, siamese
 
 
 @pytest.mark.parametrize("which,leave_out_exact", [(0, False), (1, False), (0, True), (1, True)])
@@ -418,9 +422,19 @@ def test_lexical_pair_features_match_definition(lexical_indexes, which, leave_ou
     qi = np.concatenate([qi, len(QUERIES) + np.arange(len(exact))])
     ni = np.concatenate([ni, [nodes[0] for _, nodes in exact]])
     q2, (qw2, q_idf2) = lex.transform(queries), lex.word_transform(queries)
-    f = lex.pair_features(q2, qw2, q_idf2, qi, ni, leave_out_exact=leave_out_exact)
-    lexical, recall, precision, lo, qo = _reference_pair_features(lex, q2, qw2, q_idf2, qi, ni, leave_out_exact)
+    # dense rows of the strings (float16, as an index keeps them) and of the queries
+    strings = rng.normal(size=(lex.matrix.shape[0], 5)).astype(np.float16)
+    dense = (strings, rng.normal(size=(len(queries), 5)).astype(np.float32))
+    f = lex.pair_features(q2, qw2, q_idf2, qi, ni, leave_out_exact=leave_out_exact, dense=dense)
+    lexical, recall, precision, lo, qo, siamese = _reference_pair_features(
+        lex, q2, qw2, q_idf2, qi, ni, leave_out_exact, dense
+    )
     assert np.array_equal(f.lexical, lexical)
+    assert np.allclose(f.siamese, siamese, atol=1e-5) and (siamese != 0).sum() > 100
+    without = lex.pair_features(q2, qw2, q_idf2, qi, ni, leave_out_exact=leave_out_exact)
+    assert np.array_equal(without.lexical, f.lexical) and not without.siamese.any()
+    with pytest.raises(ValueError, match="not mapped for this index"):
+        lex.pair_features(q2, qw2, q_idf2, qi, ni, dense=(strings[1:], dense[1]))
     assert np.allclose(f.recall, recall, atol=1e-6) and np.allclose(f.precision, precision, atol=1e-6)
     assert np.array_equal(f.label_only.toarray(), lo) and np.array_equal(f.query_only.toarray(), qo)
     assert (f.lexical > 0.3).sum() > 5 and f.label_only.nnz > 0 and f.query_only.nnz > 0
@@ -502,6 +516,7 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
         is_leaf=leaves,
         memory=memory,
         ann_items=np.flatnonzero(leaves),
+        strings=np.ones((lex.matrix.shape[0], 6), dtype="float16"),
     )
     full.to_disk(tmp_path / "index")
     on_disk = {p.name for p in (tmp_path / "index").iterdir()}
@@ -514,10 +529,15 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
         "is_leaf.npy",
         "memory",
         "ann_items.npy",
+        "strings.npy",
     }
     again = NodeIndex.from_disk(tmp_path / "index")
     assert again.ann_kind == ann
     assert again.to_bytes() == full.to_bytes()
+    assert again.strings.dtype == np.float16 and np.array_equal(again.strings, full.strings)
+    assert np.array_equal(NodeIndex.from_bytes(full.to_bytes()).strings, full.strings)
+    with pytest.raises(ValueError, match="mapped strings have shape"):
+        NodeIndex(space, lex, ann=ann, n_trees=2, strings=np.ones((3, 6), dtype="float16"))
     assert np.array_equal(again.ann_items, full.ann_items) and again.reranker is not None
     bare = NodeIndex(space, lex, ann=ann, n_trees=2)
     bare.to_disk(tmp_path / "index")

@@ -624,6 +624,48 @@ def test_calibration_learns_to_trust_lexical_when_mapper_untrained(tiny_taxonomy
         calibrate_linker(nlp, _examples(nlp, [("flu", "NOPE")]))
 
 
+def _mapped_strings(nlp, linker, texts):
+    docs = [nlp.make_doc(t) for t in texts]
+    return l2_normalize(linker.map_spans(docs, [(i, 0, len(d)) for i, d in enumerate(docs)]))
+
+
+def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxonomy, tmp_path):
+    src = toy_vectors_nlp()
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
+    )
+    linker = nlp.get_pipe("text2node_linker")
+    examples = _examples(nlp, _tax_pairs(tiny_taxonomy))
+    train_linker(nlp, examples, epochs=5, batch_size=16, learn_rate=0.01, show_progress=False, calibrate=False)
+    assert linker.index.strings is None  # only a calibration maps them
+    info = calibrate_linker(nlp, _examples(nlp, CALIBRATION_PAIRS))
+    texts, nodes = tiny_taxonomy.strings()
+    S = linker.index.strings
+    assert S.dtype == np.float16 and S.shape == (len(texts), linker.index.dim) and "w_siamese" in info
+    assert np.allclose(S, _mapped_strings(nlp, linker, texts), atol=2e-3)  # each string mapped alone
+    # the feature is the best cosine with the node's strings; calibration leaves the
+    # query's own string out (else the mapper's own output would score its concept 1)
+    docs = [nlp.make_doc(t) for t in texts]
+    offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
+    t, _ = calibration_table(linker, docs, offsets, texts, [[int(n)] for n in nodes])
+    own = t.ni == nodes[t.qi]
+    single = np.bincount(nodes, minlength=len(tiny_taxonomy))[t.ni] == 1
+    assert (own & single).any() and not t.siamese[own & single].any()
+    Y = l2_normalize(linker.map_spans(docs, offsets))
+    full = linker.index.pair_table(Y, texts, allowed=None)
+    mine = full.ni == nodes[full.qi]
+    assert np.allclose(full.siamese[mine], 1.0, atol=3e-3)
+    # a training step makes the strings stale: the save remaps them with the saved mapper
+    linker.update(examples[:8], sgd=Adam(0.05))
+    nlp.to_disk(tmp_path / "p")
+    fresh = _mapped_strings(nlp, linker, texts)
+    assert not np.allclose(S, fresh, atol=2e-3) and np.allclose(linker.index.strings, fresh, atol=2e-3)
+    again = spacy.load(tmp_path / "p")
+    assert np.array_equal(again.get_pipe("text2node_linker").index.strings, linker.index.strings)
+    phrases = ["diabetes type 2", "influenzas", "podagra"]
+    assert link_phrases(again, phrases) == link_phrases(nlp, phrases)
+
+
 def test_min_probability_leaves_unclear_spans_nil_in_a_calibrated_linker(tiny_taxonomy):
     src = toy_vectors_nlp()
     nlp = build_linker_nlp(
@@ -817,7 +859,7 @@ def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
         build_linker_nlp(tiny_taxonomy, None, src, spans="doc", architecture="mean", text_dim=-1)
 
 
-def test_reranker_products_and_six_weight_rerankers_load():
+def test_reranker_products_and_older_rerankers_load():
     rng = np.random.default_rng(0)
     n = 7
     feats = {k: rng.random(n).astype("float32") for k in Reranker.FEATURES}
@@ -825,17 +867,21 @@ def test_reranker_products_and_six_weight_rerankers_load():
     F = Reranker.dense_features(feats)
     assert F.shape == (n, Reranker.N_DENSE) and len(Reranker.dense_names()) == Reranker.N_DENSE
     assert np.allclose(F[:, Reranker.dense_names().index("lexical*node")], feats["lexical"] * feats["node"])
-    # a reranker saved with the six plain weights scores exactly as it did
+    assert Reranker.FEATURES[-1] == "siamese"
+
+    def saved(dense):
+        zeros = npy_bytes(np.zeros(3, "float32"))
+        return Reranker.from_dict({"dense": npy_bytes(dense), "label_words": zeros, "query_words": zeros})
+
+    # rerankers saved with the six plain weights, or with them and the products (before
+    # "siamese"), score exactly as they did
+    plain = np.stack([feats[k] for k in Reranker.FEATURES[:6]], axis=1)
+    products = np.stack([feats[a] * feats[b] for a, b in Reranker.PRODUCTS], axis=1)
     w6 = rng.normal(size=6).astype("float32")
-    old = Reranker.from_dict(
-        {
-            "dense": npy_bytes(w6),
-            "label_words": npy_bytes(np.zeros(3, "float32")),
-            "query_words": npy_bytes(np.zeros(3, "float32")),
-        }
-    )
-    plain = np.stack([feats[k] for k in Reranker.FEATURES], axis=1)
-    assert np.allclose(old.score(feats), plain @ w6, atol=1e-6)
+    assert np.allclose(saved(w6).score(feats), plain @ w6, atol=1e-6)
+    w11 = rng.normal(size=11).astype("float32")
+    assert np.allclose(saved(w11).score(feats), np.concatenate([plain, products], axis=1) @ w11, atol=1e-6)
+    assert saved(w11).dense[6] == 0.0 and np.array_equal(saved(w11).dense[7:], w11[6:])
     with pytest.raises(ValueError, match="dense weights"):
         Reranker(np.zeros(4), np.zeros(3), np.zeros(3))
 

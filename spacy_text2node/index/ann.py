@@ -74,6 +74,8 @@ class NodeIndex:
     hnsw_m (int), hnsw_ef_construction (int): the HNSW graph's links per node and build breadth.
     seed (int): the neighbour index's seed.
     neighbours (Optional[Neighbours]): an index already built over these rows (loading).
+    strings (Optional[np.ndarray]): the lexical index's strings as the linker's mapper maps
+        them, unit rows (float16; the reranker's feature "siamese"), or None.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class NodeIndex:
         memory: Optional[LexicalIndex] = None,
         ann_items: Optional[np.ndarray] = None,
         dictionary: Optional[PhraseDictionary] = None,
+        strings: Optional[np.ndarray] = None,
     ):
         self.space = np.ascontiguousarray(space, dtype="float32")
         # the nodes the neighbour index holds, in item order (None: every node); e.g. only the
@@ -104,6 +107,7 @@ class NodeIndex:
         self.reranker = reranker
         self.is_leaf = None if is_leaf is None else np.asarray(is_leaf, dtype=bool)
         self.lexical = lexical
+        self.strings = strings
         self.seed = int(seed)
         if neighbours is None:
             rows = self.space if self.ann_items is None else self.space[self.ann_items]
@@ -115,6 +119,11 @@ class NodeIndex:
             raise ValueError(
                 f"the phrase dictionary names a concept outside this index ({len(self)} concepts): "
                 "it was built for another taxonomy; re-initialize the linker with its dictionary pairs."
+            )
+        if strings is not None and strings.shape != (lexical.matrix.shape[0], self.dim):
+            raise ValueError(
+                f"the index's mapped strings have shape {strings.shape}, not ({lexical.matrix.shape[0]}, {self.dim}) "
+                "(one row per string of its lexical index): re-save the pipeline after linker.map_strings()."
             )
 
     @property
@@ -229,7 +238,8 @@ class NodeIndex:
         if allowed is not None:
             m = allowed[ni]
             qi, ni = qi[m], ni[m]
-        lex_feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact)
+        dense = None if self.strings is None else (self.strings, Yn)
+        lex_feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact, dense=dense)
         node = self._node_cosines(Yn, qi, ni)
         ex_keys = np.concatenate(
             [i * n_nodes + np.asarray(e, dtype="int64") for i, e in enumerate(exact) if len(e)]
@@ -324,7 +334,10 @@ class NodeIndex:
     # bytes: a msgpack map of these parts ("cfg" and the lexical indexes' and reranker's
     # parts are maps inside it; the neighbour index is "annoy" or "hnsw"); on disk: a file
     # or folder each (see `to_disk`)
-    PARTS = ("cfg", "space", "annoy", "hnsw", "lexical", "reranker", "is_leaf", "memory", "ann_items", "dictionary")
+    PARTS = (
+        *("cfg", "space", "annoy", "hnsw", "lexical", "reranker", "is_leaf", "memory", "ann_items", "dictionary"),
+        "strings",
+    )
 
     def _cfg(self) -> Dict[str, Any]:
         return {**self.neighbours.cfg(), "seed": self.seed, "dim": self.dim}
@@ -348,6 +361,8 @@ class NodeIndex:
             getters["ann_items"] = partial(npy_bytes, self.ann_items)
         if self.dictionary is not None:
             getters["dictionary"] = self.dictionary.to_bytes
+        if self.strings is not None:
+            getters["strings"] = partial(npy_bytes, self.strings)
         return util.to_bytes(getters, exclude=[])
 
     @classmethod
@@ -380,6 +395,8 @@ class NodeIndex:
             lexical = LexicalIndex.from_dict(msg["lexical"])
         with step("dictionary"):
             dictionary = PhraseDictionary.from_bytes(msg["dictionary"]) if "dictionary" in msg else None
+        with step("strings"):
+            strings = npy_load(msg["strings"]) if "strings" in msg else None
         return cls(
             space,
             lexical,
@@ -390,12 +407,13 @@ class NodeIndex:
             memory=memory,
             ann_items=ann_items,
             dictionary=dictionary,
+            strings=strings,
         )
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """The index as files in the folder `path`: space.npy, the neighbour index's own file
         (hnsw.usearch or annoy.ann), cfg.json, lexical/ and, where present, is_leaf.npy,
-        ann_items.npy, memory/, reranker/ and dictionary.json (an absent one's file or folder
+        ann_items.npy, strings.npy, memory/, reranker/ and dictionary.json (an absent one's file or folder
         from an earlier save is removed)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -433,6 +451,7 @@ class NodeIndex:
             "lexical": self.lexical.to_disk,
             "is_leaf.npy": npy(self.is_leaf),
             "ann_items.npy": npy(self.ann_items),
+            "strings.npy": npy(self.strings),
             "memory": folder(self.memory),
             "reranker": folder(self.reranker),
             DICTIONARY_FILE: optional(self.dictionary, lambda p: cast(PhraseDictionary, self.dictionary).to_disk(p)),
@@ -478,6 +497,7 @@ class NodeIndex:
             "memory": read("memory", "the lexical index of training phrases", LexicalIndex.from_disk),
             "reranker": read("reranker", "the reranker", Reranker.from_disk),
             "is_leaf.npy": npy("is_leaf"),
+            "strings.npy": npy("strings"),
             DICTIONARY_FILE: read("dictionary", "the phrase dictionary", PhraseDictionary.from_disk),
         }
         util.from_disk(path, readers, exclude=[])
@@ -497,4 +517,5 @@ class NodeIndex:
             memory=got.get("memory"),
             ann_items=got.get("ann_items"),
             dictionary=got.get("dictionary"),
+            strings=got.get("strings"),
         )

@@ -20,6 +20,8 @@ class LexicalFeatures:
     precision (np.ndarray): IDF of the shared words over the string's word IDF (float32).
     label_only (sp.csr_matrix): (pairs, words), the string's words missing from the query.
     query_only (sp.csr_matrix): (pairs, words), the query's words missing from the string.
+    siamese (np.ndarray): the largest cosine between the query and the node's strings as
+        the mapper maps them (float32; 0 where the index holds no mapped strings).
     """
 
     lexical: np.ndarray
@@ -27,6 +29,7 @@ class LexicalFeatures:
     precision: np.ndarray
     label_only: sp.csr_matrix
     query_only: sp.csr_matrix
+    siamese: np.ndarray
 
 
 @dataclass(eq=False)  # fields are arrays: no element-wise == to misuse

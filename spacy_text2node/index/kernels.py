@@ -22,7 +22,7 @@ def _load_row(dense, ptr, idx, vals, cur, j):  # pragma: no cover - numba
 
 @njit(cache=True, nogil=True)
 def _best_string_cosines(
-    m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact
+    m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact, other
 ):  # pragma: no cover - numba
     """Per pair p: the largest cosine between query rows[p] of Q and the strings of node
     nodes[p] (M's rows node_strings[node_ptr[node]:node_ptr[node + 1]]), and the first
@@ -30,11 +30,20 @@ def _best_string_cosines(
     repeats: callers group the pairs of one query) and each string's row is read against
     it: float32 products summed in float64 in M's column order, as a merge of the two
     sorted rows would sum them, without the merge's branches. With leave_out_exact a
-    cosine of at least 0.9999 counts as -1. Returns (float32 cosines, -1 where the node
-    has no strings; int64 strings)."""
+    cosine of at least 0.9999 counts as -1 (the query's own string).
+
+    other (float32): another similarity per (pair, string), in this loop's order (pair by
+    pair, a node's strings in node_strings order), or empty: its largest value over the
+    strings not left out is returned too (0 where none is).
+
+    Returns (float32 cosines, -1 where the node has no strings; int64 strings; float32
+    best of other)."""
     n = len(nodes)
     best = np.full(n, -1.0, dtype=np.float32)
     best_s = np.zeros(n, dtype=np.int64)
+    best_o = np.zeros(n, dtype=np.float32)
+    use_other = len(other) > 0
+    f = 0  # position in other
     dense = np.zeros(width, dtype=np.float32)
     cur = -1
     for p in range(n):
@@ -44,19 +53,26 @@ def _best_string_cosines(
             cur = j
         node = nodes[p]
         first = True
+        first_o = True
         for t in range(node_ptr[node], node_ptr[node + 1]):
             st = node_strings[t]
             acc = 0.0
             for x in range(m_ptr[st], m_ptr[st + 1]):
                 acc += m_val[x] * dense[m_idx[x]]
             sim = np.float32(acc)
-            if leave_out_exact and sim >= 0.9999:
+            own = leave_out_exact and sim >= 0.9999
+            if own:
                 sim = np.float32(-1.0)
             if first or sim > best[p]:
                 best[p] = sim
                 best_s[p] = st
                 first = False
-    return best, best_s
+            if use_other:
+                if not own and (first_o or other[f] > best_o[p]):
+                    best_o[p] = other[f]
+                    first_o = False
+                f += 1
+    return best, best_s, best_o
 
 
 @njit(cache=True, nogil=True)

@@ -16,7 +16,7 @@ from .serialize import npy_bytes, npy_load, parts_from_disk, parts_to_disk
 class Reranker:
     """Learned scoring of (query, candidate) pairs, fitted on development pairs.
 
-    score = w . [lexical, node, recall, precision, leaf, memory,
+    score = w . [lexical, node, recall, precision, leaf, memory, siamese,
                  lexical*node, lexical^2, node^2, memory*node, recall*precision]
             + sum of a weight per word of the candidate's string missing from the query
             + sum of a weight per word of the query missing from the candidate's string
@@ -27,7 +27,7 @@ class Reranker:
     candidates with L2 penalties (`Reranker.fit`).
     """
 
-    FEATURES = ("lexical", "node", "recall", "precision", "leaf", "memory")
+    FEATURES = ("lexical", "node", "recall", "precision", "leaf", "memory", "siamese")
     # pairwise products: a linear score cannot say "trust the node channel more when the
     # lexical match is weak" without them (they raised test Acc@1 on GEM P1)
     PRODUCTS = (
@@ -41,8 +41,12 @@ class Reranker:
 
     def __init__(self, dense: np.ndarray, label_words: np.ndarray, query_words: np.ndarray):
         dense = np.asarray(dense, dtype="float32")
-        if dense.shape == (len(self.FEATURES),):  # saved before the products existed: same scores
-            dense = np.concatenate([dense, np.zeros(len(self.PRODUCTS), dtype="float32")])
+        # saved before "siamese" (the last feature), and maybe before the products: a weight
+        # of 0 for what is missing gives the same scores
+        n_old = len(self.FEATURES) - 1
+        if dense.shape in ((n_old,), (n_old + len(self.PRODUCTS),)):
+            products = dense[n_old:] if len(dense) > n_old else np.zeros(len(self.PRODUCTS), dtype="float32")
+            dense = np.concatenate([dense[:n_old], np.zeros(1, dtype="float32"), products])
         self.dense = dense
         self.label_words = np.asarray(label_words, dtype="float32")
         self.query_words = np.asarray(query_words, dtype="float32")

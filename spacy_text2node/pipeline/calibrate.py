@@ -54,6 +54,7 @@ def calibrate(
             "codes of another terminology, or parent labels paired with their default child: "
             "spacy_text2node.datasets.gem.default_child_pairs). The linker keeps its fixed fusion."
         )
+    linker.map_strings()  # the siamese feature's strings, as this mapper maps them
     n_given = len(texts)
     offsets = [offsets[i] for i in keep]
     texts = [texts[i] for i in keep]

@@ -390,7 +390,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
             gold_all = [g for g, k in zip(gold_all, keep) if k]
             if not offsets:
                 return losses
-        self.results_changed()  # the model changes: cached results are stale
+        self.model_changed()  # cached results and mapped strings are stale
         settings = self.training_settings
         if settings.synonym_weight > 0:
             assert self.taxonomy is not None

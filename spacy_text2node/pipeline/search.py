@@ -13,6 +13,7 @@ from thinc.api import Model
 
 from ..index import NodeIndex
 from ..index.dictionary import probability
+from ..index.text import l2_normalize
 from ..ml.static_vectors import StaticInputCache, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
 from .kb import leaf_mask
@@ -25,6 +26,8 @@ Offsets = List[Tuple[int, int, int]]
 SEARCH_CHUNK = 256
 # spans per static mapper call inside a chunk (a span's output does not depend on the others)
 MAP_CHUNK = 64
+# taxonomy strings tokenized at a time by `map_strings` (bounds the docs held at once)
+STRING_CHUNK = 4096
 
 _BLAS_CONTROLLER: Any = None
 
@@ -58,6 +61,7 @@ class LinkerSearch:
     """rank / map_spans / allowed_nodes of `Text2NodeLinker`."""
 
     name: str
+    vocab: Any
     model: Model
     cfg: Dict[str, Any]
     taxonomy: Optional[Taxonomy]
@@ -65,6 +69,7 @@ class LinkerSearch:
     _results: Dict[str, List[Tuple[int, float]]]
     _results_key: Any
     _static_inputs: StaticInputCache
+    _strings_stale = False  # the mapper changed since the index's strings were mapped
 
     if TYPE_CHECKING:  # the component's, declared for the type checker only
 
@@ -74,6 +79,10 @@ class LinkerSearch:
         def check_vectors(self, vocab: Any) -> Dict[str, Any]: ...
 
         def vectors_fingerprint(self, vocab: Any) -> Dict[str, Any]: ...
+
+        def results_changed(self) -> None: ...
+
+        def require_ready(self) -> None: ...
 
     def _max_tokens(self) -> int:
         for node in self.model.walk():
@@ -185,6 +194,7 @@ class LinkerSearch:
 
     def _search(self, docs: Sequence[Doc], offsets: Offsets, texts: Sequence[str], k: int) -> Ranked:
         s = self.search_settings
+        self.fresh_strings()
         index = self.index
         assert index is not None
         allowed = self.allowed_nodes()
@@ -294,6 +304,41 @@ class LinkerSearch:
             with_vectors = spans_with_vectors(docs, offsets, self._max_tokens())
         Y[~with_vectors] = 0.0
         return Y
+
+    def map_strings(self) -> None:
+        """Map every label and synonym of the taxonomy with the current mapper into the
+        index (`NodeIndex.strings`: unit rows, float16), for the reranker's "siamese"
+        feature; saved with the index. `calibrate` calls it. Only a static mapper's
+        strings are mapped: one that reads a pipeline's context (a tok2vec listener)
+        gets no strings, and the feature is 0."""
+        self.require_ready()
+        assert self.taxonomy is not None and self.index is not None
+        self._strings_stale = False
+        self.results_changed()
+        if not self._static_mapper():
+            self.index.strings = None
+            return
+        from .training import string_tokenizer
+
+        texts = self.taxonomy.strings()[0]
+        make_doc = string_tokenizer(self.vocab)
+        rows = [np.zeros((0, self.index.dim), dtype="float32")]
+        for a in range(0, len(texts), STRING_CHUNK):
+            docs = [make_doc(t) for t in texts[a : a + STRING_CHUNK]]
+            rows.append(self.map_spans_in_chunks(docs, [(i, 0, len(d)) for i, d in enumerate(docs)]))
+        self.index.strings = l2_normalize(np.concatenate(rows)).astype("float16")
+
+    def model_changed(self) -> None:
+        """The mapper's weights changed (a training step): cached results are stale, and so
+        are the index's mapped strings (remapped when next needed: `fresh_strings`)."""
+        self.results_changed()
+        self._strings_stale = True
+
+    def fresh_strings(self) -> None:
+        """Remap the index's strings if the mapper changed since they were mapped (before a
+        search or a save)."""
+        if self._strings_stale and self.index is not None and self.index.strings is not None:
+            self.map_strings()
 
     def map_whole_docs(self, docs: List[Doc]) -> np.ndarray:
         """The mapper's outputs for whole docs, without gradient and without the input cache

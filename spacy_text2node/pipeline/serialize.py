@@ -54,6 +54,8 @@ class LinkerSerialization:
 
         def results_changed(self) -> None: ...
 
+        def fresh_strings(self) -> None: ...
+
     def _load_cfg(self, saved: Dict[str, Any]) -> None:
         """Take the saved settings, except the runtime ones (RUNTIME_SETTINGS): those keep
         the values this component was created with, i.e. the pipeline's config."""
@@ -95,6 +97,7 @@ class LinkerSerialization:
 
     def _ready_parts(self) -> tuple:
         self.require_ready()
+        self.fresh_strings()  # saved as the saved mapper maps them
         assert self.taxonomy is not None and self.index is not None
         return self.taxonomy, self.index
 

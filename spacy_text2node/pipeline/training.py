@@ -122,6 +122,12 @@ def _back_through_unit_rows(d_Yn: np.ndarray, Yn: np.ndarray, norms: np.ndarray)
 MapFn = Callable[[List[Doc]], np.ndarray]
 
 
+def string_tokenizer(vocab: Vocab) -> Callable[[str], Doc]:
+    """The tokenizer of the taxonomy's strings: the vocab language's default one (the
+    component does not see its pipeline's own)."""
+    return spacy.blank(vocab.lang or "en", vocab=vocab).make_doc
+
+
 class SynonymTable:
     """Every string (label and synonym) of the taxonomy mapped by the mapper being trained,
     without gradient: the candidates of the synonym-marginalised term. Remapped every
@@ -143,8 +149,7 @@ class SynonymTable:
         """Count a training step; build or remap the table when due."""
         if not self.docs:
             texts, node = taxonomy.strings()
-            # the language's default tokenizer: the component does not see its pipeline's own
-            make_doc = spacy.blank(vocab.lang or "en", vocab=vocab).make_doc
+            make_doc = string_tokenizer(vocab)
             self.docs = [make_doc(t) for t in texts]
             self.norm = np.asarray([normalize_text(t) for t in texts], dtype=object)
             self.node = node.astype("int64")
