@@ -655,11 +655,19 @@ def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxo
     full = linker.index.pair_table(Y, texts, allowed=None)
     mine = full.ni == nodes[full.qi]
     assert np.allclose(full.siamese[mine], 1.0, atol=3e-3)
-    # a training step makes the strings stale: the save remaps them with the saved mapper
-    linker.update(examples[:8], sgd=Adam(0.05))
-    nlp.to_disk(tmp_path / "p")
+    # a training step makes the strings stale: a search (here the KB's) or a save maps them
+    # again with the current mapper first
+    optimizer = Adam(0.05)
+    linker.update(examples[:8], sgd=optimizer)
+    doc = nlp.make_doc("influenzas")
+    assert linker.kb.get_candidates(doc[0:1])
     fresh = _mapped_strings(nlp, linker, texts)
     assert not np.allclose(S, fresh, atol=2e-3) and np.allclose(linker.index.strings, fresh, atol=2e-3)
+    linker.update(examples[8:16], sgd=optimizer)
+    nlp.to_disk(tmp_path / "p")
+    again_fresh = _mapped_strings(nlp, linker, texts)
+    assert not np.allclose(fresh, again_fresh, atol=2e-3)
+    assert np.allclose(linker.index.strings, again_fresh, atol=2e-3)
     again = spacy.load(tmp_path / "p")
     assert np.array_equal(again.get_pipe("text2node_linker").index.strings, linker.index.strings)
     phrases = ["diabetes type 2", "influenzas", "podagra"]

@@ -150,6 +150,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         return kb
 
     def _encode(self, spans: Sequence[Span]) -> np.ndarray:
+        self.fresh_strings()  # the KB searches the index with these outputs
         docs: List[Doc] = []
         where: Dict[int, int] = {}
         offsets = []
@@ -311,8 +312,8 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         l2_words: Optional[float] = None,
         select: Optional[calibration.Spans] = None,
     ) -> Dict[str, float]:
-        """Fit the reranker (the learned fusion of the lexical, node-space and word-overlap
-        channels) on development spans that the mapper did not train on.
+        """Fit the reranker (the learned fusion of the lexical, node-space, siamese and
+        word-overlap channels; `map_strings` first) on development spans the mapper did not train on.
 
         Spans whose text is a string of a concept the linker can return are left out: such
         a text is found by exact match at prediction anyway, and its candidates' features
