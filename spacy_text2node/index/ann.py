@@ -335,7 +335,16 @@ class NodeIndex:
     # parts are maps inside it; the neighbour index is "annoy" or "hnsw"); on disk: a file
     # or folder each (see `to_disk`)
     PARTS = (
-        *("cfg", "space", "annoy", "hnsw", "lexical", "reranker", "is_leaf", "memory", "ann_items", "dictionary"),
+        "cfg",
+        "space",
+        "annoy",
+        "hnsw",
+        "lexical",
+        "reranker",
+        "is_leaf",
+        "memory",
+        "ann_items",
+        "dictionary",
         "strings",
     )
 
