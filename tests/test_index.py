@@ -22,6 +22,7 @@ from spacy_text2node.index import (
 )
 from spacy_text2node.index.ann import ranked_top_k
 from spacy_text2node.index.neighbours import KINDS
+from spacy_text2node.index.text import quantize_rows
 
 # queries: known strings, near misses, case/punctuation variants, repeated words and
 # n-grams, unknown n-grams, punctuation only, empty, unicode, a very long word
@@ -374,6 +375,15 @@ def test_lexical_pair_scores_are_the_best_string_cosine(lexical_indexes, which):
     assert lex.pair_scores(q, qi, ni).max() > 0.5
 
 
+def test_quantize_rows_keeps_each_row_within_half_a_step():
+    x = np.random.default_rng(3).normal(size=(50, 9)).astype("float32")
+    x[4] = 0.0
+    q, scale = quantize_rows(x)
+    assert q.dtype == np.int8 and scale.dtype == np.float32 and scale[4] == 0 and not q[4].any()
+    assert (np.abs(q).max(axis=1)[scale > 0] == 127).all()
+    assert np.all(np.abs(q * scale[:, None] - x) <= scale[:, None] / 2 + 1e-7)
+
+
 def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact, dense):
     """Per pair: the node's string with the best cosine (the first on ties; with
     leave_out_exact, strings at cosine >= 0.9999 count as -1), its cosine, the word
@@ -391,7 +401,8 @@ def _reference_pair_features(lex, q, qw, q_idf, qi, ni, leave_out_exact, dense):
             sims[sims >= 0.9999] = -1.0
         kept = strings[sims > -1.0] if leave_out_exact else strings
         if len(kept):
-            siamese[p] = (dense[0][kept].astype(np.float32) @ dense[1][i]).max()
+            rows = dense[0][kept].astype(np.float32) * dense[1][kept, None]
+            siamese[p] = (rows @ dense[2][i]).max()
         best = strings[int(np.argmax(sims))]
         if sims.max() < 0:
             continue
@@ -422,9 +433,9 @@ def test_lexical_pair_features_match_definition(lexical_indexes, which, leave_ou
     qi = np.concatenate([qi, len(QUERIES) + np.arange(len(exact))])
     ni = np.concatenate([ni, [nodes[0] for _, nodes in exact]])
     q2, (qw2, q_idf2) = lex.transform(queries), lex.word_transform(queries)
-    # dense rows of the strings (float16, as an index keeps them) and of the queries
-    strings = rng.normal(size=(lex.matrix.shape[0], 5)).astype(np.float16)
-    dense = (strings, rng.normal(size=(len(queries), 5)).astype(np.float32))
+    # dense rows of the strings (int8 with a scale each, as an index keeps them) and of the queries
+    strings, scale = quantize_rows(rng.normal(size=(lex.matrix.shape[0], 5)))
+    dense = (strings, scale, rng.normal(size=(len(queries), 5)).astype(np.float32))
     f = lex.pair_features(q2, qw2, q_idf2, qi, ni, leave_out_exact=leave_out_exact, dense=dense)
     lexical, recall, precision, lo, qo, siamese = _reference_pair_features(
         lex, q2, qw2, q_idf2, qi, ni, leave_out_exact, dense
@@ -434,7 +445,7 @@ def test_lexical_pair_features_match_definition(lexical_indexes, which, leave_ou
     without = lex.pair_features(q2, qw2, q_idf2, qi, ni, leave_out_exact=leave_out_exact)
     assert np.array_equal(without.lexical, f.lexical) and not without.siamese.any()
     with pytest.raises(ValueError, match="not mapped for this index"):
-        lex.pair_features(q2, qw2, q_idf2, qi, ni, dense=(strings[1:], dense[1]))
+        lex.pair_features(q2, qw2, q_idf2, qi, ni, dense=(strings[1:], scale[1:], dense[2]))
     assert np.allclose(f.recall, recall, atol=1e-6) and np.allclose(f.precision, precision, atol=1e-6)
     assert np.array_equal(f.label_only.toarray(), lo) and np.array_equal(f.query_only.toarray(), qo)
     assert (f.lexical > 0.3).sum() > 5 and f.label_only.nnz > 0 and f.query_only.nnz > 0
@@ -516,7 +527,8 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
         is_leaf=leaves,
         memory=memory,
         ann_items=np.flatnonzero(leaves),
-        strings=np.ones((lex.matrix.shape[0], 6), dtype="float16"),
+        strings=np.ones((lex.matrix.shape[0], 6), dtype="int8"),
+        strings_scale=np.full(lex.matrix.shape[0], 0.5, dtype="float32"),
     )
     full.to_disk(tmp_path / "index")
     on_disk = {p.name for p in (tmp_path / "index").iterdir()}
@@ -530,14 +542,18 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
         "memory",
         "ann_items.npy",
         "strings.npy",
+        "strings_scale.npy",
     }
     again = NodeIndex.from_disk(tmp_path / "index")
     assert again.ann_kind == ann
     assert again.to_bytes() == full.to_bytes()
-    assert again.strings.dtype == np.float16 and np.array_equal(again.strings, full.strings)
+    assert again.strings.dtype == np.int8 and np.array_equal(again.strings, full.strings)
+    assert np.array_equal(again.strings_scale, full.strings_scale)
     assert np.array_equal(NodeIndex.from_bytes(full.to_bytes()).strings, full.strings)
-    with pytest.raises(ValueError, match="mapped strings have shape"):
-        NodeIndex(space, lex, ann=ann, n_trees=2, strings=np.ones((3, 6), dtype="float16"))
+    with pytest.raises(ValueError, match="mapped strings and their scales"):
+        NodeIndex(space, lex, ann=ann, n_trees=2, strings=np.ones((3, 6), dtype="int8"), strings_scale=np.ones(3))
+    with pytest.raises(ValueError, match="mapped strings and their scales"):
+        NodeIndex(space, lex, ann=ann, n_trees=2, strings=full.strings)
     assert np.array_equal(again.ann_items, full.ann_items) and again.reranker is not None
     bare = NodeIndex(space, lex, ann=ann, n_trees=2)
     bare.to_disk(tmp_path / "index")

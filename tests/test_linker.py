@@ -640,9 +640,13 @@ def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxo
     assert linker.index.strings is None  # only a calibration maps them
     info = calibrate_linker(nlp, _examples(nlp, CALIBRATION_PAIRS))
     texts, nodes = tiny_taxonomy.strings()
-    S = linker.index.strings
-    assert S.dtype == np.float16 and S.shape == (len(texts), linker.index.dim) and "w_siamese" in info
-    assert np.allclose(S, _mapped_strings(nlp, linker, texts), atol=2e-3)  # each string mapped alone
+
+    def stored():
+        return linker.index.strings * linker.index.strings_scale[:, None]
+
+    S = stored()
+    assert linker.index.strings.dtype == np.int8 and S.shape == (len(texts), linker.index.dim) and "w_siamese" in info
+    assert np.allclose(S, _mapped_strings(nlp, linker, texts), atol=1e-2)  # each string mapped alone
     # the feature is the best cosine with the node's strings; calibration leaves the
     # query's own string out (else the mapper's own output would score its concept 1)
     docs = [nlp.make_doc(t) for t in texts]
@@ -654,7 +658,7 @@ def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxo
     Y = l2_normalize(linker.map_spans(docs, offsets))
     full = linker.index.pair_table(Y, texts, allowed=None)
     mine = full.ni == nodes[full.qi]
-    assert np.allclose(full.siamese[mine], 1.0, atol=3e-3)
+    assert np.allclose(full.siamese[mine], 1.0, atol=1e-2)
     # a training step makes the strings stale: a search (here the KB's) or a save maps them
     # again with the current mapper first
     optimizer = Adam(0.05)
@@ -662,12 +666,11 @@ def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxo
     doc = nlp.make_doc("influenzas")
     assert linker.kb.get_candidates(doc[0:1])
     fresh = _mapped_strings(nlp, linker, texts)
-    assert not np.allclose(S, fresh, atol=2e-3) and np.allclose(linker.index.strings, fresh, atol=2e-3)
+    assert not np.allclose(S, fresh, atol=1e-2) and np.allclose(stored(), fresh, atol=1e-2)
     linker.update(examples[8:16], sgd=optimizer)
     nlp.to_disk(tmp_path / "p")
     again_fresh = _mapped_strings(nlp, linker, texts)
-    assert not np.allclose(fresh, again_fresh, atol=2e-3)
-    assert np.allclose(linker.index.strings, again_fresh, atol=2e-3)
+    assert not np.allclose(fresh, again_fresh, atol=1e-2) and np.allclose(stored(), again_fresh, atol=1e-2)
     again = spacy.load(tmp_path / "p")
     assert np.array_equal(again.get_pipe("text2node_linker").index.strings, linker.index.strings)
     phrases = ["diabetes type 2", "influenzas", "podagra"]

@@ -74,8 +74,9 @@ class NodeIndex:
     hnsw_m (int), hnsw_ef_construction (int): the HNSW graph's links per node and build breadth.
     seed (int): the neighbour index's seed.
     neighbours (Optional[Neighbours]): an index already built over these rows (loading).
-    strings (Optional[np.ndarray]): the lexical index's strings as the linker's mapper maps
-        them, unit rows (float16; the reranker's feature "siamese"), or None.
+    strings (Optional[np.ndarray]), strings_scale (Optional[np.ndarray]): the lexical
+        index's strings as the linker's mapper maps them, unit rows as int8 with a float32
+        scale each (`quantize_rows`; the reranker's feature "siamese"), or None.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class NodeIndex:
         ann_items: Optional[np.ndarray] = None,
         dictionary: Optional[PhraseDictionary] = None,
         strings: Optional[np.ndarray] = None,
+        strings_scale: Optional[np.ndarray] = None,
     ):
         self.space = np.ascontiguousarray(space, dtype="float32")
         # the nodes the neighbour index holds, in item order (None: every node); e.g. only the
@@ -108,6 +110,7 @@ class NodeIndex:
         self.is_leaf = None if is_leaf is None else np.asarray(is_leaf, dtype=bool)
         self.lexical = lexical
         self.strings = strings
+        self.strings_scale = strings_scale
         self.seed = int(seed)
         if neighbours is None:
             rows = self.space if self.ann_items is None else self.space[self.ann_items]
@@ -120,10 +123,13 @@ class NodeIndex:
                 f"the phrase dictionary names a concept outside this index ({len(self)} concepts): "
                 "it was built for another taxonomy; re-initialize the linker with its dictionary pairs."
             )
-        if strings is not None and strings.shape != (lexical.matrix.shape[0], self.dim):
+        n_strings = lexical.matrix.shape[0]
+        shapes = tuple(None if a is None else a.shape for a in (strings, strings_scale))
+        if shapes != (None, None) and shapes != ((n_strings, self.dim), (n_strings,)):
             raise ValueError(
-                f"the index's mapped strings have shape {strings.shape}, not ({lexical.matrix.shape[0]}, {self.dim}) "
-                "(one row per string of its lexical index): re-save the pipeline after linker.map_strings()."
+                f"the index's mapped strings and their scales have shapes {shapes}, not ({n_strings}, {self.dim}) "
+                f"and ({n_strings},) (a row per string of its lexical index): re-save the pipeline after "
+                "linker.map_strings()."
             )
 
     @property
@@ -238,7 +244,8 @@ class NodeIndex:
         if allowed is not None:
             m = allowed[ni]
             qi, ni = qi[m], ni[m]
-        dense = None if self.strings is None else (self.strings, Yn)
+        scale = self.strings_scale
+        dense = None if self.strings is None or scale is None else (self.strings, scale, Yn)
         lex_feats = lexical.pair_features(q, qw, q_idf, qi, ni, leave_out_exact=leave_out_exact, dense=dense)
         node = self._node_cosines(Yn, qi, ni)
         ex_keys = np.concatenate(
@@ -346,6 +353,7 @@ class NodeIndex:
         "ann_items",
         "dictionary",
         "strings",
+        "strings_scale",
     )
 
     def _cfg(self) -> Dict[str, Any]:
@@ -370,8 +378,9 @@ class NodeIndex:
             getters["ann_items"] = partial(npy_bytes, self.ann_items)
         if self.dictionary is not None:
             getters["dictionary"] = self.dictionary.to_bytes
-        if self.strings is not None:
+        if self.strings is not None and self.strings_scale is not None:
             getters["strings"] = partial(npy_bytes, self.strings)
+            getters["strings_scale"] = partial(npy_bytes, self.strings_scale)
         return util.to_bytes(getters, exclude=[])
 
     @classmethod
@@ -406,6 +415,7 @@ class NodeIndex:
             dictionary = PhraseDictionary.from_bytes(msg["dictionary"]) if "dictionary" in msg else None
         with step("strings"):
             strings = npy_load(msg["strings"]) if "strings" in msg else None
+            strings_scale = npy_load(msg["strings_scale"]) if "strings_scale" in msg else None
         return cls(
             space,
             lexical,
@@ -417,13 +427,14 @@ class NodeIndex:
             ann_items=ann_items,
             dictionary=dictionary,
             strings=strings,
+            strings_scale=strings_scale,
         )
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """The index as files in the folder `path`: space.npy, the neighbour index's own file
         (hnsw.usearch or annoy.ann), cfg.json, lexical/ and, where present, is_leaf.npy,
-        ann_items.npy, strings.npy, memory/, reranker/ and dictionary.json (an absent one's file or folder
-        from an earlier save is removed)."""
+        ann_items.npy, strings.npy and strings_scale.npy, memory/, reranker/ and
+        dictionary.json (an absent one's file or folder from an earlier save is removed)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         checks: Dict[str, Any] = {}
@@ -461,6 +472,7 @@ class NodeIndex:
             "is_leaf.npy": npy(self.is_leaf),
             "ann_items.npy": npy(self.ann_items),
             "strings.npy": npy(self.strings),
+            "strings_scale.npy": npy(self.strings_scale),
             "memory": folder(self.memory),
             "reranker": folder(self.reranker),
             DICTIONARY_FILE: optional(self.dictionary, lambda p: cast(PhraseDictionary, self.dictionary).to_disk(p)),
@@ -507,6 +519,7 @@ class NodeIndex:
             "reranker": read("reranker", "the reranker", Reranker.from_disk),
             "is_leaf.npy": npy("is_leaf"),
             "strings.npy": npy("strings"),
+            "strings_scale.npy": npy("strings_scale"),
             DICTIONARY_FILE: read("dictionary", "the phrase dictionary", PhraseDictionary.from_disk),
         }
         util.from_disk(path, readers, exclude=[])
@@ -527,4 +540,5 @@ class NodeIndex:
             ann_items=got.get("ann_items"),
             dictionary=got.get("dictionary"),
             strings=got.get("strings"),
+            strings_scale=got.get("strings_scale"),
         )

@@ -22,7 +22,7 @@ def _load_row(dense, ptr, idx, vals, cur, j):  # pragma: no cover - numba
 
 @njit(cache=True, nogil=True)
 def _best_string_cosines(
-    m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact, other
+    m_ptr, m_idx, m_val, q_ptr, q_idx, q_val, width, node_ptr, node_strings, nodes, rows, leave_out_exact, dense
 ):  # pragma: no cover - numba
     """Per pair p: the largest cosine between query rows[p] of Q and the strings of node
     nodes[p] (M's rows node_strings[node_ptr[node]:node_ptr[node + 1]]), and the first
@@ -32,33 +32,35 @@ def _best_string_cosines(
     sorted rows would sum them, without the merge's branches. With leave_out_exact a
     cosine of at least 0.9999 counts as -1 (the query's own string).
 
-    other (float32): another similarity per (pair, string), in this loop's order (pair by
-    pair, a node's strings in node_strings order), or empty: its largest value over the
-    strings not left out is returned too (0 where none is).
+    dense: (s_rows, s_scale, d_rows): int8 rows of the strings with a float32 scale each,
+    and float32 rows of the queries (no rows: not computed): the largest product of
+    query rows[p]'s row with the rows of the node's strings not left out is returned too
+    (0 where none is), summed in float32 in column order.
 
     Returns (float32 cosines, -1 where the node has no strings; int64 strings; float32
-    best of other)."""
+    best products)."""
+    s_rows, s_scale, d_rows = dense
     n = len(nodes)
     best = np.full(n, -1.0, dtype=np.float32)
     best_s = np.zeros(n, dtype=np.int64)
-    best_o = np.zeros(n, dtype=np.float32)
-    use_other = len(other) > 0
-    f = 0  # position in other
-    dense = np.zeros(width, dtype=np.float32)
+    best_d = np.zeros(n, dtype=np.float32)
+    use_dense = s_rows.shape[0] > 0
+    dim = s_rows.shape[1]
+    dense_q = np.zeros(width, dtype=np.float32)
     cur = -1
     for p in range(n):
         j = rows[p]
         if j != cur:
-            _load_row(dense, q_ptr, q_idx, q_val, cur, j)
+            _load_row(dense_q, q_ptr, q_idx, q_val, cur, j)
             cur = j
         node = nodes[p]
         first = True
-        first_o = True
+        first_d = True
         for t in range(node_ptr[node], node_ptr[node + 1]):
             st = node_strings[t]
             acc = 0.0
             for x in range(m_ptr[st], m_ptr[st + 1]):
-                acc += m_val[x] * dense[m_idx[x]]
+                acc += m_val[x] * dense_q[m_idx[x]]
             sim = np.float32(acc)
             own = leave_out_exact and sim >= 0.9999
             if own:
@@ -67,12 +69,15 @@ def _best_string_cosines(
                 best[p] = sim
                 best_s[p] = st
                 first = False
-            if use_other:
-                if not own and (first_o or other[f] > best_o[p]):
-                    best_o[p] = other[f]
-                    first_o = False
-                f += 1
-    return best, best_s, best_o
+            if use_dense and not own:
+                dot = np.float32(0.0)
+                for k in range(dim):
+                    dot += np.float32(s_rows[st, k]) * d_rows[j, k]
+                dot *= s_scale[st]
+                if first_d or dot > best_d[p]:
+                    best_d[p] = dot
+                    first_d = False
+    return best, best_s, best_d
 
 
 @njit(cache=True, nogil=True)

@@ -27,8 +27,6 @@ MIN_DF_CAP = 100
 # score, then orders them by the full cosine (a larger pool, and the full cosine rather
 # than the pruned order, gave a better Acc@5 on GEM P3; past this size the gain was small)
 RETRIEVAL_POOL = 10
-# (pair, string) products of the siamese feature computed at once (bounds a thread's memory)
-DOT_BLOCK = 2048
 # distinct query words whose n-gram ids and stems are kept between calls (see `_WordCache`)
 WORD_CACHE_SIZE = 20_000
 
@@ -240,7 +238,7 @@ class LexicalIndex:
         nodes: np.ndarray,
         *,
         leave_out_exact: bool = False,
-        dense: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+        dense: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
     ) -> LexicalFeatures:
         """Features of (query, node) pairs, from the node's string with the best lexical cosine.
 
@@ -248,10 +246,11 @@ class LexicalIndex:
         q_idx (np.ndarray), nodes (np.ndarray): the pairs.
         leave_out_exact (bool): ignore strings identical to the query (cosine 1): used when
             calibrating on pairs whose text is itself one of the taxonomy's strings.
-        dense (Optional[Tuple[np.ndarray, np.ndarray]]): unit rows of the strings (in this
-            index's string order, any float dtype) and of the queries, e.g. both as the
-            mapper maps them: feature "siamese" is the largest product of a query's row with
-            its node's strings' rows (strings left out as above; 0 without them).
+        dense (Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]): rows of the strings
+            (in this index's string order) as int8 with a float32 scale each
+            (`quantize_rows`), and float32 rows of the queries, e.g. unit rows as the mapper
+            maps them: feature "siamese" is the largest product of a query's row with its
+            node's strings' rows (strings left out as above; 0 without them).
         RETURNS (LexicalFeatures): the best cosine, recall and precision (IDF-weighted word
             overlap over the query's and the string's words), the words each side lacks,
             and the siamese feature.
@@ -262,8 +261,7 @@ class LexicalIndex:
         zeros = np.zeros(n, dtype="float32")
         if n == 0:
             return LexicalFeatures(zeros, zeros, zeros, empty, empty, zeros)
-        other = self._string_dots(dense, q_idx, nodes) if dense is not None else np.zeros(0, dtype="float32")
-        best_sim, best_str, siamese = self._best_strings(q, q_idx, nodes, leave_out_exact=leave_out_exact, other=other)
+        best_sim, best_str, siamese = self._best_strings(q, q_idx, nodes, leave_out_exact=leave_out_exact, dense=dense)
         valid = best_sim >= 0  # the node has a string (left in)
         lexical = np.where(valid, best_sim, 0.0).astype("float32")
         if V == 0:
@@ -297,28 +295,6 @@ class LexicalIndex:
             siamese=siamese,
         )
 
-    def _string_dots(self, dense: Tuple[np.ndarray, np.ndarray], q_idx: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        """dense[1][q_idx[p]] . dense[0][s] for each pair p and each string s of nodes[p],
-        pair by pair (float32), DOT_BLOCK products at a time."""
-        strings, queries = dense[0], np.asarray(dense[1], dtype="float32")
-        if strings.shape[0] != self.matrix.shape[0] or strings.shape[1] != queries.shape[1]:
-            raise ValueError(
-                f"pair_features: {strings.shape} string rows for {self.matrix.shape[0]} strings and query rows "
-                f"of width {queries.shape[1]}: they were not mapped for this index; re-map the strings."
-            )
-        starts = self._node_indptr[nodes]
-        counts = self._node_indptr[np.asarray(nodes) + 1] - starts
-        pair = np.repeat(np.arange(len(nodes)), counts)
-        # each (pair, string)'s place among its node's strings
-        within = np.arange(len(pair)) - np.repeat(np.cumsum(counts) - counts, counts)
-        rows = self._node_strings[np.repeat(starts, counts) + within]
-        out = np.empty(len(rows), dtype="float32")
-        for a in range(0, len(rows), DOT_BLOCK):
-            b = min(a + DOT_BLOCK, len(rows))
-            s = np.asarray(strings[rows[a:b]], dtype="float32")
-            out[a:b] = np.einsum("ij,ij->i", s, queries[q_idx[pair[a:b]]])
-        return out
-
     def _best_strings(
         self,
         q: sp.csr_matrix,
@@ -326,12 +302,12 @@ class LexicalIndex:
         nodes: np.ndarray,
         *,
         leave_out_exact: bool = False,
-        other: Optional[np.ndarray] = None,
+        dense: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each (query, node) pair, the best lexical cosine over the node's strings (the
         first such string on ties) and that string; -1 and 0 for a node without strings
-        (or, with leave_out_exact, with only strings identical to the query); and the best
-        of `other` (a value per pair and string, as `_string_dots` orders them; 0s without)."""
+        (or, with leave_out_exact, with only strings identical to the query); and the
+        siamese feature of `dense` (see `pair_features`; 0s without)."""
         m = self.matrix
         qs = q if q.has_sorted_indices else q.sorted_indices()
         if m.shape[1] != qs.shape[1]:
@@ -349,8 +325,25 @@ class LexicalIndex:
             np.asarray(nodes, dtype=np.int64),
             np.asarray(q_idx, dtype=np.int64),
             bool(leave_out_exact),
-            np.zeros(0, dtype=np.float32) if other is None else np.asarray(other, dtype=np.float32),
+            self._dense_args(dense),
         )
+
+    def _dense_args(
+        self, dense: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kernel's (int8 string rows, their scales, float32 query rows), checked; empty
+        ones without `dense`."""
+        if dense is None:
+            return np.zeros((0, 0), dtype=np.int8), np.zeros(0, dtype=np.float32), np.zeros((0, 0), dtype=np.float32)
+        rows, scale, queries = dense
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        n = self.matrix.shape[0]
+        if rows.dtype != np.int8 or rows.shape[0] != n or scale.shape != (n,) or rows.shape[1] != queries.shape[1]:
+            raise ValueError(
+                f"pair_features: string rows {rows.dtype} {rows.shape} with {scale.shape} scales for {n} strings, "
+                f"query rows of width {queries.shape[1]}: they were not mapped for this index; re-map the strings."
+            )
+        return rows, np.asarray(scale, dtype=np.float32), queries
 
     def exact_matches(self, texts: Sequence[str]) -> List[np.ndarray]:
         """Nodes with a string equal to each query after normalisation (case, punctuation)."""

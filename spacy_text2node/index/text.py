@@ -4,7 +4,7 @@ the normalised key of the exact-match table, and row normalisation."""
 from __future__ import annotations
 
 import re
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
@@ -22,6 +22,16 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (x / norms).astype("float32")
+
+
+def quantize_rows(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows as int8 with a float32 scale each (row ~= int8 row * scale): symmetric, the
+    row's largest magnitude at 127; a zero row gets scale 0."""
+    x = np.asarray(x, dtype="float32")
+    top = np.abs(x).max(axis=1) if x.size else np.zeros(len(x), dtype="float32")
+    scale = (top / 127.0).astype("float32")
+    safe = np.where(scale > 0, scale, 1.0)[:, None]
+    return np.clip(np.rint(x / safe), -127, 127).astype("int8"), scale
 
 
 def words(text: str) -> List[str]:

@@ -13,7 +13,7 @@ from thinc.api import Model
 
 from ..index import NodeIndex
 from ..index.dictionary import probability
-from ..index.text import l2_normalize
+from ..index.text import l2_normalize, quantize_rows
 from ..ml.static_vectors import StaticInputCache, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
 from .kb import leaf_mask
@@ -307,7 +307,7 @@ class LinkerSearch:
 
     def map_strings(self) -> None:
         """Map every label and synonym of the taxonomy with the current mapper into the
-        index (`NodeIndex.strings`: unit rows, float16), for the reranker's "siamese"
+        index (`NodeIndex.strings`: unit rows as int8, a scale each), for the reranker's "siamese"
         feature; saved with the index. `calibrate` calls it. Only a static mapper's
         strings are mapped: one that reads a pipeline's context (a tok2vec listener)
         gets no strings, and the feature is 0."""
@@ -316,7 +316,7 @@ class LinkerSearch:
         self._strings_stale = False
         self.results_changed()
         if not self._static_mapper():
-            self.index.strings = None
+            self.index.strings = self.index.strings_scale = None
             return
         from .training import string_tokenizer
 
@@ -326,7 +326,7 @@ class LinkerSearch:
         for a in range(0, len(texts), STRING_CHUNK):
             docs = [make_doc(t) for t in texts[a : a + STRING_CHUNK]]
             rows.append(self.map_spans_in_chunks(docs, [(i, 0, len(d)) for i, d in enumerate(docs)]))
-        self.index.strings = l2_normalize(np.concatenate(rows)).astype("float16")
+        self.index.strings, self.index.strings_scale = quantize_rows(l2_normalize(np.concatenate(rows)))
 
     def model_changed(self) -> None:
         """The mapper's weights changed (a training step): cached results are stale, and so
