@@ -155,8 +155,7 @@ class SynonymTable:
             self.node = node.astype("int64")
             self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.node, minlength=len(taxonomy)))])
         if self.rows is None or self.steps % every == 0:
-            rows = map_strings(self.docs)
-            self.rows = (rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-8)).astype("float32")
+            self.rows = _unit_rows(map_strings(self.docs))[0].astype("float32")
         self.steps += 1
 
 
