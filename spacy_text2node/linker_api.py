@@ -238,6 +238,7 @@ def calibrate_linker(
     *,
     l2_words: Optional[float] = None,
     select_examples: Optional[Sequence[Example]] = None,
+    siamese: Optional[bool] = None,
 ) -> Dict[str, float]:
     """Fit the linker's reranker (the learned fusion of its channels) on development
     examples the mapper did not train on (see `Text2NodeLinker.calibrate`).
@@ -248,6 +249,8 @@ def calibrate_linker(
         cross-validation on the examples, or on `select_examples`).
     select_examples (Optional[Sequence[Example]]): other held-out examples, worded unlike
         the development ones (e.g. synonyms): the penalty is chosen by acc@1 on them.
+    siamese (Optional[bool]): keep the siamese feature (True), drop it (False), or keep it
+        only where it raises the held-out acc@1 that chooses the penalty (None).
     RETURNS (Dict[str, float]): dev acc@1 before/after and the learned dense weights.
     """
     linker = get_linker(nlp)
@@ -260,7 +263,7 @@ def calibrate_linker(
         return docs, [(i, 0, len(d)) for i, d in enumerate(docs)], [d[:].text for d in docs], gold
 
     select = spans(select_examples, "selection") if select_examples is not None else None
-    return linker.calibrate(*spans(dev_examples, "development"), l2_words=l2_words, select=select)
+    return linker.calibrate(*spans(dev_examples, "development"), l2_words=l2_words, select=select, siamese=siamese)
 
 
 # what `train_linker` runs: the [training] block of configs/linker.cfg (a test keeps the two

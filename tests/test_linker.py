@@ -677,6 +677,50 @@ def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxo
     assert link_phrases(again, phrases) == link_phrases(nlp, phrases)
 
 
+def test_calibration_keeps_the_siamese_feature_only_where_it_links_more_held_out_spans(tiny_taxonomy, tmp_path):
+    src = toy_vectors_nlp()
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
+    )
+    linker = nlp.get_pipe("text2node_linker")
+    train_linker(
+        nlp,
+        _examples(nlp, _tax_pairs(tiny_taxonomy)),
+        epochs=5,
+        batch_size=16,
+        learn_rate=0.01,
+        show_progress=False,
+        calibrate=False,
+    )
+    pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
+    dev = _examples(nlp, pairs)
+
+    def cv(info):
+        return {float(k.split("=")[1]): v for k, v in info.items() if k.startswith("cv_acc@1_l2=")}
+
+    phrases = ["diabetes type 2", "influenzas", "lung infections"]
+    on = calibrate_linker(nlp, dev, siamese=True)
+    assert on["siamese"] == 1.0 and linker.index.strings is not None and "siamese_acc@1_with" not in on
+    linked = {True: link_phrases(nlp, phrases)}
+    off = calibrate_linker(nlp, dev, siamese=False)
+    assert off["siamese"] == 0.0 and linker.index.strings is None and off["w_siamese"] == 0.0
+    linked[False] = link_phrases(nlp, phrases)
+    auto = calibrate_linker(nlp, dev)
+    # the same folds: each choice's held-out acc@1 is the one its own calibration measured
+    assert auto["siamese_acc@1_with"] == max(cv(on).values())
+    assert auto["siamese_acc@1_without"] == max(cv(off).values())
+    kept = auto["siamese_acc@1_with"] > auto["siamese_acc@1_without"]
+    assert auto["siamese"] == float(kept) and (linker.index.strings is not None) == kept
+    assert cv(auto) == cv(on if kept else off) and auto["w_siamese"] == (on if kept else off)["w_siamese"]
+    assert link_phrases(nlp, phrases) == linked[kept]
+    # a dropped feature stays dropped: nothing is saved, searches and saves do not map strings again
+    calibrate_linker(nlp, dev, siamese=False)
+    nlp.to_disk(tmp_path / "p")
+    again = spacy.load(tmp_path / "p")
+    assert again.get_pipe("text2node_linker").index.strings is None
+    assert link_phrases(again, phrases) == linked[False] == link_phrases(nlp, phrases)
+
+
 def test_min_probability_leaves_unclear_spans_nil_in_a_calibrated_linker(tiny_taxonomy):
     src = toy_vectors_nlp()
     nlp = build_linker_nlp(
@@ -1274,6 +1318,18 @@ def test_calibrate_cli_creates_a_nested_output_folder(phrase_linker_dir, tmp_pat
     assert res.exit_code == 0, res.output
     linker = spacy.load(out).get_pipe("text2node_linker")
     assert linker.cfg["calibrated"] is True and linker.index.reranker is not None
+
+
+def test_calibrate_cli_siamese_option(phrase_linker_dir, tmp_path):
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"text": t, "concept": c}) + "\n" for t, c in CALIBRATION_PAIRS))
+    for value, kept in (("off", False), ("on", True)):
+        res = _calibrate_cli(phrase_linker_dir, dev, tmp_path / value, "--siamese", value)
+        assert res.exit_code == 0, res.output
+        assert (spacy.load(tmp_path / value).get_pipe("text2node_linker").index.strings is not None) == kept
+    res = _calibrate_cli(phrase_linker_dir, dev, tmp_path / "bad", "--siamese", "yes")
+    assert res.exit_code == 1 and "--siamese 'yes': expected one of auto, on, off" in res.output
+    assert not (tmp_path / "bad").exists()
 
 
 def test_calibrate_cli_sets_the_phrase_dictionary_after_calibrating(phrase_linker_dir, tmp_path):

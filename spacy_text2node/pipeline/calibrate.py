@@ -4,7 +4,8 @@ and word channels) on development spans the mapper did not train on."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from dataclasses import replace
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Doc
@@ -29,6 +30,7 @@ def calibrate(
     *,
     l2_words: Optional[float] = None,
     select: Optional[Spans] = None,
+    siamese: Optional[bool] = None,
 ) -> Dict[str, float]:
     """Fit the linker's reranker on development spans (see `Text2NodeLinker.calibrate`).
 
@@ -54,7 +56,10 @@ def calibrate(
             "codes of another terminology, or parent labels paired with their default child: "
             "spacy_text2node.datasets.gem.default_child_pairs). The linker keeps its fixed fusion."
         )
-    linker.map_strings()  # the siamese feature's strings, as this mapper maps them
+    if siamese is False:
+        drop_strings(linker)
+    else:
+        linker.map_strings()  # the siamese feature's strings, as this mapper maps them
     n_given = len(texts)
     offsets = [offsets[i] for i in keep]
     texts = [texts[i] for i in keep]
@@ -67,26 +72,28 @@ def calibrate(
         return acc_at_1(score, ni, bounds, gold)
 
     init = Reranker.initial_dense(float(cfg["fusion_weight"]))
-    cv: Dict[float, float] = {}
-    val: Dict[float, float] = {}
-    if l2_words is None and select is not None:
+    auto = siamese is None and index.strings is not None
+    sel = None
+    if select is not None and (l2_words is None or auto):
         s_docs, s_offsets, s_texts, s_golds = select
         if not s_texts:
             raise ValueError(
                 "text2node_linker.calibrate: the selection spans are empty; give held-out pairs or drop `select`."
             )
-        tv, gv = calibration_table(linker, s_docs, s_offsets, s_texts, linker.gold_index([list(g) for g in s_golds])[1])
-        l2_words, val = Reranker.select_l2_on(t, bounds, gold, tv, tv.bounds, gv, init=init)
-    elif l2_words is None:
-        if len(texts) < 20:
-            l2_words = 0.01
-            logger.warning(
-                "text2node_linker.calibrate: %d development spans are too few to choose the word penalty; using %s.",
-                len(texts),
-                l2_words,
-            )
-        else:
-            l2_words, cv = Reranker.select_l2(t, bounds, gold, init=init, seed=int(cfg.get("seed", 0)))
+        sel = calibration_table(linker, s_docs, s_offsets, s_texts, linker.gold_index([list(g) for g in s_golds])[1])
+    seed = int(cfg.get("seed", 0))
+    chosen = _penalty(t, gold, sel, l2_words, init, seed, measure=auto)
+    info_siamese: Dict[str, float] = {}
+    if auto:  # keep the feature only where it links more held-out spans right
+        t0, sel0 = _without_siamese(t), None if sel is None else (_without_siamese(sel[0]), sel[1])
+        without = _penalty(t0, gold, sel0, l2_words, init, seed, measure=True)
+        scores = {"siamese_acc@1_with": chosen.score, "siamese_acc@1_without": without.score}
+        info_siamese = {k: v for k, v in scores.items() if v is not None}
+        if chosen.score is not None and without.score is not None and chosen.score <= without.score:
+            drop_strings(linker)
+            t, chosen = t0, without
+    info_siamese["siamese"] = float(index.strings is not None)
+    l2_words = chosen.l2
     rr = Reranker.fit(t, bounds, gold, l2_words=l2_words, init=init)
     index.reranker = rr
     linker.results_changed()
@@ -99,12 +106,60 @@ def calibrate(
         "acc@1_after": acc1(rr.score(t)),
         "l2_words": float(l2_words),
     }
-    info.update({f"cv_acc@1_l2={k:g}": v for k, v in cv.items()})
-    info.update({f"select_acc@1_l2={k:g}": v for k, v in val.items()})
+    info.update(info_siamese)
+    info.update({f"cv_acc@1_l2={k:g}": v for k, v in chosen.cv.items()})
+    info.update({f"select_acc@1_l2={k:g}": v for k, v in chosen.val.items()})
     info.update({f"w_{k}": float(w) for k, w in zip(Reranker.dense_names(), rr.dense)})
     cfg["calibrated"] = True
     logger.info("text2node_linker.calibrate: %s", info)
     return info
+
+
+class _Penalty(NamedTuple):
+    l2: float  # the word penalty
+    cv: Dict[float, float]  # cross-validated acc@1 per penalty tried
+    val: Dict[float, float]  # acc@1 on the selection spans per penalty tried
+    score: Optional[float]  # the held-out acc@1 at `l2` (None: not measured)
+
+
+def _penalty(
+    t: PairFeatures,
+    gold: np.ndarray,
+    sel: Optional[Tuple[PairFeatures, np.ndarray]],
+    l2_words: Optional[float],
+    init: np.ndarray,
+    seed: int,
+    *,
+    measure: bool,
+) -> _Penalty:
+    """The word penalty (given, chosen on the selection spans, or by 2-fold cross-validation)
+    and its held-out acc@1; with a given penalty that is measured only if `measure`."""
+    bounds = t.bounds
+    n = len(bounds) - 1
+    grid = Reranker.L2_GRID if l2_words is None else (l2_words,)
+    if sel is not None:
+        l2, val = Reranker.select_l2_on(t, bounds, gold, sel[0], sel[0].bounds, sel[1], init=init, grid=grid)
+        return _Penalty(l2, {}, val if l2_words is None else {}, val[l2])
+    if l2_words is not None and not (measure and n >= 4):
+        return _Penalty(float(l2_words), {}, {}, None)
+    if l2_words is None and n < 20:
+        logger.warning(
+            "text2node_linker.calibrate: %d development spans are too few to choose the word penalty; using 0.01.", n
+        )
+        return _Penalty(0.01, {}, {}, None)
+    l2, cv = Reranker.select_l2(t, bounds, gold, init=init, seed=seed, grid=grid)
+    return _Penalty(l2, cv if l2_words is None else {}, {}, cv[l2])
+
+
+def _without_siamese(t: PairFeatures) -> PairFeatures:
+    return replace(t, siamese=np.zeros_like(t.siamese))
+
+
+def drop_strings(linker: "Text2NodeLinker") -> None:
+    """Take the mapped strings out of the index: the siamese feature is 0 and costs nothing."""
+    index = _index(linker)
+    index.strings = index.strings_scale = None
+    linker.results_changed()
 
 
 def calibration_table(

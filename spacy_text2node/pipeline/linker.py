@@ -311,6 +311,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         *,
         l2_words: Optional[float] = None,
         select: Optional[calibration.Spans] = None,
+        siamese: Optional[bool] = None,
     ) -> Dict[str, float]:
         """Fit the reranker (the learned fusion of the lexical, node-space, siamese and
         word-overlap channels; `map_strings` first) on development spans the mapper did not train on.
@@ -336,10 +337,16 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
             Cross-validation only measures the calibration spans' own kind of text; when
             they are a proxy (P3's default-child pairs), it picks the weakest penalty and
             the word weights overfit the proxy.
+        siamese (Optional[bool]): the siamese feature (the taxonomy's strings mapped into
+            the index). None keeps it only if it raises the held-out acc@1 that chooses the
+            penalty (cross-validated, or on `select`); else its strings are dropped and
+            searches skip its work. True keeps it, False drops it.
         RETURNS (Dict[str, float]): spans given, spans used, spans with a right candidate,
             and their acc@1 before and after.
         """
-        return calibration.calibrate(self, docs, offsets, texts, golds, l2_words=l2_words, select=select)
+        return calibration.calibrate(
+            self, docs, offsets, texts, golds, l2_words=l2_words, select=select, siamese=siamese
+        )
 
     def set_annotations(self, docs: Iterable[Doc], preds: List[List[Ranked]]) -> None:
         """Set each linked span's kb_id_, `_.text2node_candidates` (concept id, label, score)
