@@ -1497,7 +1497,7 @@ def _synonym_table(tax, rows):
     from spacy_text2node.pipeline.training import SynonymTable
 
     table = SynonymTable()
-    table.step(tax, toy_vectors_nlp().vocab, 1, lambda docs: rows[: len(docs)])
+    table.step(tax, 1, lambda texts: rows[: len(texts)])
     return table
 
 
@@ -1550,18 +1550,33 @@ def test_synonym_table_is_remapped_every_refresh_steps(tiny_taxonomy):
 
     calls = []
 
-    def map_strings(docs):
-        calls.append(len(docs))
-        return np.full((len(docs), 3), float(len(calls)), dtype="float32")
+    def map_texts(texts):
+        calls.append(len(texts))
+        return np.full((len(texts), 3), float(len(calls)), dtype="float32")
 
     table = SynonymTable()
-    vocab = toy_vectors_nlp().vocab
     for _ in range(7):
-        table.step(tiny_taxonomy, vocab, 3, map_strings)
+        table.step(tiny_taxonomy, 3, map_texts)
     n_strings = sum(len(tiny_taxonomy.texts(c)) for c in tiny_taxonomy.ids)
     assert calls == [n_strings] * 3  # steps 0, 3 and 6
     np.testing.assert_allclose(np.linalg.norm(table.rows, axis=1), 1.0, rtol=1e-6)
-    assert [d.text for d in table.docs[:3]] == tiny_taxonomy.texts(tiny_taxonomy.ids[0])[:3]
+    assert table.texts[:3] == tiny_taxonomy.texts(tiny_taxonomy.ids[0])[:3]
+
+
+def test_map_texts_maps_each_text_whole_with_or_without_the_input_cache(tiny_taxonomy, monkeypatch):
+    """The synonym table (training: no cache) and the index's strings (cached) map the
+    taxonomy's strings in chunks; each row is the text's doc mapped whole, in any chunking."""
+    import spacy_text2node.pipeline.search as search
+
+    nlp = _leaf_linker(tiny_taxonomy, toy_vectors_nlp())
+    linker = nlp.get_pipe("text2node_linker")
+    texts = tiny_taxonomy.strings()[0]
+    docs = [nlp.make_doc(t) for t in texts]
+    whole = linker.map_whole_docs(docs)
+    monkeypatch.setattr(search, "STRING_CHUNK", 7)  # chunks that cut the texts unevenly
+    for cached in (False, True):
+        np.testing.assert_allclose(linker.map_texts(texts, cached=cached), whole, rtol=1e-5, atol=1e-6)
+    assert linker.map_texts([], cached=False).shape == (0, whole.shape[1])
 
 
 def test_synonym_weight_changes_the_training(tiny_taxonomy):

@@ -11,6 +11,7 @@ building in `kb`, the loss in `training`, calibration in `calibrate`, the scorer
 import dataclasses
 import logging
 import re
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -402,7 +403,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         settings = self.training_settings
         if settings.synonym_weight > 0:
             assert self.taxonomy is not None
-            self._synonyms.step(self.taxonomy, self.vocab, settings.synonym_refresh, self.map_whole_docs)
+            self._synonyms.step(self.taxonomy, settings.synonym_refresh, partial(self.map_texts, cached=False))
         texts = [docs[i][s:e].text for i, s, e in offsets] if settings.synonym_weight > 0 else None
         with batched_products():  # a training step's products need not be batch-invariant
             Y, backprop = self.model.begin_update((docs, offsets))

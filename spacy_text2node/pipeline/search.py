@@ -318,15 +318,24 @@ class LinkerSearch:
         if not self._static_mapper():
             self.index.strings = self.index.strings_scale = None
             return
+        texts = self.taxonomy.strings()[0]
+        self.index.strings, self.index.strings_scale = quantize_rows(l2_normalize(self.map_texts(texts)))
+
+    def map_texts(self, texts: Sequence[str], *, cached: bool = True) -> np.ndarray:
+        """Mapper outputs of texts taken whole (the taxonomy's strings), tokenized
+        STRING_CHUNK at a time so that only one chunk's docs are alive; without the input
+        cache if not `cached` (while training)."""
         from .training import string_tokenizer
 
-        texts = self.taxonomy.strings()[0]
         make_doc = string_tokenizer(self.vocab)
-        rows = [np.zeros((0, self.index.dim), dtype="float32")]
+        rows = [np.zeros((0, int(self.cfg.get("nO") or 0)), dtype="float32")]
         for a in range(0, len(texts), STRING_CHUNK):
             docs = [make_doc(t) for t in texts[a : a + STRING_CHUNK]]
-            rows.append(self.map_spans_in_chunks(docs, [(i, 0, len(d)) for i, d in enumerate(docs)]))
-        self.index.strings, self.index.strings_scale = quantize_rows(l2_normalize(np.concatenate(rows)))
+            if cached:
+                rows.append(self.map_spans_in_chunks(docs, [(i, 0, len(d)) for i, d in enumerate(docs)]))
+            else:
+                rows.append(self.map_whole_docs(docs))
+        return np.concatenate(rows)
 
     def model_changed(self) -> None:
         """The mapper's weights changed (a training step): cached results are stale, and so

@@ -118,8 +118,8 @@ def _back_through_unit_rows(d_Yn: np.ndarray, Yn: np.ndarray, norms: np.ndarray)
     return ((d_Yn - Yn * (d_Yn * Yn).sum(1, keepdims=True)) / norms).astype("float32")
 
 
-# maps whole docs (one span each) to mapper outputs, without gradient
-MapFn = Callable[[List[Doc]], np.ndarray]
+# maps texts taken whole to mapper outputs, without gradient
+MapFn = Callable[[Sequence[str]], np.ndarray]
 
 
 def string_tokenizer(vocab: Vocab) -> Callable[[str], Doc]:
@@ -134,7 +134,7 @@ class SynonymTable:
     `synonym_refresh` steps, as BioSyn re-encodes its candidates while it trains."""
 
     def __init__(self) -> None:
-        self.docs: List[Doc] = []
+        self.texts: List[str] = []  # tokenized again at each remap: docs of them all are large
         self.norm = np.zeros(0, dtype=object)  # normalised text of each string
         self.indptr = np.zeros(1, dtype="int64")  # strings of node i: indptr[i]:indptr[i + 1]
         self.node = np.zeros(0, dtype="int64")
@@ -145,17 +145,16 @@ class SynonymTable:
         """Forget the strings (a new taxonomy)."""
         self.__init__()  # type: ignore[misc]
 
-    def step(self, taxonomy: Taxonomy, vocab: Vocab, every: int, map_strings: MapFn) -> None:
+    def step(self, taxonomy: Taxonomy, every: int, map_texts: MapFn) -> None:
         """Count a training step; build or remap the table when due."""
-        if not self.docs:
+        if not self.texts:
             texts, node = taxonomy.strings()
-            make_doc = string_tokenizer(vocab)
-            self.docs = [make_doc(t) for t in texts]
+            self.texts = texts
             self.norm = np.asarray([normalize_text(t) for t in texts], dtype=object)
             self.node = node.astype("int64")
             self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.node, minlength=len(taxonomy)))])
         if self.rows is None or self.steps % every == 0:
-            self.rows = _unit_rows(map_strings(self.docs))[0].astype("float32")
+            self.rows = _unit_rows(map_texts(self.texts))[0].astype("float32")
         self.steps += 1
 
 
