@@ -677,7 +677,25 @@ def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxo
     assert link_phrases(again, phrases) == link_phrases(nlp, phrases)
 
 
-def test_calibration_keeps_the_siamese_feature_only_where_it_links_more_held_out_spans(tiny_taxonomy, tmp_path):
+NOISE_WORDS = "patient history of severe mild acute chronic with had has the".split()
+
+
+def _noisy_pairs(tax, seed, extra):
+    """Each taxonomy string with its words shuffled, one left out and `extra` others added."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for text, cid in _tax_pairs(tax):
+        words = text.lower().split()
+        rng.shuffle(words)
+        words = words[: max(1, len(words) - 1)] + rng.sample(NOISE_WORDS, extra)
+        rng.shuffle(words)
+        out.append((" ".join(words), cid))
+    return out
+
+
+def test_calibration_drops_the_siamese_feature_where_it_links_fewer_held_out_spans(tiny_taxonomy, tmp_path):
     src = toy_vectors_nlp()
     nlp = build_linker_nlp(
         tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
@@ -692,29 +710,35 @@ def test_calibration_keeps_the_siamese_feature_only_where_it_links_more_held_out
         show_progress=False,
         calibrate=False,
     )
-    pairs = [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)]
-    dev = _examples(nlp, pairs)
 
     def cv(info):
         return {float(k.split("=")[1]): v for k, v in info.items() if k.startswith("cv_acc@1_l2=")}
 
     phrases = ["diabetes type 2", "influenzas", "lung infections"]
-    on = calibrate_linker(nlp, dev, siamese=True)
-    assert on["siamese"] == 1.0 and linker.index.strings is not None and "siamese_acc@1_with" not in on
-    linked = {True: link_phrases(nlp, phrases)}
-    off = calibrate_linker(nlp, dev, siamese=False)
-    assert off["siamese"] == 0.0 and linker.index.strings is None and off["w_siamese"] == 0.0
-    linked[False] = link_phrases(nlp, phrases)
-    auto = calibrate_linker(nlp, dev)
-    # the same folds: each choice's held-out acc@1 is the one its own calibration measured
-    assert auto["siamese_acc@1_with"] == max(cv(on).values())
-    assert auto["siamese_acc@1_without"] == max(cv(off).values())
-    kept = auto["siamese_acc@1_with"] > auto["siamese_acc@1_without"]
-    assert auto["siamese"] == float(kept) and (linker.index.strings is not None) == kept
-    assert cv(auto) == cv(on if kept else off) and auto["w_siamese"] == (on if kept else off)["w_siamese"]
-    assert link_phrases(nlp, phrases) == linked[kept]
+    outcomes = set()
+    for pairs in (
+        [(" ".join(reversed(t.split())) + "s", cid) for t, cid in _tax_pairs(tiny_taxonomy)],
+        _noisy_pairs(tiny_taxonomy, 2, 1),
+        _noisy_pairs(tiny_taxonomy, 0, 1),  # last: a loss, so the feature ends dropped
+    ):
+        dev = _examples(nlp, pairs)
+        on = calibrate_linker(nlp, dev, siamese=True)
+        assert on["siamese"] == 1.0 and linker.index.strings is not None and "siamese_acc@1_with" not in on
+        linked = {True: link_phrases(nlp, phrases)}
+        off = calibrate_linker(nlp, dev, siamese=False)
+        assert off["siamese"] == 0.0 and linker.index.strings is None and off["w_siamese"] == 0.0
+        linked[False] = link_phrases(nlp, phrases)
+        auto = calibrate_linker(nlp, dev)
+        # the same folds: each choice's held-out acc@1 is the one its own calibration measured
+        with_, without = auto["siamese_acc@1_with"], auto["siamese_acc@1_without"]
+        assert with_ == max(cv(on).values()) and without == max(cv(off).values())
+        kept = with_ >= without  # a tie keeps it
+        assert auto["siamese"] == float(kept) and (linker.index.strings is not None) == kept
+        assert cv(auto) == cv(on if kept else off) and auto["w_siamese"] == (on if kept else off)["w_siamese"]
+        assert link_phrases(nlp, phrases) == linked[kept]
+        outcomes.add((with_ > without) - (with_ < without))
+    assert outcomes == {-1, 0, 1}  # these dev sets exercise a loss, a tie and a gain
     # a dropped feature stays dropped: nothing is saved, searches and saves do not map strings again
-    calibrate_linker(nlp, dev, siamese=False)
     nlp.to_disk(tmp_path / "p")
     again = spacy.load(tmp_path / "p")
     assert again.get_pipe("text2node_linker").index.strings is None

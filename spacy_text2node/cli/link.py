@@ -231,8 +231,8 @@ def calibrate_linker_cmd(
         "auto",
         "--siamese",
         help=(
-            "The reranker's siamese feature (every taxonomy string mapped into the index): 'auto' keeps it only if "
-            "it raises the held-out Acc@1 that chooses the word penalty, 'on' keeps it, 'off' drops it (faster "
+            "The reranker's siamese feature (every taxonomy string mapped into the index): 'auto' drops it where "
+            "it lowers the held-out Acc@1 that chooses the word penalty, 'on' keeps it, 'off' drops it (faster "
             "searches)."
         ),
     ),

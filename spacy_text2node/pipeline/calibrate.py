@@ -84,12 +84,12 @@ def calibrate(
     seed = int(cfg.get("seed", 0))
     chosen = _penalty(t, gold, sel, l2_words, init, seed, measure=auto)
     info_siamese: Dict[str, float] = {}
-    if auto:  # keep the feature only where it links more held-out spans right
+    if auto:  # drop the feature where it links fewer held-out spans right
         t0, sel0 = _without_siamese(t), None if sel is None else (_without_siamese(sel[0]), sel[1])
         without = _penalty(t0, gold, sel0, l2_words, init, seed, measure=True)
         scores = {"siamese_acc@1_with": chosen.score, "siamese_acc@1_without": without.score}
         info_siamese = {k: v for k, v in scores.items() if v is not None}
-        if chosen.score is not None and without.score is not None and chosen.score <= without.score:
+        if chosen.score is not None and without.score is not None and chosen.score < without.score:
             drop_strings(linker)
             t, chosen = t0, without
     info_siamese["siamese"] = float(index.strings is not None)

@@ -339,8 +339,8 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
             they are a proxy (P3's default-child pairs), it picks the weakest penalty and
             the word weights overfit the proxy.
         siamese (Optional[bool]): the siamese feature (the taxonomy's strings mapped into
-            the index). None keeps it only if it raises the held-out acc@1 that chooses the
-            penalty (cross-validated, or on `select`); else its strings are dropped and
+            the index). None drops it where it lowers the held-out acc@1 that chooses the
+            penalty (cross-validated, or on `select`): its strings leave the index and
             searches skip its work. True keeps it, False drops it.
         RETURNS (Dict[str, float]): spans given, spans used, spans with a right candidate,
             and their acc@1 before and after.
