@@ -77,6 +77,12 @@ def _tax_pairs(tax):
     return [(t, cid) for cid, t in tax.iter_texts()]
 
 
+def _train_on_taxonomy(nlp, tax, epochs):
+    """Train the linker on the taxonomy's own strings, without calibrating."""
+    train = _examples(nlp, _tax_pairs(tax))
+    train_linker(nlp, train, epochs=epochs, batch_size=16, learn_rate=0.01, show_progress=False, calibrate=False)
+
+
 # --------------------------------------------------------------------------- index
 def test_char_ngrams_char_wb():
     assert char_ngrams("Flu") == [" fl", "flu", "lu "]
@@ -701,15 +707,7 @@ def test_calibration_drops_the_siamese_feature_where_it_links_fewer_held_out_spa
         tiny_taxonomy, _node_vectors(tiny_taxonomy), src, spans="doc", node_space="node2vec", width=16
     )
     linker = nlp.get_pipe("text2node_linker")
-    train_linker(
-        nlp,
-        _examples(nlp, _tax_pairs(tiny_taxonomy)),
-        epochs=5,
-        batch_size=16,
-        learn_rate=0.01,
-        show_progress=False,
-        calibrate=False,
-    )
+    _train_on_taxonomy(nlp, tiny_taxonomy, 5)
 
     def cv(info):
         return {float(k.split("=")[1]): v for k, v in info.items() if k.startswith("cv_acc@1_l2=")}
@@ -919,15 +917,7 @@ def test_text_dim_shrinks_node_space_and_round_trips(tiny_taxonomy, tmp_path):
     linker = nlp.get_pipe("text2node_linker")
     assert linker.index.space.shape == (len(tiny_taxonomy), 8 + 4)
     assert linker.cfg["nO"] == 12
-    train_linker(
-        nlp,
-        _examples(nlp, _tax_pairs(tiny_taxonomy)),
-        epochs=20,
-        batch_size=16,
-        learn_rate=0.01,
-        show_progress=False,
-        calibrate=False,
-    )
+    _train_on_taxonomy(nlp, tiny_taxonomy, 20)
     before = link_phrases(nlp, ["flu", "type 2 diabetes"], k=3)
     assert before[0][0][0] == "FLU"
     nlp.to_disk(tmp_path / "p")
