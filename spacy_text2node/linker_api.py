@@ -249,8 +249,8 @@ def calibrate_linker(
         cross-validation on the examples, or on `select_examples`).
     select_examples (Optional[Sequence[Example]]): other held-out examples, worded unlike
         the development ones (e.g. synonyms): the penalty is chosen by acc@1 on them.
-    siamese (Optional[bool]): keep the siamese feature (True), drop it (False), or keep it
-        where it lowers the held-out acc@1 that chooses the penalty (None).
+    siamese (Optional[bool]): keep the siamese feature (True), drop it (False), or drop it
+        only where it lowers the held-out acc@1 that chooses the penalty (None).
     RETURNS (Dict[str, float]): dev acc@1 before/after and the learned dense weights.
     """
     linker = get_linker(nlp)
