@@ -57,7 +57,7 @@ def calibrate(
             "spacy_text2node.datasets.gem.default_child_pairs). The linker keeps its fixed fusion."
         )
     if siamese is False:
-        drop_strings(linker)
+        linker.drop_strings()
     else:
         linker.map_strings()  # the siamese feature's strings, as this mapper maps them
     n_given = len(texts)
@@ -90,7 +90,7 @@ def calibrate(
         scores = {"siamese_acc@1_with": chosen.score, "siamese_acc@1_without": without.score}
         info_siamese = {k: v for k, v in scores.items() if v is not None}
         if chosen.score is not None and without.score is not None and chosen.score < without.score:
-            drop_strings(linker)
+            linker.drop_strings()
             t, chosen = t0, without
     info_siamese["siamese"] = float(index.strings is not None)
     l2_words = chosen.l2
@@ -153,13 +153,6 @@ def _penalty(
 
 def _without_siamese(t: PairFeatures) -> PairFeatures:
     return replace(t, siamese=np.zeros_like(t.siamese))
-
-
-def drop_strings(linker: "Text2NodeLinker") -> None:
-    """Take the mapped strings out of the index: the siamese feature is 0 and costs nothing."""
-    index = _index(linker)
-    index.strings = index.strings_scale = None
-    linker.results_changed()
 
 
 def calibration_table(

@@ -8,7 +8,9 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import spacy
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..index import NodeIndex
@@ -316,7 +318,7 @@ class LinkerSearch:
         self._strings_stale = False
         self.results_changed()
         if not self._static_mapper():
-            self.index.strings = self.index.strings_scale = None
+            self.drop_strings()
             return
         texts = self.taxonomy.strings()[0]
         self.index.strings, self.index.strings_scale = quantize_rows(l2_normalize(self.map_texts(texts)))
@@ -325,8 +327,6 @@ class LinkerSearch:
         """Mapper outputs of texts taken whole (the taxonomy's strings), tokenized
         STRING_CHUNK at a time so that only one chunk's docs are alive; without the input
         cache if not `cached` (while training)."""
-        from .training import string_tokenizer
-
         make_doc = string_tokenizer(self.vocab)
         rows = [np.zeros((0, int(self.cfg.get("nO") or 0)), dtype="float32")]
         for a in range(0, len(texts), STRING_CHUNK):
@@ -336,6 +336,13 @@ class LinkerSearch:
             else:
                 rows.append(self.map_whole_docs(docs))
         return np.concatenate(rows)
+
+    def drop_strings(self) -> None:
+        """Take the mapped strings out of the index: the siamese feature is 0 and costs
+        nothing (a mapper that reads context, or a calibration that found no gain)."""
+        assert self.index is not None
+        self.index.strings = self.index.strings_scale = None
+        self.results_changed()
 
     def model_changed(self) -> None:
         """The mapper's weights changed (a training step): cached results are stale, and so
@@ -379,3 +386,9 @@ class LinkerSearch:
         if self.index.is_leaf is None:
             self.index.is_leaf = leaf_mask(self.taxonomy)
         return self.index.is_leaf
+
+
+def string_tokenizer(vocab: Vocab) -> Callable[[str], Doc]:
+    """The tokenizer of the taxonomy's strings: the vocab language's default one (the
+    component does not see its pipeline's own)."""
+    return spacy.blank(vocab.lang or "en", vocab=vocab).make_doc

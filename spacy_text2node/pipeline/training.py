@@ -7,9 +7,6 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
-import spacy
-from spacy.tokens import Doc
-from spacy.vocab import Vocab
 
 from ..index import NodeIndex, normalize_text
 from ..taxonomy import Taxonomy
@@ -120,12 +117,6 @@ def _back_through_unit_rows(d_Yn: np.ndarray, Yn: np.ndarray, norms: np.ndarray)
 
 # maps texts taken whole to mapper outputs, without gradient
 MapFn = Callable[[Sequence[str]], np.ndarray]
-
-
-def string_tokenizer(vocab: Vocab) -> Callable[[str], Doc]:
-    """The tokenizer of the taxonomy's strings: the vocab language's default one (the
-    component does not see its pipeline's own)."""
-    return spacy.blank(vocab.lang or "en", vocab=vocab).make_doc
 
 
 class SynonymTable:
