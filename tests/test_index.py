@@ -509,6 +509,28 @@ def test_lexical_index_round_trips_through_disk_and_bytes(lexical_indexes, tmp_p
         LexicalIndex.from_disk(tmp_path / "lex")
 
 
+def test_a_reranker_fitted_on_another_word_vocabulary_is_an_error_not_dropped_words(lexical_indexes):
+    """The reranker's per-word weights are indexed by its lexical index's word columns: one
+    fitted with another vocabulary (another pipeline's reranker folder, an index rebuilt
+    after calibration) would score every pair with its word weights ignored, or misplaced,
+    and still look calibrated. It fails on load and when scoring."""
+    lex, _ = lexical_indexes
+    n, V = lex.n_nodes, len(lex.word_vocab)
+    space = np.random.default_rng(0).normal(size=(n, 6)).astype("float32")
+    dense = np.ones(Reranker.N_DENSE)
+    with pytest.raises(ValueError, match=f"word weights for {V + 2} words.*has {V}.*recalibrate"):
+        NodeIndex(space, lex, n_trees=2, reranker=Reranker(dense, np.zeros(V + 2), np.zeros(V + 2)))
+    with pytest.raises(ValueError, match="word weights"):
+        NodeIndex(space, lex, n_trees=2, reranker=Reranker(dense, np.zeros(V), np.zeros(V - 1)))
+    NodeIndex(space, lex, n_trees=2, reranker=Reranker(dense, np.zeros(V), np.zeros(V)))
+    NodeIndex(space, lex, n_trees=2, reranker=Reranker(dense, np.zeros(0), np.zeros(0)))  # no word weights
+    feats = {k: np.ones(4, dtype="float32") for k in Reranker.FEATURES}
+    feats["label_only"] = feats["query_only"] = sp.csr_matrix((4, V), dtype="float32")
+    with pytest.raises(ValueError, match=f"{V} word columns.*{V + 2} word weights"):
+        Reranker(dense, np.zeros(V + 2), np.zeros(V + 2)).score(feats)
+    assert np.allclose(Reranker(dense, np.zeros(0), np.zeros(0)).score(feats), Reranker.N_DENSE)
+
+
 @pytest.mark.parametrize("ann", ["hnsw", "annoy"])
 def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_indexes, tmp_path, ann):
     """Saving an index without a reranker, leaf flags, neighbour subset or memory over the
@@ -523,7 +545,7 @@ def test_node_index_save_over_an_older_one_leaves_none_of_its_parts(lexical_inde
         lex,
         ann=ann,
         n_trees=2,
-        reranker=Reranker(np.ones(Reranker.N_DENSE), np.zeros(3), np.zeros(3)),
+        reranker=Reranker(np.ones(Reranker.N_DENSE), np.zeros(len(lex.word_vocab)), np.zeros(len(lex.word_vocab))),
         is_leaf=leaves,
         memory=memory,
         ann_items=np.flatnonzero(leaves),

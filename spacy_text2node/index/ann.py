@@ -123,6 +123,12 @@ class NodeIndex:
                 f"the phrase dictionary names a concept outside this index ({len(self)} concepts): "
                 "it was built for another taxonomy; re-initialize the linker with its dictionary pairs."
             )
+        n_words, n_weights = lexical.word_matrix.shape[1], 0 if reranker is None else len(reranker.label_words)
+        if n_weights not in (0, n_words):
+            raise ValueError(
+                f"the reranker has word weights for {n_weights} words but the lexical index has {n_words}: it was "
+                "fitted with another lexical index; recalibrate the linker (text2node calibrate-linker)."
+            )
         n_strings = lexical.matrix.shape[0]
         shapes = tuple(None if a is None else a.shape for a in (strings, strings_scale))
         if shapes != (None, None) and shapes != ((n_strings, self.dim), (n_strings,)):

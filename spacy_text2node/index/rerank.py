@@ -52,6 +52,11 @@ class Reranker:
         self.query_words = np.asarray(query_words, dtype="float32")
         if self.dense.shape != (self.N_DENSE,):
             raise ValueError(f"Reranker: {self.N_DENSE} dense weights expected, got shape {self.dense.shape}.")
+        if self.label_words.shape != self.query_words.shape:
+            raise ValueError(
+                f"Reranker: word weights for {len(self.label_words)} words of the candidates' strings but "
+                f"{len(self.query_words)} of the queries; both are over one word vocabulary."
+            )
 
     @staticmethod
     def dense_features(feats: Features) -> np.ndarray:
@@ -75,10 +80,15 @@ class Reranker:
     def score(self, feats: Features) -> np.ndarray:
         F = self.dense_features(feats)
         out = F @ self.dense
+        if not len(self.label_words):  # no word weights
+            return np.asarray(out, dtype="float32")
         lo, qo = feature(feats, "label_only"), feature(feats, "query_only")
-        if lo.shape[1] == len(self.label_words):
-            out = out + lo @ self.label_words + qo @ self.query_words
-        return np.asarray(out, dtype="float32")
+        if lo.shape[1] != len(self.label_words):
+            raise ValueError(
+                f"Reranker.score: the pairs have {lo.shape[1]} word columns but the reranker has "
+                f"{len(self.label_words)} word weights: it was fitted on another lexical index; recalibrate."
+            )
+        return np.asarray(out + lo @ self.label_words + qo @ self.query_words, dtype="float32")
 
     @classmethod
     def fit(
