@@ -683,6 +683,45 @@ def test_calibration_maps_the_taxonomy_strings_for_the_siamese_feature(tiny_taxo
     assert link_phrases(again, phrases) == link_phrases(nlp, phrases)
 
 
+def test_parameter_averages_link_and_save_with_the_strings_and_results_of_the_averaged_mapper(tiny_taxonomy, tmp_path):
+    # spacy train with use_averages evaluates and saves inside nlp.use_params(averages): the
+    # cached results and the mapped strings must follow the swapped weights, both ways
+    nlp = build_linker_nlp(
+        tiny_taxonomy, _node_vectors(tiny_taxonomy), toy_vectors_nlp(), spans="doc", node_space="node2vec", width=16
+    )
+    linker = nlp.get_pipe("text2node_linker")
+    examples = _examples(nlp, _tax_pairs(tiny_taxonomy))
+    train_linker(nlp, examples, epochs=2, batch_size=16, learn_rate=0.01, show_progress=False, calibrate=False)
+    calibrate_linker(nlp, _examples(nlp, CALIBRATION_PAIRS), siamese=True)
+    texts, _ = tiny_taxonomy.strings()
+    optimizer = Adam(0.05, use_averages=True)
+    for a in range(0, 48, 8):
+        linker.update(examples[a : a + 8], sgd=optimizer)
+    phrases = ["diabetes type 2", "influenzas", "podagra", "gout", "flu"]
+
+    def stored():
+        return linker.index.strings * linker.index.strings_scale[:, None]
+
+    def uncached():
+        linker.cfg["cache_size"], size = 0, linker.cfg["cache_size"]
+        try:
+            return link_phrases(nlp, phrases)
+        finally:
+            linker.cfg["cache_size"] = size
+
+    own = link_phrases(nlp, phrases)  # fills the results cache and maps the strings
+    own_strings = stored()
+    with nlp.use_params(optimizer.averages):
+        averaged = link_phrases(nlp, phrases)
+        assert averaged == uncached() and averaged != own
+        assert np.allclose(stored(), _mapped_strings(nlp, linker, texts), atol=1e-2)
+        assert not np.allclose(stored(), own_strings, atol=1e-2)
+        nlp.to_disk(tmp_path / "p")
+    assert link_phrases(nlp, phrases) == own == uncached()
+    assert np.allclose(stored(), _mapped_strings(nlp, linker, texts), atol=1e-2)
+    assert link_phrases(spacy.load(tmp_path / "p"), phrases) == averaged
+
+
 NOISE_WORDS = "patient history of severe mild acute chronic with had has the".split()
 
 
