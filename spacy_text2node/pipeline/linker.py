@@ -14,7 +14,7 @@ import re
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from spacy.language import Language
@@ -372,16 +372,6 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
                 span._.set(CONCEPTS_EXT, concepts)
 
     # training ---------------------------------------------------------------------------
-    def use_params(self, params: Dict[Any, Any]) -> Iterator[None]:
-        """Link with other weights inside `nlp.use_params(params)` (spacy train evaluates and
-        saves with the optimizer's parameter averages so): the cached results and the mapped
-        strings follow the weights in, and back out. A generator, as spaCy's pipes have it
-        (`Language.use_params` steps it in and out)."""
-        with self.model.use_params(params):
-            self.model_changed()
-            yield
-        self.model_changed()
-
     def update(
         self,
         examples: Iterable[Example],

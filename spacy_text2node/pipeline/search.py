@@ -350,6 +350,16 @@ class LinkerSearch:
         self.results_changed()
         self._strings_stale = True
 
+    def use_params(self, params: Dict[Any, Any]) -> Iterator[None]:
+        """Link with other weights inside `nlp.use_params(params)` (spacy train evaluates and
+        saves with the optimizer's parameter averages so): the cached results and the mapped
+        strings follow the weights in, and back out. A generator, as spaCy's pipes have it
+        (`Language.use_params` steps it in and out)."""
+        with self.model.use_params(params):
+            self.model_changed()
+            yield
+        self.model_changed()
+
     def fresh_strings(self) -> None:
         """Remap the index's strings if the mapper changed since they were mapped (before a
         search or a save)."""
