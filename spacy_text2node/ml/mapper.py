@@ -67,24 +67,43 @@ __all__ = [
 
 @registry.layers("spacy-text2node.SpanEmbed.v1")
 def SpanEmbed(
-    tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None, max_tokens: int = 32
+    tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    max_tokens: int = 32,
+    embed: Optional[Model[List[Doc], List[Floats2d]]] = None,
 ) -> Model[MapperInput, Ragged]:
     """Gather the token vectors of each span into a Ragged array.
 
-    tok2vec (Optional[Model]): token encoder; None uses the static vectors of the vocab
-        (no trainable parameters).
+    tok2vec (Optional[Model]): token encoder (e.g. a listener of the pipeline's tok2vec
+        or transformer): a token's row may depend on its context.
     max_tokens (int): spans longer than this are truncated for the mapper.
+    embed (Optional[Model]): a context-free token embedding instead (e.g.
+        `spacy.MultiHashEmbed.v2`): a token's row depends on the token alone, so the
+        mapper maps a span the same in any doc and batch, as on static vectors (results
+        cached by span text, the taxonomy's strings mapped for the reranker).
+    Neither: the static vectors of the vocab (no trainable parameters).
     RETURNS (Model[MapperInput, Ragged]): the layer.
     """
-    layers = [tok2vec] if tok2vec is not None else []
+    if tok2vec is not None and embed is not None:
+        raise ValueError(
+            "A phrase mapper takes a tok2vec (a contextual token encoder) or an embed (a context-free "
+            "token embedding), not both: leave one of them out of [components.text2node_linker.model]."
+        )
+    layer = tok2vec if tok2vec is not None else embed
     return Model(
         "t2n_span_embed",
         _span_embed_forward,
         init=_span_embed_init,
-        layers=layers,
-        attrs={"max_tokens": max_tokens},
+        layers=[layer] if layer is not None else [],
+        attrs={"max_tokens": max_tokens, "context_free": tok2vec is None},
         dims={"nO": None},
     )
+
+
+def context_free(model: Model) -> bool:
+    """Whether a mapper maps each span from its own tokens alone (static vectors or a
+    context-free `embed`), not from a contextual tok2vec."""
+    emb = _find(model, "t2n_span_embed")
+    return emb is not None and (not emb.layers or bool(emb.attrs.get("context_free", False)))
 
 
 def _span_embed_init(model: Model, X: Optional[MapperInput] = None, Y: Any = None) -> None:
@@ -188,17 +207,19 @@ def PhraseMapperMean(
     nO: Optional[int] = None,
     max_tokens: int = 32,
     tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    embed: Optional[Model[List[Doc], List[Floats2d]]] = None,
 ) -> Model[MapperInput, Floats2d]:
     """Baseline mapper: mean of the token vectors, then a hidden ReLU layer and a linear output.
 
     width (int): hidden width.
     nO (Optional[int]): output width (the node-space width; set at initialize).
     max_tokens (int): spans are truncated to this many tokens.
-    tok2vec (Optional[Model]): token encoder; None uses the static vectors.
+    tok2vec (Optional[Model]): contextual token encoder; None uses the static vectors.
+    embed (Optional[Model]): context-free token embedding instead of tok2vec (see SpanEmbed).
     RETURNS (Model[MapperInput, Floats2d]): the mapper.
     """
     model: Model[MapperInput, Floats2d] = chain(
-        SpanEmbed(tok2vec, max_tokens),
+        SpanEmbed(tok2vec, max_tokens, embed),
         reduce_mean(),
         _input(width),
         Relu(nO=width, normalize=True),
@@ -215,6 +236,7 @@ def PhraseMapperCNN(
     nO: Optional[int] = None,
     max_tokens: int = 32,
     tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    embed: Optional[Model[List[Doc], List[Floats2d]]] = None,
 ) -> Model[MapperInput, Floats2d]:
     """Text2Node's CNN mapper: a projection, `depth` residual convolution blocks
     (window of `window` tokens on each side, maxout with 2 pieces), then max and mean pooling over the
@@ -225,7 +247,8 @@ def PhraseMapperCNN(
     window (int): tokens on each side of the convolution window.
     nO (Optional[int]): output width (set at initialize).
     max_tokens (int): spans are truncated to this many tokens.
-    tok2vec (Optional[Model]): token encoder; None uses the static vectors.
+    tok2vec (Optional[Model]): contextual token encoder; None uses the static vectors.
+    embed (Optional[Model]): context-free token embedding instead of tok2vec (see SpanEmbed).
     RETURNS (Model[MapperInput, Floats2d]): the mapper.
     """
     conv = [
@@ -233,7 +256,7 @@ def PhraseMapperCNN(
         for _ in range(depth)
     ]
     model: Model[MapperInput, Floats2d] = chain(
-        SpanEmbed(tok2vec, max_tokens),
+        SpanEmbed(tok2vec, max_tokens, embed),
         with_array(_input(width)),
         *conv,
         concatenate(reduce_max(), reduce_mean()),
@@ -252,6 +275,7 @@ def PhraseMapperBiLSTM(
     dropout: float = 0.0,
     torch_threads: int = 1,
     tok2vec: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    embed: Optional[Model[List[Doc], List[Floats2d]]] = None,
 ) -> Model[MapperInput, Floats2d]:
     """Text2Node's Bi-LSTM mapper (PyTorch LSTM through thinc), max and mean pooled,
     then a linear layer into node space.
@@ -264,7 +288,8 @@ def PhraseMapperBiLSTM(
     torch_threads (int): if > 0, call `torch.set_num_threads(torch_threads)` (process-wide):
         on a busy 2-core machine PyTorch's default thread pool made small LSTM batches
         ~100x slower than one thread. 0 leaves PyTorch's setting alone.
-    tok2vec (Optional[Model]): token encoder; None uses the static vectors.
+    tok2vec (Optional[Model]): contextual token encoder; None uses the static vectors.
+    embed (Optional[Model]): context-free token embedding instead of tok2vec (see SpanEmbed).
     RETURNS (Model[MapperInput, Floats2d]): the mapper.
     """
     if width % 2:
@@ -284,7 +309,7 @@ def PhraseMapperBiLSTM(
     if torch_threads > 0:
         torch.set_num_threads(torch_threads)
     model: Model[MapperInput, Floats2d] = chain(
-        SpanEmbed(tok2vec, max_tokens),
+        SpanEmbed(tok2vec, max_tokens, embed),
         with_array(_input(width)),
         with_padded(PackedBiLSTM(nO=width, nI=width, depth=depth, dropout=dropout)),
         concatenate(reduce_max(), reduce_mean()),

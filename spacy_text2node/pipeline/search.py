@@ -16,6 +16,7 @@ from thinc.api import Model
 from ..index import NodeIndex
 from ..index.dictionary import probability
 from ..index.text import l2_normalize, quantize_rows
+from ..ml.mapper import context_free
 from ..ml.static_vectors import StaticInputCache, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
 from .kb import leaf_mask
@@ -53,6 +54,17 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _chunk_docs(docs: Sequence[Doc], offsets: Offsets) -> Tuple[List[Doc], Offsets]:
+    """The docs that a chunk's spans are in, and the spans renumbered into them: a mapper
+    with an `embed` runs it over the docs it is given, so a chunk of 64 spans of a
+    4,096-doc batch would embed all 4,096."""
+    ids = sorted({i for i, _, _ in offsets})
+    if len(ids) == len(docs):
+        return list(docs), offsets
+    new = {i: j for j, i in enumerate(ids)}
+    return [docs[i] for i in ids], [(new[i], a, b) for i, a, b in offsets]
 
 
 def _has_alnum(text: str) -> bool:
@@ -200,7 +212,7 @@ class LinkerSearch:
         index = self.index
         assert index is not None
         allowed = self.allowed_nodes()
-        static = self._static_mapper()
+        static = self._context_free_mapper()
         # a context-reading mapper (tok2vec listener) runs once over the whole batch; a
         # static one per chunk, in the chunk's thread (its output for a span does not
         # depend on the other spans of the chunk: see ml.row_ops.RowBlockOps)
@@ -265,7 +277,7 @@ class LinkerSearch:
         for them: emptied whenever a setting, the index, the model, the vectors or the
         docs' vector hook changed; None when disabled or when the mapper reads context."""
         vectors = self.check_vectors(docs[0].vocab)["fingerprint"]
-        if int(self.cfg.get("cache_size", 0) or 0) <= 0 or not self._static_mapper():
+        if int(self.cfg.get("cache_size", 0) or 0) <= 0 or not self._context_free_mapper():
             return None
         assert self.index is not None
         hook = docs[0].user_token_hooks.get("vector")
@@ -282,11 +294,10 @@ class LinkerSearch:
             self._results_key = key
         return self._results
 
-    def _static_mapper(self) -> bool:
-        for node in self.model.walk():
-            if node.name == "t2n_span_embed":
-                return len(node.layers) == 0
-        return False
+    def _context_free_mapper(self) -> bool:
+        """Static vectors or a context-free `embed`: a span's row depends on its tokens
+        alone (cacheable by text, mappable chunk by chunk, the strings mappable)."""
+        return context_free(self.model)
 
     def map_spans(self, docs: Sequence[Doc], offsets: Offsets, *, cached: bool = True) -> np.ndarray:
         """Mapper outputs; spans without any word vector (punctuation, unknown words) get a
@@ -317,7 +328,7 @@ class LinkerSearch:
         assert self.taxonomy is not None and self.index is not None
         self._strings_stale = False
         self.results_changed()
-        if not self._static_mapper():
+        if not self._context_free_mapper():
             self.drop_strings()
             return
         texts = self.taxonomy.strings()[0]
@@ -378,7 +389,7 @@ class LinkerSearch:
     def map_spans_in_chunks(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
         """`map_spans` MAP_CHUNK spans at a time, as linking maps with a static mapper: the
         mapper's intermediate arrays stay small, and a span's row does not depend on the chunk."""
-        parts = [self.map_spans(docs, offsets[c : c + MAP_CHUNK]) for c in range(0, len(offsets), MAP_CHUNK)]
+        parts = [self.map_spans(*_chunk_docs(docs, offsets[c : c + MAP_CHUNK])) for c in range(0, len(offsets), MAP_CHUNK)]
         return np.concatenate(parts) if parts else self.map_spans(docs, offsets)
 
     def allowed_nodes(self) -> Optional[np.ndarray]:
