@@ -33,7 +33,7 @@ from .taxonomy import Taxonomy
 logger = logging.getLogger("spacy_text2node")
 
 PIPE_NAME = "text2node_linker"
-MODEL_KEYS = ("width", "depth", "window", "max_tokens", "dropout")
+MODEL_KEYS = ("width", "depth", "window", "max_tokens", "dropout", "embed")
 
 
 def _vectors_nlp(word_vectors: Union[Language, str, Path, None], lang: str = "en") -> Language:
@@ -86,7 +86,9 @@ def build_linker_nlp(
     dictionary (str / Path / Iterable[dict] / None): annotated phrase -> concept pairs
         (a JSONL file or the pairs) whose unambiguous phrases link to their concept first
         (`Text2NodeLinker.set_dictionary`); None: no dictionary.
-    **cfg: model settings (width, depth, window, max_tokens, dropout) and any other
+    **cfg: model settings (width, depth, window, max_tokens, dropout; embed: the config
+        of a context-free token embedding such as `{"@architectures":
+        "spacy.MultiHashEmbed.v2", ...}`, as configs/linker.cfg sets it) and any other
         text2node_linker setting (k, threshold, fusion_weight, text_weight, ...).
     RETURNS (Language): the pipeline.
     """

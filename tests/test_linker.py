@@ -14,7 +14,8 @@ import spacy
 from conftest import toy_vectors_nlp
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
+from spacy.ml.models.tok2vec import MultiHashEmbed
+from thinc.api import Adam, Model, chain, fix_random_seed
 
 import spacy_text2node.linker_api  # noqa: F401  (registers factory, architectures, scorer)
 import spacy_text2node.nodes.io  # noqa: F401  (spacy-text2node.NodeVectors.v1)
@@ -40,8 +41,9 @@ from spacy_text2node.linker_api import (
     map_phrases,
     train_linker,
 )
-from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, set_mapper_dims
+from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, PhraseMapperMean, _find, set_mapper_dims
 from spacy_text2node.pipeline.calibrate import calibration_table
+from spacy_text2node.pipeline.search import MAP_CHUNK
 from spacy_text2node.pipeline.settings import DEFAULT_LINKER_MODEL, SearchSettings
 from spacy_text2node.visualize import concept_url, render_links
 
@@ -722,6 +724,66 @@ def test_parameter_averages_link_and_save_with_the_strings_and_results_of_the_av
     assert link_phrases(nlp, phrases) == own == uncached()
     assert np.allclose(stored(), _mapped_strings(nlp, linker, texts), atol=1e-2)
     assert link_phrases(spacy.load(tmp_path / "p"), phrases) == averaged
+
+
+HASH_EMBED = {
+    "@architectures": "spacy.MultiHashEmbed.v2",
+    "width": 16,
+    "attrs": ["NORM", "PREFIX", "SUFFIX"],
+    "rows": [200, 50, 50],
+    "include_static_vectors": True,
+}
+
+
+DOCS_EMBEDDED: list = []
+
+
+@spacy.registry.architectures("test.DocCountingEmbed.v1")
+def _doc_counting_embed() -> Model:
+    """A MultiHashEmbed that records how many docs each call embeds (DOCS_EMBEDDED)."""
+
+    def forward(model, docs, is_train):
+        DOCS_EMBEDDED.append(len(docs))
+        return docs, lambda d: d
+
+    return chain(Model("count_docs", forward), MultiHashEmbed(16, ["NORM"], [100], include_static_vectors=True))
+
+
+def test_an_embed_mapper_is_context_free_maps_its_strings_and_links_the_same_after_loading(tiny_taxonomy, tmp_path):
+    nlp = _leaf_linker(tiny_taxonomy, toy_vectors_nlp(), embed=dict(HASH_EMBED))
+    linker = nlp.get_pipe("text2node_linker")
+    embed = _find(linker.model, "t2n_span_embed").layers[0]
+    before = embed.to_bytes()
+    _train_on_taxonomy(nlp, tiny_taxonomy, epochs=3)
+    assert embed.to_bytes() != before  # its tables and mixing layer were trained
+    assert linker._context_free_mapper()
+    calibrate_linker(nlp, _examples(nlp, CALIBRATION_PAIRS), siamese=True)
+    assert linker.index.strings is not None  # the siamese feature's strings were mapped
+    phrases = ["diabetes type 2", "influenzas", "podagra", "gout", "flu", "..."]
+    # a phrase maps the same alone as among others: what the results cache and chunks rely on
+    alone = np.concatenate([map_phrases(nlp, [p]) for p in phrases])
+    assert np.allclose(map_phrases(nlp, phrases), alone, atol=1e-5)
+    assert not alone[-1].any()  # no word vector: a zero row, linked by the lexical channel alone
+    linked = link_phrases(nlp, phrases)
+    nlp.to_disk(tmp_path / "p")
+    assert link_phrases(spacy.load(tmp_path / "p"), phrases) == linked
+
+
+def test_an_embed_mapper_embeds_only_the_docs_of_each_chunk_it_maps(tiny_taxonomy):
+    seen = DOCS_EMBEDDED
+    nlp = _leaf_linker(tiny_taxonomy, toy_vectors_nlp(), embed={"@architectures": "test.DocCountingEmbed.v1"})
+    linker = nlp.get_pipe("text2node_linker")
+    texts = [t for _, t in tiny_taxonomy.iter_texts()] * 10
+    docs = [nlp.make_doc(t) for t in texts]
+    seen.clear()
+    Y = linker.map_spans_in_chunks(docs, [(i, 0, len(d)) for i, d in enumerate(docs)])
+    assert Y.shape[0] == len(docs) and max(seen) <= MAP_CHUNK < len(docs)
+    assert sum(seen) == len(docs)
+
+
+def test_a_mapper_takes_a_tok2vec_or_an_embed_not_both():
+    with pytest.raises(ValueError, match="not both"):
+        PhraseMapperCNN(tok2vec=MultiHashEmbed(8, ["NORM"], [10], False), embed=MultiHashEmbed(8, ["NORM"], [10], False))
 
 
 NOISE_WORDS = "patient history of severe mild acute chronic with had has the".split()
