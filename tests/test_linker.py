@@ -12,9 +12,9 @@ import pytest
 import scipy.sparse as sp
 import spacy
 from conftest import toy_vectors_nlp
+from spacy.ml.models.tok2vec import MultiHashEmbed
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from spacy.ml.models.tok2vec import MultiHashEmbed
 from thinc.api import Adam, Model, chain, fix_random_seed
 
 import spacy_text2node.linker_api  # noqa: F401  (registers factory, architectures, scorer)
@@ -769,6 +769,28 @@ def test_an_embed_mapper_is_context_free_maps_its_strings_and_links_the_same_aft
     assert link_phrases(spacy.load(tmp_path / "p"), phrases) == linked
 
 
+def test_an_embed_mapper_maps_from_its_kept_token_rows_what_it_maps_without_them(tiny_taxonomy):
+    nlp = _leaf_linker(tiny_taxonomy, toy_vectors_nlp(), embed=dict(HASH_EMBED))
+    linker = nlp.get_pipe("text2node_linker")
+    _train_on_taxonomy(nlp, tiny_taxonomy, epochs=2)
+    texts = [t for _, t in tiny_taxonomy.iter_texts()] + ["Gout gout GOUT", "", "...", "influenza " * 40]
+    docs = [nlp.make_doc(t) for t in texts]
+    offsets = [(i, 0, len(d)) for i, d in enumerate(docs)]
+
+    def uncached():
+        return linker.map_spans(docs, offsets, cached=False)
+
+    first = linker.map_spans(docs, offsets)  # fills the kept rows
+    assert linker._token_inputs._index
+    assert np.array_equal(first, uncached())
+    assert np.array_equal(linker.map_spans(docs, offsets), first)  # every form kept: the embed does not run
+    # an optimizer step changes the weights: the kept rows are dropped, not reused
+    train = _examples(nlp, _tax_pairs(tiny_taxonomy))
+    linker.update(train[:8], sgd=Adam(0.05))
+    assert not np.array_equal(linker.map_spans(docs, offsets), first)
+    assert np.array_equal(linker.map_spans(docs, offsets), uncached())
+
+
 def test_an_embed_mapper_embeds_only_the_docs_of_each_chunk_it_maps(tiny_taxonomy):
     seen = DOCS_EMBEDDED
     nlp = _leaf_linker(tiny_taxonomy, toy_vectors_nlp(), embed={"@architectures": "test.DocCountingEmbed.v1"})
@@ -777,13 +799,15 @@ def test_an_embed_mapper_embeds_only_the_docs_of_each_chunk_it_maps(tiny_taxonom
     docs = [nlp.make_doc(t) for t in texts]
     seen.clear()
     Y = linker.map_spans_in_chunks(docs, [(i, 0, len(d)) for i, d in enumerate(docs)])
-    assert Y.shape[0] == len(docs) and max(seen) <= MAP_CHUNK < len(docs)
-    assert sum(seen) == len(docs)
+    # (chunks whose token forms were all seen before do not run the embed at all)
+    assert Y.shape[0] == len(docs) and seen and max(seen) <= MAP_CHUNK < len(docs)
 
 
 def test_a_mapper_takes_a_tok2vec_or_an_embed_not_both():
     with pytest.raises(ValueError, match="not both"):
-        PhraseMapperCNN(tok2vec=MultiHashEmbed(8, ["NORM"], [10], False), embed=MultiHashEmbed(8, ["NORM"], [10], False))
+        PhraseMapperCNN(
+            tok2vec=MultiHashEmbed(8, ["NORM"], [10], False), embed=MultiHashEmbed(8, ["SHAPE"], [9], False)
+        )
 
 
 NOISE_WORDS = "patient history of severe mild acute chronic with had has the".split()

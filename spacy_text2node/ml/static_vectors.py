@@ -1,14 +1,15 @@
 """A mapper's static word vectors of spans: the table rows of a span's tokens, the rows of
 tokens the table lacks (the docs' vector hook), whether a span has any vector, and the
-mapper's input layer kept per table row (`StaticInputCache`, `predict_static`)."""
+mapper's input layer kept per table row (`StaticInputCache`, `predict_static`) or, after a
+context-free `embed`, per token form (`TokenInputCache`, `predict_embedded`)."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
-from spacy.attrs import LOWER, ORTH
+from spacy.attrs import LOWER, NORM, ORTH
 from spacy.tokens import Doc
 from thinc.api import Model
 from thinc.types import Floats2d, Ints1d, Ragged
@@ -220,3 +221,118 @@ def predict_static(
     for layer in layers[2:]:
         X = layer.predict(X)
     return model.ops.to_numpy(X), _spans_with_vectors(docs, spans, max_tokens, rows, lengths)
+
+
+def span_token_forms(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(ORTH, NORM) of each span's tokens, in the rows SpanEmbed gives them (at most
+    `max_tokens` per span; an empty span one row, (0, 0)), and the rows per span."""
+    lengths = np.zeros(len(spans), dtype="int32")
+    parts: List[np.ndarray] = []
+    arrays: Dict[int, np.ndarray] = {}
+    empty = np.zeros((1, 2), dtype="uint64")
+    for j, (i, start, end) in enumerate(spans):
+        end = min(end, start + max_tokens)
+        part = empty
+        if end > start:
+            a = arrays.get(i)
+            if a is None:
+                a = arrays[i] = docs[i].to_array([ORTH, NORM]).reshape((-1, 2))
+            part = a[start:end]
+        parts.append(part)
+        lengths[j] = len(part)
+    return (np.concatenate(parts) if parts else np.zeros((0, 2), dtype="uint64")), lengths
+
+
+class TokenInputCache:
+    """The input layer's outputs after a context-free `embed` (see SpanEmbed: a token's
+    row depends on the token's own form alone), per token form (ORTH and NORM), kept from
+    the first chunk of spans that holds the form. A chunk whose forms are all kept is
+    mapped without running the embed; any other chunk runs it whole and keeps its rows.
+
+    As with `StaticInputCache`, `RowBlockOps` computes each row alone, so a kept row is
+    bitwise the row a batch computes. The cache is emptied when the caller's key of the
+    vectors table or the weights change: at each call the embed's and the input layer's
+    weights are compared bit for bit with kept copies, except the hash tables
+    (`hashembed`), which only an optimizer step changes, and every step also changes the
+    embed's mixing layer, which reads every table at every step. At most `MAX_FORMS` forms
+    are kept (then the cache starts again). Threads may share one cache.
+    """
+
+    MAX_FORMS = 200_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: Any = None
+        self._weights: Tuple[np.ndarray, ...] = ()
+        self._index: Dict[Tuple[int, int], int] = {}
+        self._out = np.zeros((0, 0), dtype="float32")
+
+    @staticmethod
+    def _compared(layers: Sequence[Model]) -> Tuple[np.ndarray, ...]:
+        out = []
+        for layer in layers:
+            for node in layer.walk():
+                for name in node.param_names:
+                    if node.has_param(name) and not (node.name == "hashembed" and name == "E"):
+                        out.append(np.asarray(node.get_param(name)))
+        return tuple(out)
+
+    def rows(
+        self, layers: Sequence[Model], table_key: Any, forms: np.ndarray, compute: Callable[[], np.ndarray]
+    ) -> np.ndarray:
+        """The input layer's rows for the token forms `forms` ((ORTH, NORM) per row);
+        compute() gives all of them when one is not kept. layers: the span embed and the
+        input layer (whose weights key the rows)."""
+        weights = self._compared(layers)
+        keys = [(int(a), int(b)) for a, b in forms]
+        with self._lock:
+            same = len(weights) == len(self._weights) and all(
+                _same_bits(w, kept) for w, kept in zip(weights, self._weights)
+            )
+            if table_key != self._key or not same or len(self._index) + len(keys) > self.MAX_FORMS:
+                self._weights = tuple(np.array(w, copy=True) for w in weights)
+                self._key = table_key
+                self._index = {}
+                self._out = np.zeros((0, 0), dtype="float32")
+            idx = [self._index.get(k, -1) for k in keys]
+            if keys and min(idx) >= 0:
+                return self._out[np.asarray(idx)]
+        hidden = np.asarray(compute(), dtype="float32")
+        with self._lock:
+            if self._key == table_key and len(self._weights) == len(weights):
+                new = {k: j for j, k in enumerate(keys) if k not in self._index}
+                if new:
+                    start = len(self._out) if self._out.size else 0
+                    rows = np.asarray(list(new.values()))
+                    grown = hidden[rows] if not start else np.concatenate([self._out, hidden[rows]])
+                    for n, k in enumerate(new):
+                        self._index[k] = start + n
+                    self._out = grown
+        return hidden
+
+
+def predict_embedded(
+    model: Model, docs: Sequence[Doc], spans: SpanOffsets, cache: TokenInputCache, table_key: Any
+) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """`predict_static` for a mapper whose SpanEmbed holds a context-free `embed`: the
+    input layer's rows from `cache` by token form. None when the model is not of that
+    shape or runs on other ops than `RowBlockOps`: call `model.predict` then."""
+    layers = model.layers
+    if len(layers) < 3 or layers[0].name != "t2n_span_embed" or not layers[0].layers or not docs:
+        return None
+    if not layers[0].attrs.get("context_free", False) or layers[1].name != "with_array(t2n_input)":
+        return None
+    if not all(isinstance(node.ops, RowBlockOps) for node in layers[1].walk()):
+        return None
+    max_tokens = layers[0].attrs["max_tokens"]
+    forms, lengths = span_token_forms(docs, spans, max_tokens)
+
+    def compute() -> np.ndarray:
+        return model.ops.to_numpy(layers[1].predict(layers[0].predict((list(docs), spans))).dataXd)
+
+    hidden = cache.rows(layers[:2], table_key, forms, compute)
+    X: Any = Ragged(model.ops.asarray2f(cast(Floats2d, hidden)), model.ops.asarray1i(cast(Ints1d, lengths)))
+    for layer in layers[2:]:
+        X = layer.predict(X)
+    rows, row_lengths = static_span_rows(docs, spans, max_tokens)
+    return model.ops.to_numpy(X), _spans_with_vectors(docs, spans, max_tokens, rows, row_lengths)

@@ -28,7 +28,7 @@ from ..errors import LinkerNotReadyError, UnknownConceptError
 from ..index import NodeIndex, PhraseDictionary
 from ..ml.mapper import mapper_dims, set_mapper_dims  # registers the architectures too
 from ..ml.row_ops import batched_products
-from ..ml.static_vectors import StaticInputCache, spans_with_vectors
+from ..ml.static_vectors import StaticInputCache, TokenInputCache, spans_with_vectors
 from ..taxonomy import Taxonomy
 from . import calibrate as calibration
 from . import manifest as mf
@@ -123,6 +123,7 @@ class Text2NodeLinker(LinkerSearch, LinkerSerialization, TrainablePipe):
         self._results_key: Any = None
         self._vectors_seen: Dict[Any, Dict[str, Any]] = {}  # vectors_fingerprint per table (see check_vectors)
         self._static_inputs = StaticInputCache()  # the mapper's input layer per vector row (see map_spans)
+        self._token_inputs = TokenInputCache()  # the same per token form, after a context-free embed
 
     # settings and helpers ---------------------------------------------------------------
     @property

@@ -17,7 +17,7 @@ from ..index import NodeIndex
 from ..index.dictionary import probability
 from ..index.text import l2_normalize, quantize_rows
 from ..ml.mapper import context_free
-from ..ml.static_vectors import StaticInputCache, predict_static, spans_with_vectors
+from ..ml.static_vectors import StaticInputCache, TokenInputCache, predict_embedded, predict_static, spans_with_vectors
 from ..taxonomy import Taxonomy
 from .kb import leaf_mask
 from .settings import SearchSettings
@@ -83,6 +83,7 @@ class LinkerSearch:
     _results: Dict[str, List[Tuple[int, float]]]
     _results_key: Any
     _static_inputs: StaticInputCache
+    _token_inputs: TokenInputCache
     _strings_stale = False  # the mapper changed since the index's strings were mapped
 
     if TYPE_CHECKING:  # the component's, declared for the type checker only
@@ -302,12 +303,15 @@ class LinkerSearch:
     def map_spans(self, docs: Sequence[Doc], offsets: Offsets, *, cached: bool = True) -> np.ndarray:
         """Mapper outputs; spans without any word vector (punctuation, unknown words) get a
         zero row, so only the lexical channel links them. A mapper on static vectors takes
-        its input layer's rows of known words from a cache (`predict_static`), unless
+        its input layer's rows of known words from a cache (`predict_static`), one with a
+        context-free embed its rows of token forms seen before (`predict_embedded`), unless
         `cached` is False (while training: the weights change)."""
         fast = None
         if docs and cached:
             table_key = self.vectors_fingerprint(docs[0].vocab)["fingerprint"]
             fast = predict_static(self.model, docs, offsets, self._static_inputs, table_key)
+            if fast is None:
+                fast = predict_embedded(self.model, docs, offsets, self._token_inputs, table_key)
         if fast is not None:
             Y, with_vectors = fast
         else:
@@ -389,7 +393,8 @@ class LinkerSearch:
     def map_spans_in_chunks(self, docs: Sequence[Doc], offsets: Offsets) -> np.ndarray:
         """`map_spans` MAP_CHUNK spans at a time, as linking maps with a static mapper: the
         mapper's intermediate arrays stay small, and a span's row does not depend on the chunk."""
-        parts = [self.map_spans(*_chunk_docs(docs, offsets[c : c + MAP_CHUNK])) for c in range(0, len(offsets), MAP_CHUNK)]
+        chunks = [_chunk_docs(docs, offsets[c : c + MAP_CHUNK]) for c in range(0, len(offsets), MAP_CHUNK)]
+        parts = [self.map_spans(chunk_docs, chunk_offsets) for chunk_docs, chunk_offsets in chunks]
         return np.concatenate(parts) if parts else self.map_spans(docs, offsets)
 
     def allowed_nodes(self) -> Optional[np.ndarray]:
