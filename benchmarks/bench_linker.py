@@ -231,6 +231,13 @@ def own_phrase_vectors(tax, max_words: int = OWN_PHRASE_WORDS):
     return wv
 
 
+def project_embed() -> Dict[str, Any]:
+    """The token embedding of configs/linker.cfg's mapper (`[components.text2node_linker.model.embed]`)."""
+    from thinc.api import Config
+
+    return dict(Config().from_disk(REPO / "configs" / "linker.cfg")["components"]["text2node_linker"]["model"]["embed"])
+
+
 def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     import spacy
 
@@ -263,6 +270,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     nv, n2v_s = (None, 0.0) if space == "text" else node_vectors_for(tax, spec["setting"], spec)
     t0 = time.perf_counter()
     cands = spec.get("candidates") or files["candidates"]
+    model: Dict[str, Any] = {"embed": project_embed()} if spec.get("embed") else {}
     nlp = build_linker_nlp(
         tax,
         nv,
@@ -271,6 +279,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
         architecture=arch,
         node_space="node2vec+text" if space == "text" else space,
         candidates=cands,
+        **model,
     )
     build_s = time.perf_counter() - t0
     mk = lambda p: phrase_example(nlp, p["text"], p["concept"], p["gold"])  # noqa: E731
@@ -411,6 +420,12 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
         action="store_true",
         help="NCBI: no phrase dictionary of the train mentions (the linker alone, as before it had one)",
     )
+    ap.add_argument(
+        "--embed",
+        action="store_true",
+        help="our mapper reads configs/linker.cfg's token embedding (hashed word features beside the static vectors, "
+        "as the project's linkers) instead of the static vectors alone",
+    )
     ap.add_argument("--walks", type=int, default=10)
     ap.add_argument("--walk-length", type=int, default=80)
     ap.add_argument("--dim", type=int, default=128)
@@ -446,6 +461,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> No
                 "subwords": a.subwords,
                 "candidates": a.candidates,
                 "dictionary": not a.no_dictionary,
+                "embed": a.embed,
                 "vectors": a.vectors
                 if not a.vectors or a.vectors.startswith(OWN_PHRASE)
                 else str(Path(a.vectors).resolve()),
