@@ -248,6 +248,7 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from spacy_text2node.readers.linking import phrase_example, read_pairs
     from spacy_text2node.scoring import ranking_scores
     from spacy_text2node.vectors import build_vectors_pipeline, glove_6b_50d
+    from spacy_text2node.vectors.pipeline import add_case_variants
 
     arch, space = spec["contender"].split(":", 1)
     files = setting_files(spec["setting"], spec.get("subtree"))
@@ -263,6 +264,12 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
         wv = own_phrase_vectors(tax, own_phrase_words(spec["vectors"]))
     elif spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
         wv = spacy.load(spec["vectors"])
+    elif spec.get("embed"):  # keyed by exact forms, case variants too: the embed's table lookup survives loading
+        words, matrix = glove_6b_50d()
+        wv = build_vectors_pipeline(
+            words, matrix, lowercase=False, subwords=spec.get("subwords") or None, show_progress=False
+        )
+        add_case_variants(wv.vocab.vectors, words)
     else:
         words, matrix = glove_6b_50d()
         wv = build_vectors_pipeline(words, matrix, subwords=spec.get("subwords") or None, show_progress=False)

@@ -45,6 +45,7 @@ from spacy_text2node.ml.mapper import PhraseMapperBiLSTM, PhraseMapperCNN, Phras
 from spacy_text2node.pipeline.calibrate import calibration_table
 from spacy_text2node.pipeline.search import MAP_CHUNK
 from spacy_text2node.pipeline.settings import DEFAULT_LINKER_MODEL, SearchSettings
+from spacy_text2node.vectors.pipeline import add_case_variants
 from spacy_text2node.visualize import concept_url, render_links
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -789,6 +790,28 @@ def test_an_embed_mapper_maps_from_its_kept_token_rows_what_it_maps_without_them
     linker.update(train[:8], sgd=Adam(0.05))
     assert not np.array_equal(linker.map_spans(docs, offsets), first)
     assert np.array_equal(linker.map_spans(docs, offsets), uncached())
+
+
+def test_an_embed_with_static_vectors_refuses_a_table_looked_up_by_lower_case_which_loading_would_change(
+    tiny_taxonomy, tmp_path
+):
+    # spaCy does not save a table's lookup attribute: a LOWER table maps otherwise once loaded
+    from spacy_text2node.vectors import build_vectors_pipeline
+
+    src = toy_vectors_nlp()
+    words = [src.vocab.strings[k] for k in src.vocab.vectors.keys()]
+    matrix = np.stack([src.vocab.get_vector(w) for w in words])
+    lower = build_vectors_pipeline(words, matrix, lowercase=True, subwords=None)
+    with pytest.raises(ValueError, match="looks tokens up by LOWER"):
+        _leaf_linker(tiny_taxonomy, lower, embed=dict(HASH_EMBED))
+    # keyed by exact forms with the case variants: the same links before and after loading
+    exact = build_vectors_pipeline(words, matrix, lowercase=False, subwords=None)
+    add_case_variants(exact.vocab.vectors, words)
+    nlp = _leaf_linker(tiny_taxonomy, exact, embed=dict(HASH_EMBED))
+    _train_on_taxonomy(nlp, tiny_taxonomy, epochs=2)
+    phrases = ["Gout", "INFLUENZA", "diabetes Type 2"]
+    nlp.to_disk(tmp_path / "p")
+    assert np.array_equal(map_phrases(spacy.load(tmp_path / "p"), phrases), map_phrases(nlp, phrases))
 
 
 def test_an_embed_mapper_embeds_only_the_docs_of_each_chunk_it_maps(tiny_taxonomy):

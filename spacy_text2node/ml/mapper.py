@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
+from spacy.attrs import IDS, ORTH
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import (
@@ -42,6 +43,7 @@ from .static_vectors import (
 )
 
 MapperInput = Tuple[List[Doc], SpanOffsets]
+IDS_TO_NAMES = {v: k for k, v in IDS.items()}
 
 # the row ops and the static-vector helpers are part of this module's API too
 __all__ = [
@@ -94,7 +96,12 @@ def SpanEmbed(
         _span_embed_forward,
         init=_span_embed_init,
         layers=[layer] if layer is not None else [],
-        attrs={"max_tokens": max_tokens, "context_free": tok2vec is None},
+        attrs={
+            "max_tokens": max_tokens,
+            "context_free": tok2vec is None,
+            # spaCy's StaticVectors look tokens up by the table's `attr`, which is not saved
+            "reads_table": embed is not None and any(n.name == "static_vectors" for n in embed.walk()),
+        },
         dims={"nO": None},
     )
 
@@ -119,6 +126,22 @@ def _span_embed_init(model: Model, X: Optional[MapperInput] = None, Y: Any = Non
                 f"are {width - 1}-d. Use the word vectors the model was trained with."
             )
         model.set_dim("nO", width)
+
+
+def check_table_lookup(vectors: Any) -> None:
+    """An embed with static vectors (spaCy's StaticVectors) looks tokens up by the table's
+    `attr`, which spaCy does not save: a table built in code with attr LOWER is looked up
+    by exact form once the pipeline is saved and loaded, and the mapper would map otherwise
+    after loading than it did when trained. Refuse such a table."""
+    attr = getattr(vectors, "attr", ORTH)
+    if attr != ORTH and getattr(vectors, "mode", "default") == "default":
+        raise ValueError(
+            f"The mapper's embed reads the static vectors, and the vocab's table looks tokens up by "
+            f"{IDS_TO_NAMES.get(attr, attr)}, which spaCy does not save: after nlp.to_disk and spacy.load it "
+            "would look them up by exact form and map spans differently. Key the table by exact forms "
+            "(spacy_text2node.vectors.make_vectors_table(..., lowercase=False), then add_case_variants for "
+            "capitalised forms), or load the vectors from disk (a loaded table is keyed by exact form)."
+        )
 
 
 def docs_vector_width(docs: Sequence[Doc]) -> int:
@@ -158,6 +181,8 @@ def _span_embed_forward(model: Model, X: MapperInput, is_train: bool):
         return ragged, backprop_static
 
     tok2vec = model.layers[0]
+    if model.attrs.get("reads_table") and docs:
+        check_table_lookup(docs[0].vocab.vectors)
     tokvecs, bp_tok2vec = tok2vec(docs, is_train)
     width = tokvecs[0].shape[1] if tokvecs else model.get_dim("nO")
     pieces = []
