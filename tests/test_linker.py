@@ -1259,6 +1259,9 @@ def test_linker_cfg_init_and_train(tiny_taxonomy, tmp_path):
     (tmp_path / "out").mkdir()
     nlp, _ = train_loop(nlp, tmp_path / "out", stdout=io.StringIO(), stderr=io.StringIO())
     best = spacy.load(tmp_path / "out" / "model-last")
+    # the shipped mapper's embed reads the GloVe table: loaded, it maps as it was trained
+    phrases = ["Bronchial asthma", "GOUT", "sugar Disease"]
+    assert np.array_equal(map_phrases(best, phrases), map_phrases(nlp, phrases))
     doc = best("Bronchial asthma")
     assert doc.ents[0].kb_id_ == "ASTH"
     assert best("sugar disease").ents[0].kb_id_ == "T2DM"  # from [paths] dictionary

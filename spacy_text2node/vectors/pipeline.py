@@ -204,10 +204,18 @@ def phrase_vectors(nlp: Language, texts: Sequence[str], *, batch_size: int = 100
 VectorsLoader = Callable[[Language], Language]
 
 
-def _loader(get: Callable[[], Tuple[List[str], np.ndarray]], lowercase: bool) -> VectorsLoader:
+def _loader(
+    get: Callable[[], Tuple[List[str], np.ndarray]], lowercase: bool, case_variants: bool = False
+) -> VectorsLoader:
     def load_into(nlp: Language) -> Language:
         words, matrix = get()
-        nlp.vocab.vectors = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=lowercase)
+        if case_variants:
+            # keyed by exact forms, as a loaded table is looked up (spaCy does not save the lookup attribute)
+            table = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=False)
+            add_case_variants(table, words)
+        else:
+            table = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=lowercase)
+        nlp.vocab.vectors = table
         return nlp
 
     load_into.load = get  # type: ignore[attr-defined]
@@ -216,12 +224,19 @@ def _loader(get: Callable[[], Tuple[List[str], np.ndarray]], lowercase: bool) ->
 
 @registry.misc("spacy-text2node.GloVeVectors.v1")
 def make_glove_vectors(
-    path: Optional[str] = None, format: str = "glove-6b-50d", max_words: Optional[int] = None, lowercase: bool = True
+    path: Optional[str] = None,
+    format: str = "glove-6b-50d",
+    max_words: Optional[int] = None,
+    lowercase: bool = True,
+    case_variants: bool = False,
 ) -> VectorsLoader:
     """A loader `nlp -> nlp` that puts a vectors file (default GloVe 6B 50-d) into
     `nlp.vocab.vectors`; usable as `[initialize.before_init]`. `loader.load()`
-    returns `(words, matrix)`."""
-    return _loader(lambda: read_vectors(path, format, max_words=max_words), lowercase)
+    returns `(words, matrix)`. case_variants: for lowercased words, key their
+    Capitalized, Title and UPPER forms too and look tokens up by exact form, as the table
+    is looked up once the trained pipeline is saved and loaded (what a mapper's embed
+    with static vectors needs: configs/linker.cfg sets it)."""
+    return _loader(lambda: read_vectors(path, format, max_words=max_words), lowercase, case_variants and lowercase)
 
 
 @registry.misc("spacy-text2node.TrainedVectors.v1")
