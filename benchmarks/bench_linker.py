@@ -226,9 +226,8 @@ def own_phrase_vectors(tax, max_words: int = OWN_PHRASE_WORDS):
         return spacy.load(d)
     loader = make_distilled_vectors(method="phrase", taxonomy=tax, max_words=max_words, cache_dir=str(CACHE / "minilm"))
     words, matrix = loader.load()
-    wv = build_vectors_pipeline(words, matrix, subwords="ngram", show_progress=False)
-    wv.to_disk(d)
-    return wv
+    build_vectors_pipeline(words, matrix, subwords="ngram", show_progress=False).to_disk(d)
+    return spacy.load(d)  # as every later run gets it: the table looked up by exact form
 
 
 def project_embed() -> Dict[str, Any]:
@@ -264,15 +263,17 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
         wv = own_phrase_vectors(tax, own_phrase_words(spec["vectors"]))
     elif spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
         wv = spacy.load(spec["vectors"])
-    elif spec.get("embed"):  # keyed by exact forms, case variants too: the embed's table lookup survives loading
+    elif spec.get("embed"):  # keyed by exact forms (case variants below): the embed's lookup survives loading
         words, matrix = glove_6b_50d()
         wv = build_vectors_pipeline(
             words, matrix, lowercase=False, subwords=spec.get("subwords") or None, show_progress=False
         )
-        add_case_variants(wv.vocab.vectors, words)
     else:
         words, matrix = glove_6b_50d()
         wv = build_vectors_pipeline(words, matrix, subwords=spec.get("subwords") or None, show_progress=False)
+    if spec.get("embed"):  # the embed's table lookup is by exact form: key the case variants too
+        table = wv.vocab.vectors
+        add_case_variants(table, [w for w in (wv.vocab.strings[k] for k in list(table.key2row)) if w == w.lower()])
     vectors_s = time.perf_counter() - t0
     nv, n2v_s = (None, 0.0) if space == "text" else node_vectors_for(tax, spec["setting"], spec)
     t0 = time.perf_counter()
