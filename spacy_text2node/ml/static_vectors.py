@@ -40,24 +40,32 @@ def static_span_rows(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -
     RETURNS (Tuple[np.ndarray, np.ndarray]): the rows (int64, -1 = unknown) and the
         number of rows per span (int32).
     """
+    ids, lengths = _span_token_ids(docs, spans, max_tokens, (LOWER, ORTH))
+    return _find_rows(docs, ids[:, 0], ids[:, 1]), lengths
+
+
+def _span_token_ids(
+    docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int, attrs: Tuple[int, int]
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Two attributes of each span's tokens, in the rows SpanEmbed gives them: at most
+    `max_tokens` per span, an empty span one row of zeros (n, 2 uint64), and the rows per span."""
     lengths = np.zeros(len(spans), dtype="int32")
     parts: List[np.ndarray] = []
-    arrays: Dict[int, np.ndarray] = {}  # (LOWER, ORTH) per token, one array per doc
-    empty = np.zeros((1, 2), dtype="uint64")  # an empty span: one unknown row
+    arrays: Dict[int, np.ndarray] = {}  # the attributes per token, one array per doc
+    empty = np.zeros((1, 2), dtype="uint64")
     for j, (i, start, end) in enumerate(spans):
         end = min(end, start + max_tokens)
         part = empty
         if end > start:
             a = arrays.get(i)
             if a is None:
-                a = arrays[i] = docs[i].to_array([LOWER, ORTH]).reshape((-1, 2))
+                a = arrays[i] = docs[i].to_array(list(attrs)).reshape((-1, 2))
             seg = a[start:end]
             if len(seg):
                 part = seg
         parts.append(part)
         lengths[j] = len(part)
-    ids = np.concatenate(parts) if parts else np.zeros((0, 2), dtype="uint64")
-    return _find_rows(docs, ids[:, 0], ids[:, 1]), lengths
+    return (np.concatenate(parts) if parts else np.zeros((0, 2), dtype="uint64")), lengths
 
 
 def _hooked_tokens(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> List[Any]:
@@ -224,23 +232,9 @@ def predict_static(
 
 
 def span_token_forms(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(ORTH, NORM) of each span's tokens, in the rows SpanEmbed gives them (at most
-    `max_tokens` per span; an empty span one row, (0, 0)), and the rows per span."""
-    lengths = np.zeros(len(spans), dtype="int32")
-    parts: List[np.ndarray] = []
-    arrays: Dict[int, np.ndarray] = {}
-    empty = np.zeros((1, 2), dtype="uint64")
-    for j, (i, start, end) in enumerate(spans):
-        end = min(end, start + max_tokens)
-        part = empty
-        if end > start:
-            a = arrays.get(i)
-            if a is None:
-                a = arrays[i] = docs[i].to_array([ORTH, NORM]).reshape((-1, 2))
-            part = a[start:end]
-        parts.append(part)
-        lengths[j] = len(part)
-    return (np.concatenate(parts) if parts else np.zeros((0, 2), dtype="uint64")), lengths
+    """(ORTH, NORM) of each span's tokens, in the rows SpanEmbed gives them (an empty span
+    one row, (0, 0)), and the rows per span."""
+    return _span_token_ids(docs, spans, max_tokens, (ORTH, NORM))
 
 
 class TokenInputCache:
