@@ -768,6 +768,9 @@ def test_an_embed_mapper_is_context_free_maps_its_strings_and_links_the_same_aft
     linked = link_phrases(nlp, phrases)
     nlp.to_disk(tmp_path / "p")
     assert link_phrases(spacy.load(tmp_path / "p"), phrases) == linked
+    # a batch of nothing but empty phrases: NIL, not a crash in the embed
+    assert link_phrases(nlp, ["", " "]) == [[], []]
+    assert not map_phrases(nlp, [""]).any()
 
 
 def test_an_embed_mapper_maps_from_its_kept_token_rows_what_it_maps_without_them(tiny_taxonomy):

@@ -183,7 +183,12 @@ def _span_embed_forward(model: Model, X: MapperInput, is_train: bool):
     tok2vec = model.layers[0]
     if model.attrs.get("reads_table") and docs:
         check_table_lookup(docs[0].vocab.vectors)
-    tokvecs, bp_tok2vec = tok2vec(docs, is_train)
+    if model.attrs.get("context_free") and not any(len(doc) for doc in docs):
+        # nothing to embed (empty docs): thinc's layers fail on a batch without tokens
+        tokvecs = [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs]
+        bp_tok2vec: Any = lambda d_tokvecs: []  # noqa: E731
+    else:
+        tokvecs, bp_tok2vec = tok2vec(docs, is_train)
     width = tokvecs[0].shape[1] if tokvecs else model.get_dim("nO")
     pieces = []
     lengths = np.zeros(len(spans), dtype="int32")

@@ -249,17 +249,17 @@ class TokenInputCache:
     weights are compared bit for bit with kept copies, except the hash tables
     (`hashembed`), which only an optimizer step changes, and every step also changes the
     embed's mixing layer, which reads every table at every step. At most `MAX_FORMS` forms
-    are kept (then the cache starts again). Threads may share one cache.
+    are kept (25 MB at width 128; then the cache starts again). Threads may share one cache.
     """
 
-    MAX_FORMS = 200_000
+    MAX_FORMS = 50_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: Any = None
         self._weights: Tuple[np.ndarray, ...] = ()
         self._index: Dict[Tuple[int, int], int] = {}
-        self._out = np.zeros((0, 0), dtype="float32")
+        self._out = np.zeros((0, 0), dtype="float32")  # rows 0 .. len(self._index) in use, doubled when full
 
     @staticmethod
     def _compared(layers: Sequence[Model]) -> Tuple[np.ndarray, ...]:
@@ -296,12 +296,15 @@ class TokenInputCache:
             if self._key == table_key and len(self._weights) == len(weights):
                 new = {k: j for j, k in enumerate(keys) if k not in self._index}
                 if new:
-                    start = len(self._out) if self._out.size else 0
-                    rows = np.asarray(list(new.values()))
-                    grown = hidden[rows] if not start else np.concatenate([self._out, hidden[rows]])
+                    start, end = len(self._index), len(self._index) + len(new)
+                    if end > len(self._out):
+                        grown = np.zeros((max(end, 2 * len(self._out), 1024), hidden.shape[1]), dtype="float32")
+                        if start:
+                            grown[:start] = self._out[:start]
+                        self._out = grown
+                    self._out[start:end] = hidden[np.asarray(list(new.values()))]
                     for n, k in enumerate(new):
                         self._index[k] = start + n
-                    self._out = grown
         return hidden
 
 
