@@ -263,14 +263,11 @@ def run_linker(spec: Dict[str, Any]) -> Dict[str, Any]:
         wv = own_phrase_vectors(tax, own_phrase_words(spec["vectors"]))
     elif spec.get("vectors"):  # a spaCy pipeline with vectors, e.g. the project's assets/vectors
         wv = spacy.load(spec["vectors"])
-    elif spec.get("embed"):  # keyed by exact forms (case variants below): the embed's lookup survives loading
+    else:  # with the embed keyed by exact forms (case variants below): its table lookup survives loading
         words, matrix = glove_6b_50d()
         wv = build_vectors_pipeline(
-            words, matrix, lowercase=False, subwords=spec.get("subwords") or None, show_progress=False
+            words, matrix, lowercase=not spec.get("embed"), subwords=spec.get("subwords") or None, show_progress=False
         )
-    else:
-        words, matrix = glove_6b_50d()
-        wv = build_vectors_pipeline(words, matrix, subwords=spec.get("subwords") or None, show_progress=False)
     if spec.get("embed"):  # the embed's table lookup is by exact form: key the case variants too
         table = wv.vocab.vectors
         add_case_variants(table, [w for w in (wv.vocab.strings[k] for k in list(table.key2row)) if w == w.lower()])

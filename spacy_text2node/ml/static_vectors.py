@@ -45,27 +45,29 @@ def static_span_rows(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -
 
 
 def _span_token_ids(
-    docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int, attrs: Tuple[int, int]
+    docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int, attrs: Tuple[int, ...]
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Two attributes of each span's tokens, in the rows SpanEmbed gives them: at most
-    `max_tokens` per span, an empty span one row of zeros (n, 2 uint64), and the rows per span."""
+    """Attributes of each span's tokens, in the rows SpanEmbed gives them: at most
+    `max_tokens` per span, an empty span one row of zeros ((n, len(attrs)) uint64), and the
+    rows per span."""
+    width = len(attrs)
     lengths = np.zeros(len(spans), dtype="int32")
     parts: List[np.ndarray] = []
     arrays: Dict[int, np.ndarray] = {}  # the attributes per token, one array per doc
-    empty = np.zeros((1, 2), dtype="uint64")
+    empty = np.zeros((1, width), dtype="uint64")
     for j, (i, start, end) in enumerate(spans):
         end = min(end, start + max_tokens)
         part = empty
         if end > start:
             a = arrays.get(i)
             if a is None:
-                a = arrays[i] = docs[i].to_array(list(attrs)).reshape((-1, 2))
+                a = arrays[i] = docs[i].to_array(list(attrs)).reshape((-1, width))
             seg = a[start:end]
             if len(seg):
                 part = seg
         parts.append(part)
         lengths[j] = len(part)
-    return (np.concatenate(parts) if parts else np.zeros((0, 2), dtype="uint64")), lengths
+    return (np.concatenate(parts) if parts else np.zeros((0, width), dtype="uint64")), lengths
 
 
 def _hooked_tokens(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> List[Any]:
@@ -141,6 +143,11 @@ def _spans_with_vectors(
     return np.logical_or.reduceat(known, starts) if known.size else np.zeros(len(lengths), dtype=bool)
 
 
+def _same_weights(weights: Sequence[np.ndarray], kept: Sequence[np.ndarray]) -> bool:
+    """Whether a layer's weights are, bit for bit, the copies a cache kept with its rows."""
+    return len(weights) == len(kept) and all(_same_bits(w, k) for w, k in zip(weights, kept))
+
+
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two arrays hold the same bits (NaN equals NaN, -0.0 differs from 0.0)."""
     if a.shape != b.shape or a.dtype != b.dtype:
@@ -181,7 +188,7 @@ class StaticInputCache:
         key = (id(table), table.shape, table_key)
         weights = (np.asarray(layer.get_param("W")), np.asarray(layer.get_param("b")))
         with self._lock:
-            if key != self._key or not all(_same_bits(w, kept) for w, kept in zip(weights, self._weights)):
+            if key != self._key or not _same_weights(weights, self._weights):
                 self._weights = tuple(np.array(w, copy=True) for w in weights)
                 self._out = np.zeros((table.shape[0], layer.get_dim("nO")), dtype="float32")
                 self._done = np.zeros(table.shape[0], dtype=bool)
@@ -231,12 +238,6 @@ def predict_static(
     return model.ops.to_numpy(X), _spans_with_vectors(docs, spans, max_tokens, rows, lengths)
 
 
-def span_token_forms(docs: Sequence[Doc], spans: SpanOffsets, max_tokens: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(ORTH, NORM) of each span's tokens, in the rows SpanEmbed gives them (an empty span
-    one row, (0, 0)), and the rows per span."""
-    return _span_token_ids(docs, spans, max_tokens, (ORTH, NORM))
-
-
 class TokenInputCache:
     """The input layer's outputs after a context-free `embed` (see SpanEmbed: a token's
     row depends on the token's own form alone), per token form (ORTH and NORM), kept from
@@ -280,9 +281,7 @@ class TokenInputCache:
         weights = self._compared(layers)
         keys = [(int(a), int(b)) for a, b in forms]
         with self._lock:
-            same = len(weights) == len(self._weights) and all(
-                _same_bits(w, kept) for w, kept in zip(weights, self._weights)
-            )
+            same = _same_weights(weights, self._weights)
             if table_key != self._key or not same or len(self._index) + len(keys) > self.MAX_FORMS:
                 self._weights = tuple(np.array(w, copy=True) for w in weights)
                 self._key = table_key
@@ -322,7 +321,9 @@ def predict_embedded(
     if not all(isinstance(node.ops, RowBlockOps) for node in layers[1].walk()):
         return None
     max_tokens = layers[0].attrs["max_tokens"]
-    forms, lengths = span_token_forms(docs, spans, max_tokens)
+    # one walk over the tokens: (ORTH, NORM) key the kept rows, (LOWER, ORTH) find the table rows
+    ids, lengths = _span_token_ids(docs, spans, max_tokens, (LOWER, ORTH, NORM))
+    forms = ids[:, 1:]
 
     def compute() -> np.ndarray:
         return model.ops.to_numpy(layers[1].predict(layers[0].predict((list(docs), spans))).dataXd)
@@ -331,5 +332,5 @@ def predict_embedded(
     X: Any = Ragged(model.ops.asarray2f(cast(Floats2d, hidden)), model.ops.asarray1i(cast(Ints1d, lengths)))
     for layer in layers[2:]:
         X = layer.predict(X)
-    rows, row_lengths = static_span_rows(docs, spans, max_tokens)
-    return model.ops.to_numpy(X), _spans_with_vectors(docs, spans, max_tokens, rows, row_lengths)
+    rows = _find_rows(docs, ids[:, 0], ids[:, 1])
+    return model.ops.to_numpy(X), _spans_with_vectors(docs, spans, max_tokens, rows, lengths)

@@ -209,12 +209,11 @@ def _loader(
 ) -> VectorsLoader:
     def load_into(nlp: Language) -> Language:
         words, matrix = get()
+        # with case_variants keyed by exact forms, as a loaded table is looked up (spaCy does
+        # not save the lookup attribute)
+        table = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=lowercase and not case_variants)
         if case_variants:
-            # keyed by exact forms, as a loaded table is looked up (spaCy does not save the lookup attribute)
-            table = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=False)
             add_case_variants(table, words)
-        else:
-            table = make_vectors_table(words, matrix, strings=nlp.vocab.strings, lowercase=lowercase)
         nlp.vocab.vectors = table
         return nlp
 
